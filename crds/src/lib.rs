@@ -1,0 +1,5 @@
+//! Tollgate's model: the resources users apply, the compiled table the proxies serve, and the
+//! compiler between them. Pure: no I/O, no clock, no Kubernetes client.
+
+pub mod crd;
+pub mod resources;

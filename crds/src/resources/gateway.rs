@@ -1,0 +1,552 @@
+//! `ApiGateway`: one API, its stages, domains, authorizers and how its proxy fleet runs.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{LocalRef, ThrottleSettings};
+
+/// An API, as Amazon API Gateway's REST API: a set of stages served by a fleet of proxies.
+/// Routes attach to it with `spec.gatewayRef`; usage plans name it in `spec.apiStages`.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "tollgate.dev",
+    version = "v1alpha1",
+    kind = "ApiGateway",
+    plural = "apigateways",
+    shortname = "agw",
+    namespaced,
+    doc = "An API, as Amazon API Gateway's REST API: stages, domains, authorizers and a proxy fleet.",
+    status = "ApiGatewayStatus",
+    printcolumn = r#"{"name":"Type","type":"string","jsonPath":".spec.endpointType"}"#,
+    printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.invokeUrl"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.stages.all(s, self.stages.filter(t, t.name == s.name).size() == 1)",
+        "message": "stage names must be unique: rename or remove the repeated entry in spec.stages"
+    },
+    {
+        "rule": "!has(self.authorizers) || self.authorizers.all(a, self.authorizers.filter(b, b.name == a.name).size() == 1)",
+        "message": "authorizer names must be unique: rename or remove the repeated entry in spec.authorizers"
+    },
+    {
+        "rule": "!has(self.domains) || self.domains.all(d, self.domains.filter(e, e.hostname == d.hostname).size() == 1)",
+        "message": "each hostname may appear once in spec.domains: merge the base path mappings into one entry"
+    },
+    {
+        "rule": "!has(self.apiKeySource) || self.apiKeySource != 'AUTHORIZER' || (has(self.authorizers) && self.authorizers.exists(a, a.type != 'JWT'))",
+        "message": "apiKeySource AUTHORIZER needs a TOKEN or REQUEST authorizer in spec.authorizers to supply the key"
+    },
+    {
+        "rule": "self.endpointType != 'Private' || (has(self.resourcePolicy) && ((has(self.resourcePolicy.allowCidrs) && size(self.resourcePolicy.allowCidrs) > 0) || (has(self.resourcePolicy.allowNamespaces) && size(self.resourcePolicy.allowNamespaces) > 0)))",
+        "message": "a Private gateway needs spec.resourcePolicy.allowCidrs or allowNamespaces to say who may call it"
+    }
+]))]
+pub struct ApiGatewaySpec {
+    /// Where the API is reachable from. `Regional`: a Deployment behind a LoadBalancer
+    /// Service. `Edge`: a DaemonSet on the nodes chosen by `fleet.nodeSelector`, Service with
+    /// `externalTrafficPolicy: Local`. `Private`: a ClusterIP Service and a NetworkPolicy that
+    /// admits only `resourcePolicy.allowNamespaces` and `allowCidrs`.
+    #[serde(default)]
+    pub endpoint_type: EndpointType,
+
+    /// What this API is for; shown to people, not used by the proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub description: Option<String>,
+
+    /// The stages (deployments) of the API. The stage is the first segment of the request
+    /// path: `https://{host}/{stage}/{resource}`.
+    #[schemars(length(min = 1, max = 10))]
+    pub stages: Vec<Stage>,
+
+    /// Gateway-wide throttle, applied to every request before any stage, route or usage plan
+    /// limit. Defaults to 10,000 requests/s with a burst of 5,000, as Amazon API Gateway's
+    /// account limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<ThrottleSettings>,
+
+    /// How throttle and quota counters are kept across the proxy fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limiting: Option<RateLimiting>,
+
+    /// Where the proxy reads API keys from. `HEADER`: the `x-api-key` request header.
+    /// `AUTHORIZER`: the `usageIdentifierKey` a TOKEN or REQUEST authorizer returns.
+    #[serde(default)]
+    pub api_key_source: ApiKeySource,
+
+    /// Authorizers that routes may name in `spec.authorizer`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub authorizers: Vec<Authorizer>,
+
+    /// Custom domain names, each with its TLS certificate and base path mappings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub domains: Vec<CustomDomain>,
+
+    /// Cross-origin resource sharing: the proxy answers preflight requests and adds the
+    /// `Access-Control-*` headers to responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+
+    /// Who may call the API, by source address. Required for `Private` gateways.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_policy: Option<ResourcePolicy>,
+
+    /// How the proxy fleet for this gateway runs in the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetSettings>,
+}
+
+/// Where an API is reachable from.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum EndpointType {
+    Edge,
+    #[default]
+    Regional,
+    Private,
+}
+
+/// Where the proxy reads API keys from.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum ApiKeySource {
+    #[default]
+    HEADER,
+    AUTHORIZER,
+}
+
+/// A stage: a named deployment of the API with its own variables, throttle and canary.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Stage {
+    /// Stage name: the first path segment of every request to it (`dev`, `prod`, `v1`).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,128}$"), length(min = 1, max = 128))]
+    pub name: String,
+
+    /// What this stage is for; shown to people only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub description: Option<String>,
+
+    /// Stage variables, referenced as `${stageVariables.name}` in integration URLs and
+    /// headers and passed to Lambda functions. Names: letters, digits, underscore.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {
+            "rule": "self.all(k, k.matches('^[A-Za-z0-9_]{1,64}$'))",
+            "message": "stage variable names may use only letters, digits and underscores (at most 64)"
+        },
+        {
+            "rule": "self.all(k, self[k].matches('^[A-Za-z0-9-._~:/?#&=,]{0,512}$'))",
+            "message": "stage variable values may use letters, digits and -._~:/?#&=, (at most 512 characters)"
+        }
+    ]))]
+    pub variables: BTreeMap<String, String>,
+
+    /// Default throttle for every route of this stage. Capped by the gateway-wide throttle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<ThrottleSettings>,
+
+    /// A canary release: a share of this stage's traffic served with other stage variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanarySettings>,
+}
+
+/// A canary release on a stage.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.percentTraffic) || !has(self.stageVariableOverrides)",
+        "message": "canary.stageVariableOverrides needs canary.percentTraffic: say what share of requests the canary takes"
+    }
+]))]
+pub struct CanarySettings {
+    /// Percent of the stage's requests (0 to 100) served by the canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub percent_traffic: Option<f64>,
+
+    /// Stage variables that differ on the canary; the others are the stage's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {
+            "rule": "self.all(k, k.matches('^[A-Za-z0-9_]{1,64}$'))",
+            "message": "stage variable names may use only letters, digits and underscores (at most 64)"
+        }
+    ]))]
+    pub stage_variable_overrides: BTreeMap<String, String>,
+}
+
+/// How throttle and quota counters are shared across the proxy fleet.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.mode != 'Redis' || has(self.redis)",
+        "message": "rateLimiting.mode Redis needs rateLimiting.redis.url"
+    }
+]))]
+pub struct RateLimiting {
+    /// `Local`: each proxy enforces its share of every rate (rate / number of proxies).
+    /// `Redis`: counters live in Redis, exact across the fleet, one round trip per request.
+    #[serde(default)]
+    pub mode: RateLimitMode,
+    /// The Redis server used in `Redis` mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisSettings>,
+}
+
+/// Where throttle and quota counters are kept.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RateLimitMode {
+    #[default]
+    Local,
+    Redis,
+}
+
+/// The Redis server for fleet-wide counters.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisSettings {
+    /// `redis://host:port/db` or `rediss://` for TLS.
+    #[schemars(regex(pattern = r"^rediss?://[^\s]+$"))]
+    pub url: String,
+    /// What the proxy does while Redis is unreachable. `FailOpen`: admit requests.
+    /// `FailClosed`: answer 429. `Local`: enforce each proxy's local share meanwhile.
+    #[serde(default)]
+    pub on_failure: RedisFailureMode,
+}
+
+/// What the proxy does while Redis is unreachable.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RedisFailureMode {
+    FailOpen,
+    FailClosed,
+    #[default]
+    Local,
+}
+
+/// An authorizer: who the caller is, checked before the integration runs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.type == 'JWT' ? (has(self.jwt) && !has(self.http) && !has(self.lambda)) : (!has(self.jwt) && (has(self.http) ? 1 : 0) + (has(self.lambda) ? 1 : 0) == 1)",
+        "message": "a JWT authorizer needs jwt; a TOKEN or REQUEST authorizer needs exactly one of http or lambda"
+    },
+    {
+        "rule": "self.type != 'TOKEN' || (has(self.identitySource) && size(self.identitySource) == 1 && self.identitySource[0].startsWith('$request.header.'))",
+        "message": "a TOKEN authorizer takes exactly one identitySource, a header: $request.header.Name"
+    }
+]))]
+pub struct Authorizer {
+    /// Name that routes use in `spec.authorizer`.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
+    pub name: String,
+
+    /// `JWT`: validate a JSON Web Token against an issuer's JWKS. `TOKEN`: send one header to
+    /// a custom authorizer. `REQUEST`: send the identity sources and request context to a
+    /// custom authorizer (the role of Amazon's Lambda authorizer).
+    #[serde(rename = "type")]
+    pub type_: AuthorizerType,
+
+    /// Where the caller's identity comes from: `$request.header.Name`,
+    /// `$request.querystring.name` or `$stageVariables.name`. A request missing any of them
+    /// gets 401 without the authorizer being called. JWT defaults to
+    /// `$request.header.Authorization`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 10),
+        inner(regex(
+            pattern = r"^\$(request\.(header|querystring)\.[A-Za-z0-9_.-]+|stageVariables\.[A-Za-z0-9_]+)$"
+        ))
+    )]
+    pub identity_source: Vec<String>,
+
+    /// JWT settings (type `JWT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtAuthorizer>,
+
+    /// A custom authorizer reached over HTTP (types `TOKEN` and `REQUEST`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpAuthorizer>,
+
+    /// A custom authorizer that is a function behind the Lambda Invoke API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<LambdaFunction>,
+
+    /// How long an answer is cached per identity, in seconds (0 disables caching).
+    #[serde(default = "default_authorizer_ttl")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub result_ttl_seconds: u32,
+}
+
+fn default_authorizer_ttl() -> u32 {
+    300
+}
+
+/// The kind of an authorizer.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum AuthorizerType {
+    JWT,
+    TOKEN,
+    REQUEST,
+}
+
+/// JSON Web Token validation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtAuthorizer {
+    /// The `iss` claim a token must carry.
+    #[schemars(length(min = 1, max = 2048))]
+    pub issuer: String,
+    /// Accepted `aud` values; a token must carry at least one of them.
+    #[schemars(length(min = 1, max = 50))]
+    pub audiences: Vec<String>,
+    /// Where the issuer publishes its signing keys (JWKS). Defaults to
+    /// `{issuer}/.well-known/jwks.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    pub jwks_uri: Option<String>,
+}
+
+/// A custom authorizer reached over HTTP: it receives a JSON description of the request and
+/// answers with an IAM policy document or the simple `{"isAuthorized": ...}` format.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpAuthorizer {
+    /// The URL the proxy POSTs to.
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    pub url: String,
+}
+
+/// A function behind the Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`),
+/// as AWS Lambda or the Lambda Runtime Interface Emulator serve it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LambdaFunction {
+    /// Base URL of the Invoke API, such as `http://lambda.functions.svc:9001`.
+    #[schemars(regex(pattern = r"^https?://[^\s/]+/?$"))]
+    pub endpoint: String,
+    /// The function's name.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?$"))]
+    pub function_name: String,
+}
+
+/// A custom domain: a hostname with its certificate, TLS policy and base path mappings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.basePathMappings.all(m, self.basePathMappings.filter(n, n.basePath == m.basePath).size() == 1)",
+        "message": "each basePath may be mapped once per domain"
+    },
+    {
+        "rule": "!has(self.mutualTls) || has(self.certificateSecretRef)",
+        "message": "mutualTls needs certificateSecretRef: a domain must serve TLS to ask for client certificates"
+    }
+]))]
+pub struct CustomDomain {
+    /// The domain name; `*.example.com` matches one label.
+    #[schemars(
+        regex(
+            pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+        ),
+        length(max = 253)
+    )]
+    pub hostname: String,
+
+    /// A `kubernetes.io/tls` Secret holding the certificate and key for this hostname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_secret_ref: Option<LocalRef>,
+
+    /// The lowest TLS version accepted: `TLS_1_2` (TLS 1.2 and 1.3, AEAD suites only) or
+    /// `TLS_1_3`.
+    #[serde(default)]
+    pub security_policy: TlsPolicy,
+
+    /// Require client certificates signed by a CA in the truststore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mutual_tls: Option<MutualTls>,
+
+    /// Which stage serves which base path. `v1/orders` maps `https://host/v1/orders/...`;
+    /// an empty base path maps the whole domain.
+    #[schemars(length(min = 1, max = 100))]
+    pub base_path_mappings: Vec<BasePathMapping>,
+}
+
+/// The lowest TLS version a domain accepts.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[allow(non_camel_case_types)]
+pub enum TlsPolicy {
+    #[default]
+    TLS_1_2,
+    TLS_1_3,
+}
+
+/// Mutual TLS for a domain.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MutualTls {
+    /// A Secret whose key `ca.crt` holds the PEM bundle of trusted client CAs.
+    pub truststore_secret_ref: LocalRef,
+}
+
+/// Maps a base path of a custom domain to a stage.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BasePathMapping {
+    /// Path segments without leading or trailing slash (`v1`, `v1/orders`), or empty for the
+    /// whole domain.
+    #[serde(default)]
+    #[schemars(
+        regex(pattern = r"^([A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*)?$"),
+        length(max = 300)
+    )]
+    pub base_path: String,
+    /// The stage that serves requests under this base path.
+    pub stage: String,
+}
+
+/// Cross-origin resource sharing settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!(has(self.allowCredentials) && self.allowCredentials) || !has(self.allowOrigins) || !self.allowOrigins.exists(o, o == '*')",
+        "message": "cors.allowCredentials cannot be used with allowOrigins '*': list the allowed origins"
+    }
+]))]
+pub struct Cors {
+    /// Origins allowed to call the API (`https://app.example.com`), or `*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub allow_origins: Vec<String>,
+    /// Methods allowed in cross-origin requests, or `*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub allow_methods: Vec<String>,
+    /// Request headers allowed in cross-origin requests, or `*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub allow_headers: Vec<String>,
+    /// Response headers the browser may expose to scripts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub expose_headers: Vec<String>,
+    /// How long, in seconds, a browser may cache a preflight answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub max_age_seconds: Option<u32>,
+    /// Whether cross-origin requests may carry credentials (cookies, authorization).
+    #[serde(default)]
+    pub allow_credentials: bool,
+}
+
+/// Who may call the API, by source address, and which proxies in front of the gateway are
+/// trusted to report it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcePolicy {
+    /// Source CIDRs allowed to call; empty allows every source not denied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        { "rule": "self.all(c, isCIDR(c))", "message": "allowCidrs must hold CIDRs such as 10.0.0.0/8 or 2001:db8::/32" }
+    ]))]
+    pub allow_cidrs: Vec<String>,
+    /// Source CIDRs refused, even when also allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        { "rule": "self.all(c, isCIDR(c))", "message": "denyCidrs must hold CIDRs such as 10.0.0.0/8 or 2001:db8::/32" }
+    ]))]
+    pub deny_cidrs: Vec<String>,
+    /// Peers whose `X-Forwarded-For` header is believed; from anyone else the TCP peer
+    /// address is the source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        { "rule": "self.all(c, isCIDR(c))", "message": "trustedProxyCidrs must hold CIDRs such as 10.0.0.0/8" }
+    ]))]
+    pub trusted_proxy_cidrs: Vec<String>,
+    /// Namespaces whose pods may reach a `Private` gateway (enforced by a NetworkPolicy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub allow_namespaces: Vec<String>,
+}
+
+/// How the gateway's proxy fleet runs in the cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetSettings {
+    /// Number of proxy replicas (`Regional` and `Private`; `Edge` runs one per selected node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub replicas: Option<i32>,
+    /// Nodes the proxies may run on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the proxies tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// CPU and memory for each proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// What the controller observed of an ApiGateway.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiGatewayStatus {
+    /// `Accepted`, `Programmed` and `Ready`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Invoke URL of the first stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoke_url: Option<String>,
+    /// Invoke URL of each stage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageStatus>,
+    /// The version (content hash) of the gateway's current table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_version: Option<String>,
+    /// Connected proxies, and how many of them run the current table version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxies: Option<ProxyCounts>,
+}
+
+/// A stage's invoke URL.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StageStatus {
+    /// Stage name.
+    pub name: String,
+    /// `https://{host}/{stage}`.
+    pub invoke_url: String,
+}
+
+/// How many proxies are connected and how many serve the current table.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyCounts {
+    /// Proxies serving the current table version.
+    pub current: u32,
+    /// Proxies connected to the controller.
+    pub connected: u32,
+}

@@ -1,0 +1,14 @@
+//! The resources users apply: `ApiGateway`, `Route` and `UsagePlan` in `tollgate.dev/v1alpha1`.
+//!
+//! The doc comments here become the schema descriptions `kubectl explain` shows; the
+//! `x-kubernetes-validations` rules are the CEL checks the API server runs on apply.
+
+mod common;
+mod gateway;
+mod route;
+mod usage_plan;
+
+pub use common::{HttpMethod, LocalRef, ThrottleSettings};
+pub use gateway::*;
+pub use route::*;
+pub use usage_plan::*;
