@@ -1,0 +1,27 @@
+# One entry point for humans and CI. `make test` does its own set-up on a fresh machine.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+
+.PHONY: test setup lint unit crds golden quickstart
+
+## Everything CI runs: set-up, formatting, lints and every test.
+test: setup lint unit
+
+## Installs what the tests need (idempotent; fast when everything is there).
+setup:
+	scripts/setup
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+unit:
+	cargo test --workspace --locked
+
+## Regenerates crds/yaml from the Rust types.
+crds:
+	cargo run -q -p tollgate-crds --bin crdgen
+
+## Rewrites the compiler's golden expected files; review the diff.
+golden:
+	UPDATE_GOLDEN=1 cargo test -q -p tollgate-crds --test golden

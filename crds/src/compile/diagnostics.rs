@@ -1,0 +1,287 @@
+//! What the compiler says about each resource: accepted or not, and every problem with the
+//! field it concerns. The controller turns these into status conditions and events; standalone
+//! mode logs them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::table::ObjectKey;
+
+/// The kind of a resource the compiler reports on.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    ApiGateway,
+    Route,
+    UsagePlan,
+}
+
+/// A resource the compiler reports on.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceRef {
+    pub kind: Kind,
+    #[serde(flatten)]
+    pub key: ObjectKey,
+}
+
+/// Why something about a resource is wrong. The names are the condition reasons.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    GatewayNotFound,
+    GatewayNotAccepted,
+    StageNotFound,
+    AuthorizerNotFound,
+    RouteNotFound,
+    SecretNotFound,
+    ServiceNotFound,
+    ServicePortNotFound,
+    InvalidPath,
+    InvalidIntegration,
+    InvalidAuthorizer,
+    InvalidStage,
+    InvalidDomain,
+    InvalidSecret,
+    InvalidApiKey,
+    InvalidPolicy,
+    InvalidThrottle,
+    InvalidSelector,
+    Duplicate,
+    KeyAlreadyBound,
+    RouteConflict,
+    NoStages,
+}
+
+impl Reason {
+    /// Whether the problem is a reference that does not resolve (the `ResolvedRefs`
+    /// condition) rather than an invalid value.
+    pub fn is_unresolved_ref(self) -> bool {
+        matches!(
+            self,
+            Self::GatewayNotFound
+                | Self::StageNotFound
+                | Self::AuthorizerNotFound
+                | Self::RouteNotFound
+                | Self::SecretNotFound
+                | Self::ServiceNotFound
+                | Self::ServicePortNotFound
+        )
+    }
+}
+
+/// What a problem did to the resource.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Effect {
+    /// The whole resource is left out of every table.
+    Rejected,
+    /// Only the part at `field` is left out; the rest is served.
+    Skipped,
+}
+
+/// One problem with a resource.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    pub reason: Reason,
+    pub effect: Effect,
+    /// Path of the field at fault, as `kubectl explain` spells it: `spec.stages[1].name`.
+    pub field: String,
+    /// What is wrong and what to change.
+    pub message: String,
+}
+
+/// The compiler's verdict on one resource.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    pub resource: ResourceRef,
+    pub accepted: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+    /// For usage plans: how many keys are bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_bound: Option<u32>,
+}
+
+/// A condition derived from a diagnostic, before the controller stamps it with a generation
+/// and a transition time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConditionSpec {
+    pub type_: &'static str,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn accepted(resource: ResourceRef) -> Self {
+        Self {
+            resource,
+            accepted: true,
+            problems: Vec::new(),
+            keys_bound: None,
+        }
+    }
+
+    /// Records a problem; a `Rejected` one un-accepts the resource.
+    pub fn push(
+        &mut self,
+        reason: Reason,
+        effect: Effect,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        if effect == Effect::Rejected {
+            self.accepted = false;
+        }
+        self.problems.push(Problem {
+            reason,
+            effect,
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    pub fn reject(&mut self, reason: Reason, field: impl Into<String>, message: impl Into<String>) {
+        self.push(reason, Effect::Rejected, field, message);
+    }
+
+    pub fn skip(&mut self, reason: Reason, field: impl Into<String>, message: impl Into<String>) {
+        self.push(reason, Effect::Skipped, field, message);
+    }
+
+    pub fn is_conflicted(&self) -> bool {
+        self.problems
+            .iter()
+            .any(|p| p.reason == Reason::RouteConflict)
+    }
+
+    /// The `Accepted`, `ResolvedRefs` and (for routes) `Conflicted` conditions.
+    pub fn conditions(&self) -> Vec<ConditionSpec> {
+        let describe = |problems: &[&Problem]| {
+            problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let mut conditions = Vec::new();
+
+        let rejections: Vec<&Problem> = self
+            .problems
+            .iter()
+            .filter(|p| p.effect == Effect::Rejected)
+            .collect();
+        conditions.push(match rejections.first() {
+            None => ConditionSpec {
+                type_: "Accepted",
+                status: true,
+                reason: "Accepted".into(),
+                message: "the resource is valid and compiled".into(),
+            },
+            Some(first) => ConditionSpec {
+                type_: "Accepted",
+                status: false,
+                reason: format!("{:?}", first.reason),
+                message: describe(&rejections),
+            },
+        });
+
+        let unresolved: Vec<&Problem> = self
+            .problems
+            .iter()
+            .filter(|p| p.reason.is_unresolved_ref())
+            .collect();
+        conditions.push(match unresolved.first() {
+            None => ConditionSpec {
+                type_: "ResolvedRefs",
+                status: true,
+                reason: "ResolvedRefs".into(),
+                message: "every reference resolves".into(),
+            },
+            Some(first) => ConditionSpec {
+                type_: "ResolvedRefs",
+                status: false,
+                reason: format!("{:?}", first.reason),
+                message: describe(&unresolved),
+            },
+        });
+
+        if self.resource.kind == Kind::Route {
+            let conflicts: Vec<&Problem> = self
+                .problems
+                .iter()
+                .filter(|p| p.reason == Reason::RouteConflict)
+                .collect();
+            conditions.push(ConditionSpec {
+                type_: "Conflicted",
+                status: !conflicts.is_empty(),
+                reason: if conflicts.is_empty() {
+                    "NoConflicts".into()
+                } else {
+                    "RouteConflict".into()
+                },
+                message: if conflicts.is_empty() {
+                    "no other route has the same method and path".into()
+                } else {
+                    describe(&conflicts)
+                },
+            });
+        }
+        conditions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route() -> Diagnostic {
+        Diagnostic::accepted(ResourceRef {
+            kind: Kind::Route,
+            key: ObjectKey::new("default", "pets"),
+        })
+    }
+
+    fn condition(d: &Diagnostic, type_: &str) -> ConditionSpec {
+        d.conditions()
+            .into_iter()
+            .find(|c| c.type_ == type_)
+            .expect("condition present")
+    }
+
+    #[test]
+    fn an_accepted_route_has_three_true_or_false_conditions() {
+        let d = route();
+        assert!(condition(&d, "Accepted").status);
+        assert!(condition(&d, "ResolvedRefs").status);
+        assert!(!condition(&d, "Conflicted").status);
+    }
+
+    #[test]
+    fn a_missing_reference_rejects_and_names_the_field() {
+        let mut d = route();
+        d.reject(
+            Reason::ServiceNotFound,
+            "spec.integration.http.service.name",
+            "Service default/x does not exist",
+        );
+        let accepted = condition(&d, "Accepted");
+        assert!(!accepted.status);
+        assert_eq!(accepted.reason, "ServiceNotFound");
+        assert_eq!(
+            accepted.message,
+            "spec.integration.http.service.name: Service default/x does not exist"
+        );
+        assert!(!condition(&d, "ResolvedRefs").status);
+    }
+
+    #[test]
+    fn a_conflict_on_some_stages_keeps_the_route_accepted() {
+        let mut d = route();
+        d.skip(
+            Reason::RouteConflict,
+            "spec.path",
+            "on stage \"prod\", Route default/old already serves GET /pets",
+        );
+        assert!(d.accepted);
+        assert!(condition(&d, "Accepted").status);
+        assert!(condition(&d, "Conflicted").status);
+        assert!(condition(&d, "ResolvedRefs").status);
+    }
+}

@@ -1,0 +1,561 @@
+//! An ApiGateway into the frame of its table: stages, authorizers, domains, CORS, policy.
+//! Routes and usage plans are placed into it afterwards.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::Secret;
+
+use super::diagnostics::{Diagnostic, Reason};
+use super::validate;
+use crate::resources::{
+    ApiGateway, Authorizer, AuthorizerType, CustomDomain, EndpointType, RateLimitMode,
+    ThrottleSettings,
+};
+use crate::table::{
+    AuthorizerEndpoint, AuthorizerTable, BasePathTable, CanaryTable, CorsTable,
+    DEFAULT_GATEWAY_THROTTLE, DomainTable, GatewayTable, JwtTable, ObjectKey, RateLimitingTable,
+    ResourcePolicyTable, StageTable, TABLE_FORMAT, TlsMaterial,
+};
+
+pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+pub const JWT_DEFAULT_IDENTITY_SOURCE: &str = "$request.header.Authorization";
+pub const MAX_AUTHORIZER_TTL: u32 = 3600;
+
+/// Compiles a gateway's own settings; `None` when the gateway cannot be served at all.
+pub(super) fn compile(
+    key: &ObjectKey,
+    gw: &ApiGateway,
+    secrets: &BTreeMap<ObjectKey, Secret>,
+    diag: &mut Diagnostic,
+) -> Option<GatewayTable> {
+    let spec = &gw.spec;
+
+    let throttle = spec.throttle.unwrap_or(DEFAULT_GATEWAY_THROTTLE);
+    if let Err(e) = validate::throttle(&throttle) {
+        diag.reject(Reason::InvalidThrottle, "spec.throttle", e);
+    }
+
+    let resource_policy = spec.resource_policy.as_ref().map(|p| {
+        for (field, cidrs) in [
+            ("allowCidrs", &p.allow_cidrs),
+            ("denyCidrs", &p.deny_cidrs),
+            ("trustedProxyCidrs", &p.trusted_proxy_cidrs),
+        ] {
+            for (i, c) in cidrs.iter().enumerate() {
+                if let Err(e) = validate::cidr(c) {
+                    diag.reject(
+                        Reason::InvalidPolicy,
+                        format!("spec.resourcePolicy.{field}[{i}]"),
+                        e,
+                    );
+                }
+            }
+        }
+        ResourcePolicyTable {
+            allow_cidrs: p.allow_cidrs.clone(),
+            deny_cidrs: p.deny_cidrs.clone(),
+            trusted_proxy_cidrs: p.trusted_proxy_cidrs.clone(),
+        }
+    });
+    if spec.endpoint_type == EndpointType::Private
+        && spec
+            .resource_policy
+            .as_ref()
+            .is_none_or(|p| p.allow_cidrs.is_empty() && p.allow_namespaces.is_empty())
+    {
+        diag.reject(
+            Reason::InvalidPolicy,
+            "spec.resourcePolicy",
+            "a Private gateway needs resourcePolicy.allowCidrs or allowNamespaces to say who may call it",
+        );
+    }
+
+    let rate_limiting = spec.rate_limiting.clone().unwrap_or_default();
+    if rate_limiting.mode == RateLimitMode::Redis && rate_limiting.redis.is_none() {
+        diag.reject(
+            Reason::InvalidPolicy,
+            "spec.rateLimiting.redis",
+            "mode Redis needs rateLimiting.redis.url",
+        );
+    }
+
+    let stages = compile_stages(gw, throttle, diag);
+    if stages.is_empty() {
+        diag.reject(
+            Reason::NoStages,
+            "spec.stages",
+            "the gateway has no valid stage: add one",
+        );
+    }
+    let stage_names: BTreeSet<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+
+    let authorizers = compile_authorizers(&spec.authorizers, diag);
+    let domains = compile_domains(key, &spec.domains, &stage_names, secrets, diag);
+
+    if !diag.accepted {
+        return None;
+    }
+    Some(GatewayTable {
+        format: TABLE_FORMAT,
+        version: String::new(),
+        gateway: key.clone(),
+        endpoint_type: spec.endpoint_type,
+        api_key_source: spec.api_key_source,
+        throttle,
+        rate_limiting: RateLimitingTable {
+            mode: rate_limiting.mode,
+            redis_url: rate_limiting.redis.as_ref().map(|r| r.url.clone()),
+            on_redis_failure: rate_limiting
+                .redis
+                .map(|r| r.on_failure)
+                .unwrap_or_default(),
+        },
+        resource_policy,
+        cors: spec.cors.as_ref().map(|c| CorsTable {
+            allow_origins: c.allow_origins.clone(),
+            allow_methods: c.allow_methods.clone(),
+            allow_headers: c.allow_headers.clone(),
+            expose_headers: c.expose_headers.clone(),
+            max_age_seconds: c.max_age_seconds,
+            allow_credentials: c.allow_credentials,
+        }),
+        authorizers,
+        domains,
+        stages,
+        usage_plans: Vec::new(),
+    })
+}
+
+fn compile_stages(
+    gw: &ApiGateway,
+    ceiling: ThrottleSettings,
+    diag: &mut Diagnostic,
+) -> Vec<StageTable> {
+    let mut stages: Vec<StageTable> = Vec::new();
+    for (i, stage) in gw.spec.stages.iter().enumerate() {
+        let field = format!("spec.stages[{i}]");
+        if let Err(e) = validate::stage_name(&stage.name) {
+            diag.skip(Reason::InvalidStage, format!("{field}.name"), e);
+            continue;
+        }
+        if stages.iter().any(|s| s.name == stage.name) {
+            diag.skip(
+                Reason::Duplicate,
+                format!("{field}.name"),
+                format!(
+                    "stage {:?} is defined twice; the first definition is served",
+                    stage.name
+                ),
+            );
+            continue;
+        }
+        let variables = valid_variables(&stage.variables, &format!("{field}.variables"), diag);
+        let throttle = match stage.throttle {
+            Some(t) => match validate::throttle(&t) {
+                Ok(()) => validate::cap(t, ceiling),
+                Err(e) => {
+                    diag.skip(Reason::InvalidStage, format!("{field}.throttle"), e);
+                    continue;
+                }
+            },
+            None => ceiling,
+        };
+        let canary = stage.canary.as_ref().and_then(|c| {
+            let percent = match c.percent_traffic {
+                Some(p) if p.is_finite() && (0.0..=100.0).contains(&p) => p,
+                Some(p) => {
+                    diag.skip(
+                        Reason::InvalidStage,
+                        format!("{field}.canary.percentTraffic"),
+                        format!(
+                            "percentTraffic must be between 0 and 100, not {p}; the canary is off"
+                        ),
+                    );
+                    return None;
+                }
+                None => {
+                    diag.skip(
+                        Reason::InvalidStage,
+                        format!("{field}.canary.percentTraffic"),
+                        "a canary needs percentTraffic; the canary is off",
+                    );
+                    return None;
+                }
+            };
+            let overrides = valid_variables(
+                &c.stage_variable_overrides,
+                &format!("{field}.canary.stageVariableOverrides"),
+                diag,
+            );
+            let mut merged = variables.clone();
+            merged.extend(overrides);
+            Some(CanaryTable {
+                percent,
+                variables: merged,
+            })
+        });
+        stages.push(StageTable {
+            name: stage.name.clone(),
+            variables,
+            throttle,
+            canary,
+            routes: Vec::new(),
+        });
+    }
+    stages
+}
+
+fn valid_variables(
+    vars: &BTreeMap<String, String>,
+    field: &str,
+    diag: &mut Diagnostic,
+) -> BTreeMap<String, String> {
+    vars.iter()
+        .filter(|(k, v)| match validate::stage_variable(k, v) {
+            Ok(()) => true,
+            Err(e) => {
+                diag.skip(Reason::InvalidStage, format!("{field}.{k}"), e);
+                false
+            }
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn compile_authorizers(authorizers: &[Authorizer], diag: &mut Diagnostic) -> Vec<AuthorizerTable> {
+    let mut out: Vec<AuthorizerTable> = Vec::new();
+    for (i, a) in authorizers.iter().enumerate() {
+        let field = format!("spec.authorizers[{i}]");
+        match compile_authorizer(a) {
+            Err((sub, e)) => diag.skip(Reason::InvalidAuthorizer, format!("{field}{sub}"), e),
+            Ok(_) if out.iter().any(|o| o.name == a.name) => diag.skip(
+                Reason::Duplicate,
+                format!("{field}.name"),
+                format!(
+                    "authorizer {:?} is defined twice; the first definition is used",
+                    a.name
+                ),
+            ),
+            Ok(table) => out.push(table),
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// An authorizer, or the sub-field at fault and why.
+fn compile_authorizer(a: &Authorizer) -> Result<AuthorizerTable, (String, String)> {
+    let at = |sub: &str, e: String| (sub.to_string(), e);
+    validate::name_token("authorizer name", &a.name).map_err(|e| at(".name", e))?;
+    if a.result_ttl_seconds > MAX_AUTHORIZER_TTL {
+        return Err(at(
+            ".resultTtlSeconds",
+            format!("resultTtlSeconds must be at most {MAX_AUTHORIZER_TTL}"),
+        ));
+    }
+    for (i, s) in a.identity_source.iter().enumerate() {
+        validate::identity_source(s).map_err(|e| at(&format!(".identitySource[{i}]"), e))?;
+    }
+    let mut identity_sources = a.identity_source.clone();
+    let (jwt, endpoint) = match a.type_ {
+        AuthorizerType::JWT => {
+            let Some(jwt) = &a.jwt else {
+                return Err(at(
+                    ".jwt",
+                    "a JWT authorizer needs jwt.issuer and jwt.audiences".into(),
+                ));
+            };
+            if a.http.is_some() || a.lambda.is_some() {
+                return Err(at(
+                    "",
+                    "a JWT authorizer takes jwt only, not http or lambda".into(),
+                ));
+            }
+            validate::http_url(&jwt.issuer).map_err(|e| at(".jwt.issuer", e))?;
+            if jwt.audiences.is_empty() {
+                return Err(at(".jwt.audiences", "name at least one audience".into()));
+            }
+            let jwks_uri = match &jwt.jwks_uri {
+                Some(u) => {
+                    validate::http_url(u).map_err(|e| at(".jwt.jwksUri", e))?;
+                    u.clone()
+                }
+                None => format!("{}/.well-known/jwks.json", jwt.issuer.trim_end_matches('/')),
+            };
+            if identity_sources.is_empty() {
+                identity_sources.push(JWT_DEFAULT_IDENTITY_SOURCE.to_string());
+            }
+            let table = JwtTable {
+                issuer: jwt.issuer.clone(),
+                audiences: jwt.audiences.clone(),
+                jwks_uri,
+            };
+            (Some(table), None)
+        }
+        AuthorizerType::TOKEN | AuthorizerType::REQUEST => {
+            if a.jwt.is_some() {
+                return Err(at(".jwt", "only a JWT authorizer takes jwt".into()));
+            }
+            let endpoint = match (&a.http, &a.lambda) {
+                (Some(h), None) => {
+                    validate::http_url(&h.url).map_err(|e| at(".http.url", e))?;
+                    AuthorizerEndpoint::Http { url: h.url.clone() }
+                }
+                (None, Some(l)) => {
+                    validate::http_url(&l.endpoint).map_err(|e| at(".lambda.endpoint", e))?;
+                    validate::name_token(
+                        "function name",
+                        l.function_name.split(':').next().unwrap_or(""),
+                    )
+                    .map_err(|e| at(".lambda.functionName", e))?;
+                    AuthorizerEndpoint::Lambda {
+                        invoke_url: lambda_invoke_url(&l.endpoint, &l.function_name),
+                    }
+                }
+                _ => return Err(at("", "set exactly one of http or lambda".into())),
+            };
+            if a.type_ == AuthorizerType::TOKEN
+                && (identity_sources.len() != 1
+                    || !identity_sources[0].starts_with("$request.header."))
+            {
+                return Err(at(
+                    ".identitySource",
+                    "a TOKEN authorizer takes exactly one identity source, a header".into(),
+                ));
+            }
+            // As Amazon API Gateway: the identity sources are the cache key, so caching needs them.
+            if identity_sources.is_empty() && a.result_ttl_seconds > 0 {
+                return Err(at(
+                    ".identitySource",
+                    "a cached REQUEST authorizer needs an identity source (its cache key); or set resultTtlSeconds: 0"
+                        .into(),
+                ));
+            }
+            (None, Some(endpoint))
+        }
+    };
+    Ok(AuthorizerTable {
+        name: a.name.clone(),
+        type_: a.type_,
+        identity_sources,
+        jwt,
+        endpoint,
+        result_ttl_seconds: a.result_ttl_seconds,
+    })
+}
+
+/// The Lambda Invoke API URL of a function.
+pub fn lambda_invoke_url(endpoint: &str, function: &str) -> String {
+    format!(
+        "{}/2015-03-31/functions/{function}/invocations",
+        endpoint.trim_end_matches('/')
+    )
+}
+
+fn compile_domains(
+    gw: &ObjectKey,
+    domains: &[CustomDomain],
+    stages: &BTreeSet<&str>,
+    secrets: &BTreeMap<ObjectKey, Secret>,
+    diag: &mut Diagnostic,
+) -> Vec<DomainTable> {
+    let mut out: Vec<DomainTable> = Vec::new();
+    for (i, d) in domains.iter().enumerate() {
+        let field = format!("spec.domains[{i}]");
+        if !valid_hostname(&d.hostname) {
+            diag.skip(
+                Reason::InvalidDomain,
+                format!("{field}.hostname"),
+                format!(
+                    "{:?} is not a lowercase DNS name (a leading '*.' is allowed)",
+                    d.hostname
+                ),
+            );
+            continue;
+        }
+        if out.iter().any(|o| o.hostname == d.hostname) {
+            diag.skip(
+                Reason::Duplicate,
+                format!("{field}.hostname"),
+                format!("{} is listed twice; the first entry is served", d.hostname),
+            );
+            continue;
+        }
+        let tls = match &d.certificate_secret_ref {
+            None => None,
+            Some(r) => match tls_material(gw, &r.name, secrets) {
+                Ok(m) => Some(m),
+                Err((reason, e)) => {
+                    diag.skip(
+                        reason,
+                        format!("{field}.certificateSecretRef.name"),
+                        format!("{e}; {} is not served", d.hostname),
+                    );
+                    continue;
+                }
+            },
+        };
+        let client_ca_pem = match &d.mutual_tls {
+            None => None,
+            Some(m) => match secret_pem(gw, &m.truststore_secret_ref.name, "ca.crt", secrets) {
+                Ok(pem) => Some(pem),
+                Err((reason, e)) => {
+                    diag.skip(
+                        reason,
+                        format!("{field}.mutualTls.truststoreSecretRef.name"),
+                        format!("{e}; {} is not served", d.hostname),
+                    );
+                    continue;
+                }
+            },
+        };
+        let mut mappings: Vec<BasePathTable> = Vec::new();
+        for (j, m) in d.base_path_mappings.iter().enumerate() {
+            let mfield = format!("{field}.basePathMappings[{j}]");
+            if !valid_base_path(&m.base_path) {
+                diag.skip(
+                    Reason::InvalidDomain,
+                    format!("{mfield}.basePath"),
+                    format!(
+                        "{:?} is not a base path such as v1 or v1/orders",
+                        m.base_path
+                    ),
+                );
+            } else if !stages.contains(m.stage.as_str()) {
+                diag.skip(
+                    Reason::StageNotFound,
+                    format!("{mfield}.stage"),
+                    format!("the gateway has no stage {:?}", m.stage),
+                );
+            } else if mappings.iter().any(|o| o.base_path == m.base_path) {
+                diag.skip(
+                    Reason::Duplicate,
+                    format!("{mfield}.basePath"),
+                    format!(
+                        "base path {:?} is mapped twice; the first mapping is used",
+                        m.base_path
+                    ),
+                );
+            } else {
+                mappings.push(BasePathTable {
+                    base_path: m.base_path.clone(),
+                    stage: m.stage.clone(),
+                });
+            }
+        }
+        if mappings.is_empty() {
+            diag.skip(
+                Reason::InvalidDomain,
+                format!("{field}.basePathMappings"),
+                format!(
+                    "{} has no valid base path mapping and is not served",
+                    d.hostname
+                ),
+            );
+            continue;
+        }
+        // Longest base path first: the first prefix that matches a request wins.
+        mappings.sort_by(|a, b| {
+            b.base_path
+                .len()
+                .cmp(&a.base_path.len())
+                .then(a.base_path.cmp(&b.base_path))
+        });
+        out.push(DomainTable {
+            hostname: d.hostname.clone(),
+            tls,
+            security_policy: d.security_policy,
+            client_ca_pem,
+            mappings,
+        });
+    }
+    out.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    out
+}
+
+fn valid_hostname(h: &str) -> bool {
+    let name = h.strip_prefix("*.").unwrap_or(h);
+    !name.is_empty()
+        && h.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+fn valid_base_path(p: &str) -> bool {
+    p.is_empty()
+        || p.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._~-".contains(c))
+        })
+}
+
+fn tls_material(
+    gw: &ObjectKey,
+    name: &str,
+    secrets: &BTreeMap<ObjectKey, Secret>,
+) -> Result<TlsMaterial, (Reason, String)> {
+    let key = ObjectKey::new(&gw.namespace, name);
+    let secret = secrets.get(&key).ok_or_else(|| {
+        (
+            Reason::SecretNotFound,
+            format!("Secret {key} does not exist"),
+        )
+    })?;
+    if secret.type_.as_deref() != Some(TLS_SECRET_TYPE) {
+        return Err((
+            Reason::InvalidSecret,
+            format!("Secret {key} must be of type {TLS_SECRET_TYPE}"),
+        ));
+    }
+    Ok(TlsMaterial {
+        secret: key.to_string(),
+        certificate_pem: secret_pem(gw, name, "tls.crt", secrets)?,
+        private_key_pem: secret_pem(gw, name, "tls.key", secrets)?,
+    })
+}
+
+/// A PEM value from a Secret's `data` (or `stringData`, as written in standalone files).
+fn secret_pem(
+    gw: &ObjectKey,
+    name: &str,
+    field: &str,
+    secrets: &BTreeMap<ObjectKey, Secret>,
+) -> Result<String, (Reason, String)> {
+    let key = ObjectKey::new(&gw.namespace, name);
+    let secret = secrets.get(&key).ok_or_else(|| {
+        (
+            Reason::SecretNotFound,
+            format!("Secret {key} does not exist"),
+        )
+    })?;
+    let value = secret_string(secret, field).ok_or_else(|| {
+        (
+            Reason::InvalidSecret,
+            format!("Secret {key} has no {field}"),
+        )
+    })?;
+    if !value.contains("-----BEGIN ") {
+        return Err((
+            Reason::InvalidSecret,
+            format!("Secret {key}: {field} is not PEM"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A Secret value as text, from `data` or `stringData`; `None` when absent or not UTF-8.
+pub(super) fn secret_string(secret: &Secret, field: &str) -> Option<String> {
+    if let Some(v) = secret.string_data.as_ref().and_then(|d| d.get(field)) {
+        return Some(v.clone());
+    }
+    let bytes = secret.data.as_ref()?.get(field)?;
+    String::from_utf8(bytes.0.clone()).ok()
+}

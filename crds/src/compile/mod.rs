@@ -1,0 +1,142 @@
+//! The compiler: a pure function from a set of resources to one table per gateway and a
+//! diagnostic per resource.
+//!
+//! Order of work: gateways first (stages, authorizers, domains, policy), then routes (checked,
+//! then placed on their stages, the older route winning a conflict), then usage plans (stages,
+//! route overrides, API keys), then every table is sorted and sealed with its content hash.
+//! The result depends only on the set of resources, never on the order they were given in.
+
+mod diagnostics;
+mod gateway;
+mod path;
+mod plan;
+mod route;
+mod validate;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+
+pub use diagnostics::{ConditionSpec, Diagnostic, Effect, Kind, Problem, Reason, ResourceRef};
+pub use path::{PathTemplate, Segment, template_params};
+
+use crate::resources::{ApiGateway, Route, UsagePlan};
+use crate::table::{GatewayTable, ObjectKey};
+
+/// The namespace of objects that name none (standalone files).
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// Everything the compiler reads, keyed by `namespace/name` so that a set of resources has one
+/// representation whatever order it was collected in.
+#[derive(Clone, Debug, Default)]
+pub struct Resources {
+    pub gateways: BTreeMap<ObjectKey, ApiGateway>,
+    pub routes: BTreeMap<ObjectKey, Route>,
+    pub usage_plans: BTreeMap<ObjectKey, UsagePlan>,
+    pub secrets: BTreeMap<ObjectKey, Secret>,
+    pub services: BTreeMap<ObjectKey, Service>,
+}
+
+/// The key an object is filed under; objects without a namespace are in `default`.
+pub fn object_key(meta: &ObjectMeta) -> ObjectKey {
+    ObjectKey::new(
+        meta.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE),
+        meta.name.as_deref().unwrap_or_default(),
+    )
+}
+
+/// The compiler's output.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Compiled {
+    /// One table per gateway that compiled. A gateway that did not has no table here; whoever
+    /// serves it keeps its last good one.
+    #[serde(serialize_with = "by_display_key")]
+    pub tables: BTreeMap<ObjectKey, GatewayTable>,
+    /// One per resource, sorted by kind, namespace and name.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Compiled {
+    pub fn diagnostic(&self, kind: Kind, key: &ObjectKey) -> Option<&Diagnostic> {
+        self.diagnostics
+            .iter()
+            .find(|d| d.resource.kind == kind && &d.resource.key == key)
+    }
+}
+
+/// Serialises a map keyed by `ObjectKey` with `namespace/name` strings as keys (JSON wants
+/// string keys).
+fn by_display_key<S: serde::Serializer, V: Serialize>(
+    map: &BTreeMap<ObjectKey, V>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(map.iter().map(|(k, v)| (k.to_string(), v)))
+}
+
+/// Compiles every gateway with its routes and usage plans.
+pub fn compile(resources: &Resources) -> Compiled {
+    let mut diagnostics = Vec::new();
+
+    let mut tables = BTreeMap::new();
+    for (key, gw) in &resources.gateways {
+        let mut diag = Diagnostic::accepted(ResourceRef {
+            kind: Kind::ApiGateway,
+            key: key.clone(),
+        });
+        if let Some(table) = gateway::compile(key, gw, &resources.secrets, &mut diag) {
+            tables.insert(key.clone(), table);
+        }
+        diagnostics.push(diag);
+    }
+
+    let mut placements = route::Placements::default();
+    for (key, rt) in oldest_first(&resources.routes, |r| &r.metadata) {
+        let mut diag = Diagnostic::accepted(ResourceRef {
+            kind: Kind::Route,
+            key: key.clone(),
+        });
+        route::compile(key, rt, resources, &mut tables, &mut placements, &mut diag);
+        diagnostics.push(diag);
+    }
+
+    let mut bindings = plan::Bindings::default();
+    for (key, up) in oldest_first(&resources.usage_plans, |p| &p.metadata) {
+        let mut diag = Diagnostic::accepted(ResourceRef {
+            kind: Kind::UsagePlan,
+            key: key.clone(),
+        });
+        plan::compile(key, up, resources, &mut tables, &mut bindings, &mut diag);
+        diagnostics.push(diag);
+    }
+
+    let tables = tables
+        .into_iter()
+        .map(|(key, mut table)| {
+            for stage in &mut table.stages {
+                stage
+                    .routes
+                    .sort_by(|a, b| (&a.path, a.method).cmp(&(&b.path, b.method)));
+            }
+            table.usage_plans.sort_by(|a, b| a.name.cmp(&b.name));
+            (key, table.seal())
+        })
+        .collect();
+    diagnostics.sort_by(|a, b| a.resource.cmp(&b.resource));
+    Compiled {
+        tables,
+        diagnostics,
+    }
+}
+
+/// Objects ordered by creation time, then namespace and name: the order in which the older
+/// resource wins a conflict. Objects without a creation time (standalone files) sort by name.
+fn oldest_first<T>(
+    objects: &BTreeMap<ObjectKey, T>,
+    meta: impl Fn(&T) -> &ObjectMeta,
+) -> Vec<(&ObjectKey, &T)> {
+    let mut sorted: Vec<(&ObjectKey, &T)> = objects.iter().collect();
+    sorted.sort_by_key(|(key, obj)| (meta(obj).creation_timestamp.clone(), (*key).clone()));
+    sorted
+}

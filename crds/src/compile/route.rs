@@ -1,0 +1,449 @@
+//! A Route onto the stages of its gateway's table: checked, its integration resolved, and
+//! placed unless an older route already serves the same method and path shape there.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::diagnostics::{Diagnostic, Effect, Reason};
+use super::gateway::lambda_invoke_url;
+use super::path::{PathTemplate, template_params};
+use super::{Resources, validate};
+use crate::resources::{
+    AuthorizerType, HttpIntegration, HttpMethod, Integration, Route, ServiceBackend,
+    WeightedBackend,
+};
+use crate::table::{GatewayTable, HttpBackendTable, IntegrationTable, ObjectKey, RouteTable};
+
+pub const MIN_TIMEOUT_MILLIS: u32 = 50;
+pub const MAX_TIMEOUT_MILLIS: u32 = 29_000;
+
+/// Which route holds each (gateway, stage, method, path shape).
+#[derive(Default)]
+pub(super) struct Placements {
+    taken: HashMap<(ObjectKey, String, HttpMethod, String), ObjectKey>,
+}
+
+pub(super) fn compile(
+    key: &ObjectKey,
+    rt: &Route,
+    resources: &Resources,
+    tables: &mut BTreeMap<ObjectKey, GatewayTable>,
+    placements: &mut Placements,
+    diag: &mut Diagnostic,
+) {
+    let spec = &rt.spec;
+    let gw_key = ObjectKey::new(&key.namespace, &spec.gateway_ref.name);
+    let Some(table) = tables.get_mut(&gw_key) else {
+        let (reason, message) = if resources.gateways.contains_key(&gw_key) {
+            (
+                Reason::GatewayNotAccepted,
+                format!(
+                    "ApiGateway {gw_key} is not accepted (see its status); this route waits for it"
+                ),
+            )
+        } else {
+            (
+                Reason::GatewayNotFound,
+                format!("ApiGateway {gw_key} does not exist"),
+            )
+        };
+        diag.reject(reason, "spec.gatewayRef.name", message);
+        return;
+    };
+
+    let path = match PathTemplate::parse(&spec.path) {
+        Ok(p) => p,
+        Err(e) => {
+            diag.reject(Reason::InvalidPath, "spec.path", e);
+            return;
+        }
+    };
+    let params: BTreeSet<&str> = path.param_names().collect();
+
+    let stages: Vec<String> = if spec.stages.is_empty() {
+        table.stages.iter().map(|s| s.name.clone()).collect()
+    } else {
+        for (i, s) in spec.stages.iter().enumerate() {
+            if table.stage(s).is_none() {
+                diag.reject(
+                    Reason::StageNotFound,
+                    format!("spec.stages[{i}]"),
+                    format!("ApiGateway {gw_key} has no stage {s:?}"),
+                );
+            }
+        }
+        spec.stages.clone()
+    };
+
+    check_authorization(rt, table, diag);
+    if let Some(t) = &spec.throttle
+        && let Err(e) = validate::throttle(t)
+    {
+        diag.reject(Reason::InvalidThrottle, "spec.throttle", e);
+    }
+    let integration = compile_integration(key, &spec.integration, &params, resources, diag);
+    let Some(integration) = integration.filter(|_| diag.accepted) else {
+        return;
+    };
+
+    // Place the route on each stage; an older route holding the same slot keeps it.
+    let shape = path.shape();
+    let conflicts: Vec<(&String, ObjectKey)> = stages
+        .iter()
+        .filter_map(|stage| {
+            let slot = (gw_key.clone(), stage.clone(), spec.method, shape.clone());
+            placements
+                .taken
+                .get(&slot)
+                .map(|owner| (stage, owner.clone()))
+        })
+        .collect();
+    let effect = if conflicts.len() == stages.len() && !stages.is_empty() {
+        Effect::Rejected
+    } else {
+        Effect::Skipped
+    };
+    for (stage, owner) in &conflicts {
+        diag.push(
+            Reason::RouteConflict,
+            effect,
+            "spec.path",
+            format!(
+                "on stage {stage:?}, Route {owner} already serves {} {}: it is older, so it wins; \
+                 change this route's method or path",
+                spec.method, spec.path
+            ),
+        );
+    }
+    for stage_name in &stages {
+        if conflicts.iter().any(|(s, _)| *s == stage_name) {
+            continue;
+        }
+        let slot = (
+            gw_key.clone(),
+            stage_name.clone(),
+            spec.method,
+            shape.clone(),
+        );
+        placements.taken.insert(slot, key.clone());
+        let ceiling = table.throttle;
+        let Some(stage) = table.stages.iter_mut().find(|s| &s.name == stage_name) else {
+            continue;
+        };
+        let throttle = spec
+            .throttle
+            .map(|t| validate::cap(t, ceiling))
+            .unwrap_or(stage.throttle);
+        stage.routes.push(RouteTable {
+            route_key: format!("{} {}", spec.method, spec.path),
+            method: spec.method,
+            path: spec.path.clone(),
+            source: key.clone(),
+            api_key_required: spec.api_key_required,
+            authorizer: spec.authorizer.clone(),
+            authorization_scopes: spec.authorization_scopes.clone(),
+            throttle,
+            integration: integration.clone(),
+        });
+    }
+}
+
+fn check_authorization(rt: &Route, table: &GatewayTable, diag: &mut Diagnostic) {
+    let spec = &rt.spec;
+    let authorizer = match &spec.authorizer {
+        None => None,
+        Some(name) => match table.authorizers.iter().find(|a| &a.name == name) {
+            Some(a) => Some(a),
+            None => {
+                diag.reject(
+                    Reason::AuthorizerNotFound,
+                    "spec.authorizer",
+                    format!(
+                        "ApiGateway {} has no valid authorizer named {name:?}",
+                        table.gateway
+                    ),
+                );
+                return;
+            }
+        },
+    };
+    if !spec.authorization_scopes.is_empty()
+        && authorizer.is_none_or(|a| a.type_ != AuthorizerType::JWT)
+    {
+        diag.reject(
+            Reason::InvalidAuthorizer,
+            "spec.authorizationScopes",
+            "authorizationScopes need spec.authorizer to name a JWT authorizer",
+        );
+    }
+}
+
+fn compile_integration(
+    route: &ObjectKey,
+    integration: &Integration,
+    params: &BTreeSet<&str>,
+    resources: &Resources,
+    diag: &mut Diagnostic,
+) -> Option<IntegrationTable> {
+    let timeout_millis = integration.timeout_millis;
+    if !(MIN_TIMEOUT_MILLIS..=MAX_TIMEOUT_MILLIS).contains(&timeout_millis) {
+        diag.reject(
+            Reason::InvalidIntegration,
+            "spec.integration.timeoutMillis",
+            format!("timeoutMillis must be between {MIN_TIMEOUT_MILLIS} and {MAX_TIMEOUT_MILLIS}, not {timeout_millis}"),
+        );
+        return None;
+    }
+    match (&integration.http, &integration.lambda, &integration.mock) {
+        (Some(http), None, None) => {
+            compile_http(route, http, timeout_millis, params, resources, diag)
+        }
+        (None, Some(lambda), None) => {
+            let f = &lambda.function;
+            if let Err(e) = validate::http_url(&f.endpoint) {
+                diag.reject(
+                    Reason::InvalidIntegration,
+                    "spec.integration.lambda.endpoint",
+                    e,
+                );
+                return None;
+            }
+            if let Err(e) = validate::name_token(
+                "function name",
+                f.function_name.split(':').next().unwrap_or(""),
+            ) {
+                diag.reject(
+                    Reason::InvalidIntegration,
+                    "spec.integration.lambda.functionName",
+                    e,
+                );
+                return None;
+            }
+            Some(IntegrationTable::Lambda {
+                invoke_url: lambda_invoke_url(&f.endpoint, &f.function_name),
+                function_name: f.function_name.clone(),
+                payload_format_version: lambda.payload_format_version,
+                timeout_millis,
+            })
+        }
+        (None, None, Some(mock)) => {
+            if !(100..=599).contains(&mock.status_code) {
+                diag.reject(
+                    Reason::InvalidIntegration,
+                    "spec.integration.mock.statusCode",
+                    "statusCode must be between 100 and 599",
+                );
+                return None;
+            }
+            check_headers(&mock.headers, "spec.integration.mock.headers", params, diag)?;
+            Some(IntegrationTable::Mock {
+                status_code: mock.status_code,
+                headers: mock.headers.clone(),
+                body: mock.body.clone(),
+            })
+        }
+        _ => {
+            diag.reject(
+                Reason::InvalidIntegration,
+                "spec.integration",
+                "set exactly one of integration.http, integration.lambda or integration.mock",
+            );
+            None
+        }
+    }
+}
+
+fn compile_http(
+    route: &ObjectKey,
+    http: &HttpIntegration,
+    timeout_millis: u32,
+    params: &BTreeSet<&str>,
+    resources: &Resources,
+    diag: &mut Diagnostic,
+) -> Option<IntegrationTable> {
+    let base = "spec.integration.http";
+    let backends: Vec<HttpBackendTable> = match (&http.url, &http.service, &http.backends) {
+        (Some(url), None, None) => vec![url_backend(url, 1, &format!("{base}.url"), params, diag)?],
+        (None, Some(svc), None) => vec![service_backend(
+            route,
+            svc,
+            1,
+            &format!("{base}.service"),
+            params,
+            resources,
+            diag,
+        )?],
+        (None, None, Some(list)) if !list.is_empty() => {
+            let mut out = Vec::new();
+            for (
+                i,
+                WeightedBackend {
+                    url,
+                    service,
+                    weight,
+                },
+            ) in list.iter().enumerate()
+            {
+                let field = format!("{base}.backends[{i}]");
+                out.push(match (url, service) {
+                    (Some(u), None) => {
+                        url_backend(u, *weight, &format!("{field}.url"), params, diag)?
+                    }
+                    (None, Some(s)) => service_backend(
+                        route,
+                        s,
+                        *weight,
+                        &format!("{field}.service"),
+                        params,
+                        resources,
+                        diag,
+                    )?,
+                    _ => {
+                        diag.reject(
+                            Reason::InvalidIntegration,
+                            field,
+                            "each backend needs exactly one of url or service",
+                        );
+                        return None;
+                    }
+                });
+            }
+            if out.iter().all(|b| b.weight == 0) {
+                diag.reject(
+                    Reason::InvalidIntegration,
+                    format!("{base}.backends"),
+                    "every backend has weight 0: give at least one a positive weight",
+                );
+                return None;
+            }
+            out
+        }
+        _ => {
+            diag.reject(
+                Reason::InvalidIntegration,
+                base,
+                "set exactly one of http.url, http.service or http.backends",
+            );
+            return None;
+        }
+    };
+    check_headers(
+        &http.request_headers,
+        &format!("{base}.requestHeaders"),
+        params,
+        diag,
+    )?;
+    Some(IntegrationTable::Http {
+        backends,
+        method: http.method.filter(|m| *m != HttpMethod::ANY),
+        request_headers: http.request_headers.clone(),
+        timeout_millis,
+    })
+}
+
+fn url_backend(
+    url: &str,
+    weight: u32,
+    field: &str,
+    params: &BTreeSet<&str>,
+    diag: &mut Diagnostic,
+) -> Option<HttpBackendTable> {
+    if let Err(e) = validate::http_url(url).and_then(|()| check_template(url, params)) {
+        diag.reject(Reason::InvalidIntegration, field, e);
+        return None;
+    }
+    Some(HttpBackendTable {
+        url: url.to_string(),
+        forward_request_path: false,
+        weight,
+    })
+}
+
+fn service_backend(
+    route: &ObjectKey,
+    svc: &ServiceBackend,
+    weight: u32,
+    field: &str,
+    params: &BTreeSet<&str>,
+    resources: &Resources,
+    diag: &mut Diagnostic,
+) -> Option<HttpBackendTable> {
+    let key = ObjectKey::new(&route.namespace, &svc.name);
+    let Some(service) = resources.services.get(&key) else {
+        diag.reject(
+            Reason::ServiceNotFound,
+            format!("{field}.name"),
+            format!("Service {key} does not exist"),
+        );
+        return None;
+    };
+    let ports = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .map(|ports| ports.iter().map(|p| p.port).collect::<Vec<_>>())
+        .unwrap_or_default();
+    if !ports.contains(&svc.port) {
+        diag.reject(
+            Reason::ServicePortNotFound,
+            format!("{field}.port"),
+            format!("Service {key} has no port {} (it has {ports:?})", svc.port),
+        );
+        return None;
+    }
+    if let Some(path) = &svc.path
+        && let Err(e) = check_template(path, params)
+    {
+        diag.reject(Reason::InvalidIntegration, format!("{field}.path"), e);
+        return None;
+    }
+    Some(HttpBackendTable {
+        url: format!(
+            "http://{}.{}.svc:{}{}",
+            svc.name,
+            route.namespace,
+            svc.port,
+            svc.path.as_deref().unwrap_or("")
+        ),
+        forward_request_path: svc.path.is_none(),
+        weight,
+    })
+}
+
+/// Every `{param}` in an integration template must be a parameter of the route's path.
+fn check_template(template: &str, params: &BTreeSet<&str>) -> Result<(), String> {
+    for p in template_params(template) {
+        if !params.contains(p) {
+            return Err(format!(
+                "{{{p}}} is not a parameter of the route's path (it has {})",
+                if params.is_empty() {
+                    "none".to_string()
+                } else {
+                    params
+                        .iter()
+                        .map(|p| format!("{{{p}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_headers(
+    headers: &BTreeMap<String, String>,
+    field: &str,
+    params: &BTreeSet<&str>,
+    diag: &mut Diagnostic,
+) -> Option<()> {
+    for (name, value) in headers {
+        let checked = validate::header_name(name)
+            .and_then(|()| validate::header_value(name, value))
+            .and_then(|()| check_template(value, params));
+        if let Err(e) = checked {
+            diag.reject(Reason::InvalidIntegration, format!("{field}.{name}"), e);
+            return None;
+        }
+    }
+    Some(())
+}

@@ -1,0 +1,354 @@
+//! The compiled table: everything one gateway's proxies need to serve it, and nothing else.
+//!
+//! This is the wire format between the controller and the proxies, and what standalone mode
+//! serves. A table is self-contained (TLS material and resolved backends are inside it), its
+//! version is a content hash, and every collection in it is sorted so that the same resources
+//! always give the same bytes. API keys appear only as SHA-256 hashes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::resources::{
+    ApiKeySource, AuthorizerType, EndpointType, HttpMethod, PayloadFormatVersion, QuotaPeriod,
+    RateLimitMode, RedisFailureMode, ThrottleSettings, TlsPolicy,
+};
+
+/// The table format this crate reads and writes. A proxy refuses (NACKs) any other.
+pub const TABLE_FORMAT: u32 = 1;
+
+/// Amazon API Gateway's account-level throttle, used when a gateway sets none.
+pub const DEFAULT_GATEWAY_THROTTLE: ThrottleSettings = ThrottleSettings {
+    rate_limit: 10_000.0,
+    burst_limit: 5_000,
+};
+
+/// `namespace/name` of a Kubernetes object.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// One gateway's compiled table.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayTable {
+    /// [`TABLE_FORMAT`] of the writer.
+    pub format: u32,
+    /// Content hash of everything else in the table (see [`GatewayTable::seal`]).
+    pub version: String,
+    pub gateway: ObjectKey,
+    pub endpoint_type: EndpointType,
+    pub api_key_source: ApiKeySource,
+    /// Gateway-wide throttle, applied before any other.
+    pub throttle: ThrottleSettings,
+    pub rate_limiting: RateLimitingTable,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_policy: Option<ResourcePolicyTable>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsTable>,
+    /// Sorted by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorizers: Vec<AuthorizerTable>,
+    /// Sorted by hostname.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<DomainTable>,
+    /// In the order the gateway lists them (the first is the default for invoke URLs).
+    pub stages: Vec<StageTable>,
+    /// Sorted by plan name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage_plans: Vec<UsagePlanTable>,
+}
+
+impl GatewayTable {
+    /// Sets `version` to the content hash of the table: the first 16 hex digits of the
+    /// SHA-256 of its JSON with an empty version. Same content, same version, on any replica.
+    pub fn seal(mut self) -> Self {
+        self.version = self.content_hash();
+        self
+    }
+
+    /// The hash [`seal`](Self::seal) stores; a reader can recompute it to check a table.
+    pub fn content_hash(&self) -> String {
+        let unsealed = GatewayTable {
+            version: String::new(),
+            ..self.clone()
+        };
+        // A table is plain data (strings, numbers, maps with string keys): serialising it to
+        // JSON cannot fail.
+        let bytes = serde_json::to_vec(&unsealed).expect("a table serialises to JSON");
+        hex::encode(&Sha256::digest(&bytes)[..8])
+    }
+
+    pub fn stage(&self, name: &str) -> Option<&StageTable> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}
+
+/// How throttle and quota counters are kept.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitingTable {
+    pub mode: RateLimitMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    pub on_redis_failure: RedisFailureMode,
+}
+
+/// Source address rules, as CIDR strings the compiler has checked.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcePolicyTable {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_cidrs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny_cidrs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxy_cidrs: Vec<String>,
+}
+
+/// CORS settings, ready to write into headers.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CorsTable {
+    pub allow_origins: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_seconds: Option<u32>,
+    pub allow_credentials: bool,
+}
+
+/// An authorizer routes may name.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizerTable {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_: AuthorizerType,
+    /// `$request.header.X`, `$request.querystring.x` or `$stageVariables.x`; all must be
+    /// present or the request gets 401.
+    pub identity_sources: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtTable>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<AuthorizerEndpoint>,
+    pub result_ttl_seconds: u32,
+}
+
+/// JWT validation settings with the JWKS URL resolved.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtTable {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub jwks_uri: String,
+}
+
+/// Where a custom authorizer is reached.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum AuthorizerEndpoint {
+    Http { url: String },
+    Lambda { invoke_url: String },
+}
+
+/// A custom domain with its TLS material.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainTable {
+    pub hostname: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsMaterial>,
+    pub security_policy: TlsPolicy,
+    /// PEM bundle of client CAs; present when mutual TLS is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_pem: Option<String>,
+    /// Sorted by base path, longest first, so the first prefix that matches wins.
+    pub mappings: Vec<BasePathTable>,
+}
+
+/// A certificate chain and its private key, from a `kubernetes.io/tls` Secret.
+#[derive(Serialize, Deserialize, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsMaterial {
+    /// The Secret it came from (`namespace/name`), for logs.
+    pub secret: String,
+    pub certificate_pem: String,
+    pub private_key_pem: String,
+}
+
+impl fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsMaterial")
+            .field("secret", &self.secret)
+            .field("private_key_pem", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A base path of a domain and the stage it reaches.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BasePathTable {
+    /// Without slashes at either end; empty maps the whole domain.
+    pub base_path: String,
+    pub stage: String,
+}
+
+/// A stage with its routes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StageTable {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    /// The stage's default throttle, capped by the gateway's.
+    pub throttle: ThrottleSettings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryTable>,
+    /// Sorted by path, then method.
+    pub routes: Vec<RouteTable>,
+}
+
+/// A stage's canary: the share it takes and its full set of stage variables.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryTable {
+    /// 0 to 100.
+    pub percent: f64,
+    /// The stage's variables with the canary's overrides applied.
+    pub variables: BTreeMap<String, String>,
+}
+
+/// A route as served on one stage.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteTable {
+    /// `METHOD /path`, as Amazon API Gateway's `routeKey`; unique within a stage.
+    pub route_key: String,
+    pub method: HttpMethod,
+    /// The path template: `/pets/{petId}`, `/files/{proxy+}`.
+    pub path: String,
+    /// The Route resource it came from.
+    pub source: ObjectKey,
+    pub api_key_required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorizer: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_scopes: Vec<String>,
+    /// The route's throttle: its own, else the stage's, capped by the gateway's.
+    pub throttle: ThrottleSettings,
+    pub integration: IntegrationTable,
+}
+
+/// What answers a route, with every reference resolved.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum IntegrationTable {
+    #[serde(rename_all = "camelCase")]
+    Http {
+        /// One or more backends; the proxy picks by weight.
+        backends: Vec<HttpBackendTable>,
+        /// Method sent to the backend; `None` keeps the request's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<HttpMethod>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        request_headers: BTreeMap<String, String>,
+        timeout_millis: u32,
+    },
+    #[serde(rename_all = "camelCase")]
+    Lambda {
+        /// `{endpoint}/2015-03-31/functions/{name}/invocations`.
+        invoke_url: String,
+        function_name: String,
+        payload_format_version: PayloadFormatVersion,
+        timeout_millis: u32,
+    },
+    #[serde(rename_all = "camelCase")]
+    Mock {
+        status_code: u16,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        headers: BTreeMap<String, String>,
+        body: String,
+    },
+}
+
+/// One HTTP backend.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpBackendTable {
+    /// URL template (`{param}`, `{proxy}`, `${stageVariables.x}`).
+    pub url: String,
+    /// Append the request path (without the stage) to `url`.
+    pub forward_request_path: bool,
+    pub weight: u32,
+}
+
+/// A usage plan as it applies to this gateway.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UsagePlanTable {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<ThrottleSettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaTable>,
+    /// Stages of this gateway the plan covers, sorted by stage name.
+    pub stages: Vec<PlanStageTable>,
+    /// Sorted by tenant.
+    pub keys: Vec<ApiKeyTable>,
+}
+
+/// A quota per key.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaTable {
+    pub limit: u64,
+    pub period: QuotaPeriod,
+    pub offset: u32,
+}
+
+/// A stage in a plan, with per-key throttles for single routes (by route key).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanStageTable {
+    pub stage: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub route_throttles: BTreeMap<String, ThrottleSettings>,
+}
+
+/// An API key: never its value, only the SHA-256 of it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyTable {
+    /// The tenant id: the key Secret's name.
+    pub tenant: String,
+    /// Lowercase hex SHA-256 of the key value.
+    pub sha256: String,
+    pub enabled: bool,
+}
+
+/// The hash under which an API key value is stored in a table.
+pub fn hash_api_key(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
