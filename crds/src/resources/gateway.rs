@@ -151,6 +151,7 @@ pub struct Stage {
             "message": "stage variable values may use letters, digits and -._~:/?#&=, (at most 512 characters)"
         }
     ]))]
+    #[schemars(extend("maxProperties" = 100, "additionalProperties" = {"type": "string", "maxLength": 512}))]
     pub variables: BTreeMap<String, String>,
 
     /// Default throttle for every route of this stage. Capped by the gateway-wide throttle.
@@ -185,6 +186,7 @@ pub struct CanarySettings {
             "message": "stage variable names may use only letters, digits and underscores (at most 64)"
         }
     ]))]
+    #[schemars(extend("maxProperties" = 100, "additionalProperties" = {"type": "string", "maxLength": 512}))]
     pub stage_variable_overrides: BTreeMap<String, String>,
 }
 
@@ -252,7 +254,7 @@ pub enum RedisFailureMode {
 ]))]
 pub struct Authorizer {
     /// Name that routes use in `spec.authorizer`.
-    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"), length(min = 1, max = 64))]
     pub name: String,
 
     /// `JWT`: validate a JSON Web Token against an issuer's JWKS. `TOKEN`: send one header to
@@ -268,9 +270,12 @@ pub struct Authorizer {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 10),
-        inner(regex(
-            pattern = r"^\$(request\.(header|querystring)\.[A-Za-z0-9_.-]+|stageVariables\.[A-Za-z0-9_]+)$"
-        ))
+        inner(
+            length(max = 256),
+            regex(
+                pattern = r"^\$(request\.(header|querystring)\.[A-Za-z0-9_.-]+|stageVariables\.[A-Za-z0-9_]+)$"
+            )
+        )
     )]
     pub identity_source: Vec<String>,
 
@@ -313,7 +318,7 @@ pub struct JwtAuthorizer {
     #[schemars(length(min = 1, max = 2048))]
     pub issuer: String,
     /// Accepted `aud` values; a token must carry at least one of them.
-    #[schemars(length(min = 1, max = 50))]
+    #[schemars(length(min = 1, max = 50), inner(length(max = 512)))]
     pub audiences: Vec<String>,
     /// Where the issuer publishes its signing keys (JWKS). Defaults to
     /// `{issuer}/.well-known/jwks.json`.
@@ -417,6 +422,7 @@ pub struct BasePathMapping {
     )]
     pub base_path: String,
     /// The stage that serves requests under this base path.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,128}$"), length(min = 1, max = 128))]
     pub stage: String,
 }
 
@@ -432,19 +438,19 @@ pub struct BasePathMapping {
 pub struct Cors {
     /// Origins allowed to call the API (`https://app.example.com`), or `*`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 100), inner(length(max = 512)))]
     pub allow_origins: Vec<String>,
     /// Methods allowed in cross-origin requests, or `*`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20))]
+    #[schemars(length(max = 20), inner(length(max = 16)))]
     pub allow_methods: Vec<String>,
     /// Request headers allowed in cross-origin requests, or `*`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 100), inner(length(max = 256)))]
     pub allow_headers: Vec<String>,
     /// Response headers the browser may expose to scripts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 100), inner(length(max = 256)))]
     pub expose_headers: Vec<String>,
     /// How long, in seconds, a browser may cache a preflight answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -462,14 +468,14 @@ pub struct Cors {
 pub struct ResourcePolicy {
     /// Source CIDRs allowed to call; empty allows every source not denied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 100), inner(length(max = 64)))]
     #[schemars(extend("x-kubernetes-validations" = [
         { "rule": "self.all(c, isCIDR(c))", "message": "allowCidrs must hold CIDRs such as 10.0.0.0/8 or 2001:db8::/32" }
     ]))]
     pub allow_cidrs: Vec<String>,
     /// Source CIDRs refused, even when also allowed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 100), inner(length(max = 64)))]
     #[schemars(extend("x-kubernetes-validations" = [
         { "rule": "self.all(c, isCIDR(c))", "message": "denyCidrs must hold CIDRs such as 10.0.0.0/8 or 2001:db8::/32" }
     ]))]
@@ -477,14 +483,14 @@ pub struct ResourcePolicy {
     /// Peers whose `X-Forwarded-For` header is believed; from anyone else the TCP peer
     /// address is the source.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 100), inner(length(max = 64)))]
     #[schemars(extend("x-kubernetes-validations" = [
         { "rule": "self.all(c, isCIDR(c))", "message": "trustedProxyCidrs must hold CIDRs such as 10.0.0.0/8" }
     ]))]
     pub trusted_proxy_cidrs: Vec<String>,
     /// Namespaces whose pods may reach a `Private` gateway (enforced by a NetworkPolicy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 100), inner(length(max = 63)))]
     pub allow_namespaces: Vec<String>,
 }
 

@@ -58,7 +58,10 @@ pub struct RouteSpec {
 
     /// Stages that serve this route; empty means every stage of the gateway.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 10), inner(regex(pattern = r"^[A-Za-z0-9_-]{1,128}$")))]
+    #[schemars(
+        length(max = 10),
+        inner(regex(pattern = r"^[A-Za-z0-9_-]{1,128}$"), length(max = 128))
+    )]
     pub stages: Vec<String>,
 
     /// Whether callers must send an API key bound to a usage plan of the stage.
@@ -67,12 +70,12 @@ pub struct RouteSpec {
 
     /// Name of an authorizer in the gateway's `spec.authorizers`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"), length(max = 64))]
     pub authorizer: Option<String>,
 
     /// OAuth scopes the JWT must carry (at least one of them) for this route.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 50))]
+    #[schemars(length(max = 50), inner(length(max = 256)))]
     pub authorization_scopes: Vec<String>,
 
     /// Throttle for this route on every stage it is served on; overrides the stage default,
@@ -150,6 +153,7 @@ pub struct HttpIntegration {
 
     /// Headers added to the backend request (templates, like `url`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 50))]
     pub request_headers: BTreeMap<String, String>,
 }
 
@@ -228,6 +232,7 @@ pub struct MockIntegration {
     pub status_code: u16,
     /// Response headers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 50))]
     pub headers: BTreeMap<String, String>,
     /// Response body; `${stageVariables.name}` and `{param}` are substituted.
     #[serde(default)]

@@ -75,7 +75,7 @@ pub struct ApiStage {
     /// The ApiGateway, in this namespace.
     pub gateway_ref: LocalRef,
     /// The stage of that gateway.
-    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,128}$"))]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,128}$"), length(min = 1, max = 128))]
     pub stage: String,
     /// Per-key throttles for single routes, replacing the plan's throttle on them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -132,7 +132,7 @@ pub enum QuotaPeriod {
 pub struct ApiKeySelection {
     /// Secrets (type `tollgate.dev/api-key`) in this namespace, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 10000))]
+    #[schemars(length(max = 10000), inner(length(max = 253)))]
     pub names: Vec<String>,
     /// Secrets (type `tollgate.dev/api-key`) in this namespace, by label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
