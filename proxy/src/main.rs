@@ -1,1 +1,102 @@
-fn main() {}
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use clap::Parser;
+use tokio::net::TcpListener;
+use tollgate_proxy::access_log::AccessLog;
+use tollgate_proxy::admin::{self, ConfigReport};
+use tollgate_proxy::args::{AccessLogTarget, Args, LogFormat};
+use tollgate_proxy::client;
+use tollgate_proxy::dispatch::Dispatch;
+use tollgate_proxy::metrics::Metrics;
+use tollgate_proxy::pipeline::Shared;
+use tollgate_proxy::server::{self, ServerOptions};
+use tollgate_proxy::standalone::Standalone;
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logs(&args)?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.worker_threads {
+        runtime.worker_threads(n.max(1));
+    }
+    runtime
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let admin_listener = TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("listening on {}", args.admin_listen))?;
+
+    let metrics = Metrics::new();
+    let access_log = match args.access_log {
+        AccessLogTarget::Stdout => AccessLog::stdout(metrics.access_log_dropped.clone()),
+        AccessLogTarget::Off => AccessLog::off(metrics.access_log_dropped.clone()),
+    };
+    let shared = Arc::new(Shared {
+        dispatch: ArcSwap::from_pointee(Dispatch::default()),
+        client: client::build(args.upstream_ca_file.as_deref())?,
+        metrics,
+        access_log,
+    });
+    let report = Arc::new(ArcSwap::from_pointee(ConfigReport::default()));
+
+    let standalone = Standalone::new(
+        args.config.clone(),
+        args.base_domain.clone(),
+        shared.clone(),
+        report.clone(),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = standalone.run().await {
+            tracing::error!(error = %format!("{e:#}"), "standalone mode stopped watching its files");
+        }
+    });
+    tokio::spawn(admin::serve(admin_listener, shared.clone(), report));
+
+    tracing::info!(listen = %args.listen, admin = %args.admin_listen, config = %args.config.display(), "tollgate-proxy serving");
+    let options = ServerOptions {
+        header_read_timeout: Duration::from_secs(args.header_read_timeout_seconds),
+        drain: Duration::from_secs(args.drain_seconds),
+    };
+    server::serve(listener, shared, options, shutdown_signal()).await;
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+    }
+}
+
+fn init_logs(args: &Args) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .with_context(|| format!("log level {:?}", args.log_level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}

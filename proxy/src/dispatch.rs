@@ -1,0 +1,345 @@
+//! Everything the proxy serves, built once per set of tables and swapped atomically: which
+//! host and base path reach which gateway and stage, each stage's router and API keys.
+//!
+//! Hosts, in order: a custom domain (exact, then `*.` wildcard) with its base path mappings;
+//! the gateway's default host `{gateway}.{namespace}.{base domain}`, whose first path segment
+//! is the stage; and, when exactly one gateway is loaded, any host at all, as its default host.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tollgate_crds::table::{GatewayTable, ObjectKey, StageTable, UsagePlanTable};
+
+use crate::errors::GatewayError;
+use crate::router::{RouterError, StageRouter};
+
+/// One gateway, ready to serve.
+#[derive(Debug)]
+pub struct ServedGateway {
+    pub table: Arc<GatewayTable>,
+    stages: HashMap<String, ServedStage>,
+}
+
+/// One stage of a gateway.
+#[derive(Debug)]
+pub struct ServedStage {
+    /// Index into `ServedGateway::table.stages`.
+    index: usize,
+    pub router: StageRouter,
+    /// API keys bound on this stage, by SHA-256 of the key.
+    keys: HashMap<String, KeyBinding>,
+}
+
+/// An API key bound to a usage plan on a stage.
+#[derive(Debug, Clone)]
+pub struct KeyBinding {
+    /// Index into the gateway table's `usage_plans`.
+    pub plan: usize,
+    pub tenant: String,
+    pub enabled: bool,
+}
+
+impl ServedGateway {
+    pub fn build(table: GatewayTable) -> Result<Self, RouterError> {
+        let mut stages = HashMap::new();
+        for (index, stage) in table.stages.iter().enumerate() {
+            let router = StageRouter::build(&stage.routes)?;
+            let keys = keys_of(&table.usage_plans, &stage.name);
+            stages.insert(
+                stage.name.clone(),
+                ServedStage {
+                    index,
+                    router,
+                    keys,
+                },
+            );
+        }
+        Ok(Self {
+            table: Arc::new(table),
+            stages,
+        })
+    }
+
+    pub fn key(&self) -> &ObjectKey {
+        &self.table.gateway
+    }
+
+    pub fn stage(&self, name: &str) -> Option<&ServedStage> {
+        self.stages.get(name)
+    }
+
+    pub fn stage_table(&self, stage: &ServedStage) -> &StageTable {
+        &self.table.stages[stage.index]
+    }
+}
+
+impl ServedStage {
+    pub fn key(&self, sha256: &str) -> Option<&KeyBinding> {
+        self.keys.get(sha256)
+    }
+}
+
+fn keys_of(plans: &[UsagePlanTable], stage: &str) -> HashMap<String, KeyBinding> {
+    let mut keys = HashMap::new();
+    for (plan_index, plan) in plans.iter().enumerate() {
+        if !plan.stages.iter().any(|s| s.stage == stage) {
+            continue;
+        }
+        for key in &plan.keys {
+            // The compiler binds a key to one plan per stage; keep the first if not.
+            keys.entry(key.sha256.clone())
+                .or_insert_with(|| KeyBinding {
+                    plan: plan_index,
+                    tenant: key.tenant.clone(),
+                    enabled: key.enabled,
+                });
+        }
+    }
+    keys
+}
+
+/// Where a request goes: its gateway, stage, and the path relative to the stage.
+#[derive(Debug)]
+pub struct Target<'a> {
+    pub gateway: &'a ServedGateway,
+    pub stage: &'a ServedStage,
+    /// The path after the stage or base path, always starting with '/'.
+    pub path: &'a str,
+}
+
+/// All served gateways and how hosts reach them.
+#[derive(Debug, Default)]
+pub struct Dispatch {
+    gateways: Vec<ServedGateway>,
+    default_hosts: HashMap<String, usize>,
+    domains: HashMap<String, DomainEntry>,
+    wildcard_domains: HashMap<String, DomainEntry>,
+}
+
+#[derive(Debug)]
+struct DomainEntry {
+    gateway: usize,
+    /// (base path, stage), longest base path first.
+    mappings: Vec<(String, String)>,
+}
+
+impl Dispatch {
+    /// Builds the dispatch for a set of already-built gateways. A custom domain claimed by two
+    /// gateways goes to the first by namespace/name; the clash is logged.
+    pub fn new(mut gateways: Vec<ServedGateway>, base_domain: &str) -> Self {
+        gateways.sort_by(|a, b| a.key().cmp(b.key()));
+        let mut dispatch = Self::default();
+        for (index, gw) in gateways.iter().enumerate() {
+            let key = gw.key();
+            let host =
+                format!("{}.{}.{}", key.name, key.namespace, base_domain).to_ascii_lowercase();
+            dispatch.default_hosts.insert(host, index);
+            for domain in &gw.table.domains {
+                let entry = DomainEntry {
+                    gateway: index,
+                    mappings: domain
+                        .mappings
+                        .iter()
+                        .map(|m| (m.base_path.clone(), m.stage.clone()))
+                        .collect(),
+                };
+                let (map, name) = match domain.hostname.strip_prefix("*.") {
+                    Some(suffix) => (&mut dispatch.wildcard_domains, suffix.to_string()),
+                    None => (&mut dispatch.domains, domain.hostname.clone()),
+                };
+                if let Some(existing) = map.get(&name) {
+                    tracing::warn!(
+                        domain = %domain.hostname,
+                        kept = %gateways[existing.gateway].key(),
+                        ignored = %key,
+                        "two gateways claim the same custom domain; the first keeps it"
+                    );
+                    continue;
+                }
+                map.insert(name, entry);
+            }
+        }
+        dispatch.gateways = gateways;
+        dispatch
+    }
+
+    pub fn gateways(&self) -> &[ServedGateway] {
+        &self.gateways
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.gateways.is_empty()
+    }
+
+    /// Resolves a request's host (without port) and path to a gateway and stage.
+    pub fn resolve<'a>(&'a self, host: &str, path: &'a str) -> Result<Target<'a>, GatewayError> {
+        let host = host.trim_end_matches('.');
+        let domain = self.domains.get(host).or_else(|| {
+            let (_, parent) = host.split_once('.')?;
+            self.wildcard_domains.get(parent)
+        });
+        if let Some(entry) = domain {
+            return self.via_domain(entry, path);
+        }
+        let gateway = match self.default_hosts.get(host) {
+            Some(&i) => &self.gateways[i],
+            None if self.gateways.len() == 1 => &self.gateways[0],
+            None => return Err(GatewayError::Forbidden("no gateway serves this host")),
+        };
+        let rest = path.strip_prefix('/').unwrap_or(path);
+        let (stage_name, remainder) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let stage = gateway
+            .stage(stage_name)
+            .ok_or(GatewayError::Forbidden("no such stage"))?;
+        Ok(Target {
+            gateway,
+            stage,
+            path: remainder,
+        })
+    }
+
+    fn via_domain<'a>(
+        &'a self,
+        entry: &'a DomainEntry,
+        path: &'a str,
+    ) -> Result<Target<'a>, GatewayError> {
+        let gateway = &self.gateways[entry.gateway];
+        let rest = path.strip_prefix('/').unwrap_or(path);
+        for (base, stage_name) in &entry.mappings {
+            let remainder = if base.is_empty() {
+                Some(path)
+            } else {
+                rest.strip_prefix(base.as_str())
+                    .filter(|r| r.is_empty() || r.starts_with('/'))
+                    .map(|r| if r.is_empty() { "/" } else { r })
+            };
+            if let Some(remainder) = remainder {
+                let stage = gateway
+                    .stage(stage_name)
+                    .ok_or(GatewayError::Forbidden("no such stage"))?;
+                return Ok(Target {
+                    gateway,
+                    stage,
+                    path: if remainder.is_empty() { "/" } else { remainder },
+                });
+            }
+        }
+        Err(GatewayError::Forbidden("no base path mapping matches"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tollgate_crds::compile::{Resources, compile};
+    use tollgate_crds::load::load_str;
+
+    use super::*;
+
+    fn dispatch(yaml: &str) -> Dispatch {
+        let mut r = Resources::default();
+        load_str(yaml, "test", &mut r).unwrap();
+        let gateways = compile(&r)
+            .tables
+            .into_values()
+            .map(|t| ServedGateway::build(t).unwrap())
+            .collect();
+        Dispatch::new(gateways, "localhost")
+    }
+
+    const TWO: &str = r#"
+apiVersion: tollgate.dev/v1alpha1
+kind: ApiGateway
+metadata: {name: hello}
+spec:
+  stages: [{name: dev}, {name: prod}]
+  domains:
+    - hostname: api.example.com
+      basePathMappings: [{basePath: "", stage: prod}, {basePath: "v1/orders", stage: dev}]
+    - hostname: "*.shop.example"
+      basePathMappings: [{basePath: "v2", stage: dev}]
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: ApiGateway
+metadata: {name: other, namespace: team}
+spec:
+  stages: [{name: dev}]
+"#;
+
+    fn resolved(
+        d: &Dispatch,
+        host: &str,
+        path: &str,
+    ) -> Result<(String, String, String), GatewayError> {
+        d.resolve(host, path).map(|t| {
+            (
+                t.gateway.key().to_string(),
+                t.gateway.stage_table(t.stage).name.clone(),
+                t.path.to_string(),
+            )
+        })
+    }
+
+    #[test]
+    fn default_hosts_take_the_stage_from_the_first_segment() {
+        let d = dispatch(TWO);
+        let ok = |g: &str, s: &str, p: &str| Ok((g.to_string(), s.to_string(), p.to_string()));
+        assert_eq!(
+            resolved(&d, "hello.default.localhost", "/dev/pets/1"),
+            ok("default/hello", "dev", "/pets/1")
+        );
+        assert_eq!(
+            resolved(&d, "hello.default.localhost", "/prod"),
+            ok("default/hello", "prod", "/")
+        );
+        assert_eq!(
+            resolved(&d, "other.team.localhost", "/dev/"),
+            ok("team/other", "dev", "/")
+        );
+        assert_eq!(
+            resolved(&d, "hello.default.localhost", "/qa/x"),
+            Err(GatewayError::Forbidden("no such stage"))
+        );
+        assert!(
+            resolved(&d, "unknown.example", "/dev/x").is_err(),
+            "two gateways: an unknown host is refused"
+        );
+    }
+
+    #[test]
+    fn custom_domains_map_base_paths_to_stages() {
+        let d = dispatch(TWO);
+        let ok = |s: &str, p: &str| Ok(("default/hello".to_string(), s.to_string(), p.to_string()));
+        assert_eq!(
+            resolved(&d, "api.example.com", "/v1/orders/7"),
+            ok("dev", "/7")
+        );
+        assert_eq!(
+            resolved(&d, "api.example.com", "/v1/orders"),
+            ok("dev", "/")
+        );
+        assert_eq!(
+            resolved(&d, "api.example.com", "/v1/ordersx"),
+            ok("prod", "/v1/ordersx")
+        );
+        assert_eq!(
+            resolved(&d, "eu.shop.example", "/v2/cart"),
+            ok("dev", "/cart")
+        );
+        assert!(resolved(&d, "eu.shop.example", "/v3/cart").is_err());
+        assert!(
+            resolved(&d, "a.eu.shop.example", "/v2/cart").is_err(),
+            "a wildcard matches one label"
+        );
+    }
+
+    #[test]
+    fn a_single_gateway_answers_any_host() {
+        let d = dispatch(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata: {name: hello}\nspec: {stages: [{name: dev}]}\n",
+        );
+        assert_eq!(resolved(&d, "127.0.0.1", "/dev/x").unwrap().1, "dev");
+    }
+}

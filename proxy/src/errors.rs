@@ -1,0 +1,166 @@
+//! The errors a request can end in, each with the status code and JSON body Amazon API
+//! Gateway's default gateway response gives it, and the side at fault.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::{Body, full};
+
+/// Who caused an error: decides the log level and the metrics label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Client,
+    Upstream,
+    Gateway,
+}
+
+/// A request that ends without reaching (or without a usable answer from) its integration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// No route for the path, or none for the method (MISSING_AUTHENTICATION_TOKEN).
+    #[error("no route matches the method and path")]
+    MissingAuthenticationToken,
+    /// Unknown host, unknown stage, or a missing, unknown or disabled API key.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// The body is larger than the 10 MB payload limit (REQUEST_TOO_LARGE).
+    #[error("request body exceeds the payload limit")]
+    RequestTooLong,
+    /// The client sent a body the proxy could not read.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The integration did not answer within its timeout (INTEGRATION_TIMEOUT).
+    #[error("integration timed out")]
+    IntegrationTimeout,
+    /// The integration could not be reached or broke the connection (INTEGRATION_FAILURE).
+    #[error("integration failed: {0}")]
+    IntegrationFailure(String),
+    /// A function failed or returned a malformed proxy result.
+    #[error("bad Lambda result: {0}")]
+    BadLambdaResult(String),
+    /// The route's configuration cannot be carried out (API_CONFIGURATION_ERROR).
+    #[error("configuration error: {0}")]
+    Configuration(String),
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingAuthenticationToken | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::RequestTooLong => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::IntegrationTimeout | Self::IntegrationFailure(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::BadLambdaResult(_) => StatusCode::BAD_GATEWAY,
+            Self::Configuration(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `message` of the JSON body, as Amazon API Gateway words it.
+    pub fn message(&self) -> &'static str {
+        match self {
+            Self::MissingAuthenticationToken => "Missing Authentication Token",
+            Self::Forbidden(_) => "Forbidden",
+            Self::RequestTooLong => "Request Too Long",
+            Self::BadRequest(_) => "Bad Request",
+            Self::IntegrationTimeout => "Endpoint request timed out",
+            Self::IntegrationFailure(_) | Self::BadLambdaResult(_) | Self::Configuration(_) => {
+                "Internal server error"
+            }
+        }
+    }
+
+    pub fn fault(&self) -> Fault {
+        match self {
+            Self::MissingAuthenticationToken
+            | Self::Forbidden(_)
+            | Self::RequestTooLong
+            | Self::BadRequest(_) => Fault::Client,
+            Self::IntegrationTimeout | Self::IntegrationFailure(_) | Self::BadLambdaResult(_) => {
+                Fault::Upstream
+            }
+            Self::Configuration(_) => Fault::Gateway,
+        }
+    }
+
+    /// The `x-amzn-ErrorType` header value.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::MissingAuthenticationToken => "MissingAuthenticationTokenException",
+            Self::Forbidden(_) => "ForbiddenException",
+            Self::RequestTooLong => "RequestTooLongException",
+            Self::BadRequest(_) => "BadRequestException",
+            Self::IntegrationTimeout | Self::IntegrationFailure(_) => {
+                "InternalServerErrorException"
+            }
+            Self::BadLambdaResult(_) | Self::Configuration(_) => "InternalServerErrorException",
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        json_message(self.status(), self.message(), Some(self.error_type()))
+    }
+}
+
+/// `{"message": "..."}` with the given status, as every gateway response is shaped.
+pub fn json_message(
+    status: StatusCode,
+    message: &str,
+    error_type: Option<&'static str>,
+) -> Response<Body> {
+    let body = serde_json::json!({ "message": message }).to_string();
+    let mut response = Response::new(full(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(t) = error_type {
+        headers.insert("x-amzn-errortype", HeaderValue::from_static(t));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn bodies_are_the_aws_json_messages() {
+        for (err, status, body) in [
+            (
+                GatewayError::MissingAuthenticationToken,
+                403,
+                r#"{"message":"Missing Authentication Token"}"#,
+            ),
+            (
+                GatewayError::Forbidden("stage"),
+                403,
+                r#"{"message":"Forbidden"}"#,
+            ),
+            (
+                GatewayError::RequestTooLong,
+                413,
+                r#"{"message":"Request Too Long"}"#,
+            ),
+            (
+                GatewayError::IntegrationTimeout,
+                504,
+                r#"{"message":"Endpoint request timed out"}"#,
+            ),
+            (
+                GatewayError::BadLambdaResult("x".into()),
+                502,
+                r#"{"message":"Internal server error"}"#,
+            ),
+        ] {
+            let response = err.into_response();
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(bytes, body.as_bytes());
+        }
+    }
+}

@@ -1,0 +1,661 @@
+//! Reading the function's result.
+//!
+//! [`parse_result`] turns what the Invoke API returned into the HTTP response, following
+//! Amazon API Gateway's documented output formats:
+//!
+//! - **1.0** (REST API): a JSON object with an integer `statusCode` (100 to 599) and optional
+//!   `headers` (name → value), `multiValueHeaders` (name → list of values), `body` (string;
+//!   absent or `null` is an empty body) and `isBase64Encoded` (the body is base64, standard
+//!   alphabet, and is decoded). Anything else is [`ResultError::Malformed`], which the caller
+//!   answers with 502.
+//! - **2.0** (HTTP API): a JSON object with `statusCode` is read like 1.0, plus `cookies`
+//!   (each becomes a `set-cookie` header). Any other valid JSON (a string, a number, an object
+//!   without `statusCode`…) is the body itself, byte for byte, with status 200 and
+//!   `content-type: application/json`. Invalid JSON is malformed.
+//!
+//! Details:
+//! - When a name is in both `headers` and `multiValueHeaders`, only the `multiValueHeaders`
+//!   values are kept, as Amazon API Gateway documents.
+//! - Header values may be strings, numbers or booleans (functions commonly return
+//!   `"Access-Control-Allow-Credentials": true`); numbers and booleans are sent as their JSON
+//!   text. Other value types, and names or values that are not valid HTTP, are malformed.
+//!   `null` for `headers`, `multiValueHeaders`, `cookies`, `body` or `isBase64Encoded` is the
+//!   same as leaving the field out.
+//! - A structured response without a `content-type` header gets none: Tollgate does not guess
+//!   one, in either version.
+//! - Framing and hop-by-hop headers the function sets (`content-length`, `transfer-encoding`,
+//!   `connection`, `keep-alive`, `proxy-connection`, `te`, `trailer`, `upgrade`) are dropped:
+//!   the proxy frames the body itself.
+//! - An `X-Amz-Function-Error` header on the Invoke response (the function raised or
+//!   crashed) is [`ResultError::FunctionError`] whatever the body says.
+//!
+//! Nothing here panics, whatever the bytes.
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, SET_COOKIE};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde_json::{Map, Value};
+use tollgate_crds::resources::PayloadFormatVersion;
+
+/// The HTTP response a function's result stands for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LambdaResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Why a function's result cannot be sent to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultError {
+    /// The Invoke response carried `X-Amz-Function-Error` (this is its value).
+    #[error("function error: {0}")]
+    FunctionError(String),
+    #[error("malformed Lambda proxy response: {0}")]
+    Malformed(String),
+}
+
+/// Headers the function may not set: the proxy frames the response itself.
+const DROPPED_HEADERS: &[&str] = &[
+    "connection",
+    "content-length",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Standard alphabet; padding optional, as functions' encoders differ on it.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Reads the Invoke API's answer: `function_error` is the `X-Amz-Function-Error` response
+/// header, `body` the response payload. See the module documentation for the rules.
+pub fn parse_result(
+    version: PayloadFormatVersion,
+    function_error: Option<&str>,
+    body: &[u8],
+) -> Result<LambdaResponse, ResultError> {
+    if let Some(error) = function_error {
+        return Err(ResultError::FunctionError(error.to_owned()));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| malformed(format!("result is not valid JSON: {e}")))?;
+    match version {
+        PayloadFormatVersion::V1 => {
+            let Value::Object(object) = value else {
+                return Err(malformed(format!(
+                    "result must be a JSON object, got {}",
+                    type_name(&value)
+                )));
+            };
+            structured(&object, false)
+        }
+        PayloadFormatVersion::V2 => match value {
+            Value::Object(object) if object.contains_key("statusCode") => structured(&object, true),
+            _ => {
+                let mut headers = HeaderMap::new();
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                Ok(LambdaResponse {
+                    status: StatusCode::OK,
+                    headers,
+                    body: Bytes::copy_from_slice(body),
+                })
+            }
+        },
+    }
+}
+
+fn structured(object: &Map<String, Value>, cookies: bool) -> Result<LambdaResponse, ResultError> {
+    let status = match object.get("statusCode") {
+        None => return Err(malformed("statusCode is missing")),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|n| (100..=599).contains(n))
+            .and_then(|n| StatusCode::from_u16(n).ok())
+            .ok_or_else(|| {
+                malformed(format!("statusCode {n} is not an integer from 100 to 599"))
+            })?,
+        Some(other) => {
+            return Err(malformed(format!(
+                "statusCode must be an integer, got {}",
+                type_name(other)
+            )));
+        }
+    };
+
+    let mut headers = HeaderMap::new();
+    match object.get("headers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (name, value) in map {
+                let name = header_name(name)?;
+                let value = header_value(&name, value)?;
+                headers.insert(name, value);
+            }
+        }
+        Some(other) => {
+            return Err(malformed(format!(
+                "headers must be an object, got {}",
+                type_name(other)
+            )));
+        }
+    }
+    match object.get("multiValueHeaders") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            let mut replaced: Vec<HeaderName> = Vec::new();
+            for (name, values) in map {
+                let name = header_name(name)?;
+                let Value::Array(values) = values else {
+                    return Err(malformed(format!(
+                        "multiValueHeaders.{name} must be an array, got {}",
+                        type_name(values)
+                    )));
+                };
+                // multiValueHeaders win over headers for the same name; two spellings of one
+                // name in multiValueHeaders add up.
+                if !replaced.contains(&name) {
+                    headers.remove(&name);
+                    replaced.push(name.clone());
+                }
+                for value in values {
+                    let value = header_value(&name, value)?;
+                    headers.append(name.clone(), value);
+                }
+            }
+        }
+        Some(other) => {
+            return Err(malformed(format!(
+                "multiValueHeaders must be an object, got {}",
+                type_name(other)
+            )));
+        }
+    }
+    if cookies {
+        match object.get("cookies") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(list)) => {
+                for cookie in list {
+                    let Value::String(cookie) = cookie else {
+                        return Err(malformed(format!(
+                            "cookies must hold strings, got {}",
+                            type_name(cookie)
+                        )));
+                    };
+                    let value = HeaderValue::from_bytes(cookie.as_bytes()).map_err(|_| {
+                        malformed(format!("cookie {cookie:?} is not a valid header value"))
+                    })?;
+                    headers.append(SET_COOKIE, value);
+                }
+            }
+            Some(other) => {
+                return Err(malformed(format!(
+                    "cookies must be an array, got {}",
+                    type_name(other)
+                )));
+            }
+        }
+    }
+    for name in DROPPED_HEADERS {
+        headers.remove(*name);
+    }
+
+    let is_base64 = match object.get("isBase64Encoded") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(malformed(format!(
+                "isBase64Encoded must be a boolean, got {}",
+                type_name(other)
+            )));
+        }
+    };
+    let body = match object.get("body") {
+        None | Some(Value::Null) => Bytes::new(),
+        Some(Value::String(text)) if is_base64 => Bytes::from(
+            BASE64
+                .decode(text.as_bytes())
+                .map_err(|e| malformed(format!("body is not valid base64: {e}")))?,
+        ),
+        Some(Value::String(text)) => Bytes::copy_from_slice(text.as_bytes()),
+        Some(other) => {
+            return Err(malformed(format!(
+                "body must be a string, got {}",
+                type_name(other)
+            )));
+        }
+    };
+
+    Ok(LambdaResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn header_name(name: &str) -> Result<HeaderName, ResultError> {
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| malformed(format!("{name:?} is not a valid header name")))
+}
+
+fn header_value(name: &HeaderName, value: &Value) -> Result<HeaderValue, ResultError> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => {
+            return Err(malformed(format!(
+                "header {name} must be a string, got {}",
+                type_name(other)
+            )));
+        }
+    };
+    // Bytes rather than str: UTF-8 text in a value is let through, control characters are not.
+    HeaderValue::from_bytes(text.as_bytes())
+        .map_err(|_| malformed(format!("header {name} has an invalid value {text:?}")))
+}
+
+fn malformed(message: impl Into<String>) -> ResultError {
+    ResultError::Malformed(message.into())
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const V1: PayloadFormatVersion = PayloadFormatVersion::V1;
+    const V2: PayloadFormatVersion = PayloadFormatVersion::V2;
+
+    fn ok(version: PayloadFormatVersion, value: Value) -> LambdaResponse {
+        let bytes = serde_json::to_vec(&value).unwrap();
+        parse_result(version, None, &bytes).unwrap_or_else(|e| panic!("{value} should parse: {e}"))
+    }
+
+    fn malformed_msg(version: PayloadFormatVersion, body: &[u8]) -> String {
+        match parse_result(version, None, body) {
+            Err(ResultError::Malformed(m)) => m,
+            other => panic!(
+                "{:?} should be malformed, got {other:?}",
+                String::from_utf8_lossy(body)
+            ),
+        }
+    }
+
+    fn values(headers: &HeaderMap, name: &str) -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn v1_minimal() {
+        let r = ok(V1, json!({"statusCode": 204}));
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert!(r.headers.is_empty());
+        assert!(r.body.is_empty());
+    }
+
+    #[test]
+    fn v1_full() {
+        let r = ok(
+            V1,
+            json!({
+                "statusCode": 201,
+                "headers": {"Content-Type": "application/json", "X-Single": "one"},
+                "multiValueHeaders": {"X-Multi": ["a", "b"]},
+                "body": "{\"id\":7}",
+                "isBase64Encoded": false,
+            }),
+        );
+        assert_eq!(r.status, StatusCode::CREATED);
+        assert_eq!(values(&r.headers, "content-type"), ["application/json"]);
+        assert_eq!(values(&r.headers, "x-single"), ["one"]);
+        assert_eq!(values(&r.headers, "x-multi"), ["a", "b"]);
+        assert_eq!(&r.body[..], b"{\"id\":7}");
+    }
+
+    #[test]
+    fn v1_no_content_type_invented() {
+        let r = ok(V1, json!({"statusCode": 200, "body": "hello"}));
+        assert!(r.headers.get(CONTENT_TYPE).is_none());
+        let r = ok(V2, json!({"statusCode": 200, "body": "hello"}));
+        assert!(r.headers.get(CONTENT_TYPE).is_none());
+    }
+
+    #[test]
+    fn multi_value_headers_win_over_headers() {
+        let r = ok(
+            V1,
+            json!({
+                "statusCode": 200,
+                "headers": {"X-Both": "single", "X-Only-Single": "s"},
+                "multiValueHeaders": {"x-both": ["m1", "m2"], "X-BOTH": ["m3"]},
+            }),
+        );
+        // Both spellings add up (in the JSON object's key order); "single" is gone.
+        let mut both = values(&r.headers, "x-both");
+        both.sort();
+        assert_eq!(both, ["m1", "m2", "m3"]);
+        assert_eq!(values(&r.headers, "x-only-single"), ["s"]);
+    }
+
+    #[test]
+    fn base64_body_decoded() {
+        let png: &[u8] = &[
+            0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d,
+        ];
+        for version in [V1, V2] {
+            let r = ok(
+                version,
+                json!({
+                    "statusCode": 200,
+                    "headers": {"content-type": "image/png"},
+                    "body": "iVBORw0KGgoAAAAN",
+                    "isBase64Encoded": true,
+                }),
+            );
+            assert_eq!(&r.body[..], png);
+            assert_eq!(values(&r.headers, "content-type"), ["image/png"]);
+        }
+        // Unpadded base64 is accepted too.
+        let r = ok(
+            V1,
+            json!({"statusCode": 200, "body": "aGk", "isBase64Encoded": true}),
+        );
+        assert_eq!(&r.body[..], b"hi");
+    }
+
+    #[test]
+    fn invalid_base64_is_malformed() {
+        let m = malformed_msg(
+            V1,
+            br#"{"statusCode":200,"body":"not base64!!","isBase64Encoded":true}"#,
+        );
+        assert!(m.contains("base64"), "{m}");
+    }
+
+    #[test]
+    fn base64_flag_false_keeps_text() {
+        let r = ok(
+            V1,
+            json!({"statusCode": 200, "body": "aGk=", "isBase64Encoded": false}),
+        );
+        assert_eq!(&r.body[..], b"aGk=");
+    }
+
+    #[test]
+    fn status_code_validation() {
+        for bad in [
+            &br#"{"body":"x"}"#[..],
+            br#"{"statusCode":"200"}"#,
+            br#"{"statusCode":200.5}"#,
+            br#"{"statusCode":99}"#,
+            br#"{"statusCode":600}"#,
+            br#"{"statusCode":-1}"#,
+            br#"{"statusCode":70000}"#,
+            br#"{"statusCode":null}"#,
+            br#"{"statusCode":true}"#,
+            br#"{"statusCode":1e400}"#,
+        ] {
+            malformed_msg(V1, bad);
+        }
+        assert_eq!(ok(V1, json!({"statusCode": 100})).status.as_u16(), 100);
+        assert_eq!(ok(V1, json!({"statusCode": 599})).status.as_u16(), 599);
+        assert_eq!(ok(V1, json!({"statusCode": 418})).status.as_u16(), 418);
+    }
+
+    #[test]
+    fn v1_not_an_object_is_malformed() {
+        for bad in [
+            &b"\"hello\""[..],
+            b"42",
+            b"null",
+            b"[1,2]",
+            b"",
+            b"not json",
+            b"{\"statusCode\":200",
+            b"\xff\xfe",
+        ] {
+            malformed_msg(V1, bad);
+        }
+    }
+
+    #[test]
+    fn wrong_field_types_are_malformed() {
+        for bad in [
+            &br#"{"statusCode":200,"headers":"x"}"#[..],
+            br#"{"statusCode":200,"headers":["x"]}"#,
+            br#"{"statusCode":200,"headers":{"x":{"a":1}}}"#,
+            br#"{"statusCode":200,"headers":{"x":null}}"#,
+            br#"{"statusCode":200,"headers":{"x":["a"]}}"#,
+            br#"{"statusCode":200,"multiValueHeaders":{"x":"a"}}"#,
+            br#"{"statusCode":200,"multiValueHeaders":{"x":[1,{"a":1}]}}"#,
+            br#"{"statusCode":200,"multiValueHeaders":[]}"#,
+            br#"{"statusCode":200,"body":42}"#,
+            br#"{"statusCode":200,"body":{"a":1}}"#,
+            br#"{"statusCode":200,"isBase64Encoded":"true"}"#,
+        ] {
+            malformed_msg(V1, bad);
+            malformed_msg(V2, bad);
+        }
+        malformed_msg(V2, br#"{"statusCode":200,"cookies":"a=b"}"#);
+        malformed_msg(V2, br#"{"statusCode":200,"cookies":[1]}"#);
+    }
+
+    #[test]
+    fn invalid_header_names_and_values_are_malformed() {
+        for bad in [
+            &br#"{"statusCode":200,"headers":{"bad name":"x"}}"#[..],
+            br#"{"statusCode":200,"headers":{"":"x"}}"#,
+            br#"{"statusCode":200,"headers":{"x":"line\nbreak"}}"#,
+            br#"{"statusCode":200,"multiValueHeaders":{"x(y)":["a"]}}"#,
+            br#"{"statusCode":200,"multiValueHeaders":{"x":["a\r\nInjected: 1"]}}"#,
+        ] {
+            malformed_msg(V1, bad);
+        }
+        malformed_msg(V2, br#"{"statusCode":200,"cookies":["a=b\nc"]}"#);
+    }
+
+    #[test]
+    fn scalar_header_values_are_stringified() {
+        let r = ok(
+            V1,
+            json!({
+                "statusCode": 200,
+                "headers": {"Access-Control-Allow-Credentials": true, "X-Count": 3},
+                "multiValueHeaders": {"X-Flags": [false, 1.5, "s"]},
+            }),
+        );
+        assert_eq!(
+            values(&r.headers, "access-control-allow-credentials"),
+            ["true"]
+        );
+        assert_eq!(values(&r.headers, "x-count"), ["3"]);
+        assert_eq!(values(&r.headers, "x-flags"), ["false", "1.5", "s"]);
+    }
+
+    #[test]
+    fn nulls_mean_absent() {
+        let r = ok(
+            V2,
+            json!({
+                "statusCode": 200,
+                "headers": null,
+                "multiValueHeaders": null,
+                "cookies": null,
+                "body": null,
+                "isBase64Encoded": null,
+            }),
+        );
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.headers.is_empty());
+        assert!(r.body.is_empty());
+    }
+
+    #[test]
+    fn framing_headers_dropped() {
+        let r = ok(
+            V1,
+            json!({
+                "statusCode": 200,
+                "headers": {"Content-Length": "999", "Connection": "close", "X-Keep": "1"},
+                "multiValueHeaders": {"Transfer-Encoding": ["chunked"]},
+                "body": "hi",
+            }),
+        );
+        assert!(r.headers.get("content-length").is_none());
+        assert!(r.headers.get("connection").is_none());
+        assert!(r.headers.get("transfer-encoding").is_none());
+        assert_eq!(values(&r.headers, "x-keep"), ["1"]);
+    }
+
+    #[test]
+    fn function_error_wins() {
+        let body = br#"{"errorMessage":"boom","errorType":"Exception"}"#;
+        for version in [V1, V2] {
+            match parse_result(version, Some("Unhandled"), body) {
+                Err(ResultError::FunctionError(kind)) => assert_eq!(kind, "Unhandled"),
+                other => panic!("expected FunctionError, got {other:?}"),
+            }
+            // Even a well-formed result is an error when the header says so.
+            assert!(matches!(
+                parse_result(version, Some("Handled"), br#"{"statusCode":200}"#),
+                Err(ResultError::FunctionError(_))
+            ));
+        }
+        let e = parse_result(V1, Some("Unhandled"), b"").unwrap_err();
+        assert_eq!(e.to_string(), "function error: Unhandled");
+    }
+
+    #[test]
+    fn v1_function_error_body_without_header_is_malformed() {
+        // What a runtime returns when the handler raised, if the header got lost on the way.
+        malformed_msg(
+            V1,
+            br#"{"errorMessage":"boom","errorType":"Exception","stackTrace":[]}"#,
+        );
+    }
+
+    #[test]
+    fn v2_cookies_become_set_cookie() {
+        let r = ok(
+            V2,
+            json!({
+                "statusCode": 200,
+                "cookies": ["session=abc; HttpOnly; Path=/", "theme=dark"],
+                "headers": {"content-type": "text/plain"},
+                "body": "ok",
+            }),
+        );
+        assert_eq!(
+            values(&r.headers, "set-cookie"),
+            ["session=abc; HttpOnly; Path=/", "theme=dark"]
+        );
+        assert_eq!(&r.body[..], b"ok");
+    }
+
+    #[test]
+    fn v1_ignores_cookies_field() {
+        let r = ok(V1, json!({"statusCode": 200, "cookies": ["a=b"]}));
+        assert!(r.headers.get(SET_COOKIE).is_none());
+    }
+
+    #[test]
+    fn v2_cookies_add_to_set_cookie_headers() {
+        let r = ok(
+            V2,
+            json!({
+                "statusCode": 200,
+                "headers": {"Set-Cookie": "first=1"},
+                "cookies": ["second=2"],
+            }),
+        );
+        assert_eq!(values(&r.headers, "set-cookie"), ["first=1", "second=2"]);
+    }
+
+    #[test]
+    fn v2_without_status_code_is_json_body() {
+        for raw in [
+            &br#"{"message":"Hello from Lambda!"}"#[..],
+            br#""Hello from Lambda!""#,
+            b"42",
+            b"null",
+            b"[1, 2, 3]",
+            b" {\"statusCodes\": 200} \n",
+            b"true",
+        ] {
+            let r = parse_result(V2, None, raw).unwrap();
+            assert_eq!(r.status, StatusCode::OK);
+            assert_eq!(values(&r.headers, "content-type"), ["application/json"]);
+            assert_eq!(&r.body[..], raw, "body is the payload as returned");
+        }
+    }
+
+    #[test]
+    fn v2_structured() {
+        let r = ok(
+            V2,
+            json!({
+                "statusCode": 404,
+                "headers": {"content-type": "application/json"},
+                "body": "{\"message\":\"not found\"}",
+            }),
+        );
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(&r.body[..], b"{\"message\":\"not found\"}");
+    }
+
+    #[test]
+    fn v2_bad_status_code_is_malformed() {
+        malformed_msg(V2, br#"{"statusCode":"200","body":"x"}"#);
+        malformed_msg(V2, br#"{"statusCode":null}"#);
+        malformed_msg(V2, br#"{"statusCode":1000}"#);
+    }
+
+    #[test]
+    fn v2_invalid_json_is_malformed() {
+        for bad in [&b""[..], b"{", b"hello", b"\xff", b"{\"a\":1}x"] {
+            malformed_msg(V2, bad);
+        }
+    }
+
+    #[test]
+    fn never_panics_on_garbage() {
+        // A cheap deterministic fuzz: every prefix of some tricky payloads, both versions.
+        let samples: [&[u8]; 4] = [
+            br#"{"statusCode":200,"headers":{"a":"b"},"multiValueHeaders":{"c":["d"]},"body":"aGk=","isBase64Encoded":true,"cookies":["x=y"]}"#,
+            br#"{"statusCode":599,"body":"\ud800"}"#,
+            "{\"statusCode\":200,\"headers\":{\"é\":\"ü\"}}".as_bytes(),
+            &[0x7b, 0x22, 0xff, 0x00, 0x22, 0x3a, 0x31, 0x7d],
+        ];
+        for sample in samples {
+            for end in 0..=sample.len() {
+                for version in [V1, V2] {
+                    let _ = parse_result(version, None, &sample[..end]);
+                }
+            }
+        }
+    }
+}

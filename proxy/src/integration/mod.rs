@@ -1,0 +1,85 @@
+//! What answers a route: an HTTP backend, a Lambda function or a mock. Each gets the same
+//! [`Call`]: the request as routed, with its body read.
+
+pub mod http;
+pub mod lambda;
+pub mod mock;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use hyper::{HeaderMap, Method, Response, Version};
+use tollgate_crds::table::{IntegrationTable, RouteTable};
+
+use crate::body::Body;
+use crate::client::HttpClient;
+use crate::errors::GatewayError;
+
+/// A routed request, as the integrations see it.
+pub struct Call<'a> {
+    pub request_id: &'a str,
+    pub method: &'a Method,
+    pub version: Version,
+    pub headers: &'a HeaderMap,
+    /// The path as the client sent it, with the stage or base path.
+    pub raw_path: &'a str,
+    /// The path relative to the stage.
+    pub path: &'a str,
+    /// The query string without '?', "" when none.
+    pub query: &'a str,
+    pub body: Bytes,
+    pub source_ip: IpAddr,
+    pub scheme: &'static str,
+    /// The Host the client asked for (without port).
+    pub host: &'a str,
+    pub gateway: &'a str,
+    pub stage: &'a str,
+    pub route: &'a RouteTable,
+    /// Path parameters, raw (as in the URL).
+    pub params: &'a [(String, String)],
+    pub stage_variables: &'a BTreeMap<String, String>,
+    pub received_at: jiff::Timestamp,
+}
+
+/// Runs the route's integration.
+pub async fn invoke(call: &Call<'_>, client: &HttpClient) -> Result<Response<Body>, GatewayError> {
+    match &call.route.integration {
+        IntegrationTable::Mock {
+            status_code,
+            headers,
+            body,
+        } => mock::respond(call, *status_code, headers, body),
+        IntegrationTable::Http {
+            backends,
+            method,
+            request_headers,
+            timeout_millis,
+        } => {
+            http::forward(
+                call,
+                client,
+                backends,
+                *method,
+                request_headers,
+                *timeout_millis,
+            )
+            .await
+        }
+        IntegrationTable::Lambda {
+            invoke_url,
+            payload_format_version,
+            timeout_millis,
+            ..
+        } => {
+            lambda::invoke(
+                call,
+                client,
+                invoke_url,
+                *payload_format_version,
+                *timeout_millis,
+            )
+            .await
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Tollgate's data plane. The request path reads top to bottom in [`pipeline`].
+
+pub mod access_log;
+pub mod admin;
+pub mod api_key;
+pub mod args;
+pub mod body;
+pub mod canary;
+pub mod client;
+pub mod dispatch;
+pub mod errors;
+pub mod integration;
+pub mod metrics;
+pub mod pipeline;
+pub mod router;
+pub mod server;
+pub mod standalone;
+pub mod template;

@@ -1,0 +1,161 @@
+//! The proxy's Prometheus metrics, in one registry owned by [`Metrics`] (no global state).
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 29.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    integration_duration: HistogramVec,
+    upstream_errors: IntCounterVec,
+    table_info: IntGaugeVec,
+    pub reloads: IntCounterVec,
+    pub access_log_dropped: IntCounter,
+}
+
+/// The labels of one request.
+pub struct RequestLabels<'a> {
+    pub gateway: &'a str,
+    pub stage: &'a str,
+    pub route: &'a str,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "tollgate_requests_total",
+                "Requests answered, by gateway, stage, route and status class",
+            ),
+            &["gateway", "stage", "route", "status_class"],
+        )
+        .expect("valid metric");
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tollgate_request_duration_seconds",
+                "Time from request to response headers",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["gateway", "stage", "route"],
+        )
+        .expect("valid metric");
+        let integration_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tollgate_integration_duration_seconds",
+                "Time the integration took to answer",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["gateway", "stage", "route"],
+        )
+        .expect("valid metric");
+        let upstream_errors = IntCounterVec::new(
+            Opts::new(
+                "tollgate_upstream_errors_total",
+                "Integration failures, by kind",
+            ),
+            &["gateway", "stage", "kind"],
+        )
+        .expect("valid metric");
+        let table_info = IntGaugeVec::new(
+            Opts::new(
+                "tollgate_table_info",
+                "The table version served per gateway (value 1)",
+            ),
+            &["gateway", "version"],
+        )
+        .expect("valid metric");
+        let reloads = IntCounterVec::new(
+            Opts::new("tollgate_config_reloads_total", "Table loads, by result"),
+            &["result"],
+        )
+        .expect("valid metric");
+        let access_log_dropped = IntCounter::new(
+            "tollgate_access_log_dropped_total",
+            "Access log lines dropped because the writer fell behind",
+        )
+        .expect("valid metric");
+        for m in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(duration.clone()),
+            Box::new(integration_duration.clone()),
+            Box::new(upstream_errors.clone()),
+            Box::new(table_info.clone()),
+            Box::new(reloads.clone()),
+            Box::new(access_log_dropped.clone()),
+        ] {
+            registry.register(m).expect("metric names are unique");
+        }
+        Self {
+            registry,
+            requests,
+            duration,
+            integration_duration,
+            upstream_errors,
+            table_info,
+            reloads,
+            access_log_dropped,
+        }
+    }
+
+    pub fn observe_request(&self, labels: &RequestLabels<'_>, status: u16, seconds: f64) {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .with_label_values(&[labels.gateway, labels.stage, labels.route, class])
+            .inc();
+        self.duration
+            .with_label_values(&[labels.gateway, labels.stage, labels.route])
+            .observe(seconds);
+    }
+
+    pub fn observe_integration(&self, labels: &RequestLabels<'_>, seconds: f64) {
+        self.integration_duration
+            .with_label_values(&[labels.gateway, labels.stage, labels.route])
+            .observe(seconds);
+    }
+
+    pub fn upstream_error(&self, gateway: &str, stage: &str, kind: &str) {
+        self.upstream_errors
+            .with_label_values(&[gateway, stage, kind])
+            .inc();
+    }
+
+    /// Records the versions now served, replacing the previous set.
+    pub fn set_tables<'a>(&self, versions: impl IntoIterator<Item = (String, &'a str)>) {
+        self.table_info.reset();
+        for (gateway, version) in versions {
+            self.table_info
+                .with_label_values(&[gateway.as_str(), version])
+                .set(1);
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding our own well-formed metrics into a Vec cannot fail.
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("metrics encode");
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,277 @@
+//! The request path, phase by phase, in the order they run:
+//!
+//! 1. **route** — host and path to gateway, stage and route ([`Dispatch::resolve`],
+//!    [`StageRouter::find`](crate::router::StageRouter::find));
+//! 2. **auth** — the API key, when the route requires one ([`api_key::check`]);
+//! 3. **body** — read, bounded by the payload limit;
+//! 4. **deployment** — stable or canary, and the stage variables that go with it ([`canary`]);
+//! 5. **integration** — HTTP, Lambda or mock ([`integration::invoke`]);
+//! 6. **response** — request id and deployment headers;
+//! 7. **log** — one access-log line and the metrics.
+//!
+//! A phase that fails ends the request with its [`GatewayError`]'s status and JSON body.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response};
+
+use crate::access_log::{AccessLog, AccessRecord};
+use crate::api_key;
+use crate::body::Body;
+use crate::canary::{self, DEPLOYMENT_HEADER};
+use crate::client::HttpClient;
+use crate::dispatch::Dispatch;
+use crate::errors::GatewayError;
+use crate::integration::{self, Call};
+use crate::metrics::{Metrics, RequestLabels};
+
+/// Amazon API Gateway's payload limit.
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// The response header carrying the request id, as Amazon API Gateway's.
+pub const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
+
+/// What every request shares: the tables being served and the proxy's plumbing.
+pub struct Shared {
+    /// The current dispatch; a request holds the one it started with until it ends.
+    pub dispatch: ArcSwap<Dispatch>,
+    pub client: HttpClient,
+    pub metrics: Metrics,
+    pub access_log: AccessLog,
+}
+
+/// Where a connection comes from.
+#[derive(Clone, Copy, Debug)]
+pub struct Connection {
+    pub peer: SocketAddr,
+    pub scheme: &'static str,
+}
+
+/// Serves one request. Never fails: every error becomes a gateway response.
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: Connection,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let received_at = jiff::Timestamp::now();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let dispatch = shared.dispatch.load_full();
+
+    let (parts, body) = request.into_parts();
+    let mut record = AccessRecord {
+        request_id: request_id.clone(),
+        request_time: received_at.to_string(),
+        source_ip: conn.peer.ip().to_string(),
+        http_method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        protocol: format!("{:?}", parts.version),
+        user_agent: header_str(&parts.headers, header::USER_AGENT).map(str::to_string),
+        ..AccessRecord::default()
+    };
+
+    let outcome = serve(
+        &shared,
+        &dispatch,
+        conn,
+        &parts,
+        body,
+        &request_id,
+        received_at,
+        &mut record,
+    )
+    .await;
+    let mut response = outcome.unwrap_or_else(|error| {
+        if error.status().is_server_error() {
+            tracing::warn!(request_id = %request_id, error = %error, "request failed");
+        }
+        record.error_message = Some(error.to_string());
+        error.into_response()
+    });
+    if let Ok(v) = HeaderValue::try_from(request_id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+
+    // Phase 7: log.
+    let elapsed = started.elapsed();
+    record.status = response.status().as_u16();
+    record.response_latency = elapsed.as_millis() as u64;
+    record.response_length = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    shared.metrics.observe_request(
+        &RequestLabels {
+            gateway: record.gateway.as_deref().unwrap_or(""),
+            stage: record.stage.as_deref().unwrap_or(""),
+            route: record.route_key.as_deref().unwrap_or(""),
+        },
+        record.status,
+        elapsed.as_secs_f64(),
+    );
+    shared.access_log.write(&record);
+    Ok(response)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    shared: &Shared,
+    dispatch: &Dispatch,
+    conn: Connection,
+    parts: &hyper::http::request::Parts,
+    body: Incoming,
+    request_id: &str,
+    received_at: jiff::Timestamp,
+    record: &mut AccessRecord,
+) -> Result<Response<Body>, GatewayError> {
+    // Phase 1: route.
+    let host = host_of(parts).to_ascii_lowercase();
+    let target = dispatch.resolve(&host, parts.uri.path())?;
+    let gateway = &target.gateway.table;
+    let stage = target.gateway.stage_table(target.stage);
+    record.gateway = Some(gateway.gateway.to_string());
+    record.stage = Some(stage.name.clone());
+    let found = target
+        .stage
+        .router
+        .find(&parts.method, target.path)
+        .ok_or(GatewayError::MissingAuthenticationToken)?;
+    let route = &found.route.table;
+    record.route_key = Some(route.route_key.clone());
+
+    // Phase 2: auth.
+    if route.api_key_required {
+        let binding = api_key::check(&parts.headers, target.stage)?;
+        record.api_key_id = Some(binding.tenant.clone());
+    }
+
+    // Phase 3: body.
+    let body = read_body(&parts.headers, body).await?;
+
+    // Phase 4: deployment.
+    let (deployment, stage_variables) = canary::choose(stage, &parts.headers);
+    record.deployment = deployment.map(|d| d.as_str());
+
+    // Phase 5: integration.
+    let call = Call {
+        request_id,
+        method: &parts.method,
+        version: parts.version,
+        headers: &parts.headers,
+        raw_path: parts.uri.path(),
+        path: target.path,
+        query: parts.uri.query().unwrap_or(""),
+        body,
+        source_ip: conn.peer.ip(),
+        scheme: conn.scheme,
+        host: &host,
+        gateway: &gateway.gateway.name,
+        stage: &stage.name,
+        route,
+        params: &found.params,
+        stage_variables,
+        received_at,
+    };
+    let integration_started = Instant::now();
+    record.domain_name = Some(host.clone());
+    let outcome = integration::invoke(&call, &shared.client).await;
+    let integration_elapsed = integration_started.elapsed();
+    record.integration_latency = Some(integration_elapsed.as_millis() as u64);
+    let labels = RequestLabels {
+        gateway: record.gateway.as_deref().unwrap_or(""),
+        stage: &stage.name,
+        route: &route.route_key,
+    };
+    shared
+        .metrics
+        .observe_integration(&labels, integration_elapsed.as_secs_f64());
+    let mut response = outcome.inspect_err(|e| {
+        let kind = match e {
+            GatewayError::IntegrationTimeout => "timeout",
+            GatewayError::IntegrationFailure(_) => "connect",
+            GatewayError::BadLambdaResult(_) => "bad_result",
+            _ => "other",
+        };
+        shared
+            .metrics
+            .upstream_error(labels.gateway, labels.stage, kind);
+    })?;
+
+    // Phase 6: response.
+    if let Some(d) = deployment {
+        response
+            .headers_mut()
+            .insert(DEPLOYMENT_HEADER, HeaderValue::from_static(d.as_str()));
+    }
+    Ok(response)
+}
+
+/// The host the request is for, without port, lowercased: the URI's authority (HTTP/2, or an
+/// absolute-form request) or the Host header.
+fn host_of(parts: &hyper::http::request::Parts) -> &str {
+    let raw = parts
+        .uri
+        .authority()
+        .map(|a| a.host())
+        .or_else(|| header_str(&parts.headers, header::HOST))
+        .unwrap_or("");
+    strip_port(raw)
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map(|(h, _)| &host[..=h.len()])
+            .unwrap_or(host);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+fn header_str(headers: &hyper::HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Reads the body up to the payload limit: 413 `Request Too Long` past it, refused early when
+/// `Content-Length` already says so.
+async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, GatewayError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(GatewayError::RequestTooLong);
+    }
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(GatewayError::RequestTooLong),
+        Err(e) => Err(GatewayError::BadRequest(format!(
+            "reading the request body: {e}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_port;
+
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        assert_eq!(
+            strip_port("hello.default.localhost:8080"),
+            "hello.default.localhost"
+        );
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("[::1]:8080"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+}

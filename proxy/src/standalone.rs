@@ -1,0 +1,236 @@
+//! Standalone mode: the resources come from YAML files instead of a cluster. The files are
+//! compiled with the same compiler as the controller's, served, and watched: a change is
+//! recompiled and swapped in atomically. A change that is refused keeps the last good table
+//! of each gateway serving, and the reasons are logged as the controller would write them
+//! into status conditions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use notify::{RecursiveMode, Watcher};
+use tollgate_crds::compile::{Diagnostic, Resources, compile};
+use tollgate_crds::load::load_str;
+use tollgate_crds::table::{GatewayTable, ObjectKey};
+
+use crate::admin::{ConfigReport, GatewayReport};
+use crate::dispatch::{Dispatch, ServedGateway};
+use crate::pipeline::Shared;
+
+/// How long the files must be quiet before a reload: editors write in several steps.
+const SETTLE: Duration = Duration::from_millis(150);
+
+pub struct Standalone {
+    path: PathBuf,
+    base_domain: String,
+    shared: Arc<Shared>,
+    report: Arc<ArcSwap<ConfigReport>>,
+    /// The table each gateway is served from: kept when a reload rejects the gateway.
+    served: BTreeMap<ObjectKey, GatewayTable>,
+}
+
+impl Standalone {
+    pub fn new(
+        path: PathBuf,
+        base_domain: String,
+        shared: Arc<Shared>,
+        report: Arc<ArcSwap<ConfigReport>>,
+    ) -> Self {
+        Self {
+            path,
+            base_domain,
+            shared,
+            report,
+            served: BTreeMap::new(),
+        }
+    }
+
+    /// Loads the files now, then reloads on every change until the process ends.
+    pub async fn run(mut self) -> anyhow::Result<()> {
+        self.reload();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if event.is_ok_and(|e| !e.kind.is_access()) {
+                    let _ = tx.try_send(());
+                }
+            })
+            .context("starting the file watcher")?;
+        // Watch the folder (or a file's folder): editors replace files by renaming.
+        let watched = if self.path.is_dir() {
+            self.path.clone()
+        } else {
+            self.path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."))
+        };
+        watcher
+            .watch(&watched, RecursiveMode::Recursive)
+            .with_context(|| format!("watching {}", watched.display()))?;
+        while rx.recv().await.is_some() {
+            tokio::time::sleep(SETTLE).await;
+            while rx.try_recv().is_ok() {}
+            self.reload();
+        }
+        Ok(())
+    }
+
+    /// Reads, compiles and installs the files; on any refusal the last good tables stay.
+    pub fn reload(&mut self) {
+        let source = self.path.display().to_string();
+        let resources = match read_resources(&self.path) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(source = %source, error = %format!("{e:#}"), "configuration refused; the last good tables keep serving");
+                self.shared
+                    .metrics
+                    .reloads
+                    .with_label_values(&["error"])
+                    .inc();
+                let mut report = (**self.report.load()).clone();
+                report.last_error = Some(format!("{e:#}"));
+                self.report.store(Arc::new(report));
+                return;
+            }
+        };
+        let compiled = compile(&resources);
+        log_diagnostics(&compiled.diagnostics);
+
+        let mut next: BTreeMap<ObjectKey, GatewayTable> = BTreeMap::new();
+        for key in resources.gateways.keys() {
+            match compiled.tables.get(key) {
+                Some(table) => {
+                    next.insert(key.clone(), table.clone());
+                }
+                None => {
+                    if let Some(previous) = self.served.get(key) {
+                        tracing::warn!(gateway = %key, version = %previous.version, "gateway refused; its last good table keeps serving");
+                        next.insert(key.clone(), previous.clone());
+                    }
+                }
+            }
+        }
+
+        let mut gateways = Vec::new();
+        let mut kept = BTreeMap::new();
+        for (key, table) in next {
+            match ServedGateway::build(table.clone()) {
+                Ok(gw) => {
+                    gateways.push(gw);
+                    kept.insert(key, table);
+                }
+                Err(e) => {
+                    tracing::error!(gateway = %key, error = %e, "table cannot be served");
+                    if let Some(previous) = self.served.get(&key)
+                        && let Ok(gw) = ServedGateway::build(previous.clone())
+                    {
+                        gateways.push(gw);
+                        kept.insert(key, previous.clone());
+                    }
+                }
+            }
+        }
+
+        let reports = gateways.iter().map(gateway_report).collect();
+        self.shared.metrics.set_tables(
+            gateways
+                .iter()
+                .map(|g| (g.key().to_string(), g.table.version.as_str())),
+        );
+        let dispatch = Dispatch::new(gateways, &self.base_domain);
+        self.shared.dispatch.store(Arc::new(dispatch));
+        self.served = kept;
+        self.shared.metrics.reloads.with_label_values(&["ok"]).inc();
+        tracing::info!(source = %source, gateways = self.served.len(), "tables loaded");
+        self.report.store(Arc::new(ConfigReport {
+            source,
+            loaded_at: Some(jiff::Timestamp::now().to_string()),
+            gateways: reports,
+            diagnostics: compiled.diagnostics,
+            last_error: None,
+        }));
+    }
+}
+
+fn gateway_report(gw: &ServedGateway) -> GatewayReport {
+    GatewayReport {
+        gateway: gw.key().to_string(),
+        version: gw.table.version.clone(),
+        stages: gw.table.stages.iter().map(|s| s.name.clone()).collect(),
+        routes: gw.table.stages.iter().map(|s| s.routes.len()).sum(),
+    }
+}
+
+/// Every `.yaml` / `.yml` file under `path` (or `path` itself), in name order.
+fn read_resources(path: &Path) -> anyhow::Result<Resources> {
+    let mut files = Vec::new();
+    collect_files(path, &mut files).with_context(|| format!("reading {}", path.display()))?;
+    files.sort();
+    let mut resources = Resources::default();
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        load_str(&text, &file.display().to_string(), &mut resources)?;
+    }
+    Ok(resources)
+}
+
+fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if path.is_file() {
+        files.push(path.to_path_buf());
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?.path();
+        let hidden = entry
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if entry.is_dir() {
+            collect_files(&entry, files)?;
+        } else if entry.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            files.push(entry);
+        }
+    }
+    Ok(())
+}
+
+/// Logs each resource's conditions, as the controller would write them.
+fn log_diagnostics(diagnostics: &[Diagnostic]) {
+    for d in diagnostics.iter().filter(|d| !d.problems.is_empty()) {
+        for c in d.conditions() {
+            let failing = c.status == (c.type_ == "Conflicted");
+            if failing {
+                tracing::warn!(
+                    kind = ?d.resource.kind,
+                    resource = %d.resource.key,
+                    condition = c.type_,
+                    status = if c.status { "True" } else { "False" },
+                    reason = %c.reason,
+                    message = %c.message,
+                    "resource condition"
+                );
+            }
+        }
+        for p in d
+            .problems
+            .iter()
+            .filter(|p| p.effect == tollgate_crds::compile::Effect::Skipped)
+        {
+            tracing::warn!(
+                kind = ?d.resource.kind,
+                resource = %d.resource.key,
+                reason = ?p.reason,
+                field = %p.field,
+                message = %p.message,
+                "part of the resource is not served"
+            );
+        }
+    }
+}
