@@ -16,6 +16,7 @@ lint:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 unit:
+	cargo build --workspace --bins --locked
 	cargo test --workspace --locked
 
 ## Regenerates crds/yaml from the Rust types.
