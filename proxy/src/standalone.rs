@@ -97,8 +97,11 @@ impl Standalone {
                 return;
             }
         };
+        let compile_started = std::time::Instant::now();
         let compiled = compile(&resources);
+        let compile_ms = compile_started.elapsed().as_secs_f64() * 1000.0;
         log_diagnostics(&compiled.diagnostics);
+        let build_started = std::time::Instant::now();
 
         let mut next: BTreeMap<ObjectKey, GatewayTable> = BTreeMap::new();
         for key in resources.gateways.keys() {
@@ -135,7 +138,9 @@ impl Standalone {
             }
         }
 
-        let reports = gateways.iter().map(gateway_report).collect();
+        let build_ms = build_started.elapsed().as_secs_f64() * 1000.0;
+        let reports: Vec<GatewayReport> = gateways.iter().map(gateway_report).collect();
+        let routes: usize = reports.iter().map(|r| r.routes).sum();
         self.shared.metrics.set_tables(
             gateways
                 .iter()
@@ -145,7 +150,14 @@ impl Standalone {
         self.shared.dispatch.store(Arc::new(dispatch));
         self.served = kept;
         self.shared.metrics.reloads.with_label_values(&["ok"]).inc();
-        tracing::info!(source = %source, gateways = self.served.len(), "tables loaded");
+        tracing::info!(
+            source = %source,
+            gateways = self.served.len(),
+            routes,
+            compile_ms = format!("{compile_ms:.1}"),
+            build_ms = format!("{build_ms:.1}"),
+            "tables loaded"
+        );
         self.report.store(Arc::new(ConfigReport {
             source,
             loaded_at: Some(jiff::Timestamp::now().to_string()),

@@ -1,0 +1,76 @@
+# Shared by the benchmark scripts: ports, process cleanup, wrk parsing.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
+PIDS=()
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need() {
+    for tool in "$@"; do
+        if ! command -v "$tool" >/dev/null 2>&1; then
+            echo "bench: installing $tool" >&2
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null
+        fi
+    done
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_http() { # url
+    for _ in $(seq 1 200); do
+        curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "bench: $1 never answered" >&2
+    return 1
+}
+
+# An nginx that answers every request with a small body: the backend both proxies share.
+start_backend() { # port
+    mkdir -p "$WORK/backend"
+    cat >"$WORK/backend/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/backend/nginx.pid;
+error_log $WORK/backend/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$1 reuseport;
+        location / { return 200 "hello from the backend\n"; }
+    }
+}
+CONF
+    taskset -c "$BACKEND_CPU" nginx -c "$WORK/backend/nginx.conf" &
+    PIDS+=($!)
+}
+
+# wrk's requests/s and p99 latency (ms) for one run: prints "RPS P99".
+run_wrk() { # url seconds connections
+    local out
+    out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$3" -d"$2"s --latency "$1")
+    local rps p99
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+    echo "$rps $(to_ms "$p99")"
+}
+
+to_ms() { # "1.23ms" | "456.00us" | "1.02s" -> milliseconds
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000
+        printf "%.3f", n }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
