@@ -282,6 +282,9 @@ pub enum IntegrationTable {
         invoke_url: String,
         function_name: String,
         payload_format_version: PayloadFormatVersion,
+        /// Invocations in flight per proxy; `None`: no limit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_concurrency: Option<u32>,
         timeout_millis: u32,
     },
     #[serde(rename_all = "camelCase")]

@@ -8,10 +8,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tollgate_crds::table::{GatewayTable, ObjectKey, StageTable, UsagePlanTable};
+use tollgate_crds::table::{GatewayTable, IntegrationTable, ObjectKey, StageTable, UsagePlanTable};
 
 use crate::errors::GatewayError;
-use crate::router::{RouterError, StageRouter};
+use crate::router::{ConcurrencyLimits, RouterError, StageRouter};
 
 /// One gateway, ready to serve.
 #[derive(Debug)]
@@ -41,9 +41,10 @@ pub struct KeyBinding {
 
 impl ServedGateway {
     pub fn build(table: GatewayTable) -> Result<Self, RouterError> {
+        let limits = concurrency_limits(&table);
         let mut stages = HashMap::new();
         for (index, stage) in table.stages.iter().enumerate() {
-            let router = StageRouter::build(&stage.routes)?;
+            let router = StageRouter::build(&stage.routes, &limits)?;
             let keys = keys_of(&table.usage_plans, &stage.name);
             stages.insert(
                 stage.name.clone(),
@@ -77,6 +78,32 @@ impl ServedStage {
     pub fn key(&self, sha256: &str) -> Option<&KeyBinding> {
         self.keys.get(sha256)
     }
+}
+
+/// One semaphore per Lambda invoke URL with a `maxConcurrency`, the smallest limit any route
+/// of the gateway gives it.
+fn concurrency_limits(table: &GatewayTable) -> ConcurrencyLimits {
+    let mut smallest: HashMap<&str, u32> = HashMap::new();
+    for route in table.stages.iter().flat_map(|s| &s.routes) {
+        if let IntegrationTable::Lambda {
+            invoke_url,
+            max_concurrency: Some(n),
+            ..
+        } = &route.integration
+        {
+            let entry = smallest.entry(invoke_url).or_insert(*n);
+            *entry = (*entry).min(*n);
+        }
+    }
+    smallest
+        .into_iter()
+        .map(|(url, n)| {
+            (
+                url.to_string(),
+                Arc::new(tokio::sync::Semaphore::new(n as usize)),
+            )
+        })
+        .collect()
 }
 
 fn keys_of(plans: &[UsagePlanTable], stage: &str) -> HashMap<String, KeyBinding> {

@@ -174,7 +174,7 @@ async fn serve(
         host: &host,
         gateway: &gateway.gateway.name,
         stage: &stage.name,
-        route,
+        route: found.route,
         params: &found.params,
         stage_variables,
         received_at,

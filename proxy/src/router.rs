@@ -7,10 +7,14 @@
 //! position differently (`/pets/{id}` and `/pets/{petId}/toys`) share the tree; each route keeps
 //! its own names. Lookup cost depends on the path's length, not on the number of routes.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use http::Method;
+use tokio::sync::Semaphore;
 use tollgate_crds::compile::{PathTemplate, Segment};
 use tollgate_crds::resources::HttpMethod;
-use tollgate_crds::table::RouteTable;
+use tollgate_crds::table::{IntegrationTable, RouteTable};
 
 /// A route ready to serve.
 #[derive(Debug)]
@@ -18,7 +22,13 @@ pub struct ServedRoute {
     pub table: RouteTable,
     /// The route's own parameter names, in path order.
     pub param_names: Vec<String>,
+    /// For a Lambda integration with `maxConcurrency`: the permits, shared by every route of
+    /// the gateway that invokes the same function.
+    pub concurrency: Option<Arc<Semaphore>>,
 }
+
+/// Concurrency limits by Lambda invoke URL, shared by the routes of one gateway.
+pub type ConcurrencyLimits = HashMap<String, Arc<Semaphore>>;
 
 /// The routes of one stage.
 #[derive(Debug)]
@@ -87,7 +97,7 @@ pub struct RouteMatch<'a> {
 }
 
 impl StageRouter {
-    pub fn build(routes: &[RouteTable]) -> Result<Self, RouterError> {
+    pub fn build(routes: &[RouteTable], limits: &ConcurrencyLimits) -> Result<Self, RouterError> {
         let mut router = Self {
             exact: matchit::Router::new(),
             greedy: matchit::Router::new(),
@@ -134,9 +144,14 @@ impl StageRouter {
                     second: route.route_key.clone(),
                 });
             }
+            let concurrency = match &route.integration {
+                IntegrationTable::Lambda { invoke_url, .. } => limits.get(invoke_url).cloned(),
+                _ => None,
+            };
             router.routes.push(ServedRoute {
                 table: route.clone(),
                 param_names: template.param_names().map(str::to_string).collect(),
+                concurrency,
             });
         }
         Ok(router)
@@ -194,7 +209,7 @@ fn tree_path(template: &PathTemplate) -> (String, bool) {
 #[cfg(test)]
 mod tests {
     use tollgate_crds::resources::ThrottleSettings;
-    use tollgate_crds::table::{IntegrationTable, ObjectKey};
+    use tollgate_crds::table::ObjectKey;
 
     use super::*;
 
@@ -219,6 +234,12 @@ mod tests {
         }
     }
 
+    impl StageRouter {
+        fn build_plain(routes: &[RouteTable]) -> Result<Self, RouterError> {
+            Self::build(routes, &ConcurrencyLimits::new())
+        }
+    }
+
     fn key(r: &StageRouter, method: Method, path: &str) -> Option<(String, Vec<(String, String)>)> {
         r.find(&method, path)
             .map(|m| (m.route.table.route_key.clone(), m.params))
@@ -227,7 +248,7 @@ mod tests {
     #[test]
     fn the_most_specific_route_wins() {
         use HttpMethod::*;
-        let r = StageRouter::build(&[
+        let r = StageRouter::build_plain(&[
             route(GET, "/"),
             route(GET, "/pets/mine"),
             route(GET, "/pets/{petId}"),
@@ -271,7 +292,7 @@ mod tests {
     #[test]
     fn a_path_without_the_method_is_not_found() {
         use HttpMethod::*;
-        let r = StageRouter::build(&[route(GET, "/pets"), route(ANY, "/orders")]).unwrap();
+        let r = StageRouter::build_plain(&[route(GET, "/pets"), route(ANY, "/orders")]).unwrap();
         assert!(key(&r, Method::POST, "/pets").is_none());
         assert!(key(&r, Method::GET, "/nothing").is_none());
         assert_eq!(key(&r, Method::PATCH, "/orders").unwrap().0, "ANY /orders");
@@ -286,7 +307,7 @@ mod tests {
     #[test]
     fn a_method_route_beats_any_on_the_same_path() {
         use HttpMethod::*;
-        let r = StageRouter::build(&[route(ANY, "/pets"), route(GET, "/pets")]).unwrap();
+        let r = StageRouter::build_plain(&[route(ANY, "/pets"), route(GET, "/pets")]).unwrap();
         assert_eq!(key(&r, Method::GET, "/pets").unwrap().0, "GET /pets");
         assert_eq!(key(&r, Method::PUT, "/pets").unwrap().0, "ANY /pets");
     }
@@ -294,7 +315,7 @@ mod tests {
     #[test]
     fn routes_naming_a_position_differently_coexist() {
         use HttpMethod::*;
-        let r = StageRouter::build(&[
+        let r = StageRouter::build_plain(&[
             route(GET, "/pets/{id}"),
             route(POST, "/pets/{petId}"),
             route(GET, "/pets/{owner}/toys"),
@@ -313,8 +334,9 @@ mod tests {
     #[test]
     fn a_table_with_a_duplicate_route_is_refused() {
         use HttpMethod::*;
-        let err = StageRouter::build(&[route(GET, "/pets/{id}"), route(GET, "/pets/{petId}")])
-            .unwrap_err();
+        let err =
+            StageRouter::build_plain(&[route(GET, "/pets/{id}"), route(GET, "/pets/{petId}")])
+                .unwrap_err();
         assert!(matches!(err, RouterError::Duplicate { .. }), "{err}");
     }
 }

@@ -222,6 +222,7 @@ fn compile_integration(
                 invoke_url: lambda_invoke_url(&f.endpoint, &f.function_name),
                 function_name: f.function_name.clone(),
                 payload_format_version: lambda.payload_format_version,
+                max_concurrency: lambda.max_concurrency.filter(|n| *n > 0),
                 timeout_millis,
             })
         }

@@ -210,6 +210,12 @@ pub struct LambdaIntegration {
     /// Event format: `1.0` (REST API) or `2.0` (HTTP API).
     #[serde(default)]
     pub payload_format_version: PayloadFormatVersion,
+    /// Most invocations each proxy has in flight to this function at once (as Lambda's
+    /// reserved concurrency); more wait, within the integration timeout. Unset: no limit. The
+    /// Lambda Runtime Interface Emulator serves one invocation at a time: set 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_concurrency: Option<u32>,
 }
 
 /// The Lambda proxy event format.

@@ -10,11 +10,12 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 use hyper::{HeaderMap, Method, Response, Version};
-use tollgate_crds::table::{IntegrationTable, RouteTable};
+use tollgate_crds::table::IntegrationTable;
 
 use crate::body::Body;
 use crate::client::HttpClient;
 use crate::errors::GatewayError;
+use crate::router::ServedRoute;
 
 /// A routed request, as the integrations see it.
 pub struct Call<'a> {
@@ -35,7 +36,7 @@ pub struct Call<'a> {
     pub host: &'a str,
     pub gateway: &'a str,
     pub stage: &'a str,
-    pub route: &'a RouteTable,
+    pub route: &'a ServedRoute,
     /// Path parameters, raw (as in the URL).
     pub params: &'a [(String, String)],
     pub stage_variables: &'a BTreeMap<String, String>,
@@ -44,7 +45,7 @@ pub struct Call<'a> {
 
 /// Runs the route's integration.
 pub async fn invoke(call: &Call<'_>, client: &HttpClient) -> Result<Response<Body>, GatewayError> {
-    match &call.route.integration {
+    match &call.route.table.integration {
         IntegrationTable::Mock {
             status_code,
             headers,

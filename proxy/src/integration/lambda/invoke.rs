@@ -9,7 +9,7 @@ use hyper::{Request, Response, StatusCode};
 use tollgate_crds::resources::PayloadFormatVersion;
 
 use super::event::{EventInput, event_v1, event_v2};
-use super::result::parse_result;
+use super::result::{parse_result, runtime_error_type};
 use crate::body::{Body, full};
 use crate::client::HttpClient;
 use crate::errors::GatewayError;
@@ -41,8 +41,8 @@ pub async fn invoke(
         body: &call.body,
         source_ip: call.source_ip,
         stage: call.stage,
-        route_key: &call.route.route_key,
-        resource_path: &call.route.path,
+        route_key: &call.route.table.route_key,
+        resource_path: &call.route.table.path,
         path_parameters: &path_parameters,
         stage_variables: call.stage_variables,
         domain_name: call.host,
@@ -67,12 +67,19 @@ pub async fn invoke(
 
     let timeout = Duration::from_millis(u64::from(timeout_millis));
     let exchange = async {
+        // Waiting for a permit counts against the integration timeout.
+        let _permit = match &call.route.concurrency {
+            Some(limit) => Some(limit.acquire().await.map_err(|_| {
+                GatewayError::Configuration("function concurrency limit closed".into())
+            })?),
+            None => None,
+        };
         let response = client
             .request(request)
             .await
             .map_err(|e| GatewayError::IntegrationFailure(format!("Lambda Invoke API: {e}")))?;
         let status = response.status();
-        let function_error = response
+        let header = response
             .headers()
             .get("x-amz-function-error")
             .and_then(|v| v.to_str().ok())
@@ -82,6 +89,9 @@ pub async fn invoke(
             .await
             .map_err(|e| GatewayError::BadLambdaResult(format!("reading the result: {e}")))?
             .to_bytes();
+        // The Lambda Runtime Interface Emulator flags no error with a header: recognise the
+        // runtime's error document, or a 2.0 function's exception would reach the client.
+        let function_error = header.or_else(|| runtime_error_type(&bytes));
         Ok::<_, GatewayError>((status, function_error, bytes))
     };
     let (status, function_error, bytes) = tokio::time::timeout(timeout, exchange)

@@ -112,6 +112,36 @@ pub fn parse_result(
     }
 }
 
+/// The `errorType` of a Lambda runtime error document (`{"errorMessage": …, "errorType": …}`,
+/// possibly with `requestId`, `stackTrace` and `cause`, and nothing else), `None` for any
+/// other body.
+///
+/// AWS Lambda flags a failed invocation with the `X-Amz-Function-Error` header. The Lambda
+/// Runtime Interface Emulator does not send that header: when the handler raises it answers
+/// 200 with this document, and when the runtime process dies, 502 with it. Under payload 1.0
+/// such a body is malformed anyway (no `statusCode`), but under 2.0 it would be taken as a
+/// 200 JSON body and reach the client, stack trace included; a caller can pass this function's
+/// answer as `function_error` to [`parse_result`] to treat it as the function error it is.
+pub fn runtime_error_type(body: &[u8]) -> Option<String> {
+    const KEYS: &[&str] = &[
+        "errorMessage",
+        "errorType",
+        "requestId",
+        "stackTrace",
+        "cause",
+    ];
+    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
+        return None;
+    };
+    if !object.keys().all(|k| KEYS.contains(&k.as_str())) {
+        return None;
+    }
+    match (object.get("errorType"), object.get("errorMessage")) {
+        (Some(Value::String(error_type)), Some(Value::String(_))) => Some(error_type.clone()),
+        _ => None,
+    }
+}
+
 fn structured(object: &Map<String, Value>, cookies: bool) -> Result<LambdaResponse, ResultError> {
     let status = match object.get("statusCode") {
         None => return Err(malformed("statusCode is missing")),
@@ -556,6 +586,42 @@ mod tests {
             V1,
             br#"{"errorMessage":"boom","errorType":"Exception","stackTrace":[]}"#,
         );
+    }
+
+    #[test]
+    fn runtime_error_documents() {
+        // What the emulator answered (200) when a Python handler raised.
+        let raised = br#"{"errorMessage": "boom", "errorType": "RuntimeError", "requestId": "fc39c0ef-7fef-453a-824d-da9ea351e14e", "stackTrace": ["  File \"/tmp/fn.py\", line 6, in fail\n    raise RuntimeError(\"boom\")\n"]}"#;
+        assert_eq!(runtime_error_type(raised).as_deref(), Some("RuntimeError"));
+        // What it answered (502) when the runtime process exited.
+        let exited = br#"{"errorType":"Runtime.ExitError","errorMessage":"RequestId: a1 Error: Runtime exited with error: exit status 3"}"#;
+        assert_eq!(
+            runtime_error_type(exited).as_deref(),
+            Some("Runtime.ExitError")
+        );
+        // Proxy results and other bodies are not runtime errors.
+        for other in [
+            &br#"{"statusCode":500,"errorMessage":"x","errorType":"y"}"#[..],
+            br#"{"errorMessage":"x"}"#,
+            br#"{"errorMessage":"x","errorType":"y","extra":1}"#,
+            br#"{"errorMessage":1,"errorType":"y"}"#,
+            br#""errorType""#,
+            b"Task timed out after 2.00 seconds",
+            b"",
+        ] {
+            assert_eq!(
+                runtime_error_type(other),
+                None,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        // Fed back into parse_result, it is a function error under either version.
+        let kind = runtime_error_type(raised);
+        assert!(matches!(
+            parse_result(V2, kind.as_deref(), raised),
+            Err(ResultError::FunctionError(k)) if k == "RuntimeError"
+        ));
     }
 
     #[test]
