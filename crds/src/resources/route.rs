@@ -12,7 +12,18 @@ use super::gateway::LambdaFunction;
 
 /// Regular expression for route paths: literal segments, `{param}` segments and an optional
 /// greedy `{name+}` last segment. The compiler checks the same shape (and more) itself.
-pub const PATH_PATTERN: &str = r"^/$|^(/([A-Za-z0-9._~!$&'()*,;=:@-]+|\{[A-Za-z_][A-Za-z0-9_]{0,63}\}))*(/\{[A-Za-z_][A-Za-z0-9_]{0,63}\+\})?$";
+macro_rules! path_regex {
+    () => {
+        r"^/$|^(/([A-Za-z0-9._~!$&'()*,;=:@-]+|\{[A-Za-z_][A-Za-z0-9_]{0,63}\}))*(/\{[A-Za-z_][A-Za-z0-9_]{0,63}\+\})?$"
+    };
+}
+pub const PATH_PATTERN: &str = path_regex!();
+
+/// The CEL rule checking [`PATH_PATTERN`], as a CEL raw string so the regex keeps its
+/// backslashes.
+const PATH_RULE: &str = concat!(r#"self.matches(r""#, path_regex!(), r#"")"#);
+const PATH_MESSAGE: &str = "path must be '/' or '/'-separated segments, each literal text (letters, digits, -._~!$&'()*,;=:@) \
+     or a whole {parameter}, with an optional greedy {name+} last; no empty segment or trailing '/'";
 
 /// A resource and method of an API, as Amazon API Gateway's resource + method: which requests
 /// it matches and which integration answers them.
@@ -53,7 +64,9 @@ pub struct RouteSpec {
     /// The resource path: `/`, literal segments, `{param}` segments, and a greedy `{name+}`
     /// last segment that matches the rest of the path (`/pets/{petId}`, `/files/{proxy+}`).
     /// The most specific route wins: literal over parameter over greedy.
-    #[schemars(regex(pattern = PATH_PATTERN), length(min = 1, max = 1024))]
+    #[schemars(length(min = 1, max = 1024), extend("x-kubernetes-validations" = [
+        { "rule": PATH_RULE, "message": PATH_MESSAGE }
+    ]))]
     pub path: String,
 
     /// Stages that serve this route; empty means every stage of the gateway.
