@@ -5,7 +5,7 @@
 use prometheus::IntCounter;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 const QUEUE: usize = 16 * 1024;
 
@@ -43,25 +43,39 @@ pub struct AccessRecord {
     pub error_message: Option<String>,
 }
 
+enum Message {
+    Line(Vec<u8>),
+    /// Answered once every line queued before it is written and flushed.
+    Flush(oneshot::Sender<()>),
+}
+
 #[derive(Clone)]
 pub struct AccessLog {
-    tx: Option<mpsc::Sender<Vec<u8>>>,
+    tx: Option<mpsc::Sender<Message>>,
     dropped: IntCounter,
 }
 
 impl AccessLog {
     /// Writes to standard output from a task of its own.
     pub fn stdout(dropped: IntCounter) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
         tokio::spawn(async move {
             let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
-            while let Some(line) = rx.recv().await {
-                let mut ok = out.write_all(&line).await.is_ok();
-                while let Ok(line) = rx.try_recv() {
-                    ok &= out.write_all(&line).await.is_ok();
+            let mut waiting = Vec::new();
+            while let Some(first) = rx.recv().await {
+                let mut ok = true;
+                let mut next = Some(first);
+                while let Some(message) = next.take().or_else(|| rx.try_recv().ok()) {
+                    match message {
+                        Message::Line(line) => ok &= out.write_all(&line).await.is_ok(),
+                        Message::Flush(done) => waiting.push(done),
+                    }
                 }
                 if !ok || out.flush().await.is_err() {
                     tracing::warn!("cannot write the access log to standard output");
+                }
+                for done in waiting.drain(..) {
+                    let _ = done.send(());
                 }
             }
         });
@@ -83,8 +97,19 @@ impl AccessLog {
             return;
         };
         line.push(b'\n');
-        if tx.try_send(line).is_err() {
+        if tx.try_send(Message::Line(line)).is_err() {
             self.dropped.inc();
+        }
+    }
+
+    /// Waits until every line logged so far is written out (at shutdown).
+    pub async fn flush(&self) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        let (done, wait) = oneshot::channel();
+        if tx.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
         }
     }
 }

@@ -23,6 +23,15 @@ pub enum GatewayError {
     /// Unknown host, unknown stage, or a missing, unknown or disabled API key.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// The request line and headers exceed 10,240 bytes.
+    #[error("request head exceeds 10,240 bytes")]
+    HeadersTooLarge,
+    /// An authorizer's identity source is missing (UNAUTHORIZED).
+    #[error("missing identity source")]
+    Unauthorized,
+    /// The authorizer cannot decide (AUTHORIZER_CONFIGURATION_ERROR): fail closed.
+    #[error("authorizer configuration error: {0}")]
+    AuthorizerConfiguration(String),
     /// The body is larger than the 10 MB payload limit (REQUEST_TOO_LARGE).
     #[error("request body exceeds the payload limit")]
     RequestTooLong,
@@ -48,6 +57,9 @@ impl GatewayError {
         match self {
             Self::MissingAuthenticationToken | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RequestTooLong => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::AuthorizerConfiguration(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::IntegrationTimeout | Self::IntegrationFailure(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::BadLambdaResult(_) => StatusCode::BAD_GATEWAY,
@@ -61,6 +73,10 @@ impl GatewayError {
             Self::MissingAuthenticationToken => "Missing Authentication Token",
             Self::Forbidden(_) => "Forbidden",
             Self::RequestTooLong => "Request Too Long",
+            Self::HeadersTooLarge => "Request Header Fields Too Large",
+            Self::Unauthorized => "Unauthorized",
+            // Amazon API Gateway answers authorizer errors with a null message.
+            Self::AuthorizerConfiguration(_) => "",
             Self::BadRequest(_) => "Bad Request",
             Self::IntegrationTimeout => "Endpoint request timed out",
             Self::IntegrationFailure(_) | Self::BadLambdaResult(_) | Self::Configuration(_) => {
@@ -74,11 +90,13 @@ impl GatewayError {
             Self::MissingAuthenticationToken
             | Self::Forbidden(_)
             | Self::RequestTooLong
+            | Self::HeadersTooLarge
+            | Self::Unauthorized
             | Self::BadRequest(_) => Fault::Client,
             Self::IntegrationTimeout | Self::IntegrationFailure(_) | Self::BadLambdaResult(_) => {
                 Fault::Upstream
             }
-            Self::Configuration(_) => Fault::Gateway,
+            Self::Configuration(_) | Self::AuthorizerConfiguration(_) => Fault::Gateway,
         }
     }
 
@@ -88,16 +106,24 @@ impl GatewayError {
             Self::MissingAuthenticationToken => "MissingAuthenticationTokenException",
             Self::Forbidden(_) => "ForbiddenException",
             Self::RequestTooLong => "RequestTooLongException",
+            Self::HeadersTooLarge => "RequestHeaderFieldsTooLargeException",
+            Self::Unauthorized => "UnauthorizedException",
+            Self::AuthorizerConfiguration(_) => "AuthorizerConfigurationException",
             Self::BadRequest(_) => "BadRequestException",
-            Self::IntegrationTimeout | Self::IntegrationFailure(_) => {
-                "InternalServerErrorException"
-            }
-            Self::BadLambdaResult(_) | Self::Configuration(_) => "InternalServerErrorException",
+            Self::IntegrationTimeout
+            | Self::IntegrationFailure(_)
+            | Self::BadLambdaResult(_)
+            | Self::Configuration(_) => "InternalServerErrorException",
         }
     }
 
     pub fn into_response(self) -> Response<Body> {
-        json_message(self.status(), self.message(), Some(self.error_type()))
+        let body = match self {
+            // Amazon API Gateway answers authorizer errors with a null message.
+            Self::AuthorizerConfiguration(_) => r#"{"message":null}"#.to_string(),
+            _ => serde_json::json!({ "message": self.message() }).to_string(),
+        };
+        json_body(self.status(), body, Some(self.error_type()))
     }
 }
 
@@ -107,7 +133,14 @@ pub fn json_message(
     message: &str,
     error_type: Option<&'static str>,
 ) -> Response<Body> {
-    let body = serde_json::json!({ "message": message }).to_string();
+    json_body(
+        status,
+        serde_json::json!({ "message": message }).to_string(),
+        error_type,
+    )
+}
+
+fn json_body(status: StatusCode, body: String, error_type: Option<&'static str>) -> Response<Body> {
     let mut response = Response::new(full(Bytes::from(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -149,6 +182,21 @@ mod tests {
                 GatewayError::IntegrationTimeout,
                 504,
                 r#"{"message":"Endpoint request timed out"}"#,
+            ),
+            (
+                GatewayError::Unauthorized,
+                401,
+                r#"{"message":"Unauthorized"}"#,
+            ),
+            (
+                GatewayError::AuthorizerConfiguration("x".into()),
+                500,
+                r#"{"message":null}"#,
+            ),
+            (
+                GatewayError::HeadersTooLarge,
+                431,
+                r#"{"message":"Request Header Fields Too Large"}"#,
             ),
             (
                 GatewayError::BadLambdaResult("x".into()),

@@ -4,6 +4,7 @@ pub mod access_log;
 pub mod admin;
 pub mod api_key;
 pub mod args;
+pub mod authorizer;
 pub mod body;
 pub mod canary;
 pub mod client;

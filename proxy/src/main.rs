@@ -68,7 +68,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         header_read_timeout: Duration::from_secs(args.header_read_timeout_seconds),
         drain: Duration::from_secs(args.drain_seconds),
     };
-    server::serve(listener, shared, options, shutdown_signal()).await;
+    server::serve(listener, shared.clone(), options, shutdown_signal()).await;
+    // Requests answered during the drain are logged before the process exits.
+    let _ = tokio::time::timeout(Duration::from_secs(5), shared.access_log.flush()).await;
     Ok(())
 }
 
@@ -93,7 +95,8 @@ fn init_logs(args: &Args) -> anyhow::Result<()> {
         .with_context(|| format!("log level {:?}", args.log_level))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match args.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

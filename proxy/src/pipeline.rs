@@ -24,7 +24,6 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response};
 
 use crate::access_log::{AccessLog, AccessRecord};
-use crate::api_key;
 use crate::body::Body;
 use crate::canary::{self, DEPLOYMENT_HEADER};
 use crate::client::HttpClient;
@@ -32,6 +31,7 @@ use crate::dispatch::Dispatch;
 use crate::errors::GatewayError;
 use crate::integration::{self, Call};
 use crate::metrics::{Metrics, RequestLabels};
+use crate::{api_key, authorizer};
 
 /// Amazon API Gateway's payload limit.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -131,6 +131,12 @@ async fn serve(
     received_at: jiff::Timestamp,
     record: &mut AccessRecord,
 ) -> Result<Response<Body>, GatewayError> {
+    // Phase 0: the head limit, counted as Amazon API Gateway counts it (hyper enforces it for
+    // HTTP/1 already; this covers HTTP/2).
+    if head_size(parts) > crate::server::MAX_HEAD_BYTES {
+        return Err(GatewayError::HeadersTooLarge);
+    }
+
     // Phase 1: route.
     let host = host_of(parts).to_ascii_lowercase();
     let target = dispatch.resolve(&host, parts.uri.path())?;
@@ -147,6 +153,15 @@ async fn serve(
     record.route_key = Some(route.route_key.clone());
 
     // Phase 2: auth.
+    let (deployment, stage_variables) = canary::choose(stage, &parts.headers);
+    if let Some(name) = &route.authorizer {
+        let query = parts.uri.query().unwrap_or("");
+        authorizer::check(name, gateway, &parts.headers, query, stage_variables).inspect_err(|e| {
+            if let GatewayError::AuthorizerConfiguration(why) = e {
+                tracing::warn!(route = %route.route_key, reason = %why, "authorizer refused the request");
+            }
+        })?;
+    }
     if route.api_key_required {
         let binding = api_key::check(&parts.headers, target.stage)?;
         record.api_key_id = Some(binding.tenant.clone());
@@ -155,8 +170,7 @@ async fn serve(
     // Phase 3: body.
     let body = read_body(&parts.headers, body).await?;
 
-    // Phase 4: deployment.
-    let (deployment, stage_variables) = canary::choose(stage, &parts.headers);
+    // Phase 4: deployment (chosen before auth, whose identity sources may be stage variables).
     record.deployment = deployment.map(|d| d.as_str());
 
     // Phase 5: integration.
@@ -211,6 +225,18 @@ async fn serve(
             .insert(DEPLOYMENT_HEADER, HeaderValue::from_static(d.as_str()));
     }
     Ok(response)
+}
+
+/// The size of the request line and headers as HTTP/1.1 writes them.
+fn head_size(parts: &hyper::http::request::Parts) -> usize {
+    let target = parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len());
+    let line = parts.method.as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    let headers: usize = parts
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    line + headers + 2
 }
 
 /// The host the request is for, without port, lowercased: the URI's authority (HTTP/2, or an

@@ -1,23 +1,35 @@
 //! The traffic listener: HTTP/1.1 and HTTP/2 (prior knowledge) on one port, with the
 //! request-head limits, and a graceful drain on shutdown.
+//!
+//! Each connection's first bytes are read under the header read timeout to tell HTTP/2's
+//! preface from HTTP/1 (a client that sends nothing, or half a preface, is dropped), then
+//! replayed to hyper's HTTP/1 or HTTP/2 connection. HTTP/1 heads over 10,240 bytes get 431
+//! from hyper itself; HTTP/2 header lists are bounded the same.
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::pipeline::{self, Connection, Shared};
 
 /// Amazon API Gateway's limit on the request line and headers together.
 pub const MAX_HEAD_BYTES: usize = 10_240;
 
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 pub struct ServerOptions {
-    /// A client must send a request's head within this time (also bounds idle keep-alive).
+    /// A client must send a request's head within this time; also closes idle keep-alive
+    /// connections and connections that send nothing.
     pub header_read_timeout: Duration,
     /// How long in-flight requests may take to finish after shutdown starts.
     pub drain: Duration,
@@ -31,19 +43,16 @@ pub async fn serve(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
-        .max_buf_size(MAX_HEAD_BYTES)
+        .max_header_size(MAX_HEAD_BYTES)
         .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_header_list_size(MAX_HEAD_BYTES as u32)
         .keep_alive_interval(Some(Duration::from_secs(30)));
-    let builder = Arc::new(builder);
+    let protocols = Arc::new(Protocols { h1, h2 });
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 
@@ -61,15 +70,14 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let conn = Connection { peer, scheme: "http" };
-                let shared = shared.clone();
-                let service = service_fn(move |request| pipeline::handle(shared.clone(), conn, request));
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
-                    }
-                });
+                tokio::spawn(serve_connection(
+                    stream,
+                    conn,
+                    shared.clone(),
+                    protocols.clone(),
+                    graceful.watcher(),
+                    options.header_read_timeout,
+                ));
             }
             () = &mut shutdown => break,
         }
@@ -83,5 +91,172 @@ pub async fn serve(
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections drained"),
         () = tokio::time::sleep(options.drain) => tracing::warn!("drain period over; closing remaining connections"),
+    }
+}
+
+struct Protocols {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    conn: Connection,
+    shared: Arc<Shared>,
+    protocols: Arc<Protocols>,
+    watcher: Watcher,
+    first_bytes_timeout: Duration,
+) {
+    let (prefix, is_h2) = match tokio::time::timeout(first_bytes_timeout, sniff(&mut stream)).await
+    {
+        Ok(Ok(sniffed)) => sniffed,
+        Ok(Err(_)) | Err(_) => return,
+    };
+    let io = TokioIo::new(Rewind {
+        prefix,
+        offset: 0,
+        inner: stream,
+    });
+    let service = service_fn(move |request| pipeline::handle(shared.clone(), conn, request));
+    let result = if is_h2 {
+        watcher
+            .watch(protocols.h2.serve_connection(io, service))
+            .await
+    } else {
+        watcher
+            .watch(protocols.h1.serve_connection(io, service))
+            .await
+    };
+    if let Err(e) = result {
+        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Reads until the bytes show whether the client speaks HTTP/2 (the whole preface) or not
+/// (anything that is not a prefix of it). Returns what was read, to be replayed.
+async fn sniff(stream: &mut TcpStream) -> io::Result<(Vec<u8>, bool)> {
+    let mut prefix = Vec::with_capacity(H2_PREFACE.len());
+    let mut chunk = [0u8; 64];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        prefix.extend_from_slice(&chunk[..n]);
+        let shared_len = prefix.len().min(H2_PREFACE.len());
+        if prefix[..shared_len] != H2_PREFACE[..shared_len] {
+            return Ok((prefix, false));
+        }
+        if prefix.len() >= H2_PREFACE.len() {
+            return Ok((prefix, true));
+        }
+    }
+}
+
+/// A stream that first yields bytes already read from it.
+struct Rewind<T> {
+    prefix: Vec<u8>,
+    offset: usize,
+    inner: T,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.offset < self.prefix.len() {
+            let n = (self.prefix.len() - self.offset).min(buf.remaining());
+            let start = self.offset;
+            buf.put_slice(&self.prefix[start..start + n]);
+            self.offset += n;
+            if self.offset == self.prefix.len() {
+                self.prefix = Vec::new();
+                self.offset = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    async fn sniffed(bytes: &'static [u8]) -> io::Result<(Vec<u8>, bool)> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            client.write_all(bytes).await.unwrap();
+        });
+        let (mut stream, _) = listener.accept().await.unwrap();
+        sniff(&mut stream).await
+    }
+
+    #[tokio::test]
+    async fn tells_http2_from_http1_and_keeps_the_bytes() {
+        let (prefix, h2) = sniffed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        assert!(!h2);
+        assert!(prefix.starts_with(b"G"));
+        let (prefix, h2) = sniffed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0")
+            .await
+            .unwrap();
+        assert!(h2);
+        assert!(prefix.starts_with(H2_PREFACE));
+        assert!(
+            sniffed(b"PRI * HT").await.is_err(),
+            "half a preface then EOF"
+        );
+    }
+
+    #[tokio::test]
+    async fn rewind_replays_the_prefix_then_reads_on() {
+        let (client, server) = tokio::io::duplex(64);
+        let mut rewind = Rewind {
+            prefix: b"abc".to_vec(),
+            offset: 0,
+            inner: server,
+        };
+        let mut client = client;
+        client.write_all(b"def").await.unwrap();
+        drop(client);
+        let mut all = String::new();
+        rewind.read_to_string(&mut all).await.unwrap();
+        assert_eq!(all, "abcdef");
     }
 }

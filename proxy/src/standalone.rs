@@ -50,7 +50,6 @@ impl Standalone {
 
     /// Loads the files now, then reloads on every change until the process ends.
     pub async fn run(mut self) -> anyhow::Result<()> {
-        self.reload();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -71,6 +70,8 @@ impl Standalone {
         watcher
             .watch(&watched, RecursiveMode::Recursive)
             .with_context(|| format!("watching {}", watched.display()))?;
+        // Load after the watch starts: a change made meanwhile triggers a reload.
+        self.reload();
         while rx.recv().await.is_some() {
             tokio::time::sleep(SETTLE).await;
             while rx.try_recv().is_ok() {}

@@ -174,7 +174,12 @@ fn forwarded_headers(call: &Call<'_>, headers: &mut HeaderMap) {
         headers.insert("x-forwarded-for", v);
     }
     headers.insert("x-forwarded-proto", HeaderValue::from_static(call.scheme));
-    if let Ok(v) = HeaderValue::try_from(call.host) {
+    let host = call
+        .headers
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| HeaderValue::try_from(call.host).ok());
+    if let Some(v) = host {
         headers.insert("x-forwarded-host", v);
     }
     if let Ok(v) = HeaderValue::try_from(call.request_id) {
