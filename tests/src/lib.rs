@@ -1,1 +1,18 @@
+//! Harness for Tollgate's end-to-end tests: the real `tollgate-proxy` binary as a child
+//! process ([`proxy`]), real HTTP backends on loopback sockets ([`backend`]), real clients
+//! ([`client`]), resource YAML in temporary folders ([`config`]) and polling helpers
+//! ([`wait`]). Nothing is mocked; every socket is on 127.0.0.1.
 
+pub mod backend;
+pub mod client;
+pub mod config;
+pub mod proxy;
+pub mod wait;
+
+/// The workspace root (the folder holding the root `Cargo.toml`).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives in the workspace")
+        .to_path_buf()
+}

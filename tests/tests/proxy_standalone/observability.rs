@@ -1,0 +1,158 @@
+//! What operators see: the JSON access log, the Prometheus metrics and the admin endpoints.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tollgate_tests::backend::Backend;
+use tollgate_tests::client::Client;
+use tollgate_tests::config::{ConfigDir, dev_gateway, http, mock, route};
+use tollgate_tests::proxy::Proxy;
+use tollgate_tests::wait::eventually;
+
+use crate::{sample_value, serve};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_metrics_and_admin_endpoints_describe_the_traffic() {
+    let backend = Backend::echo();
+    let proxy = serve(
+        &[
+            dev_gateway("obs"),
+            route("ok", "obs", "GET", "/ok", mock(200, r#"{"ok":true}"#)),
+            route(
+                "item",
+                "obs",
+                "POST",
+                "/items/{id}",
+                http(&backend.url("/items/{id}")),
+            ),
+        ],
+        &[],
+    );
+    let client = Client::new();
+
+    let mut ok_ids = Vec::new();
+    for _ in 0..3 {
+        let r = client
+            .get(&proxy.url("/dev/ok"), &[("User-Agent", "e2e-tests/1.0")])
+            .await;
+        assert_eq!(r.status, 200);
+        ok_ids.push(r.header("x-amzn-requestid").unwrap());
+    }
+    let posted = client
+        .request("POST", &proxy.url("/dev/items/9"), &[], "{\"n\":1}")
+        .await;
+    assert_eq!(posted.status, 200);
+    let missing = client.get(&proxy.url("/dev/missing"), &[]).await;
+    assert_eq!(missing.status, 403);
+
+    // The access log: one JSON line per request, keyed by the request id the client got.
+    let line = proxy.access_log_entry(&ok_ids[0]);
+    assert_eq!(line["requestId"], ok_ids[0].as_str());
+    assert_eq!(line["routeKey"], "GET /ok");
+    assert_eq!(line["stage"], "dev");
+    assert_eq!(line["gateway"], "default/obs");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["httpMethod"], "GET");
+    assert_eq!(line["path"], "/dev/ok");
+    assert_eq!(line["sourceIp"], "127.0.0.1");
+    assert_eq!(line["userAgent"], "e2e-tests/1.0");
+    assert_eq!(line["protocol"], "HTTP/1.1");
+    assert!(line["requestTime"].is_string());
+
+    let line = proxy.access_log_entry(&posted.header("x-amzn-requestid").unwrap());
+    assert_eq!(line["routeKey"], "POST /items/{id}");
+    assert_eq!(line["httpMethod"], "POST");
+    assert!(line["integrationLatency"].is_u64(), "{line}");
+
+    let line = proxy.access_log_entry(&missing.header("x-amzn-requestid").unwrap());
+    assert_eq!(line["status"], 403);
+    assert_eq!(line["stage"], "dev");
+    assert!(line.get("routeKey").is_none(), "{line}");
+
+    let all = eventually("five access log lines", || {
+        let lines = proxy.access_log();
+        (lines.len() >= 5).then_some(lines)
+    });
+    assert_eq!(all.len(), 5, "one line per request: {all:?}");
+
+    // Metrics.
+    let metrics = proxy.admin_get("/metrics");
+    assert_eq!(metrics.status, 200);
+    let text = metrics.text();
+    let sample = |route: &str, class: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("tollgate_requests_total{")
+                    && l.contains("gateway=\"default/obs\"")
+                    && l.contains("stage=\"dev\"")
+                    && l.contains(&format!("route=\"{route}\""))
+                    && l.contains(&format!("status_class=\"{class}\""))
+            })
+            .map(sample_value)
+    };
+    assert_eq!(sample("GET /ok", "2xx"), Some(3.0), "{text}");
+    assert_eq!(sample("POST /items/{id}", "2xx"), Some(1.0), "{text}");
+    assert_eq!(sample("", "4xx"), Some(1.0), "{text}");
+    assert!(text.contains("tollgate_request_duration_seconds_bucket{"));
+    assert!(text.contains("tollgate_table_info{"));
+
+    // Health, readiness and the loaded configuration.
+    let healthz = proxy.admin_get("/healthz");
+    assert_eq!((healthz.status, healthz.text()), (200, "ok\n".to_string()));
+    assert_eq!(proxy.admin_get("/readyz").status, 200);
+    assert_eq!(proxy.admin_get("/nothing").status, 404);
+    let config = proxy.config_report();
+    let gateways = config["gateways"].as_array().unwrap();
+    assert_eq!(gateways.len(), 1, "{config}");
+    assert_eq!(gateways[0]["gateway"], "default/obs");
+    assert_eq!(gateways[0]["stages"], json!(["dev"]));
+    assert_eq!(gateways[0]["routes"], 2);
+    let version = gateways[0]["version"].as_str().unwrap();
+    assert!(
+        version.len() == 16 && version.chars().all(|c| c.is_ascii_hexdigit()),
+        "version {version:?} is not 16 hex digits"
+    );
+    assert!(
+        text.contains(&format!("version=\"{version}\"")),
+        "tollgate_table_info carries the served version"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_a_table() {
+    // An empty folder: the proxy runs, has nothing to serve, and says so.
+    let config = ConfigDir::new();
+    let proxy = Proxy::start_unready(config.path(), &[]);
+    let readyz = proxy.admin_get("/readyz");
+    assert_eq!(
+        (readyz.status, readyz.text()),
+        (503, "no table loaded\n".to_string())
+    );
+    assert_eq!(proxy.admin_get("/healthz").status, 200);
+    let nothing = Client::new().get(&proxy.url("/dev/ok"), &[]).await;
+    assert_eq!(nothing.status, 403);
+    assert_eq!(nothing.text(), r#"{"message":"Forbidden"}"#);
+
+    // A gateway appears: ready, and serving. (Written again every few seconds while not
+    // seen: a change made while the proxy starts its file watcher is missed.)
+    let write = || {
+        config.write(
+            "api.yaml",
+            &[
+                dev_gateway("late"),
+                route("ok", "late", "GET", "/ok", mock(200, r#"{"ok":true}"#)),
+            ],
+        );
+    };
+    write();
+    let mut written = Instant::now();
+    eventually("/readyz to answer 200", || {
+        if written.elapsed() > Duration::from_secs(5) {
+            write();
+            written = Instant::now();
+        }
+        proxy.is_ready().then_some(())
+    });
+    let ok = Client::new().get(&proxy.url("/dev/ok"), &[]).await;
+    assert_eq!((ok.status, ok.text()), (200, r#"{"ok":true}"#.to_string()));
+}
