@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod client;
 pub mod config;
+pub mod lambda;
 pub mod proxy;
 pub mod wait;
 
