@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod client;
 pub mod config;
+pub mod control_plane;
 pub mod lambda;
 pub mod proxy;
 pub mod wait;
