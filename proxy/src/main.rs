@@ -18,10 +18,16 @@ use tollgate_proxy::standalone::Standalone;
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logs(&args)?;
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.worker_threads {
-        runtime.worker_threads(n.max(1));
-    }
+    // One worker: a current-thread runtime, which never hands tasks between threads.
+    let mut runtime = match args.worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.max(1));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     runtime
         .enable_all()
         .build()
