@@ -9,10 +9,45 @@ use crate::resources::{ApiGateway, Route, UsagePlan};
 /// Every CRD with the file stem it is written under.
 pub fn definitions() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
-        ("apigateway", ApiGateway::crd()),
-        ("route", Route::crd()),
-        ("usageplan", UsagePlan::crd()),
+        ("apigateway", reflow(ApiGateway::crd())),
+        ("route", reflow(Route::crd())),
+        ("usageplan", reflow(UsagePlan::crd())),
     ]
+}
+
+/// Joins the line breaks that doc comments put inside a paragraph, so `kubectl explain` wraps
+/// descriptions to the terminal instead of breaking them mid-sentence; blank lines between
+/// paragraphs stay.
+fn reflow(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    match v {
+                        serde_json::Value::String(s) if key == "description" => {
+                            *s = s
+                                .split("\n\n")
+                                .map(|paragraph| {
+                                    paragraph
+                                        .split('\n')
+                                        .map(str::trim)
+                                        .collect::<Vec<_>>()
+                                        .join(" ")
+                                })
+                                .collect::<Vec<_>>()
+                                .join("\n\n");
+                        }
+                        _ => walk(v),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(&crd).expect("a CRD serialises");
+    walk(&mut value);
+    serde_json::from_value(value).expect("reflowing descriptions keeps a valid CRD")
 }
 
 /// One CRD as YAML.

@@ -130,7 +130,10 @@ pub enum ApiKeySource {
 #[serde(rename_all = "camelCase")]
 pub struct Stage {
     /// Stage name: the first path segment of every request to it (`dev`, `prod`, `v1`).
-    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,128}$"), length(min = 1, max = 128))]
+    #[schemars(length(min = 1, max = 128), extend("x-kubernetes-validations" = [{
+        "rule": "self.matches(r\"^[A-Za-z0-9_-]+$\")",
+        "message": "stage names use letters, digits, '_' and '-' only"
+    }]))]
     pub name: String,
 
     /// What this stage is for; shown to people only.
@@ -244,8 +247,12 @@ pub enum RedisFailureMode {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {
-        "rule": "self.type == 'JWT' ? (has(self.jwt) && !has(self.http) && !has(self.lambda)) : (!has(self.jwt) && (has(self.http) ? 1 : 0) + (has(self.lambda) ? 1 : 0) == 1)",
-        "message": "a JWT authorizer needs jwt; a TOKEN or REQUEST authorizer needs exactly one of http or lambda"
+        "rule": "self.type != 'JWT' || (has(self.jwt) && !has(self.http) && !has(self.lambda))",
+        "message": "a JWT authorizer needs jwt (issuer and audiences) and takes neither http nor lambda"
+    },
+    {
+        "rule": "self.type == 'JWT' || (!has(self.jwt) && (has(self.http) ? 1 : 0) + (has(self.lambda) ? 1 : 0) == 1)",
+        "message": "a TOKEN or REQUEST authorizer needs exactly one of http or lambda, and no jwt"
     },
     {
         "rule": "self.type != 'TOKEN' || (has(self.identitySource) && size(self.identitySource) == 1 && self.identitySource[0].startsWith('$request.header.'))",
@@ -343,7 +350,10 @@ pub struct HttpAuthorizer {
 #[serde(rename_all = "camelCase")]
 pub struct LambdaFunction {
     /// Base URL of the Invoke API, such as `http://lambda.functions.svc:9001`.
-    #[schemars(regex(pattern = r"^https?://[^\s/]+/?$"))]
+    #[schemars(length(max = 2048), extend("x-kubernetes-validations" = [{
+        "rule": "self.matches(r\"^https?://[^\\s/]+/?$\")",
+        "message": "endpoint is the Invoke API's base URL, http(s)://host[:port], without a path"
+    }]))]
     pub endpoint: String,
     /// The function's name.
     #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?$"))]
@@ -361,12 +371,10 @@ pub struct LambdaFunction {
 ]))]
 pub struct CustomDomain {
     /// The domain name; `*.example.com` matches one label.
-    #[schemars(
-        regex(
-            pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
-        ),
-        length(max = 253)
-    )]
+    #[schemars(length(max = 253), extend("x-kubernetes-validations" = [{
+        "rule": "self.matches(r\"^(\\*\\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$\")",
+        "message": "hostname must be a lowercase DNS name such as api.example.com, optionally starting with '*.'"
+    }]))]
     pub hostname: String,
 
     /// A `kubernetes.io/tls` Secret holding the certificate and key for this hostname.
