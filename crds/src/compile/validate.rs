@@ -47,27 +47,23 @@ pub fn cidr(s: &str) -> Result<(), String> {
 }
 
 pub fn stage_name(s: &str) -> Result<(), String> {
-    if (1..=128).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "stage name {s:?} must be 1 to 128 letters, digits, '_' or '-'"
-        ))
-    }
+    token("stage name", s, 128)
 }
 
 pub fn name_token(what: &str, s: &str) -> Result<(), String> {
-    if (1..=64).contains(&s.len())
+    token(what, s, 64)
+}
+
+/// 1 to `max` letters, digits, '_' or '-'.
+fn token(what: &str, s: &str, max: usize) -> Result<(), String> {
+    let valid = (1..=max).contains(&s.len())
         && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if valid {
         Ok(())
     } else {
         Err(format!(
-            "{what} {s:?} must be 1 to 64 letters, digits, '_' or '-'"
+            "{what} {s:?} must be 1 to {max} letters, digits, '_' or '-'"
         ))
     }
 }
