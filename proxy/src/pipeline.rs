@@ -28,7 +28,7 @@ use crate::body::Body;
 use crate::canary::{self, DEPLOYMENT_HEADER};
 use crate::client::HttpClient;
 use crate::dispatch::Dispatch;
-use crate::errors::GatewayError;
+use crate::errors::{Fault, GatewayError};
 use crate::integration::{self, Call};
 use crate::metrics::{Metrics, RequestLabels};
 use crate::{api_key, authorizer};
@@ -89,8 +89,11 @@ pub async fn handle(
     )
     .await;
     let mut response = outcome.unwrap_or_else(|error| {
-        if error.status().is_server_error() {
-            tracing::warn!(request_id = %request_id, error = %error, "request failed");
+        match error.fault() {
+            Fault::Client => tracing::debug!(request_id = %request_id, error = %error, "request refused"),
+            Fault::Upstream | Fault::Gateway => {
+                tracing::warn!(request_id = %request_id, error = %error, fault = ?error.fault(), "request failed")
+            }
         }
         record.error_message = Some(error.to_string());
         error.into_response()

@@ -174,14 +174,6 @@ impl StageRouter {
             .collect();
         Some(RouteMatch { route, params })
     }
-
-    pub fn len(&self) -> usize {
-        self.routes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
-    }
 }
 
 /// The matchit path of a template, with parameters named by position, and whether it ends in

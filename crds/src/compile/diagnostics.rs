@@ -145,12 +145,6 @@ impl Diagnostic {
         self.push(reason, Effect::Skipped, field, message);
     }
 
-    pub fn is_conflicted(&self) -> bool {
-        self.problems
-            .iter()
-            .any(|p| p.reason == Reason::RouteConflict)
-    }
-
     /// The `Accepted`, `ResolvedRefs` and (for routes) `Conflicted` conditions.
     pub fn conditions(&self) -> Vec<ConditionSpec> {
         let describe = |problems: &[&Problem]| {
