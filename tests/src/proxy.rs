@@ -29,7 +29,13 @@ pub struct Proxy {
 /// The `tollgate-proxy` binary next to the test executable (`target/<profile>/`), or under
 /// `CARGO_TARGET_DIR`.
 pub fn binary() -> PathBuf {
-    let name = format!("tollgate-proxy{}", std::env::consts::EXE_SUFFIX);
+    binary_named("tollgate-proxy")
+}
+
+/// A binary of the workspace (`tollgate-proxy`, `tollgate-controller`), looked up as
+/// [`binary`] does.
+pub fn binary_named(binary: &str) -> PathBuf {
+    let name = format!("{binary}{}", std::env::consts::EXE_SUFFIX);
     let mut candidates = Vec::new();
     if let Ok(exe) = std::env::current_exe() {
         // target/<profile>/deps/<test binary>
@@ -54,7 +60,7 @@ pub fn binary() -> PathBuf {
         .cloned()
         .unwrap_or_else(|| {
             panic!(
-                "tollgate-proxy binary not found (looked at {candidates:?}); \
+                "{binary} binary not found (looked at {candidates:?}); \
                  run `cargo build --workspace --bins` first"
             )
         })

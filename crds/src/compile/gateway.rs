@@ -9,7 +9,7 @@ use super::diagnostics::{Diagnostic, Reason};
 use super::validate;
 use crate::resources::{
     ApiGateway, Authorizer, AuthorizerType, CustomDomain, EndpointType, RateLimitMode,
-    ThrottleSettings,
+    TLS_SECRET_TYPE, ThrottleSettings,
 };
 use crate::table::{
     AuthorizerEndpoint, AuthorizerTable, BasePathTable, CanaryTable, CorsTable,
@@ -17,7 +17,6 @@ use crate::table::{
     ResourcePolicyTable, StageTable, TABLE_FORMAT, TlsMaterial,
 };
 
-pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
 pub const JWT_DEFAULT_IDENTITY_SOURCE: &str = "$request.header.Authorization";
 pub const MAX_AUTHORIZER_TTL: u32 = 3600;
 

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{LocalRef, ThrottleSettings};
 
+/// The Secret type of custom-domain certificates (`tls.crt`, `tls.key`).
+pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+
 /// An API, as Amazon API Gateway's REST API: a set of stages served by a fleet of proxies.
 /// Routes attach to it with `spec.gatewayRef`; usage plans name it in `spec.apiStages`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

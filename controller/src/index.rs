@@ -1,0 +1,272 @@
+//! The in-memory index: one watcher per kind the compiler reads, each keeping its objects by
+//! `namespace/name`, and a [`Notify`] poked on every change.
+//!
+//! Objects are watched untyped and converted one by one, so an object that does not
+//! deserialize is logged and left out instead of failing the whole list (a typed kube-runtime
+//! watcher fails its entire list, and so the whole kind, on one bad object).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::StreamExt as _;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::{ApiResource, DynamicObject};
+use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+use tollgate_crds::compile::{Resources, object_key};
+use tollgate_crds::resources::{
+    API_KEY_SECRET_TYPE, ApiGateway, Route, TLS_SECRET_TYPE, UsagePlan,
+};
+use tollgate_crds::table::ObjectKey;
+
+/// Every object the compiler reads, as last seen by the watchers.
+pub struct Index {
+    gateways: Shelf<ApiGateway>,
+    routes: Shelf<Route>,
+    usage_plans: Shelf<UsagePlan>,
+    api_keys: Shelf<Secret>,
+    tls: Shelf<Secret>,
+    services: Shelf<Service>,
+    changed: Arc<Notify>,
+}
+
+impl Index {
+    /// The index and the future that runs its watchers (it never ends).
+    pub fn start(client: &Client) -> (Arc<Index>, BoxFuture<'static, ()>) {
+        let changed = Arc::new(Notify::new());
+        let index = Arc::new(Index {
+            gateways: Shelf::default(),
+            routes: Shelf::default(),
+            usage_plans: Shelf::default(),
+            api_keys: Shelf::default(),
+            tls: Shelf::default(),
+            services: Shelf::default(),
+            changed: changed.clone(),
+        });
+        let all = watcher::Config::default();
+        let watchers = vec![
+            index.gateways.watch(client, all.clone(), changed.clone()),
+            index.routes.watch(client, all.clone(), changed.clone()),
+            index
+                .usage_plans
+                .watch(client, all.clone(), changed.clone()),
+            index.api_keys.watch(
+                client,
+                all.clone().fields(&format!("type={API_KEY_SECRET_TYPE}")),
+                changed.clone(),
+            ),
+            index.tls.watch(
+                client,
+                all.clone().fields(&format!("type={TLS_SECRET_TYPE}")),
+                changed.clone(),
+            ),
+            index.services.watch(client, all, changed),
+        ];
+        let run = Box::pin(async move {
+            futures::future::join_all(watchers).await;
+        });
+        (index, run)
+    }
+
+    /// Resolves after the next change (or at once if one happened since the last call).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Asks for another pass, as if something changed.
+    pub fn poke(&self) {
+        self.changed.notify_one();
+    }
+
+    /// Whether every watcher has listed its objects once (before that, a snapshot would say a
+    /// Route's gateway is missing when it is only not listed yet).
+    pub fn is_ready(&self) -> bool {
+        self.gateways.is_ready()
+            && self.routes.is_ready()
+            && self.usage_plans.is_ready()
+            && self.api_keys.is_ready()
+            && self.tls.is_ready()
+            && self.services.is_ready()
+    }
+
+    /// A copy of everything, as the compiler takes it.
+    pub fn snapshot(&self) -> Resources {
+        let mut secrets = self.api_keys.objects();
+        secrets.extend(self.tls.objects());
+        Resources {
+            gateways: self.gateways.objects(),
+            routes: self.routes.objects(),
+            usage_plans: self.usage_plans.objects(),
+            secrets,
+            services: self.services.objects(),
+        }
+    }
+}
+
+// === impl Shelf ===
+
+/// One watcher's objects.
+struct Shelf<K> {
+    inner: Arc<Mutex<ShelfState<K>>>,
+}
+
+struct ShelfState<K> {
+    objects: BTreeMap<ObjectKey, K>,
+    /// Objects of a (re)list in progress; they replace `objects` when it is done.
+    relist: Option<BTreeMap<ObjectKey, K>>,
+    ready: bool,
+}
+
+impl<K> Default for Shelf<K> {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(ShelfState {
+                objects: BTreeMap::new(),
+                relist: None,
+                ready: false,
+            })),
+        }
+    }
+}
+
+impl<K> Shelf<K>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug + Send + 'static,
+{
+    fn objects(&self) -> BTreeMap<ObjectKey, K> {
+        self.lock().objects.clone()
+    }
+
+    fn is_ready(&self) -> bool {
+        self.lock().ready
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ShelfState<K>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Watches `K` in every namespace into this shelf; errors are logged and retried with
+    /// kube-runtime's default backoff.
+    fn watch(
+        &self,
+        client: &Client,
+        config: watcher::Config,
+        changed: Arc<Notify>,
+    ) -> BoxFuture<'static, ()> {
+        let resource = ApiResource::erase::<K>(&());
+        let kind = resource.kind.clone();
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let inner = self.inner.clone();
+        Box::pin(
+            watcher::watcher(api, config)
+                .default_backoff()
+                .for_each(move |event| {
+                    match event {
+                        Ok(event) => {
+                            let mut state = inner.lock().unwrap_or_else(PoisonError::into_inner);
+                            if state.apply(&kind, event) {
+                                changed.notify_one();
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%kind, %error, "watch failed; retrying");
+                        }
+                    }
+                    futures::future::ready(())
+                }),
+        )
+    }
+}
+
+impl<K: DeserializeOwned> ShelfState<K> {
+    /// Applies one watcher event; true when the objects changed.
+    fn apply(&mut self, kind: &str, event: Event<DynamicObject>) -> bool {
+        match event {
+            Event::Init => {
+                self.relist = Some(BTreeMap::new());
+                false
+            }
+            Event::InitApply(obj) => {
+                if let Some((key, typed)) = convert(kind, obj) {
+                    self.relist.get_or_insert_default().insert(key, typed);
+                }
+                false
+            }
+            Event::InitDone => {
+                self.objects = self.relist.take().unwrap_or_default();
+                self.ready = true;
+                true
+            }
+            Event::Apply(obj) => {
+                let key = object_key(&obj.metadata);
+                match convert(kind, obj) {
+                    Some((key, typed)) => self.objects.insert(key, typed),
+                    // A bad new version replaces nothing it could be confused with: drop it.
+                    None => self.objects.remove(&key),
+                };
+                true
+            }
+            Event::Delete(obj) => self.objects.remove(&object_key(&obj.metadata)).is_some(),
+        }
+    }
+}
+
+/// The typed object, or `None` (logged) when it does not deserialize.
+fn convert<K: DeserializeOwned>(kind: &str, obj: DynamicObject) -> Option<(ObjectKey, K)> {
+    let key = object_key(&obj.metadata);
+    let typed = serde_json::to_value(obj).and_then(serde_json::from_value::<K>);
+    match typed {
+        Ok(typed) => Some((key, typed)),
+        Err(error) => {
+            tracing::warn!(%kind, object = %key, %error, "object left out: it does not deserialize");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(name: &str, path: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "tollgate.dev/v1alpha1",
+            "kind": "Route",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "gatewayRef": {"name": "hello"},
+                "method": "GET",
+                "path": path,
+                "integration": {"mock": {"statusCode": 200}},
+            },
+        }))
+        .expect("a DynamicObject")
+    }
+
+    #[test]
+    fn an_object_that_does_not_deserialize_is_left_out_and_the_rest_kept() {
+        let mut state = ShelfState::<Route> {
+            objects: BTreeMap::new(),
+            relist: None,
+            ready: false,
+        };
+        state.apply("Route", Event::Init);
+        state.apply("Route", Event::InitApply(route("good", "/pets".into())));
+        state.apply("Route", Event::InitApply(route("bad", 42.into())));
+        assert!(state.apply("Route", Event::InitDone));
+        assert!(state.ready);
+        let names: Vec<&str> = state.objects.keys().map(|k| k.name.as_str()).collect();
+        assert_eq!(names, ["good"]);
+
+        // A later bad version of a known object removes it; a good one brings it back.
+        assert!(state.apply("Route", Event::Apply(route("good", 42.into()))));
+        assert!(state.objects.is_empty());
+        assert!(state.apply("Route", Event::Apply(route("good", "/pets".into()))));
+        assert_eq!(state.objects.len(), 1);
+    }
+}

@@ -1,0 +1,257 @@
+//! The status each resource should have, computed from the compiler's output: Kubernetes
+//! conditions (a transition time kept while the status value holds), observed generation,
+//! and for gateways the invoke URLs and table version. Pure: the clock is an argument.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::ObjectMeta;
+use tollgate_crds::compile::{ConditionSpec, Diagnostic};
+use tollgate_crds::resources::{ApiGatewayStatus, RouteStatus, StageStatus, UsagePlanStatus};
+use tollgate_crds::table::GatewayTable;
+
+/// A status with conditions, so that statuses compare without their transition times.
+pub trait WithConditions: Clone + PartialEq {
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+}
+
+impl WithConditions for ApiGatewayStatus {
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+}
+
+impl WithConditions for RouteStatus {
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+}
+
+impl WithConditions for UsagePlanStatus {
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+}
+
+/// Whether `desired` says something `current` does not (transition times aside).
+pub fn differs<S: WithConditions>(current: Option<&S>, desired: &S) -> bool {
+    let Some(current) = current else {
+        return true;
+    };
+    let blank = |s: &S| {
+        let mut s = s.clone();
+        for c in s.conditions_mut() {
+            c.last_transition_time = Time(Timestamp::UNIX_EPOCH);
+        }
+        s
+    };
+    blank(current) != blank(desired)
+}
+
+/// Stamps condition specs with the generation and a transition time: the previous one when
+/// the condition's status did not change, `now` otherwise.
+pub fn conditions(
+    specs: impl IntoIterator<Item = ConditionSpec>,
+    meta: &ObjectMeta,
+    previous: &[Condition],
+    now: Timestamp,
+) -> Vec<Condition> {
+    specs
+        .into_iter()
+        .map(|spec| {
+            let status = if spec.status { "True" } else { "False" };
+            let last_transition_time = previous
+                .iter()
+                .find(|c| c.type_ == spec.type_ && c.status == status)
+                .map(|c| c.last_transition_time.clone())
+                .unwrap_or(Time(now));
+            Condition {
+                type_: spec.type_.to_owned(),
+                status: status.to_owned(),
+                reason: spec.reason,
+                message: spec.message,
+                observed_generation: meta.generation,
+                last_transition_time,
+            }
+        })
+        .collect()
+}
+
+/// The invoke URL of a gateway's stage: `http://{gateway}.{namespace}.{base domain}/{stage}`.
+pub fn invoke_url(table: &GatewayTable, base_domain: &str, stage: &str) -> String {
+    format!(
+        "http://{}.{}.{base_domain}/{stage}",
+        table.gateway.name, table.gateway.namespace
+    )
+}
+
+/// An ApiGateway's status: `Accepted` and `ResolvedRefs` from the compiler, `Programmed` when
+/// it has a table, `Ready` when both; invoke URLs and version of the table.
+pub fn gateway(
+    meta: &ObjectMeta,
+    previous: Option<&ApiGatewayStatus>,
+    diagnostic: &Diagnostic,
+    table: Option<&GatewayTable>,
+    base_domain: &str,
+    now: Timestamp,
+) -> ApiGatewayStatus {
+    let mut specs = diagnostic.conditions();
+    specs.push(match table {
+        Some(t) => spec(
+            "Programmed",
+            true,
+            "Programmed",
+            format!("table {} compiled", t.version),
+        ),
+        None => spec(
+            "Programmed",
+            false,
+            "NotAccepted",
+            "the gateway has no table: see the Accepted condition",
+        ),
+    });
+    let ready = diagnostic.accepted && table.is_some();
+    specs.push(if ready {
+        spec("Ready", true, "Ready", "accepted and programmed")
+    } else {
+        spec(
+            "Ready",
+            false,
+            "NotReady",
+            "the gateway is not accepted and programmed",
+        )
+    });
+    let stages: Vec<StageStatus> = table
+        .map(|t| {
+            t.stages
+                .iter()
+                .map(|s| StageStatus {
+                    name: s.name.clone(),
+                    invoke_url: invoke_url(t, base_domain, &s.name),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let previous_conditions = previous
+        .map(|p| p.conditions.as_slice())
+        .unwrap_or_default();
+    ApiGatewayStatus {
+        conditions: conditions(specs, meta, previous_conditions, now),
+        observed_generation: meta.generation,
+        invoke_url: stages.first().map(|s| s.invoke_url.clone()),
+        stages,
+        table_version: table.map(|t| t.version.clone()),
+        // Proxies report through the snapshot service, which is not built yet.
+        proxies: None,
+    }
+}
+
+/// A Route's status: `Accepted`, `ResolvedRefs` and `Conflicted`.
+pub fn route(
+    meta: &ObjectMeta,
+    previous: Option<&RouteStatus>,
+    diagnostic: &Diagnostic,
+    now: Timestamp,
+) -> RouteStatus {
+    let previous_conditions = previous
+        .map(|p| p.conditions.as_slice())
+        .unwrap_or_default();
+    RouteStatus {
+        conditions: conditions(diagnostic.conditions(), meta, previous_conditions, now),
+        observed_generation: meta.generation,
+    }
+}
+
+/// A UsagePlan's status: `Accepted`, `ResolvedRefs` and the number of keys bound.
+pub fn usage_plan(
+    meta: &ObjectMeta,
+    previous: Option<&UsagePlanStatus>,
+    diagnostic: &Diagnostic,
+    now: Timestamp,
+) -> UsagePlanStatus {
+    let previous_conditions = previous
+        .map(|p| p.conditions.as_slice())
+        .unwrap_or_default();
+    UsagePlanStatus {
+        conditions: conditions(diagnostic.conditions(), meta, previous_conditions, now),
+        observed_generation: meta.generation,
+        keys_bound: diagnostic.keys_bound,
+        // The diagnostic names a left-out key only in its message; left empty for now.
+        unbound_keys: Default::default(),
+    }
+}
+
+fn spec(
+    type_: &'static str,
+    status: bool,
+    reason: &str,
+    message: impl Into<String>,
+) -> ConditionSpec {
+    ConditionSpec {
+        type_,
+        status,
+        reason: reason.to_owned(),
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tollgate_crds::compile::{Kind, Reason, ResourceRef};
+    use tollgate_crds::table::ObjectKey;
+
+    use super::*;
+
+    fn meta(generation: i64) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("pets".into()),
+            namespace: Some("default".into()),
+            generation: Some(generation),
+            ..Default::default()
+        }
+    }
+
+    fn diagnostic() -> Diagnostic {
+        Diagnostic::accepted(ResourceRef {
+            kind: Kind::Route,
+            key: ObjectKey::new("default", "pets"),
+        })
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).expect("a valid timestamp")
+    }
+
+    #[test]
+    fn a_condition_keeps_its_transition_time_while_its_status_holds() {
+        let first = route(&meta(1), None, &diagnostic(), at(100));
+        let again = route(&meta(2), Some(&first), &diagnostic(), at(200));
+        let accepted = |s: &RouteStatus| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == "Accepted")
+                .cloned()
+                .expect("Accepted")
+        };
+        assert_eq!(accepted(&again).last_transition_time, Time(at(100)));
+        assert_eq!(accepted(&again).observed_generation, Some(2));
+
+        let mut rejected = diagnostic();
+        rejected.reject(Reason::InvalidPath, "spec.path", "duplicate parameter");
+        let changed = route(&meta(3), Some(&again), &rejected, at(300));
+        assert_eq!(accepted(&changed).status, "False");
+        assert_eq!(accepted(&changed).last_transition_time, Time(at(300)));
+    }
+
+    #[test]
+    fn statuses_compare_without_transition_times() {
+        let first = route(&meta(1), None, &diagnostic(), at(100));
+        let mut later = first.clone();
+        for c in &mut later.conditions {
+            c.last_transition_time = Time(at(999));
+        }
+        assert!(!differs(Some(&first), &later));
+        assert!(differs(None, &later));
+        let newer = route(&meta(2), Some(&first), &diagnostic(), at(100));
+        assert!(differs(Some(&first), &newer));
+    }
+}

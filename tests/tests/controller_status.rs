@@ -1,0 +1,397 @@
+//! The real `tollgate-controller` binary against a real control plane
+//! ([`tollgate_tests::control_plane`]): resources applied with `kubectl`, their status
+//! conditions, invoke URLs and table versions read back as a user would. One controller
+//! (watching every namespace) is shared by the tests of this file, each test in a namespace of
+//! its own.
+//!
+//! Needs `cargo build --workspace --bins` first (the controller is found next to the tests).
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tollgate_tests::control_plane::{
+    ControlPlane, GRACE_SECONDS, Namespace, WATCHDOG, output_text,
+};
+use tollgate_tests::workspace_root;
+
+/// How long the controller may take to bring a status in line.
+const DEADLINE: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(200);
+
+/// The controller, under the control plane's watchdog: it stops when the test process exits
+/// (the watchdog's standard input, held here, closes then), however the process ends.
+struct Controller {
+    log: PathBuf,
+    _stdin: Mutex<ChildStdin>,
+    /// Never waited for: it ends with the test process.
+    _watchdog: Mutex<Child>,
+}
+
+fn controller() -> &'static Controller {
+    static CONTROLLER: OnceLock<Controller> = OnceLock::new();
+    CONTROLLER.get_or_init(|| {
+        let cp = ControlPlane::shared();
+        let dir = tempfile::Builder::new()
+            .prefix("tollgate-controller-")
+            .tempdir()
+            .expect("a temporary folder")
+            .keep();
+        let log = dir.join("controller.log");
+        let file = File::create(&log).expect("creating the controller log");
+        let file2 = file.try_clone().expect("duplicating a descriptor");
+        let binary = tollgate_tests::proxy::binary_named("tollgate-controller");
+        let mut child = Command::new("bash")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("tollgate-watchdog-controller")
+            .arg(GRACE_SECONDS.to_string())
+            // The watchdog removes the folder (and the log) once the controller is gone.
+            .arg(&dir)
+            .arg(&binary)
+            .args(["--log-level", "info,tollgate_controller=debug"])
+            .env("KUBECONFIG", cp.kubeconfig_path())
+            .stdin(Stdio::piped())
+            .stdout(file)
+            .stderr(file2)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        let stdin = child.stdin.take().expect("piped standard input");
+        Controller {
+            log,
+            _stdin: Mutex::new(stdin),
+            _watchdog: Mutex::new(child),
+        }
+    })
+}
+
+impl Controller {
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// A namespace of its own, with the shared controller running.
+fn namespace(hint: &str) -> Namespace<'static> {
+    controller();
+    ControlPlane::shared().namespace(hint)
+}
+
+fn apply(ns: &Namespace, yaml: &str) {
+    let out = ns.kubectl_with_input(&["apply", "-f", "-"], yaml);
+    assert!(
+        out.status.success(),
+        "kubectl apply failed for\n{yaml}\n{}",
+        output_text(&out)
+    );
+}
+
+fn get_json(ns: &Namespace, what: &str) -> Value {
+    let text = ns.kubectl_ok(&["get", what, "-o", "json"]);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("kubectl get {what}: {e}\n{text}"))
+}
+
+/// The quickstart example, placed in `ns`.
+fn quickstart(ns: &Namespace) -> String {
+    let path = workspace_root().join("deploy/examples/quickstart/hello.yaml");
+    let text = std::fs::read_to_string(&path).expect("the quickstart example");
+    assert!(text.contains("namespace: default"));
+    text.replace("namespace: default", &format!("namespace: {}", ns.name()))
+}
+
+fn mock_route(name: &str, gateway: &str, method: &str, path: &str) -> String {
+    format!(
+        r#"apiVersion: tollgate.dev/v1alpha1
+kind: Route
+metadata:
+  name: {name}
+spec:
+  gatewayRef:
+    name: {gateway}
+  method: {method}
+  path: "{path}"
+  integration:
+    mock:
+      statusCode: 200
+      body: "{name}"
+"#
+    )
+}
+
+/// A condition of an object: `(status, reason, message)`.
+fn condition(obj: &Value, type_: &str) -> Option<(String, String, String)> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+            (s("status"), s("reason"), s("message"))
+        })
+}
+
+fn condition_status(obj: &Value, type_: &str) -> Option<String> {
+    condition(obj, type_).map(|(status, _, _)| status)
+}
+
+/// Every condition of `obj` was set for its current generation.
+fn conditions_current(obj: &Value) -> bool {
+    let generation = &obj["metadata"]["generation"];
+    obj["status"]["conditions"].as_array().is_some_and(|cs| {
+        !cs.is_empty() && cs.iter().all(|c| &c["observedGeneration"] == generation)
+    }) && &obj["status"]["observedGeneration"] == generation
+}
+
+/// Polls `check` on `kubectl get {what} -o json` until it holds; panics with the last object
+/// and the controller's log.
+fn wait_for(
+    ns: &Namespace,
+    what: &str,
+    description: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let obj = get_json(ns, what);
+        if check(&obj) {
+            return obj;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "{what} in {}: timed out after {DEADLINE:?} waiting for {description}; last seen:\n{}\ncontroller log:\n{}",
+                ns.name(),
+                serde_json::to_string_pretty(&obj["status"]).unwrap_or_default(),
+                controller().log_tail()
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn wait_accepted(ns: &Namespace, what: &str) -> Value {
+    wait_for(ns, what, "Accepted=True", |o| {
+        condition_status(o, "Accepted").as_deref() == Some("True") && conditions_current(o)
+    })
+}
+
+fn resource_version(obj: &Value) -> String {
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("resourceVersion")
+        .to_owned()
+}
+
+#[test]
+fn quickstart_is_accepted_and_programmed() {
+    let ns = namespace("controller-quickstart");
+    apply(&ns, &quickstart(&ns));
+    wait_accepted(&ns, "route/hello-root");
+    wait_accepted(&ns, "route/hello-states");
+    let gw = wait_for(
+        &ns,
+        "apigateway/hello",
+        "Accepted, Programmed and Ready",
+        |o| {
+            ["Accepted", "Programmed", "Ready"]
+                .iter()
+                .all(|t| condition_status(o, t).as_deref() == Some("True"))
+                && conditions_current(o)
+        },
+    );
+    let status = &gw["status"];
+    let url = format!("http://hello.{}.localhost/dev", ns.name());
+    assert_eq!(status["invokeUrl"], url.as_str(), "{status:#}");
+    assert_eq!(status["stages"][0]["name"], "dev", "{status:#}");
+    assert_eq!(status["stages"][0]["invokeUrl"], url.as_str(), "{status:#}");
+    let version = status["tableVersion"].as_str().unwrap_or_default();
+    assert!(
+        version.len() == 16 && version.chars().all(|c| c.is_ascii_hexdigit()),
+        "tableVersion {version:?}"
+    );
+    assert_eq!(status["observedGeneration"], gw["metadata"]["generation"]);
+    let route = get_json(&ns, "route/hello-root");
+    assert_eq!(
+        condition_status(&route, "ResolvedRefs").as_deref(),
+        Some("True")
+    );
+    assert_eq!(
+        condition_status(&route, "Conflicted").as_deref(),
+        Some("False")
+    );
+
+    let table = ns.kubectl_ok(&["get", "agw", "hello"]);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let row: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .and_then(|i| row.get(i).copied())
+            .unwrap_or_else(|| panic!("no {name} column in\n{table}"))
+    };
+    assert_eq!(column("URL"), url, "{table}");
+    assert_eq!(column("READY"), "True", "{table}");
+}
+
+#[test]
+fn a_duplicate_path_parameter_is_rejected_and_the_others_stay() {
+    let ns = namespace("controller-invalid-path");
+    apply(&ns, &quickstart(&ns));
+    wait_accepted(&ns, "route/hello-root");
+    apply(&ns, &mock_route("dup", "hello", "GET", "/pets/{id}/{id}"));
+    let bad = wait_for(&ns, "route/dup", "Accepted=False", |o| {
+        condition_status(o, "Accepted").as_deref() == Some("False")
+    });
+    let (_, reason, message) = condition(&bad, "Accepted").expect("Accepted");
+    assert_eq!(reason, "InvalidPath", "{message}");
+    assert!(message.contains("spec.path"), "{message}");
+    for good in ["route/hello-root", "route/hello-states"] {
+        let obj = get_json(&ns, good);
+        assert_eq!(
+            condition_status(&obj, "Accepted").as_deref(),
+            Some("True"),
+            "{good}"
+        );
+    }
+    let gw = get_json(&ns, "apigateway/hello");
+    assert_eq!(condition_status(&gw, "Ready").as_deref(), Some("True"));
+
+    // The rejection is also a Warning event on the Route.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let events = get_json(&ns, "events");
+        let found = events["items"].as_array().is_some_and(|items| {
+            items.iter().any(|e| {
+                e["involvedObject"]["name"] == "dup"
+                    && e["type"] == "Warning"
+                    && e["reason"] == "InvalidPath"
+            })
+        });
+        if found {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Warning InvalidPath event for route/dup; events:\n{events:#}\ncontroller log:\n{}",
+            controller().log_tail()
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+#[test]
+fn a_missing_gateway_is_reported_until_it_exists() {
+    let ns = namespace("controller-missing-gateway");
+    apply(&ns, &mock_route("orphan", "later", "GET", "/orphan"));
+    let orphan = wait_for(&ns, "route/orphan", "Accepted=False", |o| {
+        condition_status(o, "Accepted").as_deref() == Some("False")
+    });
+    let (_, reason, _) = condition(&orphan, "Accepted").expect("Accepted");
+    assert_eq!(reason, "GatewayNotFound");
+    let (resolved, resolved_reason, _) = condition(&orphan, "ResolvedRefs").expect("ResolvedRefs");
+    assert_eq!(
+        (resolved.as_str(), resolved_reason.as_str()),
+        ("False", "GatewayNotFound")
+    );
+
+    apply(
+        &ns,
+        "apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata:\n  name: later\nspec:\n  stages:\n    - name: prod\n",
+    );
+    let orphan = wait_accepted(&ns, "route/orphan");
+    assert_eq!(
+        condition_status(&orphan, "ResolvedRefs").as_deref(),
+        Some("True")
+    );
+    let gw = wait_for(&ns, "apigateway/later", "Ready=True", |o| {
+        condition_status(o, "Ready").as_deref() == Some("True")
+    });
+    assert_eq!(
+        gw["status"]["invokeUrl"],
+        format!("http://later.{}.localhost/prod", ns.name()).as_str()
+    );
+}
+
+#[test]
+fn an_unchanged_status_is_not_written_again() {
+    let ns = namespace("controller-no-loop");
+    apply(&ns, &quickstart(&ns));
+    apply(&ns, &mock_route("dup", "hello", "GET", "/pets/{id}/{id}"));
+    let objects = [
+        "apigateway/hello",
+        "route/hello-root",
+        "route/hello-states",
+        "route/dup",
+    ];
+    wait_for(&ns, "apigateway/hello", "Ready=True", |o| {
+        condition_status(o, "Ready").as_deref() == Some("True")
+    });
+    for what in &objects[1..3] {
+        wait_accepted(&ns, what);
+    }
+    wait_for(&ns, "route/dup", "Accepted=False", |o| {
+        condition_status(o, "Accepted").as_deref() == Some("False")
+    });
+    let before: Vec<String> = objects
+        .iter()
+        .map(|w| resource_version(&get_json(&ns, w)))
+        .collect();
+    // Nudge the controller: a change elsewhere makes it compile everything again.
+    apply(&ns, &mock_route("other", "hello", "GET", "/other"));
+    wait_accepted(&ns, "route/other");
+    std::thread::sleep(Duration::from_secs(3));
+    let after: Vec<String> = objects
+        .iter()
+        .map(|w| resource_version(&get_json(&ns, w)))
+        .collect();
+    // The gateway's table changed with the new route, so its status may be rewritten once;
+    // the routes' statuses did not change, so they are not written.
+    assert_eq!(before[1..], after[1..], "route statuses were rewritten");
+    let gw = get_json(&ns, "apigateway/hello");
+    let settled = resource_version(&gw);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        settled,
+        resource_version(&get_json(&ns, "apigateway/hello")),
+        "the gateway's status keeps being rewritten"
+    );
+}
+
+#[test]
+fn the_older_of_two_conflicting_routes_wins() {
+    let ns = namespace("controller-conflict");
+    apply(&ns, &quickstart(&ns));
+    // Named so that the first also sorts first when both were created in the same second.
+    apply(&ns, &mock_route("pets-1-first", "hello", "GET", "/pets"));
+    wait_accepted(&ns, "route/pets-1-first");
+    apply(&ns, &mock_route("pets-2-second", "hello", "GET", "/pets"));
+    let second = wait_for(&ns, "route/pets-2-second", "Conflicted=True", |o| {
+        condition_status(o, "Conflicted").as_deref() == Some("True") && conditions_current(o)
+    });
+    let (_, reason, message) = condition(&second, "Conflicted").expect("Conflicted");
+    assert_eq!(reason, "RouteConflict");
+    assert!(message.contains("pets-1-first"), "{message}");
+    let first = get_json(&ns, "route/pets-1-first");
+    assert_eq!(
+        condition_status(&first, "Conflicted").as_deref(),
+        Some("False")
+    );
+    assert_eq!(
+        condition_status(&first, "Accepted").as_deref(),
+        Some("True")
+    );
+}
