@@ -5,4 +5,5 @@ pub mod compile;
 pub mod crd;
 pub mod load;
 pub mod resources;
+pub mod snapshot;
 pub mod table;
