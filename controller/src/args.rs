@@ -1,6 +1,9 @@
 //! The controller's command line: one struct, each flag with an environment twin, checked once
 //! at start. The API server is found the standard way (`KUBECONFIG`, then in-cluster).
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
 use clap::{Parser, ValueEnum};
 
 #[derive(Parser, Debug)]
@@ -15,6 +18,30 @@ pub struct Args {
     #[arg(long, env = "TOLLGATE_BASE_DOMAIN", default_value = "localhost")]
     pub base_domain: String,
 
+    /// Address of the snapshot service (HTTPS, HTTP/2 or HTTP/1.1), where proxies subscribe to
+    /// their gateway's table and acknowledge it.
+    #[arg(long, env = "TOLLGATE_SNAPSHOT_LISTEN", default_value = "0.0.0.0:9443")]
+    pub snapshot_listen: SocketAddr,
+
+    /// The snapshot service's certificate chain (PEM). Without it (and `--tls-key-file`), the
+    /// controller serves a certificate signed by its own CA, kept in the Secret
+    /// `tollgate-snapshot-ca` of `--namespace`.
+    #[arg(long, env = "TOLLGATE_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// The private key (PEM) of `--tls-cert-file`.
+    #[arg(long, env = "TOLLGATE_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// The controller's own namespace: where the snapshot CA Secret lives. It must exist.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "tollgate-system")]
+    pub namespace: String,
+
+    /// Names (DNS names or IP addresses, comma-separated) of the serving certificate the
+    /// controller issues itself. Default: `localhost,127.0.0.1,tollgate-controller.{namespace}.svc`.
+    #[arg(long, env = "TOLLGATE_SNAPSHOT_DNS_NAMES", value_delimiter = ',')]
+    pub snapshot_dns_names: Vec<String>,
+
     /// Format of the controller's logs (standard error).
     #[arg(long, env = "TOLLGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -22,6 +49,27 @@ pub struct Args {
     /// Log filter, as RUST_LOG: `info`, `tollgate_controller=debug`, ...
     #[arg(long, env = "TOLLGATE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+}
+
+impl Args {
+    /// The names of the serving certificate the controller issues itself.
+    pub fn snapshot_dns_names(&self) -> Vec<String> {
+        let names: Vec<String> = self
+            .snapshot_dns_names
+            .iter()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.is_empty() {
+            vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                format!("tollgate-controller.{}.svc", self.namespace),
+            ]
+        } else {
+            names
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! applied to its status subresource by server-side apply, only when it differs from what the
 //! object has; a Warning event is emitted when a resource becomes rejected.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use futures::StreamExt as _;
@@ -15,6 +16,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tollgate_crds::compile::{Compiled, Kind, Resources};
+use tollgate_crds::resources::ProxyCounts;
+use tollgate_crds::table::ObjectKey;
 
 use crate::status::{self, WithConditions};
 
@@ -50,7 +53,12 @@ impl Publisher {
     }
 
     /// Brings every resource's status in line with the compiler's output.
-    pub async fn publish(&self, resources: &Resources, compiled: &Compiled) -> Outcome {
+    pub async fn publish(
+        &self,
+        resources: &Resources,
+        compiled: &Compiled,
+        fleets: &BTreeMap<ObjectKey, ProxyCounts>,
+    ) -> Outcome {
         let now = Timestamp::now()
             .round(jiff::Unit::Second)
             .unwrap_or(Timestamp::now());
@@ -65,6 +73,7 @@ impl Publisher {
                 gw.status.as_ref(),
                 diag,
                 compiled.tables.get(key),
+                fleets.get(key).cloned().unwrap_or_default(),
                 &self.base_domain,
                 now,
             );

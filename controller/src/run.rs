@@ -1,18 +1,21 @@
-//! The control loop: wait for a change, let a burst of changes settle, compile everything from
-//! the index, publish statuses. A pass whose writes failed is retried after a pause.
+//! The control loop: wait for a change (of the index, or of a gateway's proxy fleet), let a
+//! burst of changes settle, compile everything from the index, hand every table to the
+//! snapshot service (subscribed proxies get the versions that changed), publish statuses. A
+//! pass whose writes failed is retried after a pause.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::index::Index;
 use crate::publish::Publisher;
+use crate::snapshot::Snapshots;
 
 /// How long changes may keep coming before a pass starts.
 const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Pause before retrying a pass whose status writes failed.
 const RETRY: Duration = Duration::from_secs(2);
 
-pub async fn run(index: Arc<Index>, publisher: Publisher) {
+pub async fn run(index: Arc<Index>, publisher: Publisher, snapshots: Arc<Snapshots>) {
     loop {
         index.changed().await;
         tokio::time::sleep(DEBOUNCE).await;
@@ -23,12 +26,15 @@ pub async fn run(index: Arc<Index>, publisher: Publisher) {
         let resources = index.snapshot();
         let compiled = tollgate_crds::compile::compile(&resources);
         let compiled_in = started.elapsed();
-        let outcome = publisher.publish(&resources, &compiled).await;
+        let sent = snapshots.publish(resources.gateways.keys(), &compiled.tables);
+        let fleets = snapshots.fleet_counts();
+        let outcome = publisher.publish(&resources, &compiled, &fleets).await;
         tracing::info!(
             gateways = resources.gateways.len(),
             routes = resources.routes.len(),
             usage_plans = resources.usage_plans.len(),
             tables = compiled.tables.len(),
+            tables_sent = sent,
             written = outcome.written,
             failed = outcome.failed,
             compile_ms = compiled_in.as_millis() as u64,

@@ -6,7 +6,9 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::ObjectMeta;
 use tollgate_crds::compile::{ConditionSpec, Diagnostic};
-use tollgate_crds::resources::{ApiGatewayStatus, RouteStatus, StageStatus, UsagePlanStatus};
+use tollgate_crds::resources::{
+    ApiGatewayStatus, ProxyCounts, RouteStatus, StageStatus, UsagePlanStatus,
+};
 use tollgate_crds::table::GatewayTable;
 
 /// A status with conditions, so that statuses compare without their transition times.
@@ -85,12 +87,18 @@ pub fn invoke_url(table: &GatewayTable, base_domain: &str, stage: &str) -> Strin
 }
 
 /// An ApiGateway's status: `Accepted` and `ResolvedRefs` from the compiler, `Programmed` when
-/// it has a table, `Ready` when both; invoke URLs and version of the table.
+/// it has a table; invoke URLs and version of the table; `proxies` from the snapshot service.
+///
+/// `Ready` is True when the gateway is Accepted and Programmed and every connected proxy runs
+/// the current table (`proxies.current == proxies.connected`). With no proxy connected, Ready
+/// is Accepted and Programmed alone: a gateway nobody serves yet (or served by standalone
+/// proxies, which do not report) is ready to be served.
 pub fn gateway(
     meta: &ObjectMeta,
     previous: Option<&ApiGatewayStatus>,
     diagnostic: &Diagnostic,
     table: Option<&GatewayTable>,
+    proxies: ProxyCounts,
     base_domain: &str,
     now: Timestamp,
 ) -> ApiGatewayStatus {
@@ -109,16 +117,36 @@ pub fn gateway(
             "the gateway has no table: see the Accepted condition",
         ),
     });
-    let ready = diagnostic.accepted && table.is_some();
-    specs.push(if ready {
-        spec("Ready", true, "Ready", "accepted and programmed")
-    } else {
-        spec(
+    let programmed = diagnostic.accepted && table.is_some();
+    let fleet_current = proxies.current >= proxies.connected;
+    specs.push(match (programmed, fleet_current) {
+        (true, true) if proxies.connected == 0 => {
+            spec("Ready", true, "Ready", "accepted and programmed")
+        }
+        (true, true) => spec(
+            "Ready",
+            true,
+            "Ready",
+            format!(
+                "accepted and programmed; all {} connected proxies run the current table",
+                proxies.connected
+            ),
+        ),
+        (true, false) => spec(
+            "Ready",
+            false,
+            "ProxiesNotCurrent",
+            format!(
+                "{} of {} connected proxies run the current table",
+                proxies.current, proxies.connected
+            ),
+        ),
+        (false, _) => spec(
             "Ready",
             false,
             "NotReady",
             "the gateway is not accepted and programmed",
-        )
+        ),
     });
     let stages: Vec<StageStatus> = table
         .map(|t| {
@@ -140,8 +168,7 @@ pub fn gateway(
         invoke_url: stages.first().map(|s| s.invoke_url.clone()),
         stages,
         table_version: table.map(|t| t.version.clone()),
-        // Proxies report through the snapshot service, which is not built yet.
-        proxies: None,
+        proxies: Some(proxies),
     }
 }
 
@@ -240,6 +267,54 @@ mod tests {
         let changed = route(&meta(3), Some(&again), &rejected, at(300));
         assert_eq!(accepted(&changed).status, "False");
         assert_eq!(accepted(&changed).last_transition_time, Time(at(300)));
+    }
+
+    #[test]
+    fn ready_waits_for_every_connected_proxy() {
+        let mut resources = tollgate_crds::compile::Resources::default();
+        tollgate_crds::load::load_str(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata: {name: hello, namespace: default}\nspec: {stages: [{name: dev}]}\n",
+            "t",
+            &mut resources,
+        )
+        .unwrap();
+        let compiled = tollgate_crds::compile::compile(&resources);
+        let key = ObjectKey::new("default", "hello");
+        let diag = compiled.diagnostic(Kind::ApiGateway, &key).unwrap();
+        let table = compiled.tables.get(&key);
+        let ready = |current, connected| {
+            let proxies = ProxyCounts { current, connected };
+            let status = gateway(
+                &meta(1),
+                None,
+                diag,
+                table,
+                proxies.clone(),
+                "localhost",
+                at(1),
+            );
+            assert_eq!(status.proxies, Some(proxies));
+            let c = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Ready")
+                .unwrap();
+            (c.status.clone(), c.reason.clone())
+        };
+        assert_eq!(ready(0, 0), ("True".into(), "Ready".into()));
+        assert_eq!(ready(2, 2), ("True".into(), "Ready".into()));
+        assert_eq!(ready(1, 2), ("False".into(), "ProxiesNotCurrent".into()));
+        let none = gateway(
+            &meta(1),
+            None,
+            diag,
+            None,
+            ProxyCounts::default(),
+            "localhost",
+            at(1),
+        );
+        let c = none.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(c.status, "False");
     }
 
     #[test]

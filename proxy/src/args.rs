@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+use tollgate_crds::table::ObjectKey;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -15,8 +16,33 @@ use clap::{Parser, ValueEnum};
 pub struct Args {
     /// Standalone mode: serve the ApiGateway, Route, UsagePlan and Secret resources in this
     /// YAML file or folder, and reload on change.
+    /// Exactly one of `--config` and `--controller` is given.
     #[arg(long, env = "TOLLGATE_CONFIG")]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
+
+    /// Fleet mode: subscribe to the controller at this URL (`https://...`; `http://` for
+    /// tests) for the table of `--gateway`. Needs `--gateway` and `--state-dir`.
+    #[arg(long, env = "TOLLGATE_CONTROLLER")]
+    pub controller: Option<String>,
+
+    /// Fleet mode: the ApiGateway this proxy serves, as `NAMESPACE/NAME`.
+    #[arg(long, env = "TOLLGATE_GATEWAY")]
+    pub gateway: Option<String>,
+
+    /// Fleet mode: where the last table received is kept (`table.json`), and served from at
+    /// start, before the controller answers (or while it cannot).
+    #[arg(long, env = "TOLLGATE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Fleet mode: the ServiceAccount token sent as `Authorization: Bearer`, read again on
+    /// every connection (tokens rotate).
+    #[arg(long, env = "TOLLGATE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Fleet mode: PEM bundle of the CAs trusted for the controller's certificate (default:
+    /// the Mozilla roots).
+    #[arg(long, env = "TOLLGATE_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 
     /// Address for API traffic.
     #[arg(long, env = "TOLLGATE_LISTEN", default_value = "0.0.0.0:8080")]
@@ -64,6 +90,100 @@ pub struct Args {
     pub worker_threads: Option<usize>,
 }
 
+/// Where the tables come from, as the flags say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Standalone { config: PathBuf },
+    Fleet(FleetArgs),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetArgs {
+    pub controller: String,
+    pub gateway: ObjectKey,
+    pub state_dir: PathBuf,
+    pub token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Args {
+    /// Checks that exactly one mode is chosen, with what it needs.
+    pub fn mode(&self) -> Result<Mode, String> {
+        match (&self.config, &self.controller) {
+            (Some(_), Some(_)) => Err(
+                "--config (standalone mode) and --controller (fleet mode) exclude each other; give one"
+                    .into(),
+            ),
+            (None, None) => Err(
+                "give --config PATH (standalone mode: serve resource files) or --controller URL \
+                 (fleet mode: with --gateway NAMESPACE/NAME and --state-dir DIR)"
+                    .into(),
+            ),
+            (Some(config), None) => {
+                let fleet_only = [
+                    ("--gateway", self.gateway.is_some()),
+                    ("--state-dir", self.state_dir.is_some()),
+                    ("--token-file", self.token_file.is_some()),
+                    ("--ca-file", self.ca_file.is_some()),
+                ];
+                match fleet_only.iter().find(|(_, given)| *given) {
+                    Some((flag, _)) => Err(format!(
+                        "{flag} is for fleet mode (--controller); standalone mode (--config) does not use it"
+                    )),
+                    None => Ok(Mode::Standalone {
+                        config: config.clone(),
+                    }),
+                }
+            }
+            (None, Some(controller)) => {
+                if !(controller.starts_with("https://") || controller.starts_with("http://")) {
+                    return Err(format!(
+                        "--controller {controller:?}: expected an https:// (or http://) URL"
+                    ));
+                }
+                controller
+                    .parse::<http::Uri>()
+                    .map_err(|e| format!("--controller {controller:?}: {e}"))?;
+                let gateway = self
+                    .gateway
+                    .as_deref()
+                    .ok_or("fleet mode (--controller) needs --gateway NAMESPACE/NAME")?;
+                let gateway = parse_gateway(gateway)?;
+                let state_dir = self
+                    .state_dir
+                    .clone()
+                    .ok_or("fleet mode (--controller) needs --state-dir DIR")?;
+                Ok(Mode::Fleet(FleetArgs {
+                    controller: controller.trim_end_matches('/').to_string(),
+                    gateway,
+                    state_dir,
+                    token_file: self.token_file.clone(),
+                    ca_file: self.ca_file.clone(),
+                }))
+            }
+        }
+    }
+}
+
+/// `NAMESPACE/NAME`, both Kubernetes names (lower-case letters, digits, '-' and '.').
+fn parse_gateway(s: &str) -> Result<ObjectKey, String> {
+    let valid = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 253
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    };
+    match s.split_once('/') {
+        Some((namespace, name)) if valid(namespace) && valid(name) => {
+            Ok(ObjectKey::new(namespace, name))
+        }
+        _ => Err(format!(
+            "--gateway {s:?}: expected NAMESPACE/NAME, both Kubernetes names"
+        )),
+    }
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -74,4 +194,79 @@ pub enum LogFormat {
 pub enum AccessLogTarget {
     Stdout,
     Off,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(args: &[&str]) -> Result<Mode, String> {
+        let mut argv = vec!["tollgate-proxy"];
+        argv.extend_from_slice(args);
+        Args::try_parse_from(argv).unwrap().mode()
+    }
+
+    #[test]
+    fn exactly_one_mode_is_chosen() {
+        assert!(matches!(
+            mode(&["--config", "x"]),
+            Ok(Mode::Standalone { .. })
+        ));
+        assert!(mode(&[]).unwrap_err().contains("--config PATH"));
+        assert!(
+            mode(&["--config", "x", "--controller", "https://c"])
+                .unwrap_err()
+                .contains("exclude each other")
+        );
+        assert!(
+            mode(&["--config", "x", "--state-dir", "d"])
+                .unwrap_err()
+                .contains("--state-dir is for fleet mode")
+        );
+    }
+
+    #[test]
+    fn fleet_mode_needs_a_gateway_and_a_state_dir() {
+        let ok = mode(&[
+            "--controller",
+            "https://tollgate-controller.tollgate-system.svc:8443/",
+            "--gateway",
+            "shop/api",
+            "--state-dir",
+            "/var/lib/tollgate",
+        ])
+        .unwrap();
+        let Mode::Fleet(fleet) = ok else {
+            panic!("fleet mode expected")
+        };
+        assert_eq!(fleet.gateway, ObjectKey::new("shop", "api"));
+        assert_eq!(
+            fleet.controller,
+            "https://tollgate-controller.tollgate-system.svc:8443"
+        );
+        let no_gw = mode(&["--controller", "https://c", "--state-dir", "d"]);
+        assert!(no_gw.unwrap_err().contains("needs --gateway"));
+        let no_dir = mode(&["--controller", "https://c", "--gateway", "a/b"]);
+        assert!(no_dir.unwrap_err().contains("needs --state-dir"));
+        for bad in ["api", "/api", "shop/", "Shop/api", "a/b/c"] {
+            let r = mode(&[
+                "--controller",
+                "https://c",
+                "--gateway",
+                bad,
+                "--state-dir",
+                "d",
+            ]);
+            assert!(r.unwrap_err().contains("NAMESPACE/NAME"), "{bad}");
+        }
+        let scheme = mode(&[
+            "--controller",
+            "c:80",
+            "--gateway",
+            "a/b",
+            "--state-dir",
+            "d",
+        ]);
+        assert!(scheme.unwrap_err().contains("https://"));
+    }
 }

@@ -10,6 +10,8 @@ pub mod canary;
 pub mod client;
 pub mod dispatch;
 pub mod errors;
+pub mod fleet;
+pub mod install;
 pub mod integration;
 pub mod metrics;
 pub mod pipeline;

@@ -1,15 +1,17 @@
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tokio::net::TcpListener;
 use tollgate_proxy::access_log::AccessLog;
 use tollgate_proxy::admin::{self, ConfigReport};
-use tollgate_proxy::args::{AccessLogTarget, Args, LogFormat};
+use tollgate_proxy::args::{AccessLogTarget, Args, LogFormat, Mode};
 use tollgate_proxy::client;
 use tollgate_proxy::dispatch::Dispatch;
+use tollgate_proxy::fleet::Fleet;
 use tollgate_proxy::metrics::Metrics;
 use tollgate_proxy::pipeline::Shared;
 use tollgate_proxy::server::{self, ServerOptions};
@@ -17,6 +19,11 @@ use tollgate_proxy::standalone::Standalone;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mode = args.mode().unwrap_or_else(|e| {
+        Args::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, e)
+            .exit()
+    });
     init_logs(&args)?;
     // One worker: a current-thread runtime, which never hands tasks between threads.
     let mut runtime = match args.worker_threads {
@@ -32,10 +39,10 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?
-        .block_on(run(args))
+        .block_on(run(args, mode))
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -53,23 +60,43 @@ async fn run(args: Args) -> anyhow::Result<()> {
         client: client::build(args.upstream_ca_file.as_deref())?,
         metrics,
         access_log,
+        fleet_size: AtomicU32::new(1),
     });
     let report = Arc::new(ArcSwap::from_pointee(ConfigReport::default()));
 
-    let standalone = Standalone::new(
-        args.config.clone(),
-        args.base_domain.clone(),
-        shared.clone(),
-        report.clone(),
-    );
-    tokio::spawn(async move {
-        if let Err(e) = standalone.run().await {
-            tracing::error!(error = %format!("{e:#}"), "standalone mode stopped watching its files");
+    let source = match mode {
+        Mode::Standalone { config } => {
+            let source = config.display().to_string();
+            let standalone = Standalone::new(
+                config,
+                args.base_domain.clone(),
+                shared.clone(),
+                report.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = standalone.run().await {
+                    tracing::error!(error = %format!("{e:#}"), "standalone mode stopped watching its files");
+                }
+            });
+            source
         }
-    });
+        Mode::Fleet(fleet) => {
+            let source = fleet.controller.clone();
+            let gateway = fleet.gateway.to_string();
+            let fleet = Fleet::new(
+                fleet,
+                args.base_domain.clone(),
+                shared.clone(),
+                report.clone(),
+            )?;
+            tracing::info!(gateway = %gateway, proxy_id = %fleet.proxy_id(), "fleet mode");
+            tokio::spawn(fleet.run());
+            source
+        }
+    };
     tokio::spawn(admin::serve(admin_listener, shared.clone(), report));
 
-    tracing::info!(listen = %args.listen, admin = %args.admin_listen, config = %args.config.display(), "tollgate-proxy serving");
+    tracing::info!(listen = %args.listen, admin = %args.admin_listen, source = %source, "tollgate-proxy serving");
     let options = ServerOptions {
         header_read_timeout: Duration::from_secs(args.header_read_timeout_seconds),
         drain: Duration::from_secs(args.drain_seconds),

@@ -14,6 +14,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -45,6 +46,9 @@ pub struct Shared {
     pub client: HttpClient,
     pub metrics: Metrics,
     pub access_log: AccessLog,
+    /// How many proxies serve the gateway (fleet mode, from the controller; 1 otherwise): in
+    /// local rate-limiting mode each proxy enforces `1 / fleet_size` of every rate.
+    pub fleet_size: AtomicU32,
 }
 
 /// Where a connection comes from.

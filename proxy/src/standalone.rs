@@ -16,8 +16,9 @@ use tollgate_crds::compile::{Diagnostic, Resources, compile};
 use tollgate_crds::load::load_str;
 use tollgate_crds::table::{GatewayTable, ObjectKey};
 
-use crate::admin::{ConfigReport, GatewayReport};
-use crate::dispatch::{Dispatch, ServedGateway};
+use crate::admin::ConfigReport;
+use crate::dispatch::ServedGateway;
+use crate::install::install;
 use crate::pipeline::Shared;
 
 /// How long the files must be quiet before a reload: editors write in several steps.
@@ -140,15 +141,8 @@ impl Standalone {
         }
 
         let build_ms = build_started.elapsed().as_secs_f64() * 1000.0;
-        let reports: Vec<GatewayReport> = gateways.iter().map(gateway_report).collect();
+        let reports = install(&self.shared, gateways, &self.base_domain);
         let routes: usize = reports.iter().map(|r| r.routes).sum();
-        self.shared.metrics.set_tables(
-            gateways
-                .iter()
-                .map(|g| (g.key().to_string(), g.table.version.as_str())),
-        );
-        let dispatch = Dispatch::new(gateways, &self.base_domain);
-        self.shared.dispatch.store(Arc::new(dispatch));
         self.served = kept;
         self.shared.metrics.reloads.with_label_values(&["ok"]).inc();
         tracing::info!(
@@ -166,15 +160,6 @@ impl Standalone {
             diagnostics: compiled.diagnostics,
             last_error: None,
         }));
-    }
-}
-
-fn gateway_report(gw: &ServedGateway) -> GatewayReport {
-    GatewayReport {
-        gateway: gw.key().to_string(),
-        version: gw.table.version.clone(),
-        stages: gw.table.stages.iter().map(|s| s.name.clone()).collect(),
-        routes: gw.table.stages.iter().map(|s| s.routes.len()).sum(),
     }
 }
 

@@ -306,7 +306,7 @@ async fn answer(
 
 /// A server config for `127.0.0.1` and `localhost` signed by a new CA, ALPN `h2` only, and the
 /// folder holding the CA's PEM as `ca.pem`.
-fn tls_config() -> (rustls::ServerConfig, tempfile::TempDir) {
+pub(crate) fn tls_config() -> (rustls::ServerConfig, tempfile::TempDir) {
     let ca_key = rcgen::KeyPair::generate().expect("CA key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);

@@ -1,12 +1,16 @@
 //! Harness for Tollgate's end-to-end tests: the real `tollgate-proxy` binary as a child
 //! process ([`proxy`]), real HTTP backends on loopback sockets ([`backend`]), real clients
 //! ([`client`]), resource YAML in temporary folders ([`config`]) and polling helpers
-//! ([`wait`]). Nothing is mocked; every socket is on 127.0.0.1.
+//! ([`wait`]). Nothing on the data path is mocked; every socket is on 127.0.0.1. Fleet-mode
+//! tests talk to an in-process fake controller ([`fake_controller`]) that speaks the real
+//! snapshot protocol with real compiled tables.
 
 pub mod backend;
 pub mod client;
 pub mod config;
 pub mod control_plane;
+pub mod controller;
+pub mod fake_controller;
 pub mod lambda;
 pub mod proxy;
 pub mod wait;

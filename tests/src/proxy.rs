@@ -1,6 +1,7 @@
-//! The real `tollgate-proxy` binary as a child process, in standalone mode, on free loopback
-//! ports; its standard output (the access log) and standard error kept line by line.
+//! The real `tollgate-proxy` binary as a child process, in standalone or fleet mode, on free
+//! loopback ports; its standard output (the access log) and standard error kept line by line.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -19,7 +20,10 @@ pub struct Proxy {
     exited: Option<ExitStatus>,
     addr: SocketAddr,
     admin_addr: SocketAddr,
-    config: PathBuf,
+    /// What `/config` reports as `source`: the configuration path or the controller URL.
+    source: String,
+    /// When the process was spawned.
+    started_at: Instant,
     stdout: Lines,
     stderr: Lines,
     /// The threads reading standard output and error; they end at the process's exit.
@@ -79,19 +83,45 @@ impl Proxy {
     /// admin `/readyz` answers 200 and `/config` names this configuration. `extra_args` are
     /// added to the command line (`--drain-seconds 10`, ...).
     pub fn start_standalone(config: &Path, extra_args: &[&str]) -> Proxy {
-        Self::start(config, extra_args, true)
+        Self::start(&standalone_mode(config), extra_args, true)
+    }
+
+    /// Starts the proxy in fleet mode (`--controller`, `--gateway`, `--state-dir`,
+    /// `--token-file`) and waits only until its admin port answers: it is ready once a table
+    /// is loaded, from the state directory or the controller.
+    pub fn start_fleet(
+        controller_url: &str,
+        gateway: &str,
+        state_dir: &Path,
+        token_file: &Path,
+        extra_args: &[&str],
+    ) -> Proxy {
+        let mode = Mode {
+            args: vec![
+                "--controller".into(),
+                controller_url.into(),
+                "--gateway".into(),
+                gateway.into(),
+                "--state-dir".into(),
+                state_dir.into(),
+                "--token-file".into(),
+                token_file.into(),
+            ],
+            source: controller_url.trim_end_matches('/').to_string(),
+        };
+        Self::start(&mode, extra_args, false)
     }
 
     /// Starts the proxy and waits only until its admin port answers, ready or not (for a
     /// configuration with nothing to serve yet).
     pub fn start_unready(config: &Path, extra_args: &[&str]) -> Proxy {
-        Self::start(config, extra_args, false)
+        Self::start(&standalone_mode(config), extra_args, false)
     }
 
-    fn start(config: &Path, extra_args: &[&str], until_ready: bool) -> Proxy {
+    fn start(mode: &Mode, extra_args: &[&str], until_ready: bool) -> Proxy {
         let mut last_failure = String::new();
         for _attempt in 0..5 {
-            match Self::try_start(config, extra_args, until_ready) {
+            match Self::try_start(mode, extra_args, until_ready) {
                 Ok(proxy) => return proxy,
                 // Another process took a port between our check and the proxy's bind.
                 Err(failure) if failure.contains("Address already in use") => {
@@ -103,19 +133,16 @@ impl Proxy {
         panic!("tollgate-proxy found no free port in 5 attempts:\n{last_failure}");
     }
 
-    fn try_start(config: &Path, extra_args: &[&str], until_ready: bool) -> Result<Proxy, String> {
+    fn try_start(mode: &Mode, extra_args: &[&str], until_ready: bool) -> Result<Proxy, String> {
         // Hold both listeners while choosing, so the two ports differ.
         let (addr, admin_addr) = {
             let a = TcpListener::bind("127.0.0.1:0").expect("bind");
             let b = TcpListener::bind("127.0.0.1:0").expect("bind");
             (a.local_addr().unwrap(), b.local_addr().unwrap())
         };
-        let config = config
-            .canonicalize()
-            .unwrap_or_else(|e| panic!("config {}: {e}", config.display()));
+        let started_at = Instant::now();
         let mut child = Command::new(binary())
-            .arg("--config")
-            .arg(&config)
+            .args(&mode.args)
             .args(["--listen", &addr.to_string()])
             .args(["--admin-listen", &admin_addr.to_string()])
             .args(["--log-level", "info"])
@@ -133,7 +160,8 @@ impl Proxy {
             exited: None,
             addr,
             admin_addr,
-            config,
+            source: mode.source.clone(),
+            started_at,
             stdout,
             stderr,
             readers: vec![stdout_reader, stderr_reader],
@@ -165,16 +193,21 @@ impl Proxy {
         blocking_get(self.admin_addr, "/readyz").is_ok_and(|r| r.status == 200)
     }
 
-    /// The admin port answers and is this process's (its `/config` names our configuration),
-    /// not another test's that got the port.
+    /// The admin port answers and is this process's (its `/config` names our configuration or
+    /// controller), not another test's that got the port.
     fn admin_is_ours(&self) -> bool {
         let Ok(config) = blocking_get(self.admin_addr, "/config") else {
             return false;
         };
         serde_json::from_slice::<serde_json::Value>(&config.body)
             .ok()
-            .and_then(|c| c["source"].as_str().map(|s| Path::new(s) == self.config))
+            .and_then(|c| c["source"].as_str().map(|s| s == self.source))
             .unwrap_or(false)
+    }
+
+    /// When the process was spawned.
+    pub fn started_at(&self) -> Instant {
+        self.started_at
     }
 
     /// The traffic address.
@@ -299,11 +332,27 @@ impl Drop for Proxy {
             let tail = &stderr[stderr.len().saturating_sub(40)..];
             eprintln!(
                 "--- tollgate-proxy ({}) stderr, last {} lines ---\n{}",
-                self.config.display(),
+                self.source,
                 tail.len(),
                 tail.join("\n")
             );
         }
+    }
+}
+
+/// The mode arguments of a command line, and the `/config` source they lead to.
+struct Mode {
+    args: Vec<OsString>,
+    source: String,
+}
+
+fn standalone_mode(config: &Path) -> Mode {
+    let config = config
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("config {}: {e}", config.display()));
+    Mode {
+        source: config.display().to_string(),
+        args: vec!["--config".into(), config.into()],
     }
 }
 

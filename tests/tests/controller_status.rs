@@ -6,74 +6,23 @@
 //!
 //! Needs `cargo build --workspace --bins` first (the controller is found next to the tests).
 
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tollgate_tests::control_plane::{
-    ControlPlane, GRACE_SECONDS, Namespace, WATCHDOG, output_text,
-};
+use tollgate_tests::control_plane::{ControlPlane, Namespace, output_text};
+use tollgate_tests::controller::Controller;
 use tollgate_tests::workspace_root;
 
 /// How long the controller may take to bring a status in line.
 const DEADLINE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(200);
 
-/// The controller, under the control plane's watchdog: it stops when the test process exits
-/// (the watchdog's standard input, held here, closes then), however the process ends.
-struct Controller {
-    log: PathBuf,
-    _stdin: Mutex<ChildStdin>,
-    /// Never waited for: it ends with the test process.
-    _watchdog: Mutex<Child>,
-}
-
+/// The controller shared by this file's tests ([`tollgate_tests::controller`]): it stops when
+/// the test process exits.
 fn controller() -> &'static Controller {
     static CONTROLLER: OnceLock<Controller> = OnceLock::new();
-    CONTROLLER.get_or_init(|| {
-        let cp = ControlPlane::shared();
-        let dir = tempfile::Builder::new()
-            .prefix("tollgate-controller-")
-            .tempdir()
-            .expect("a temporary folder")
-            .keep();
-        let log = dir.join("controller.log");
-        let file = File::create(&log).expect("creating the controller log");
-        let file2 = file.try_clone().expect("duplicating a descriptor");
-        let binary = tollgate_tests::proxy::binary_named("tollgate-controller");
-        let mut child = Command::new("bash")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("tollgate-watchdog-controller")
-            .arg(GRACE_SECONDS.to_string())
-            // The watchdog removes the folder (and the log) once the controller is gone.
-            .arg(&dir)
-            .arg(&binary)
-            .args(["--log-level", "info,tollgate_controller=debug"])
-            .env("KUBECONFIG", cp.kubeconfig_path())
-            .stdin(Stdio::piped())
-            .stdout(file)
-            .stderr(file2)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-        let stdin = child.stdin.take().expect("piped standard input");
-        Controller {
-            log,
-            _stdin: Mutex::new(stdin),
-            _watchdog: Mutex::new(child),
-        }
-    })
-}
-
-impl Controller {
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(40).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
+    CONTROLLER.get_or_init(|| Controller::start(ControlPlane::shared(), &[]))
 }
 
 /// A namespace of its own, with the shared controller running.
@@ -166,7 +115,7 @@ fn wait_for(
                 "{what} in {}: timed out after {DEADLINE:?} waiting for {description}; last seen:\n{}\ncontroller log:\n{}",
                 ns.name(),
                 serde_json::to_string_pretty(&obj["status"]).unwrap_or_default(),
-                controller().log_tail()
+                controller().log_tail(40)
             );
         }
         std::thread::sleep(POLL);
@@ -287,7 +236,7 @@ fn a_duplicate_path_parameter_is_rejected_and_the_others_stay() {
         assert!(
             Instant::now() < deadline,
             "no Warning InvalidPath event for route/dup; events:\n{events:#}\ncontroller log:\n{}",
-            controller().log_tail()
+            controller().log_tail(40)
         );
         std::thread::sleep(POLL);
     }

@@ -1,0 +1,135 @@
+//! Who a bearer token is: a TokenReview by the API server, remembered for [`CACHE_TTL`] when
+//! it succeeds (keyed by the token's SHA-256; a token is never logged or kept), and which
+//! gateway's proxies that user may speak for.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use kube::api::PostParams;
+use kube::{Api, Client};
+use sha2::{Digest as _, Sha256};
+use tollgate_crds::snapshot::proxy_service_account;
+use tollgate_crds::table::ObjectKey;
+
+/// How long a successful review is trusted.
+pub const CACHE_TTL: Duration = Duration::from_secs(60);
+/// Reviews remembered at most; expired ones are dropped first, then all of them.
+const CACHE_MAX: usize = 10_000;
+
+pub struct Authenticator {
+    client: Client,
+    cache: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+}
+
+/// Why a request is not authenticated.
+#[derive(Debug)]
+pub enum AuthError {
+    /// No token, or the API server does not accept it.
+    Unauthenticated,
+    /// The review itself failed (the API server is unreachable, or refuses the review).
+    Review(String),
+}
+
+impl Authenticator {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The user name of the `Authorization: Bearer` token in `headers`.
+    pub async fn user(&self, headers: &http::HeaderMap) -> Result<String, AuthError> {
+        let token = bearer(headers).ok_or(AuthError::Unauthenticated)?;
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = Instant::now();
+        if let Some((user, at)) = self.lock().get(&hash)
+            && now.duration_since(*at) < CACHE_TTL
+        {
+            return Ok(user.clone());
+        }
+        let review = TokenReview {
+            spec: TokenReviewSpec {
+                token: Some(token.to_owned()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let api: Api<TokenReview> = Api::all(self.client.clone());
+        let reviewed = api
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|e| AuthError::Review(e.to_string()))?;
+        let status = reviewed.status.unwrap_or_default();
+        if status.error.as_deref().is_some_and(|e| !e.is_empty()) {
+            tracing::debug!(error = status.error.as_deref(), "token not authenticated");
+        }
+        let user = match (status.authenticated, status.user.and_then(|u| u.username)) {
+            (Some(true), Some(user)) => user,
+            _ => return Err(AuthError::Unauthenticated),
+        };
+        let mut cache = self.lock();
+        if cache.len() >= CACHE_MAX {
+            cache.retain(|_, (_, at)| now.duration_since(*at) < CACHE_TTL);
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(hash, (user.clone(), now));
+        Ok(user)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (String, Instant)>> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The token of an `Authorization: Bearer` header, if any.
+fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Whether `user` is the ServiceAccount of `gateway`'s proxies.
+pub fn may_serve(user: &str, gateway: &ObjectKey) -> bool {
+    user == format!(
+        "system:serviceaccount:{}:{}",
+        gateway.namespace,
+        proxy_service_account(&gateway.name)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_and_service_accounts() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(bearer(&headers), Some("abc"));
+        headers.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
+        headers.insert("authorization", "Bearer ".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
+
+        let gw = ObjectKey::new("shop", "hello");
+        assert!(may_serve(
+            "system:serviceaccount:shop:tollgate-proxy-hello",
+            &gw
+        ));
+        assert!(!may_serve(
+            "system:serviceaccount:other:tollgate-proxy-hello",
+            &gw
+        ));
+        assert!(!may_serve(
+            "system:serviceaccount:shop:tollgate-proxy-other",
+            &gw
+        ));
+    }
+}

@@ -1,0 +1,355 @@
+//! The snapshot service's state: each gateway's current table (what subscribed proxies are
+//! sent) and its fleet (which proxies are subscribed, which version each last accepted).
+//!
+//! - [`Snapshots::publish`], after every compile: each gateway of the index gets an entry; a
+//!   compiled table is sent to its subscribers when its version changed; a gateway that no
+//!   longer compiles keeps its last table (its proxies keep serving it); a gateway gone from
+//!   the index is removed, which ends its subscribers' streams.
+//! - [`Snapshots::subscribe`] / dropping the [`Subscription`]: a proxy connects and leaves.
+//! - [`Snapshots::ack`]: a proxy's answer to a frame.
+//!
+//! Every change in the fleet's counts calls `on_fleet_change` (the control loop recomputes
+//! statuses, see [`crate::status::gateway`]).
+//!
+//! Submodules: [`auth`] (who a bearer token is), [`server`] (the HTTPS endpoints).
+
+pub mod auth;
+pub mod server;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::watch;
+use tollgate_crds::resources::ProxyCounts;
+use tollgate_crds::snapshot::Ack;
+use tollgate_crds::table::{GatewayTable, ObjectKey};
+
+/// The tables and fleets of every gateway, shared by the control loop and the server.
+pub struct Snapshots {
+    state: Mutex<State>,
+    on_fleet_change: Box<dyn Fn() + Send + Sync>,
+    nacks: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    /// False until the first [`Snapshots::publish`]: the gateways are not known yet.
+    ready: bool,
+    gateways: BTreeMap<ObjectKey, Entry>,
+}
+
+struct Entry {
+    table: watch::Sender<Option<Arc<GatewayTable>>>,
+    /// Proxies subscribed now; the frames' `fleetSize` (at least 1).
+    fleet_size: watch::Sender<u32>,
+    proxies: BTreeMap<String, Proxy>,
+}
+
+#[derive(Default)]
+struct Proxy {
+    /// Open subscriptions with this proxy id (a reconnect may briefly overlap the old one).
+    subscriptions: u32,
+    /// The last version the proxy accepted.
+    accepted: Option<String>,
+}
+
+impl Entry {
+    fn new() -> Self {
+        Self {
+            table: watch::Sender::new(None),
+            fleet_size: watch::Sender::new(1),
+            proxies: BTreeMap::new(),
+        }
+    }
+
+    fn counts(&self) -> ProxyCounts {
+        let version = self.table.borrow().as_ref().map(|t| t.version.clone());
+        let connected = self.proxies.len() as u32;
+        let current = self
+            .proxies
+            .values()
+            .filter(|p| version.is_some() && p.accepted == version)
+            .count() as u32;
+        ProxyCounts { current, connected }
+    }
+
+    fn update_fleet_size(&self) {
+        let size = (self.proxies.len() as u32).max(1);
+        self.fleet_size.send_if_modified(|s| {
+            let changed = *s != size;
+            *s = size;
+            changed
+        });
+    }
+}
+
+/// Why a subscription was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SubscribeError {
+    /// The gateways are not known yet (the controller is starting).
+    NotReady,
+    /// No such gateway in the index.
+    UnknownGateway,
+}
+
+/// One open subscription: its receivers, and its place in the fleet until dropped.
+pub struct Subscription {
+    pub table: watch::Receiver<Option<Arc<GatewayTable>>>,
+    pub fleet_size: watch::Receiver<u32>,
+    snapshots: Arc<Snapshots>,
+    gateway: ObjectKey,
+    proxy_id: String,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.snapshots.unsubscribe(&self.gateway, &self.proxy_id);
+    }
+}
+
+impl Snapshots {
+    pub fn new(on_fleet_change: impl Fn() + Send + Sync + 'static) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State::default()),
+            on_fleet_change: Box::new(on_fleet_change),
+            nacks: AtomicU64::new(0),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Brings the registry in line with one compile: `gateways` is every gateway of the index,
+    /// `tables` those that compiled. Returns how many tables changed version.
+    pub fn publish<'a>(
+        &self,
+        gateways: impl IntoIterator<Item = &'a ObjectKey>,
+        tables: &BTreeMap<ObjectKey, GatewayTable>,
+    ) -> usize {
+        let mut state = self.lock();
+        state.ready = true;
+        let known: std::collections::BTreeSet<&ObjectKey> = gateways.into_iter().collect();
+        // Dropping an entry drops its senders: its subscribers' streams end.
+        let before = state.gateways.len();
+        state.gateways.retain(|key, _| known.contains(key));
+        let removed = before != state.gateways.len();
+        let mut changed = 0;
+        for key in known {
+            let entry = state.gateways.entry(key.clone()).or_insert_with(Entry::new);
+            let Some(table) = tables.get(key) else {
+                continue;
+            };
+            let modified = entry.table.send_if_modified(|current| {
+                if current.as_ref().is_some_and(|c| c.version == table.version) {
+                    return false;
+                }
+                *current = Some(Arc::new(table.clone()));
+                true
+            });
+            if modified {
+                changed += 1;
+                tracing::debug!(gateway = %key, version = %table.version, "new table");
+            }
+        }
+        drop(state);
+        if removed {
+            (self.on_fleet_change)();
+        }
+        changed
+    }
+
+    /// Adds a proxy to a gateway's fleet.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        gateway: &ObjectKey,
+        proxy_id: &str,
+    ) -> Result<Subscription, SubscribeError> {
+        let mut state = self.lock();
+        if !state.ready {
+            return Err(SubscribeError::NotReady);
+        }
+        let entry = state
+            .gateways
+            .get_mut(gateway)
+            .ok_or(SubscribeError::UnknownGateway)?;
+        entry
+            .proxies
+            .entry(proxy_id.to_owned())
+            .or_default()
+            .subscriptions += 1;
+        entry.update_fleet_size();
+        let subscription = Subscription {
+            table: entry.table.subscribe(),
+            fleet_size: entry.fleet_size.subscribe(),
+            snapshots: self.clone(),
+            gateway: gateway.clone(),
+            proxy_id: proxy_id.to_owned(),
+        };
+        drop(state);
+        tracing::info!(%gateway, proxy = proxy_id, "proxy subscribed");
+        (self.on_fleet_change)();
+        Ok(subscription)
+    }
+
+    fn unsubscribe(&self, gateway: &ObjectKey, proxy_id: &str) {
+        let mut state = self.lock();
+        let Some(entry) = state.gateways.get_mut(gateway) else {
+            return;
+        };
+        let Some(proxy) = entry.proxies.get_mut(proxy_id) else {
+            return;
+        };
+        proxy.subscriptions = proxy.subscriptions.saturating_sub(1);
+        if proxy.subscriptions == 0 {
+            entry.proxies.remove(proxy_id);
+        }
+        entry.update_fleet_size();
+        drop(state);
+        tracing::info!(%gateway, proxy = proxy_id, "proxy unsubscribed");
+        (self.on_fleet_change)();
+    }
+
+    /// Records a proxy's answer. An answer from a proxy that is not subscribed (its stream
+    /// already closed) is ignored: it is not part of the fleet.
+    pub fn ack(&self, ack: &Ack) {
+        let mut state = self.lock();
+        let proxy = state
+            .gateways
+            .get_mut(&ack.gateway)
+            .and_then(|e| e.proxies.get_mut(&ack.proxy_id));
+        let Some(proxy) = proxy else {
+            tracing::debug!(gateway = %ack.gateway, proxy = %ack.proxy_id, "answer from a proxy that is not subscribed; ignored");
+            return;
+        };
+        if !ack.accepted {
+            let total = self.nacks.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                gateway = %ack.gateway,
+                proxy = %ack.proxy_id,
+                version = %ack.version,
+                reason = ack.reason.as_deref().unwrap_or(""),
+                nacks_total = total,
+                "a proxy refused a table"
+            );
+            return;
+        }
+        if proxy.accepted.as_deref() == Some(ack.version.as_str()) {
+            return;
+        }
+        proxy.accepted = Some(ack.version.clone());
+        drop(state);
+        tracing::debug!(gateway = %ack.gateway, proxy = %ack.proxy_id, version = %ack.version, "table accepted");
+        (self.on_fleet_change)();
+    }
+
+    /// NACKs received since start.
+    #[cfg(test)]
+    pub fn nacks(&self) -> u64 {
+        self.nacks.load(Ordering::Relaxed)
+    }
+
+    /// Every known gateway's proxies: connected, and running the gateway's current table.
+    pub fn fleet_counts(&self) -> BTreeMap<ObjectKey, ProxyCounts> {
+        self.lock()
+            .gateways
+            .iter()
+            .map(|(key, entry)| (key.clone(), entry.counts()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use tollgate_crds::compile::{Resources, compile};
+    use tollgate_crds::load::load_str;
+
+    use super::*;
+
+    fn tables(stage: &str) -> BTreeMap<ObjectKey, GatewayTable> {
+        let mut r = Resources::default();
+        load_str(
+            &format!(
+                "apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata: {{name: hello, namespace: ns}}\nspec: {{stages: [{{name: {stage}}}]}}\n"
+            ),
+            "t",
+            &mut r,
+        )
+        .unwrap();
+        compile(&r).tables
+    }
+
+    fn ack(version: &str, accepted: bool) -> Ack {
+        Ack {
+            gateway: ObjectKey::new("ns", "hello"),
+            proxy_id: "p1".into(),
+            version: version.into(),
+            accepted,
+            reason: (!accepted).then(|| "bad".into()),
+        }
+    }
+
+    #[test]
+    fn tables_fleets_and_removal() {
+        let pokes = Arc::new(AtomicUsize::new(0));
+        let p = pokes.clone();
+        let snapshots = Snapshots::new(move || {
+            p.fetch_add(1, Ordering::Relaxed);
+        });
+        let key = ObjectKey::new("ns", "hello");
+        assert_eq!(
+            snapshots.subscribe(&key, "p1").err(),
+            Some(SubscribeError::NotReady)
+        );
+        let dev = tables("dev");
+        assert_eq!(snapshots.publish([&key], &dev), 1);
+        assert_eq!(snapshots.publish([&key], &dev), 0, "same version: not sent");
+        let sub = snapshots.subscribe(&key, "p1").unwrap();
+        let v1 = dev[&key].version.clone();
+        assert_eq!(sub.table.borrow().as_ref().unwrap().version, v1);
+        assert_eq!(
+            snapshots.fleet_counts()[&key],
+            ProxyCounts {
+                current: 0,
+                connected: 1
+            }
+        );
+        snapshots.ack(&ack(&v1, true));
+        assert_eq!(snapshots.fleet_counts()[&key].current, 1);
+        snapshots.ack(&ack("0000", false));
+        assert_eq!(snapshots.nacks(), 1);
+        assert_eq!(snapshots.fleet_counts()[&key].current, 1);
+
+        // A new table: the proxy is no longer current until it accepts it.
+        let prod = tables("prod");
+        assert_eq!(snapshots.publish([&key], &prod), 1);
+        assert!(sub.table.has_changed().unwrap());
+        assert_eq!(snapshots.fleet_counts()[&key].current, 0);
+
+        // No table any more (the gateway stopped compiling): the last one stays.
+        assert_eq!(snapshots.publish([&key], &BTreeMap::new()), 0);
+        assert_eq!(
+            sub.table.borrow().as_ref().unwrap().version,
+            prod[&key].version
+        );
+
+        drop(sub);
+        assert_eq!(snapshots.fleet_counts()[&key], ProxyCounts::default());
+
+        // A deleted gateway: removed, and its subscribers' streams end.
+        let sub = snapshots.subscribe(&key, "p1").unwrap();
+        snapshots.publish([], &BTreeMap::new());
+        let mut table = sub.table.clone();
+        let closed = futures::executor::block_on(table.changed());
+        assert!(closed.is_err());
+        assert!(snapshots.fleet_counts().is_empty());
+        assert_eq!(
+            snapshots.subscribe(&key, "p2").err(),
+            Some(SubscribeError::UnknownGateway)
+        );
+        assert!(pokes.load(Ordering::Relaxed) >= 4);
+    }
+}

@@ -1,0 +1,36 @@
+//! Installing a set of built gateways: the one path by which tables start serving, whether they
+//! come from files (standalone mode) or from the controller (fleet mode). The dispatch is
+//! swapped atomically: a request in flight keeps the dispatch it started with.
+
+use std::sync::Arc;
+
+use crate::admin::GatewayReport;
+use crate::dispatch::{Dispatch, ServedGateway};
+use crate::pipeline::Shared;
+
+/// Swaps `gateways` in as everything served, updates the table metrics, and returns what
+/// `/config` reports of each.
+pub fn install(
+    shared: &Shared,
+    gateways: Vec<ServedGateway>,
+    base_domain: &str,
+) -> Vec<GatewayReport> {
+    let reports: Vec<GatewayReport> = gateways.iter().map(gateway_report).collect();
+    shared.metrics.set_tables(
+        gateways
+            .iter()
+            .map(|g| (g.key().to_string(), g.table.version.as_str())),
+    );
+    let dispatch = Dispatch::new(gateways, base_domain);
+    shared.dispatch.store(Arc::new(dispatch));
+    reports
+}
+
+pub fn gateway_report(gw: &ServedGateway) -> GatewayReport {
+    GatewayReport {
+        gateway: gw.key().to_string(),
+        version: gw.table.version.clone(),
+        stages: gw.table.stages.iter().map(|s| s.name.clone()).collect(),
+        routes: gw.table.stages.iter().map(|s| s.routes.len()).sum(),
+    }
+}
