@@ -44,6 +44,12 @@ impl Controller {
     /// Starts the controller (watching every namespace) with `extra_args`, and waits until its
     /// snapshot service accepts connections; panics with its log when it does not.
     pub fn start(cp: &ControlPlane, extra_args: &[&str]) -> Controller {
+        Self::start_on(cp, crate::proxy::free_port(), extra_args)
+    }
+
+    /// As [`start`](Self::start), with the snapshot service on a given port (to restart a
+    /// controller where its proxies expect it).
+    pub fn start_on(cp: &ControlPlane, port: u16, extra_args: &[&str]) -> Controller {
         let ns =
             format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {CONTROLLER_NAMESPACE}\n");
         let out = cp.kubectl_with_input(&["apply", "-f", "-"], &ns);
@@ -60,7 +66,6 @@ impl Controller {
         let log = dir.join("controller.log");
         let file = File::create(&log).expect("creating the controller log");
         let file2 = file.try_clone().expect("duplicating a descriptor");
-        let port = crate::proxy::free_port();
         let snapshot_addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let binary = crate::proxy::binary_named("tollgate-controller");
         let mut child = Command::new("bash")
