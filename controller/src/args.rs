@@ -42,6 +42,26 @@ pub struct Args {
     #[arg(long, env = "TOLLGATE_SNAPSHOT_DNS_NAMES", value_delimiter = ',')]
     pub snapshot_dns_names: Vec<String>,
 
+    /// The proxy image of every gateway's fleet (Deployment or DaemonSet).
+    #[arg(
+        long,
+        env = "TOLLGATE_PROXY_IMAGE",
+        default_value = "ghcr.io/tollgate-dev/tollgate-proxy:0.1.0"
+    )]
+    pub proxy_image: String,
+
+    /// Address of the plain-HTTP metrics endpoint: `/metrics` (Prometheus), `/healthz`, and
+    /// `/readyz` (200 once every watcher has listed its objects).
+    #[arg(long, env = "TOLLGATE_METRICS_LISTEN", default_value = "0.0.0.0:8080")]
+    pub metrics_listen: SocketAddr,
+
+    /// Leader election: seconds the Lease `tollgate-controller` (in `--namespace`) stays
+    /// valid without renewal. The leader renews every third of it and stops writing after two
+    /// thirds without a renewal; others take over after a full duration without change.
+    #[arg(long, env = "TOLLGATE_LEASE_DURATION_SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub lease_duration_seconds: u32,
+
     /// Format of the controller's logs (standard error).
     #[arg(long, env = "TOLLGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

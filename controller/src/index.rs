@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
@@ -24,6 +27,8 @@ use tollgate_crds::resources::{
 };
 use tollgate_crds::table::ObjectKey;
 
+use crate::fleet::desired::{Kind, MANAGED_BY_SELECTOR};
+
 /// Every object the compiler reads, as last seen by the watchers.
 pub struct Index {
     gateways: Shelf<ApiGateway>,
@@ -32,6 +37,8 @@ pub struct Index {
     api_keys: Shelf<Secret>,
     tls: Shelf<Secret>,
     services: Shelf<Service>,
+    /// The fleet objects the controller applies ([`crate::fleet`]).
+    owned: Owned,
     changed: Arc<Notify>,
 }
 
@@ -46,10 +53,11 @@ impl Index {
             api_keys: Shelf::default(),
             tls: Shelf::default(),
             services: Shelf::default(),
+            owned: Owned::default(),
             changed: changed.clone(),
         });
         let all = watcher::Config::default();
-        let watchers = vec![
+        let mut watchers = vec![
             index.gateways.watch(client, all.clone(), changed.clone()),
             index.routes.watch(client, all.clone(), changed.clone()),
             index
@@ -65,8 +73,9 @@ impl Index {
                 all.clone().fields(&format!("type={TLS_SECRET_TYPE}")),
                 changed.clone(),
             ),
-            index.services.watch(client, all, changed),
+            index.services.watch(client, all, changed.clone()),
         ];
+        watchers.extend(index.owned.watch(client, &changed));
         let run = Box::pin(async move {
             futures::future::join_all(watchers).await;
         });
@@ -106,6 +115,60 @@ impl Index {
             services: self.services.objects(),
         }
     }
+
+    /// The owned Deployments, DaemonSets and NetworkPolicies (what an endpoint type change
+    /// may leave behind), or `None` until their watchers have listed them.
+    pub fn owned_workloads(&self) -> Option<Vec<(Kind, ObjectKey)>> {
+        self.owned.workloads()
+    }
+}
+
+// === impl Owned ===
+
+/// Every object labelled `app.kubernetes.io/managed-by=tollgate`, by kind: watched so that a
+/// hand edit of one triggers a pass (which applies it back).
+#[derive(Default)]
+struct Owned {
+    deployments: Shelf<Deployment>,
+    daemon_sets: Shelf<DaemonSet>,
+    network_policies: Shelf<NetworkPolicy>,
+    services: Shelf<Service>,
+    service_accounts: Shelf<ServiceAccount>,
+    disruption_budgets: Shelf<PodDisruptionBudget>,
+    config_maps: Shelf<ConfigMap>,
+}
+
+impl Owned {
+    fn watch(&self, client: &Client, changed: &Arc<Notify>) -> Vec<BoxFuture<'static, ()>> {
+        let config = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+        vec![
+            self.deployments
+                .watch(client, config.clone(), changed.clone()),
+            self.daemon_sets
+                .watch(client, config.clone(), changed.clone()),
+            (self.network_policies).watch(client, config.clone(), changed.clone()),
+            self.services.watch(client, config.clone(), changed.clone()),
+            (self.service_accounts).watch(client, config.clone(), changed.clone()),
+            (self.disruption_budgets).watch(client, config.clone(), changed.clone()),
+            self.config_maps.watch(client, config, changed.clone()),
+        ]
+    }
+
+    fn workloads(&self) -> Option<Vec<(Kind, ObjectKey)>> {
+        let ready = self.deployments.is_ready()
+            && self.daemon_sets.is_ready()
+            && self.network_policies.is_ready();
+        if !ready {
+            return None;
+        }
+        let keys = |kind: Kind, keys: Vec<ObjectKey>| keys.into_iter().map(move |k| (kind, k));
+        Some(
+            keys(Kind::Deployment, self.deployments.keys())
+                .chain(keys(Kind::DaemonSet, self.daemon_sets.keys()))
+                .chain(keys(Kind::NetworkPolicy, self.network_policies.keys()))
+                .collect(),
+        )
+    }
 }
 
 // === impl Shelf ===
@@ -144,6 +207,10 @@ where
 
     fn is_ready(&self) -> bool {
         self.lock().ready
+    }
+
+    fn keys(&self) -> Vec<ObjectKey> {
+        self.lock().objects.keys().cloned().collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ShelfState<K>> {

@@ -4,10 +4,15 @@
 //! Modules: [`args`] (command line), [`index`] (watchers and the objects they hold),
 //! [`status`] (desired status, pure), [`publish`] (status writes and events), [`run`] (the
 //! debounced watch -> compile -> publish loop), [`snapshot`] (each gateway's table and fleet,
-//! the proxies' HTTPS endpoints, token reviews), [`tls`] (the snapshot service's certificate).
+//! the proxies' HTTPS endpoints, token reviews), [`tls`] (the snapshot service's certificate),
+//! [`leader`] (the Lease: only the leader writes, every replica serves snapshots), [`metrics`]
+//! (Prometheus metrics, `/healthz`, `/readyz`).
 
 mod args;
+mod fleet;
 mod index;
+mod leader;
+mod metrics;
 mod publish;
 mod run;
 mod snapshot;
@@ -44,22 +49,76 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("listening on {} (--snapshot-listen)", args.snapshot_listen))?;
     tracing::info!(listen = %args.snapshot_listen, "snapshot service listening");
 
+    let metrics = Arc::new(metrics::Metrics::new());
+    let metrics_listener = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("listening on {} (--metrics-listen)", args.metrics_listen))?;
+    tracing::info!(listen = %args.metrics_listen, "metrics endpoint listening");
+
     let (index, watchers) = index::Index::start(&client);
+    let identity = leader::identity();
+    let (elector, leadership) = leader::Elector::new(
+        client.clone(),
+        &args.namespace,
+        identity.clone(),
+        leader::Timing::new(args.lease_duration_seconds),
+        metrics.clone(),
+    );
+    let ready = index.clone();
+    let metrics_server = metrics::serve(
+        metrics_listener,
+        metrics.clone(),
+        Arc::new(move || ready.is_ready()),
+    );
     let poke = index.clone();
-    let snapshots = snapshot::Snapshots::new(move || poke.poke());
+    let on_leading = poke_on_leading(leadership.clone(), index.clone());
+    let snapshots = snapshot::Snapshots::with_metrics(metrics.clone(), move || poke.poke());
     let service = Arc::new(snapshot::server::Service {
         snapshots: snapshots.clone(),
         auth: snapshot::auth::Authenticator::new(client.clone()),
     });
-    let publisher = publish::Publisher::new(client, args.base_domain.clone());
+    let proxy_ca = tls::proxy_ca_pem(&client, args.tls_cert_file.as_deref(), &args.namespace)
+        .await
+        .context("reading the CA proxies trust")?;
+    let fleet = fleet::Fleet::new(
+        client.clone(),
+        fleet::desired::Settings {
+            proxy_image: args.proxy_image.clone(),
+            controller_namespace: args.namespace.clone(),
+            ca_pem: proxy_ca,
+        },
+        index.clone(),
+    );
+    let publisher = publish::Publisher::new(
+        client.clone(),
+        args.base_domain.clone(),
+        leadership.clone(),
+        metrics.clone(),
+    );
     tokio::select! {
         () = watchers => anyhow::bail!("the watchers stopped"),
-        () = run::run(index, publisher, snapshots) => anyhow::bail!("the control loop stopped"),
+        () = run::run(index, publisher, snapshots, leadership, metrics, fleet) => anyhow::bail!("the control loop stopped"),
+        () = elector.run() => anyhow::bail!("leader election stopped"),
+        () = on_leading => anyhow::bail!("the leadership watch stopped"),
+        () = metrics_server => anyhow::bail!("the metrics endpoint stopped"),
         () = snapshot::server::serve(listener, tls, service) => anyhow::bail!("the snapshot service stopped"),
         signal = shutdown() => {
             signal?;
             tracing::info!("shutting down");
+            // Writes stopped with the control loop: hand the Lease over at once.
+            leader::release(client, &args.namespace, &identity).await;
             Ok(())
+        }
+    }
+}
+
+/// Asks for a full pass each time this replica becomes leader, so statuses catch up with
+/// what changed while another replica (or none) was writing.
+async fn poke_on_leading(leadership: leader::Leadership, index: Arc<index::Index>) {
+    let mut rx = leadership.watch();
+    while rx.changed().await.is_ok() {
+        if *rx.borrow_and_update() {
+            index.poke();
         }
     }
 }

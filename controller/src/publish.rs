@@ -1,9 +1,13 @@
 //! Writes statuses and events: each resource's desired status (see [`crate::status`]) is
 //! applied to its status subresource by server-side apply, only when it differs from what the
 //! object has; a Warning event is emitted when a resource becomes rejected.
+//!
+//! Only the leader writes ([`crate::leader`]): a replica that does not lead writes nothing,
+//! and one that loses the Lease mid-pass skips the writes not started yet.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
@@ -19,6 +23,8 @@ use tollgate_crds::compile::{Compiled, Kind, Resources};
 use tollgate_crds::resources::ProxyCounts;
 use tollgate_crds::table::ObjectKey;
 
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
 use crate::status::{self, WithConditions};
 
 /// The field manager of every status write, and the reporting controller of events.
@@ -30,6 +36,8 @@ pub struct Publisher {
     client: Client,
     recorder: Recorder,
     base_domain: String,
+    leadership: Leadership,
+    metrics: Arc<Metrics>,
 }
 
 /// What one pass wrote.
@@ -40,7 +48,12 @@ pub struct Outcome {
 }
 
 impl Publisher {
-    pub fn new(client: Client, base_domain: String) -> Self {
+    pub fn new(
+        client: Client,
+        base_domain: String,
+        leadership: Leadership,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let reporter = Reporter {
             controller: MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -49,6 +62,8 @@ impl Publisher {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             base_domain,
+            leadership,
+            metrics,
         }
     }
 
@@ -59,6 +74,9 @@ impl Publisher {
         compiled: &Compiled,
         fleets: &BTreeMap<ObjectKey, ProxyCounts>,
     ) -> Outcome {
+        if !self.leadership.is_leader() {
+            return Outcome::default();
+        }
         let now = Timestamp::now()
             .round(jiff::Unit::Second)
             .unwrap_or(Timestamp::now());
@@ -123,6 +141,10 @@ impl Publisher {
         let name = obj.name_any();
         let namespace = obj.namespace().unwrap_or_default();
         let kind = K::kind(&());
+        if !self.leadership.is_leader() {
+            tracing::debug!(%kind, %namespace, %name, "not leader: status not written");
+            return true;
+        }
         let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
         let patch = json!({
             "apiVersion": K::api_version(&()),
@@ -135,8 +157,10 @@ impl Publisher {
             .await
         {
             tracing::warn!(%kind, %namespace, %name, %error, "status write failed");
+            self.metrics.status_written(false);
             return false;
         }
+        self.metrics.status_written(true);
         tracing::debug!(%kind, %namespace, %name, "status written");
 
         let mut desired = desired;

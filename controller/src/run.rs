@@ -6,7 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::fleet::Fleet;
 use crate::index::Index;
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::snapshot::Snapshots;
 
@@ -15,7 +18,16 @@ const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Pause before retrying a pass whose status writes failed.
 const RETRY: Duration = Duration::from_secs(2);
 
-pub async fn run(index: Arc<Index>, publisher: Publisher, snapshots: Arc<Snapshots>) {
+/// Every replica compiles and serves tables; only the leader writes (`publisher` checks
+/// `leadership` itself; any other write added here must be gated on `leadership.is_leader()`).
+pub async fn run(
+    index: Arc<Index>,
+    publisher: Publisher,
+    snapshots: Arc<Snapshots>,
+    leadership: Leadership,
+    metrics: Arc<Metrics>,
+    fleet: Fleet,
+) {
     loop {
         index.changed().await;
         tokio::time::sleep(DEBOUNCE).await;
@@ -26,9 +38,18 @@ pub async fn run(index: Arc<Index>, publisher: Publisher, snapshots: Arc<Snapsho
         let resources = index.snapshot();
         let compiled = tollgate_crds::compile::compile(&resources);
         let compiled_in = started.elapsed();
+        metrics.compile_duration.observe(compiled_in.as_secs_f64());
         let sent = snapshots.publish(resources.gateways.keys(), &compiled.tables);
         let fleets = snapshots.fleet_counts();
+        metrics.set_fleets(&fleets);
         let outcome = publisher.publish(&resources, &compiled, &fleets).await;
+        // Fleet objects are writes too: only the leader applies them.
+        let fleet_outcome = if leadership.is_leader() {
+            fleet.reconcile(&resources.gateways).await
+        } else {
+            crate::fleet::Outcome::default()
+        };
+        metrics.reconciled(outcome.failed == 0);
         tracing::info!(
             gateways = resources.gateways.len(),
             routes = resources.routes.len(),
@@ -38,6 +59,10 @@ pub async fn run(index: Arc<Index>, publisher: Publisher, snapshots: Arc<Snapsho
             written = outcome.written,
             failed = outcome.failed,
             compile_ms = compiled_in.as_millis() as u64,
+            fleet_applied = fleet_outcome.applied,
+            fleet_deleted = fleet_outcome.deleted,
+            fleet_failed = fleet_outcome.failed,
+            leader = leadership.is_leader(),
             "compiled"
         );
         if outcome.failed > 0 {

@@ -219,6 +219,27 @@ async fn ca_from_secret(client: &Client, namespace: &str) -> anyhow::Result<Ca> 
     bail!("Secret {namespace}/{CA_SECRET} could not be created or read")
 }
 
+/// The certificate (PEM) proxies trust for the snapshot service: the `--tls-cert-file` chain
+/// when given, else `ca.crt` of the CA Secret (which [`server_config`] made sure exists).
+pub async fn proxy_ca_pem(
+    client: &Client,
+    cert_file: Option<&Path>,
+    namespace: &str,
+) -> anyhow::Result<String> {
+    if let Some(cert) = cert_file {
+        return std::fs::read_to_string(cert)
+            .with_context(|| format!("reading {}", cert.display()));
+    }
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = api
+        .get(CA_SECRET)
+        .await
+        .with_context(|| format!("reading Secret {namespace}/{CA_SECRET}"))?;
+    Ok(ca_of(&secret)
+        .with_context(|| format!("Secret {namespace}/{CA_SECRET} holds no usable CA"))?
+        .cert_pem)
+}
+
 fn ca_of(secret: &Secret) -> anyhow::Result<Ca> {
     let data = secret.data.as_ref();
     let field = |key: &str| -> anyhow::Result<String> {

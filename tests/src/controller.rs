@@ -35,7 +35,9 @@ const START_DEADLINE: Duration = Duration::from_secs(60);
 pub struct Controller {
     log: PathBuf,
     snapshot_addr: SocketAddr,
-    _stdin: Mutex<ChildStdin>,
+    metrics_addr: SocketAddr,
+    /// Closing it stops the controller ([`Controller::stop`]).
+    stdin: Mutex<Option<ChildStdin>>,
     /// Never waited for: it ends with the test process.
     watchdog: Mutex<Child>,
 }
@@ -47,9 +49,28 @@ impl Controller {
         Self::start_on(cp, crate::proxy::free_port(), extra_args)
     }
 
+    /// As [`Controller::start`], with extra environment variables (`POD_NAME`, ...). Unless
+    /// `extra_args` names `--metrics-listen`, the metrics endpoint gets a free loopback port.
+    pub fn start_with_env(
+        cp: &ControlPlane,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Controller {
+        Self::start_full(cp, crate::proxy::free_port(), extra_args, envs)
+    }
+
     /// As [`start`](Self::start), with the snapshot service on a given port (to restart a
     /// controller where its proxies expect it).
     pub fn start_on(cp: &ControlPlane, port: u16, extra_args: &[&str]) -> Controller {
+        Self::start_full(cp, port, extra_args, &[])
+    }
+
+    fn start_full(
+        cp: &ControlPlane,
+        port: u16,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Controller {
         let ns =
             format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {CONTROLLER_NAMESPACE}\n");
         let out = cp.kubectl_with_input(&["apply", "-f", "-"], &ns);
@@ -67,6 +88,20 @@ impl Controller {
         let file = File::create(&log).expect("creating the controller log");
         let file2 = file.try_clone().expect("duplicating a descriptor");
         let snapshot_addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let metrics_addr: SocketAddr = match extra_args
+            .iter()
+            .position(|a| *a == "--metrics-listen")
+            .and_then(|i| extra_args.get(i + 1))
+        {
+            Some(addr) => addr.parse().expect("--metrics-listen is an address"),
+            None => ([127, 0, 0, 1], crate::proxy::free_port()).into(),
+        };
+        let metrics_arg = metrics_addr.to_string();
+        let metrics_args: &[&str] = if extra_args.contains(&"--metrics-listen") {
+            &[]
+        } else {
+            &["--metrics-listen", &metrics_arg]
+        };
         let binary = crate::proxy::binary_named("tollgate-controller");
         let mut child = Command::new("bash")
             .arg("-c")
@@ -79,7 +114,9 @@ impl Controller {
             .args(["--log-level", "info,tollgate_controller=debug"])
             .args(["--snapshot-listen", &snapshot_addr.to_string()])
             .args(["--namespace", CONTROLLER_NAMESPACE])
+            .args(metrics_args)
             .args(extra_args)
+            .envs(envs.iter().copied())
             .env("KUBECONFIG", cp.kubeconfig_path())
             .stdin(Stdio::piped())
             .stdout(file)
@@ -90,7 +127,8 @@ impl Controller {
         let controller = Controller {
             log,
             snapshot_addr,
-            _stdin: Mutex::new(stdin),
+            metrics_addr,
+            stdin: Mutex::new(Some(stdin)),
             watchdog: Mutex::new(child),
         };
         let deadline = Instant::now() + START_DEADLINE;
@@ -138,6 +176,31 @@ impl Controller {
     /// `https://127.0.0.1:port`
     pub fn snapshot_url(&self) -> String {
         format!("https://{}", self.snapshot_addr)
+    }
+
+    /// The metrics endpoint's address (`/metrics`, `/healthz`, `/readyz`; plain HTTP).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// Stops the controller: its watchdog sends SIGTERM (SIGKILL after the grace), as on a
+    /// pod deletion. Returns at once.
+    pub fn stop(&self) {
+        self.stdin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+
+    /// Whether the controller has exited.
+    pub fn has_exited(&self) -> bool {
+        self.watchdog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .try_wait()
+            .ok()
+            .flatten()
+            .is_some()
     }
 }
 

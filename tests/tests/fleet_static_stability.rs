@@ -68,10 +68,11 @@ fn start_proxy(controller_url: &str, ns: &Namespace, files: &Files, state: &Path
 async fn until_served(client: &Client, proxy: &Proxy, path: &str, expected: &str) -> Duration {
     let started = Instant::now();
     loop {
-        if let Ok(r) = client.send("GET", &proxy.url(path), &[], Vec::new()).await {
-            if r.status == 200 && r.text().contains(expected) {
-                return started.elapsed();
-            }
+        if let Ok(r) = client.send("GET", &proxy.url(path), &[], Vec::new()).await
+            && r.status == 200
+            && r.text().contains(expected)
+        {
+            return started.elapsed();
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),

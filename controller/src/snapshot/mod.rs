@@ -19,17 +19,21 @@ pub mod server;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use tokio::sync::watch;
 use tollgate_crds::resources::ProxyCounts;
 use tollgate_crds::snapshot::Ack;
 use tollgate_crds::table::{GatewayTable, ObjectKey};
 
+use crate::metrics::Metrics;
+
 /// The tables and fleets of every gateway, shared by the control loop and the server.
 pub struct Snapshots {
     state: Mutex<State>,
     on_fleet_change: Box<dyn Fn() + Send + Sync>,
     nacks: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Default)]
@@ -52,6 +56,8 @@ struct Proxy {
     subscriptions: u32,
     /// The last version the proxy accepted.
     accepted: Option<String>,
+    /// The last version sent to the proxy and when, until its answer (push-to-ACK time).
+    sent: Option<(String, Instant)>,
 }
 
 impl Entry {
@@ -102,6 +108,13 @@ pub struct Subscription {
     proxy_id: String,
 }
 
+impl Subscription {
+    /// Records that this subscription's proxy was just sent `version`.
+    pub fn sent(&self, version: &str) {
+        self.snapshots.sent(&self.gateway, &self.proxy_id, version);
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.snapshots.unsubscribe(&self.gateway, &self.proxy_id);
@@ -109,12 +122,35 @@ impl Drop for Subscription {
 }
 
 impl Snapshots {
+    /// With metrics of its own (unit tests).
+    #[cfg(test)]
     pub fn new(on_fleet_change: impl Fn() + Send + Sync + 'static) -> Arc<Self> {
+        Self::with_metrics(Arc::new(Metrics::new()), on_fleet_change)
+    }
+
+    /// As [`Snapshots::new`], counting NACKs and push-to-ACK times in `metrics`.
+    pub fn with_metrics(
+        metrics: Arc<Metrics>,
+        on_fleet_change: impl Fn() + Send + Sync + 'static,
+    ) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State::default()),
             on_fleet_change: Box::new(on_fleet_change),
             nacks: AtomicU64::new(0),
+            metrics,
         })
+    }
+
+    /// Records that `version` was just sent to a subscribed proxy (the answer's clock starts).
+    pub fn sent(&self, gateway: &ObjectKey, proxy_id: &str, version: &str) {
+        let mut state = self.lock();
+        if let Some(proxy) = state
+            .gateways
+            .get_mut(gateway)
+            .and_then(|e| e.proxies.get_mut(proxy_id))
+        {
+            proxy.sent = Some((version.to_owned(), Instant::now()));
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -223,7 +259,14 @@ impl Snapshots {
             tracing::debug!(gateway = %ack.gateway, proxy = %ack.proxy_id, "answer from a proxy that is not subscribed; ignored");
             return;
         };
+        if let Some((version, at)) = &proxy.sent
+            && *version == ack.version
+        {
+            self.metrics.push_to_ack.observe(at.elapsed().as_secs_f64());
+            proxy.sent = None;
+        }
         if !ack.accepted {
+            self.metrics.nack(&ack.gateway);
             let total = self.nacks.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::warn!(
                 gateway = %ack.gateway,
@@ -317,8 +360,10 @@ mod tests {
                 connected: 1
             }
         );
+        sub.sent(&v1);
         snapshots.ack(&ack(&v1, true));
         assert_eq!(snapshots.fleet_counts()[&key].current, 1);
+        assert_eq!(snapshots.metrics.push_to_ack.get_sample_count(), 1);
         snapshots.ack(&ack("0000", false));
         assert_eq!(snapshots.nacks(), 1);
         assert_eq!(snapshots.fleet_counts()[&key].current, 1);

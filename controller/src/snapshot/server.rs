@@ -218,6 +218,7 @@ async fn stream_frames(mut sub: Subscription, tx: mpsc::Sender<Bytes>) {
                 if tx.send(frame_line(&table, fleet_size)).await.is_err() {
                     break;
                 }
+                sub.sent(&table.version);
                 last = Some(sent);
             }
         }

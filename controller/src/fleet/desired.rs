@@ -1,0 +1,393 @@
+//! What a gateway's proxy fleet should look like, as server-side apply documents (pure: no
+//! I/O). Every object is named after the gateway, labelled [`labels`], and owned by the
+//! ApiGateway (controller, blocking its deletion), so the garbage collector removes it with
+//! the gateway.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::Resource as _;
+use kube::api::ApiResource;
+use serde_json::{Value, json};
+use tollgate_crds::resources::{ApiGateway, EndpointType};
+use tollgate_crds::snapshot::proxy_service_account;
+
+/// The field manager of every apply.
+pub const FIELD_MANAGER: &str = "tollgate-controller";
+/// Label every owned object carries (value [`MANAGED_BY`]); the watchers select on it.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "tollgate";
+pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=tollgate";
+const NAME_LABEL: &str = "app.kubernetes.io/name";
+const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+const PROXY_NAME: &str = "tollgate-proxy";
+
+pub const PROXY_PORT: i32 = 8080;
+pub const ADMIN_PORT: i32 = 9901;
+pub const TOKEN_DIR: &str = "/var/run/secrets/tollgate";
+pub const CA_DIR: &str = "/etc/tollgate/ca";
+pub const STATE_DIR: &str = "/var/lib/tollgate";
+
+/// What the controller puts in every gateway's fleet, whatever the gateway.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub proxy_image: String,
+    /// The controller's namespace: the snapshot service is `tollgate-controller.{ns}.svc`.
+    pub controller_namespace: String,
+    /// The CA (PEM) proxies trust for the snapshot service.
+    pub ca_pem: String,
+}
+
+/// The kinds a fleet is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    ServiceAccount,
+    ConfigMap,
+    Deployment,
+    DaemonSet,
+    Service,
+    NetworkPolicy,
+    PodDisruptionBudget,
+}
+
+impl Kind {
+    pub fn api_resource(self) -> ApiResource {
+        match self {
+            Kind::ServiceAccount => ApiResource::erase::<ServiceAccount>(&()),
+            Kind::ConfigMap => ApiResource::erase::<ConfigMap>(&()),
+            Kind::Deployment => ApiResource::erase::<Deployment>(&()),
+            Kind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
+            Kind::Service => ApiResource::erase::<Service>(&()),
+            Kind::NetworkPolicy => ApiResource::erase::<NetworkPolicy>(&()),
+            Kind::PodDisruptionBudget => ApiResource::erase::<PodDisruptionBudget>(&()),
+        }
+    }
+}
+
+/// One object to apply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Object {
+    pub kind: Kind,
+    pub name: String,
+    pub body: Value,
+}
+
+/// The name of the gateway's proxy workload, Service, NetworkPolicy and PDB.
+pub fn fleet_name(gateway: &str) -> String {
+    format!("{PROXY_NAME}-{gateway}")
+}
+
+/// The name of the ConfigMap holding the snapshot CA.
+pub fn ca_config_map(gateway: &str) -> String {
+    format!("{PROXY_NAME}-{gateway}-ca")
+}
+
+/// The labels of every owned object (and of the proxy pods).
+pub fn labels(gateway: &str) -> BTreeMap<String, String> {
+    [
+        (NAME_LABEL, PROXY_NAME),
+        (INSTANCE_LABEL, gateway),
+        (MANAGED_BY_LABEL, MANAGED_BY),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+fn selector_labels(gateway: &str) -> Value {
+    json!({NAME_LABEL: PROXY_NAME, INSTANCE_LABEL: gateway})
+}
+
+/// The kinds a gateway of `endpoint_type` has.
+#[cfg(test)]
+fn kinds(endpoint_type: EndpointType) -> Vec<Kind> {
+    let mut kinds = vec![
+        Kind::ServiceAccount,
+        Kind::ConfigMap,
+        Kind::Service,
+        Kind::PodDisruptionBudget,
+    ];
+    match endpoint_type {
+        EndpointType::Regional => kinds.push(Kind::Deployment),
+        EndpointType::Private => kinds.extend([Kind::Deployment, Kind::NetworkPolicy]),
+        EndpointType::Edge => kinds.push(Kind::DaemonSet),
+    }
+    kinds.sort();
+    kinds
+}
+
+/// Every object of the gateway's fleet; `None` when the gateway has no name, namespace or
+/// uid (not from the API server).
+pub fn desired(gateway: &ApiGateway, settings: &Settings) -> Option<Vec<Object>> {
+    let name = gateway.metadata.name.as_deref()?;
+    let namespace = gateway.metadata.namespace.as_deref()?;
+    let mut owner = gateway.controller_owner_ref(&())?;
+    owner.block_owner_deletion = Some(true);
+    let owner = serde_json::to_value(owner).ok()?;
+    let fleet = fleet_name(name);
+    let endpoint_type = gateway.spec.endpoint_type;
+    let meta = |object_name: &str| {
+        json!({
+            "name": object_name,
+            "namespace": namespace,
+            "labels": labels(name),
+            "ownerReferences": [owner.clone()],
+        })
+    };
+    let object = |kind: Kind, object_name: &str, mut body: Value| {
+        let resource = kind.api_resource();
+        body["apiVersion"] = resource.api_version.into();
+        body["kind"] = resource.kind.into();
+        body["metadata"] = meta(object_name);
+        Object {
+            kind,
+            name: object_name.to_owned(),
+            body,
+        }
+    };
+
+    let mut objects = Vec::new();
+    objects.push(object(
+        Kind::ServiceAccount,
+        &proxy_service_account(name),
+        json!({"automountServiceAccountToken": false}),
+    ));
+    objects.push(object(
+        Kind::ConfigMap,
+        &ca_config_map(name),
+        json!({"data": {"ca.crt": settings.ca_pem}}),
+    ));
+    let template = pod_template(gateway, name, namespace, settings);
+    match endpoint_type {
+        EndpointType::Regional | EndpointType::Private => {
+            let replicas = gateway
+                .spec
+                .fleet
+                .as_ref()
+                .and_then(|f| f.replicas)
+                .unwrap_or(2);
+            objects.push(object(
+                Kind::Deployment,
+                &fleet,
+                json!({"spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": selector_labels(name)},
+                    "template": template,
+                }}),
+            ));
+        }
+        EndpointType::Edge => objects.push(object(
+            Kind::DaemonSet,
+            &fleet,
+            json!({"spec": {
+                "selector": {"matchLabels": selector_labels(name)},
+                "template": template,
+            }}),
+        )),
+    }
+    let port = json!({"name": "http", "port": 80, "targetPort": PROXY_PORT, "protocol": "TCP"});
+    let service = match endpoint_type {
+        EndpointType::Regional => json!({"type": "LoadBalancer", "ports": [port]}),
+        EndpointType::Private => json!({"type": "ClusterIP", "ports": [port]}),
+        EndpointType::Edge => json!({
+            "type": "LoadBalancer",
+            "externalTrafficPolicy": "Local",
+            "ports": [port],
+        }),
+    };
+    let mut service = json!({"spec": service});
+    service["spec"]["selector"] = selector_labels(name);
+    objects.push(object(Kind::Service, &fleet, service));
+    if endpoint_type == EndpointType::Private {
+        let policy = gateway.spec.resource_policy.as_ref();
+        let namespaces = policy.map(|p| &p.allow_namespaces[..]).unwrap_or_default();
+        let cidrs = policy.map(|p| &p.allow_cidrs[..]).unwrap_or_default();
+        let from: Vec<Value> = namespaces
+            .iter()
+            .map(|ns| {
+                json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}})
+            })
+            .chain(cidrs.iter().map(|cidr| json!({"ipBlock": {"cidr": cidr}})))
+            .collect();
+        objects.push(object(
+            Kind::NetworkPolicy,
+            &fleet,
+            json!({"spec": {
+                "podSelector": {"matchLabels": selector_labels(name)},
+                "policyTypes": ["Ingress"],
+                "ingress": [{
+                    "from": from,
+                    "ports": [{"port": PROXY_PORT, "protocol": "TCP"}],
+                }],
+            }}),
+        ));
+    }
+    objects.push(object(
+        Kind::PodDisruptionBudget,
+        &fleet,
+        json!({"spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector_labels(name)},
+        }}),
+    ));
+    Some(objects)
+}
+
+fn pod_template(gateway: &ApiGateway, name: &str, namespace: &str, settings: &Settings) -> Value {
+    let fleet = gateway.spec.fleet.as_ref();
+    let resources = fleet
+        .and_then(|f| f.resources.as_ref())
+        .and_then(|r| serde_json::to_value(r).ok())
+        .unwrap_or_else(|| {
+            json!({"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}})
+        });
+    let args = [
+        "--controller".to_owned(),
+        format!(
+            "https://tollgate-controller.{}.svc:9443",
+            settings.controller_namespace
+        ),
+        "--gateway".to_owned(),
+        format!("{namespace}/{name}"),
+        "--state-dir".to_owned(),
+        STATE_DIR.to_owned(),
+        "--token-file".to_owned(),
+        format!("{TOKEN_DIR}/token"),
+        "--ca-file".to_owned(),
+        format!("{CA_DIR}/ca.crt"),
+        "--listen".to_owned(),
+        format!("0.0.0.0:{PROXY_PORT}"),
+        "--admin-listen".to_owned(),
+        format!("0.0.0.0:{ADMIN_PORT}"),
+    ];
+    let probe = |path: &str| json!({"httpGet": {"path": path, "port": ADMIN_PORT}});
+    let mut spec = json!({
+        "serviceAccountName": proxy_service_account(name),
+        "automountServiceAccountToken": false,
+        "containers": [{
+            "name": "proxy",
+            "image": settings.proxy_image,
+            "args": args,
+            "ports": [
+                {"name": "http", "containerPort": PROXY_PORT, "protocol": "TCP"},
+                {"name": "admin", "containerPort": ADMIN_PORT, "protocol": "TCP"},
+            ],
+            "readinessProbe": probe("/readyz"),
+            "livenessProbe": probe("/healthz"),
+            "resources": resources,
+            "securityContext": {
+                "runAsNonRoot": true,
+                "readOnlyRootFilesystem": true,
+                "allowPrivilegeEscalation": false,
+                "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "volumeMounts": [
+                {"name": "token", "mountPath": TOKEN_DIR, "readOnly": true},
+                {"name": "ca", "mountPath": CA_DIR, "readOnly": true},
+                {"name": "state", "mountPath": STATE_DIR},
+            ],
+        }],
+        "volumes": [
+            {"name": "token", "projected": {"sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+            ]}},
+            {"name": "ca", "configMap": {"name": ca_config_map(name)}},
+            {"name": "state", "emptyDir": {}},
+        ],
+    });
+    if let Some(fleet) = fleet {
+        if !fleet.node_selector.is_empty() {
+            spec["nodeSelector"] = json!(fleet.node_selector);
+        }
+        if !fleet.tolerations.is_empty() {
+            spec["tolerations"] = serde_json::to_value(&fleet.tolerations).unwrap_or_default();
+        }
+    }
+    json!({
+        "metadata": {"labels": labels(name)},
+        "spec": spec,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway(spec: Value) -> ApiGateway {
+        let mut spec = spec;
+        spec["stages"] = json!([{"name": "dev"}]);
+        serde_json::from_value(json!({
+            "apiVersion": "tollgate.dev/v1alpha1",
+            "kind": "ApiGateway",
+            "metadata": {"name": "hello", "namespace": "ns", "uid": "u-1"},
+            "spec": spec,
+        }))
+        .expect("an ApiGateway")
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            proxy_image: "img:1".into(),
+            controller_namespace: "tollgate-system".into(),
+            ca_pem: "PEM".into(),
+        }
+    }
+
+    fn find(objects: &[Object], kind: Kind) -> Option<&Value> {
+        objects.iter().find(|o| o.kind == kind).map(|o| &o.body)
+    }
+
+    #[test]
+    fn each_endpoint_type_has_its_kinds() {
+        for (spec, ty) in [
+            (json!({"endpointType": "Regional"}), EndpointType::Regional),
+            (json!({"endpointType": "Edge"}), EndpointType::Edge),
+            (
+                json!({"endpointType": "Private", "resourcePolicy": {"allowCidrs": ["10.0.0.0/8"]}}),
+                EndpointType::Private,
+            ),
+        ] {
+            let objects = desired(&gateway(spec), &settings()).unwrap();
+            let mut got: Vec<Kind> = objects.iter().map(|o| o.kind).collect();
+            got.sort();
+            assert_eq!(got, kinds(ty), "{ty:?}");
+            for o in &objects {
+                let owner = &o.body["metadata"]["ownerReferences"][0];
+                assert_eq!(owner["uid"], "u-1");
+                assert_eq!(owner["controller"], true);
+                assert_eq!(owner["blockOwnerDeletion"], true);
+                assert_eq!(o.body["metadata"]["labels"][MANAGED_BY_LABEL], MANAGED_BY);
+            }
+        }
+    }
+
+    #[test]
+    fn the_deployment_runs_the_proxy_for_its_gateway() {
+        let objects = desired(&gateway(json!({"fleet": {"replicas": 3}})), &settings()).unwrap();
+        let deployment = find(&objects, Kind::Deployment).unwrap();
+        assert_eq!(deployment["spec"]["replicas"], 3);
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        let args: Vec<&str> = container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert!(args.windows(2).any(|w| w == ["--gateway", "ns/hello"]));
+        assert!(args.windows(2).any(|w| w
+            == [
+                "--controller",
+                "https://tollgate-controller.tollgate-system.svc:9443"
+            ]));
+        assert_eq!(container["image"], "img:1");
+        assert_eq!(container["resources"]["limits"]["memory"], "256Mi");
+        assert_eq!(
+            find(&objects, Kind::ConfigMap).unwrap()["data"]["ca.crt"],
+            "PEM"
+        );
+    }
+}

@@ -1,0 +1,371 @@
+//! The objects the real `tollgate-controller` keeps for each ApiGateway's proxy fleet
+//! (ServiceAccount, CA ConfigMap, Deployment or DaemonSet, Service, NetworkPolicy,
+//! PodDisruptionBudget), read back with `kubectl get -o json`. No kubelet or scheduler runs,
+//! so only the objects' shapes are checked, never pods. One controller is shared by the tests
+//! of this file, each test in a namespace of its own.
+//!
+//! Needs `cargo build --workspace --bins` first (the controller is found next to the tests).
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tollgate_tests::control_plane::{ControlPlane, Namespace, output_text};
+use tollgate_tests::controller::{CONTROLLER_NAMESPACE, Controller};
+
+/// How long the controller (or the garbage collector) may take.
+const DEADLINE: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(200);
+const IMAGE: &str = "example.com/tollgate-proxy:test";
+
+fn controller() -> &'static Controller {
+    static CONTROLLER: OnceLock<Controller> = OnceLock::new();
+    CONTROLLER.get_or_init(|| Controller::start(ControlPlane::shared(), &["--proxy-image", IMAGE]))
+}
+
+fn namespace(hint: &str) -> Namespace<'static> {
+    controller();
+    ControlPlane::shared().namespace(hint)
+}
+
+fn apply(ns: &Namespace, yaml: &str) {
+    let out = ns.kubectl_with_input(&["apply", "-f", "-"], yaml);
+    assert!(
+        out.status.success(),
+        "kubectl apply failed for\n{yaml}\n{}",
+        output_text(&out)
+    );
+}
+
+/// `kubectl get {what} -o json`, or `None` when it does not exist.
+fn get(ns: &Namespace, what: &str) -> Option<Value> {
+    let out = ns.kubectl(&["get", what, "-o", "json"]);
+    if !out.status.success() {
+        let text = output_text(&out);
+        assert!(text.contains("NotFound"), "kubectl get {what}: {text}");
+        return None;
+    }
+    Some(serde_json::from_slice(&out.stdout).expect("kubectl printed JSON"))
+}
+
+/// Polls `kubectl get {what}` until `check` holds (on `None` when absent).
+fn wait_for(
+    ns: &Namespace,
+    what: &str,
+    description: &str,
+    check: impl Fn(Option<&Value>) -> bool,
+) -> Option<Value> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let obj = get(ns, what);
+        if check(obj.as_ref()) {
+            return obj;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} in {}: timed out after {DEADLINE:?} waiting for {description}; last seen:\n{}\ncontroller log:\n{}",
+            ns.name(),
+            serde_json::to_string_pretty(&obj).unwrap_or_default(),
+            controller().log_tail(40)
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+fn wait_exists(ns: &Namespace, what: &str) -> Value {
+    wait_for(ns, what, "it to exist", |o| o.is_some()).expect("it exists")
+}
+
+fn wait_gone(ns: &Namespace, what: &str) {
+    wait_for(ns, what, "it to be gone", |o| o.is_none());
+}
+
+fn gateway(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata:\n  name: {name}\nspec:\n  stages:\n    - name: dev\n{spec}"
+    )
+}
+
+fn assert_owned_by(obj: &Value, gateway: &Value) {
+    let owners = obj["metadata"]["ownerReferences"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no ownerReferences: {obj:#}"));
+    assert_eq!(owners.len(), 1, "{obj:#}");
+    let owner = &owners[0];
+    assert_eq!(owner["kind"], "ApiGateway", "{obj:#}");
+    assert_eq!(owner["name"], gateway["metadata"]["name"], "{obj:#}");
+    assert_eq!(owner["uid"], gateway["metadata"]["uid"], "{obj:#}");
+    assert_eq!(owner["controller"], true, "{obj:#}");
+    assert_eq!(owner["blockOwnerDeletion"], true, "{obj:#}");
+    let labels = &obj["metadata"]["labels"];
+    assert_eq!(
+        labels["app.kubernetes.io/name"], "tollgate-proxy",
+        "{obj:#}"
+    );
+    assert_eq!(
+        labels["app.kubernetes.io/instance"],
+        gateway["metadata"]["name"]
+    );
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "tollgate");
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `args` holds `flag value`.
+fn has_arg(args: &[String], flag: &str, value: &str) -> bool {
+    args.windows(2).any(|w| w[0] == flag && w[1] == value)
+}
+
+fn check_pod_template(template: &Value, ns: &str, gateway: &str) {
+    let spec = &template["spec"];
+    assert_eq!(
+        spec["serviceAccountName"],
+        format!("tollgate-proxy-{gateway}")
+    );
+    assert_eq!(spec["automountServiceAccountToken"], false);
+    let container = &spec["containers"][0];
+    assert_eq!(container["name"], "proxy");
+    assert_eq!(container["image"], IMAGE);
+    let args = strings(&container["args"]);
+    assert!(
+        has_arg(&args, "--gateway", &format!("{ns}/{gateway}")),
+        "{args:?}"
+    );
+    assert!(
+        has_arg(
+            &args,
+            "--controller",
+            &format!("https://tollgate-controller.{CONTROLLER_NAMESPACE}.svc:9443")
+        ),
+        "{args:?}"
+    );
+    assert!(
+        has_arg(&args, "--token-file", "/var/run/secrets/tollgate/token"),
+        "{args:?}"
+    );
+    assert!(
+        has_arg(&args, "--ca-file", "/etc/tollgate/ca/ca.crt"),
+        "{args:?}"
+    );
+    assert!(
+        has_arg(&args, "--state-dir", "/var/lib/tollgate"),
+        "{args:?}"
+    );
+    assert!(has_arg(&args, "--admin-listen", "0.0.0.0:9901"), "{args:?}");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], 9901);
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["port"], 9901);
+    let security = &container["securityContext"];
+    assert_eq!(security["runAsNonRoot"], true);
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(strings(&security["capabilities"]["drop"]), ["ALL"]);
+    assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(container["resources"]["requests"]["cpu"], "100m");
+    assert_eq!(container["resources"]["requests"]["memory"], "64Mi");
+    assert_eq!(container["resources"]["limits"]["memory"], "256Mi");
+    let volumes = spec["volumes"].as_array().expect("volumes");
+    let volume = |name: &str| {
+        volumes
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no volume {name}: {spec:#}"))
+    };
+    let token = &volume("token")["projected"]["sources"][0]["serviceAccountToken"];
+    assert_eq!(token["expirationSeconds"], 3600, "{spec:#}");
+    assert_eq!(
+        volume("ca")["configMap"]["name"],
+        format!("tollgate-proxy-{gateway}-ca")
+    );
+    assert!(volume("state")["emptyDir"].is_object());
+}
+
+#[test]
+fn a_regional_gateway_gets_a_deployment_behind_a_load_balancer() {
+    let ns = namespace("fleet-regional");
+    apply(&ns, &gateway("hello", "  endpointType: Regional\n"));
+    let gw = get(&ns, "apigateway/hello").expect("the gateway");
+
+    let sa = wait_exists(&ns, "serviceaccount/tollgate-proxy-hello");
+    assert_owned_by(&sa, &gw);
+    assert_eq!(sa["automountServiceAccountToken"], false);
+
+    let cm = wait_exists(&ns, "configmap/tollgate-proxy-hello-ca");
+    assert_owned_by(&cm, &gw);
+    let ca = cm["data"]["ca.crt"].as_str().unwrap_or_default();
+    assert!(ca.contains("BEGIN CERTIFICATE"), "{cm:#}");
+    assert!(!ca.contains("PRIVATE KEY"), "{cm:#}");
+    assert_eq!(
+        ca,
+        tollgate_tests::controller::ca_pem(ControlPlane::shared())
+    );
+
+    let deployment = wait_exists(&ns, "deployment/tollgate-proxy-hello");
+    assert_owned_by(&deployment, &gw);
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    check_pod_template(&deployment["spec"]["template"], ns.name(), "hello");
+
+    let service = wait_exists(&ns, "service/tollgate-proxy-hello");
+    assert_owned_by(&service, &gw);
+    assert_eq!(service["spec"]["type"], "LoadBalancer");
+    assert_eq!(service["spec"]["ports"][0]["port"], 80);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], 8080);
+    assert_eq!(
+        service["spec"]["selector"]["app.kubernetes.io/instance"],
+        "hello"
+    );
+
+    let pdb = wait_exists(&ns, "poddisruptionbudget/tollgate-proxy-hello");
+    assert_owned_by(&pdb, &gw);
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+
+    // spec.fleet.replicas is followed.
+    apply(
+        &ns,
+        &gateway(
+            "hello",
+            "  endpointType: Regional\n  fleet:\n    replicas: 3\n",
+        ),
+    );
+    wait_for(&ns, "deployment/tollgate-proxy-hello", "3 replicas", |d| {
+        d.is_some_and(|d| d["spec"]["replicas"] == 3)
+    });
+}
+
+#[test]
+fn a_private_gateway_gets_a_cluster_ip_and_a_network_policy() {
+    let ns = namespace("fleet-private");
+    apply(
+        &ns,
+        &gateway(
+            "hello",
+            "  endpointType: Private\n  resourcePolicy:\n    allowNamespaces: [team-a]\n    allowCidrs: [10.0.0.0/8]\n",
+        ),
+    );
+    let gw = get(&ns, "apigateway/hello").expect("the gateway");
+    wait_exists(&ns, "deployment/tollgate-proxy-hello");
+    let service = wait_exists(&ns, "service/tollgate-proxy-hello");
+    assert_eq!(service["spec"]["type"], "ClusterIP");
+    let policy = wait_exists(&ns, "networkpolicy/tollgate-proxy-hello");
+    assert_owned_by(&policy, &gw);
+    let spec = &policy["spec"];
+    assert_eq!(
+        spec["podSelector"]["matchLabels"]["app.kubernetes.io/instance"],
+        "hello"
+    );
+    assert_eq!(strings(&spec["policyTypes"]), ["Ingress"]);
+    let rule = &spec["ingress"][0];
+    let from = rule["from"].as_array().expect("from");
+    assert_eq!(from.len(), 2, "{spec:#}");
+    assert!(
+        from.iter().any(
+            |p| p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "team-a"
+        ),
+        "{spec:#}"
+    );
+    assert!(
+        from.iter().any(|p| p["ipBlock"]["cidr"] == "10.0.0.0/8"),
+        "{spec:#}"
+    );
+    assert_eq!(rule["ports"][0]["port"], 8080, "{spec:#}");
+}
+
+#[test]
+fn an_edge_gateway_gets_a_daemon_set_on_its_nodes() {
+    let ns = namespace("fleet-edge");
+    apply(
+        &ns,
+        &gateway(
+            "hello",
+            "  endpointType: Edge\n  fleet:\n    nodeSelector:\n      edge: \"true\"\n    tolerations:\n      - key: edge\n        operator: Exists\n        effect: NoSchedule\n",
+        ),
+    );
+    let gw = get(&ns, "apigateway/hello").expect("the gateway");
+    let daemon_set = wait_exists(&ns, "daemonset/tollgate-proxy-hello");
+    assert_owned_by(&daemon_set, &gw);
+    let template = &daemon_set["spec"]["template"];
+    assert_eq!(template["spec"]["nodeSelector"]["edge"], "true");
+    assert_eq!(template["spec"]["tolerations"][0]["key"], "edge");
+    check_pod_template(template, ns.name(), "hello");
+    let service = wait_exists(&ns, "service/tollgate-proxy-hello");
+    assert_eq!(service["spec"]["type"], "LoadBalancer");
+    assert_eq!(service["spec"]["externalTrafficPolicy"], "Local");
+    wait_exists(&ns, "poddisruptionbudget/tollgate-proxy-hello");
+    assert!(get(&ns, "deployment/tollgate-proxy-hello").is_none());
+}
+
+#[test]
+fn a_hand_edit_of_an_owned_object_is_reverted() {
+    let ns = namespace("fleet-drift");
+    apply(&ns, &gateway("hello", "  endpointType: Regional\n"));
+    wait_exists(&ns, "deployment/tollgate-proxy-hello");
+    ns.kubectl_ok(&[
+        "scale",
+        "deployment",
+        "tollgate-proxy-hello",
+        "--replicas",
+        "7",
+    ]);
+    wait_for(
+        &ns,
+        "deployment/tollgate-proxy-hello",
+        "2 replicas again",
+        |d| d.is_some_and(|d| d["spec"]["replicas"] == 2),
+    );
+    let patch = r#"[{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "evil:1"}]"#;
+    ns.kubectl_ok(&[
+        "patch",
+        "deployment",
+        "tollgate-proxy-hello",
+        "--type",
+        "json",
+        "-p",
+        patch,
+    ]);
+    wait_for(
+        &ns,
+        "deployment/tollgate-proxy-hello",
+        "its image back",
+        |d| d.is_some_and(|d| d["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE),
+    );
+}
+
+#[test]
+fn deleting_the_gateway_deletes_its_fleet() {
+    let ns = namespace("fleet-delete");
+    apply(&ns, &gateway("hello", "  endpointType: Regional\n"));
+    wait_exists(&ns, "deployment/tollgate-proxy-hello");
+    wait_exists(&ns, "service/tollgate-proxy-hello");
+    wait_exists(&ns, "serviceaccount/tollgate-proxy-hello");
+    ns.kubectl_ok(&["delete", "apigateway", "hello", "--wait=false"]);
+    wait_gone(&ns, "deployment/tollgate-proxy-hello");
+    wait_gone(&ns, "service/tollgate-proxy-hello");
+    wait_gone(&ns, "serviceaccount/tollgate-proxy-hello");
+    wait_gone(&ns, "configmap/tollgate-proxy-hello-ca");
+}
+
+#[test]
+fn switching_from_regional_to_edge_swaps_the_deployment_for_a_daemon_set() {
+    let ns = namespace("fleet-switch");
+    apply(&ns, &gateway("hello", "  endpointType: Regional\n"));
+    wait_exists(&ns, "deployment/tollgate-proxy-hello");
+    apply(&ns, &gateway("hello", "  endpointType: Edge\n"));
+    wait_exists(&ns, "daemonset/tollgate-proxy-hello");
+    wait_gone(&ns, "deployment/tollgate-proxy-hello");
+    wait_for(
+        &ns,
+        "service/tollgate-proxy-hello",
+        "externalTrafficPolicy Local",
+        |s| s.is_some_and(|s| s["spec"]["externalTrafficPolicy"] == "Local"),
+    );
+}
