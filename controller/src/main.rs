@@ -6,7 +6,7 @@
 //! debounced watch -> compile -> publish loop), [`snapshot`] (each gateway's table and fleet,
 //! the proxies' HTTPS endpoints, token reviews), [`tls`] (the snapshot service's certificate),
 //! [`leader`] (the Lease: only the leader writes, every replica serves snapshots), [`metrics`]
-//! (Prometheus metrics, `/healthz`, `/readyz`).
+//! (Prometheus metrics, `/healthz`, `/readyz`), [`replicas`] (fleet counts across replicas).
 
 mod args;
 mod fleet;
@@ -14,6 +14,7 @@ mod index;
 mod leader;
 mod metrics;
 mod publish;
+mod replicas;
 mod run;
 mod snapshot;
 mod status;
@@ -72,7 +73,26 @@ async fn main() -> anyhow::Result<()> {
     );
     let poke = index.clone();
     let on_leading = poke_on_leading(leadership.clone(), index.clone());
-    let snapshots = snapshot::Snapshots::with_metrics(metrics.clone(), move || poke.poke());
+    let fleet_changed = Arc::new(tokio::sync::Notify::new());
+    let local_change = fleet_changed.clone();
+    let snapshots = snapshot::Snapshots::with_metrics(metrics.clone(), move || {
+        poke.poke();
+        local_change.notify_one();
+    });
+    let lease_duration = leader::Timing::new(args.lease_duration_seconds).duration;
+    let reporter = replicas::Reporter::new(
+        client.clone(),
+        &args.namespace,
+        &identity,
+        snapshots.clone(),
+        fleet_changed,
+        lease_duration,
+    );
+    let others = replicas::Others::new(&identity, lease_duration);
+    let others_poke = index.clone();
+    let others_watch = others
+        .clone()
+        .watch(client.clone(), &args.namespace, move || others_poke.poke());
     let service = Arc::new(snapshot::server::Service {
         snapshots: snapshots.clone(),
         auth: snapshot::auth::Authenticator::new(client.clone()),
@@ -97,7 +117,9 @@ async fn main() -> anyhow::Result<()> {
     );
     tokio::select! {
         () = watchers => anyhow::bail!("the watchers stopped"),
-        () = run::run(index, publisher, snapshots, leadership, metrics, fleet) => anyhow::bail!("the control loop stopped"),
+        () = run::run(index, publisher, snapshots, leadership, metrics, fleet, others) => anyhow::bail!("the control loop stopped"),
+        () = reporter.run() => anyhow::bail!("the fleet counts writer stopped"),
+        () = others_watch => anyhow::bail!("the fleet counts watch stopped"),
         () = elector.run() => anyhow::bail!("leader election stopped"),
         () = on_leading => anyhow::bail!("the leadership watch stopped"),
         () = metrics_server => anyhow::bail!("the metrics endpoint stopped"),
@@ -106,7 +128,8 @@ async fn main() -> anyhow::Result<()> {
             signal?;
             tracing::info!("shutting down");
             // Writes stopped with the control loop: hand the Lease over at once.
-            leader::release(client, &args.namespace, &identity).await;
+            leader::release(client.clone(), &args.namespace, &identity).await;
+            replicas::delete(client, &args.namespace, &identity).await;
             Ok(())
         }
     }

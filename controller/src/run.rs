@@ -11,6 +11,7 @@ use crate::index::Index;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
+use crate::replicas::Others;
 use crate::snapshot::Snapshots;
 
 /// How long changes may keep coming before a pass starts.
@@ -27,6 +28,7 @@ pub async fn run(
     leadership: Leadership,
     metrics: Arc<Metrics>,
     fleet: Fleet,
+    others: Arc<Others>,
 ) {
     loop {
         index.changed().await;
@@ -40,8 +42,10 @@ pub async fn run(
         let compiled_in = started.elapsed();
         metrics.compile_duration.observe(compiled_in.as_secs_f64());
         let sent = snapshots.publish(resources.gateways.keys(), &compiled.tables);
-        let fleets = snapshots.fleet_counts();
-        metrics.set_fleets(&fleets);
+        let local = snapshots.fleet_counts();
+        metrics.set_fleets(&local);
+        // Statuses count every replica's proxies: this one's, plus the others' ConfigMaps.
+        let fleets = others.totals(local, &snapshots.current_versions(), jiff::Timestamp::now());
         let outcome = publisher.publish(&resources, &compiled, &fleets).await;
         // Fleet objects are writes too: only the leader applies them.
         let fleet_outcome = if leadership.is_leader() {

@@ -94,10 +94,8 @@ pub fn invoke_url(table: &GatewayTable, base_domain: &str, stage: &str) -> Strin
 /// is Accepted and Programmed alone: a gateway nobody serves yet (or served by standalone
 /// proxies, which do not report) is ready to be served.
 ///
-/// Limitation with several replicas: each replica knows only the proxies subscribed to its
-/// own snapshot service, and only the leader writes status ([`crate::leader`]), so `proxies`
-/// (and `Ready`'s fleet part) count the leader's subscribers alone. Proxies connected to a
-/// follower are not counted; there is no cross-replica aggregation.
+/// With several replicas, `proxies` are every replica's subscribers: the leader adds the other
+/// replicas' published counts to its own ([`crate::replicas`]).
 pub fn gateway(
     meta: &ObjectMeta,
     previous: Option<&ApiGatewayStatus>,

@@ -1,7 +1,8 @@
 //! Two real `tollgate-controller` replicas against one control plane: leader election on the
 //! Lease `tollgate-controller` (only the leader writes statuses, exactly one reports
 //! `tollgate_controller_is_leader 1`), failover when the leader stops, and the controller's
-//! metrics endpoint.
+//! metrics endpoint; and the fleet counts of proxies connected to a follower, which the leader
+//! adds up from every replica's `tollgate-fleet-{identity}` ConfigMap into the status.
 //!
 //! Needs `cargo build --workspace --bins` first (the controller is found next to the tests).
 
@@ -9,13 +10,19 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tollgate_tests::control_plane::{ControlPlane, Namespace, output_text};
-use tollgate_tests::controller::{CONTROLLER_NAMESPACE, Controller};
+use tollgate_tests::controller::{
+    CONTROLLER_NAMESPACE, Controller, FrameReader, SnapshotClient, ca_pem, service_account_token,
+};
 
 /// Generous: a takeover needs the Lease to expire (4 s here) on a possibly loaded machine.
 const DEADLINE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(200);
+
+/// The tests of this file share the Lease: one at a time (`blocking_lock` in a plain test,
+/// `lock().await` in an async one).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn replica(cp: &ControlPlane, name: &str) -> Controller {
     Controller::start_with_env(
@@ -143,13 +150,17 @@ spec:
 
 #[test]
 fn one_leader_writes_and_another_takes_over_when_it_stops() {
+    let _serial = SERIAL.blocking_lock();
     let cp = ControlPlane::shared();
     let a = replica(cp, "tollgate-ha-a");
     let b = replica(cp, "tollgate-ha-b");
     let both = [&a, &b];
 
     // (a) Exactly one replica holds the Lease, and only it says so on /metrics.
-    let holder = wait("a Lease holder", &both, || lease_holder(cp));
+    // (A replica of another test may still hold it for a moment.)
+    let holder = wait("a Lease holder among the replicas", &both, || {
+        lease_holder(cp).filter(|h| h.starts_with("tollgate-ha-") && !h.contains("fleet"))
+    });
     let (leader, follower) = match holder.as_str() {
         "tollgate-ha-a" => (&a, &b),
         "tollgate-ha-b" => (&b, &a),
@@ -264,4 +275,158 @@ fn one_leader_writes_and_another_takes_over_when_it_stops() {
         .is_some_and(|n| n > 0.0),
         "{after}"
     );
+}
+
+fn condition_status(obj: &Value, type_: &str) -> Option<String> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .and_then(|c| c["status"].as_str().map(str::to_owned))
+}
+
+/// Polls the gateway (without blocking the runtime: the subscription stays served meanwhile).
+async fn wait_gateway(
+    ns: &Namespace<'_>,
+    what: &str,
+    replicas: &[&Controller],
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let gw = tokio::task::block_in_place(|| get_json(ns, "apigateway/hello"));
+        if check(&gw) {
+            return gw;
+        }
+        if Instant::now() >= deadline {
+            let logs: Vec<String> = replicas.iter().map(|r| r.log_tail(40)).collect();
+            panic!(
+                "timed out after {DEADLINE:?} waiting for {what}; status:\n{}\nlogs:\n{}",
+                serde_json::to_string_pretty(&gw["status"]).unwrap_or_default(),
+                logs.join("\n-----\n")
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_counts_the_proxies_of_a_follower() {
+    let _serial = SERIAL.lock().await;
+    let cp = ControlPlane::shared();
+    let (a, b) = tokio::task::block_in_place(|| {
+        (
+            replica(cp, "tollgate-ha-fleet-a"),
+            replica(cp, "tollgate-ha-fleet-b"),
+        )
+    });
+    let both = [&a, &b];
+    let holder = tokio::task::block_in_place(|| {
+        wait("a Lease holder among the replicas", &both, || {
+            lease_holder(cp).filter(|h| h.starts_with("tollgate-ha-fleet-"))
+        })
+    });
+    let (follower, follower_name) = if holder == "tollgate-ha-fleet-a" {
+        (&b, "tollgate-ha-fleet-b")
+    } else {
+        (&a, "tollgate-ha-fleet-a")
+    };
+
+    let ns = cp.namespace("controller-ha-fleet");
+    apply(&ns, GATEWAY);
+    wait_gateway(&ns, "Programmed=True, no proxy", &both, |o| {
+        condition_status(o, "Programmed").as_deref() == Some("True")
+            && o["status"]["proxies"] == json!({"current": 0, "connected": 0})
+    })
+    .await;
+
+    // A proxy subscribes to the follower (retrying until the follower knows the gateway).
+    let token = service_account_token(cp, ns.name(), "tollgate-proxy-hello");
+    let client = SnapshotClient::new(&follower.snapshot_url(), &ca_pem(cp));
+    let gateway = format!("{}/hello", ns.name());
+    let deadline = Instant::now() + DEADLINE;
+    let response = loop {
+        let response = client.subscribe(&gateway, Some(&token), "proxy-ha").await;
+        if response.status() == 200 {
+            break response;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the follower refuses the subscription: {}\n{}",
+            response.status(),
+            follower.log_tail(40)
+        );
+        tokio::time::sleep(POLL).await;
+    };
+    let mut frames = FrameReader::new(response);
+    let frame = frames
+        .next(Duration::from_secs(30))
+        .await
+        .expect("a first frame");
+    let version = frame.table.version.clone();
+    let ack = json!({"gateway": {"namespace": ns.name(), "name": "hello"}, "proxyId": "proxy-ha", "version": version, "accepted": true});
+    let answer = client
+        .send("POST", "/v1/ack", Some(&token), &[], ack.to_string())
+        .await;
+    assert_eq!(answer.status(), 204);
+
+    // The follower's ConfigMap has it, and the leader writes it into the status.
+    let configmap = format!("tollgate-fleet-{follower_name}");
+    let data = tokio::task::block_in_place(|| {
+        wait("the follower's fleet counts", &both, || {
+            let out = cp.kubectl(&[
+                "get",
+                "configmap",
+                "-n",
+                CONTROLLER_NAMESPACE,
+                &configmap,
+                "-o",
+                "json",
+            ]);
+            let cm: Value = serde_json::from_slice(&out.stdout).ok()?;
+            let fleet: Value = serde_json::from_str(cm["data"]["fleet.json"].as_str()?).ok()?;
+            (fleet[&gateway]["connected"] == 1).then_some(cm)
+        })
+    });
+    assert_eq!(
+        data["metadata"]["labels"]["app.kubernetes.io/component"],
+        "fleet-counts"
+    );
+    wait_gateway(&ns, "1 current, 1 connected, Ready", &both, |o| {
+        o["status"]["proxies"] == json!({"current": 1, "connected": 1})
+            && o["status"]["tableVersion"] == version.as_str()
+            && condition_status(o, "Ready").as_deref() == Some("True")
+    })
+    .await;
+
+    // The proxy goes: back to none.
+    drop(frames);
+    drop(client);
+    wait_gateway(&ns, "0 current, 0 connected", &both, |o| {
+        o["status"]["proxies"] == json!({"current": 0, "connected": 0})
+    })
+    .await;
+
+    // Stopped replicas remove their ConfigMaps and let the next test have the Lease.
+    a.stop();
+    b.stop();
+    tokio::task::block_in_place(|| {
+        wait("both replicas to exit", &both, || {
+            (a.has_exited() && b.has_exited()).then_some(())
+        });
+        let out = cp.kubectl(&[
+            "get",
+            "configmap",
+            "-n",
+            CONTROLLER_NAMESPACE,
+            &configmap,
+            "--ignore-not-found",
+            "-o",
+            "name",
+        ]);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+            "the follower's ConfigMap is left after a graceful stop"
+        );
+    });
 }

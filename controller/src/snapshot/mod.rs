@@ -293,6 +293,38 @@ impl Snapshots {
         self.nacks.load(Ordering::Relaxed)
     }
 
+    /// Every known gateway's proxies: connected, and how many last accepted each version (what
+    /// this replica publishes for the leader, see [`crate::replicas`]).
+    pub fn fleet_versions(&self) -> BTreeMap<ObjectKey, crate::replicas::GatewayFleet> {
+        self.lock()
+            .gateways
+            .iter()
+            .map(|(key, entry)| {
+                let mut versions = BTreeMap::new();
+                for version in entry.proxies.values().filter_map(|p| p.accepted.clone()) {
+                    *versions.entry(version).or_insert(0u32) += 1;
+                }
+                let fleet = crate::replicas::GatewayFleet {
+                    versions,
+                    connected: entry.proxies.len() as u32,
+                };
+                (key.clone(), fleet)
+            })
+            .collect()
+    }
+
+    /// Every known gateway's current table version (the one its proxies are sent).
+    pub fn current_versions(&self) -> BTreeMap<ObjectKey, String> {
+        self.lock()
+            .gateways
+            .iter()
+            .filter_map(|(key, entry)| {
+                let version = entry.table.borrow().as_ref().map(|t| t.version.clone())?;
+                Some((key.clone(), version))
+            })
+            .collect()
+    }
+
     /// Every known gateway's proxies: connected, and running the gateway's current table.
     pub fn fleet_counts(&self) -> BTreeMap<ObjectKey, ProxyCounts> {
         self.lock()
