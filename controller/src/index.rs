@@ -125,8 +125,9 @@ impl Index {
 
 // === impl Owned ===
 
-/// Every object labelled `app.kubernetes.io/managed-by=tollgate`, by kind: watched so that a
-/// hand edit of one triggers a pass (which applies it back).
+/// Every proxy fleet object (labelled `app.kubernetes.io/managed-by=tollgate` and
+/// `app.kubernetes.io/name=tollgate-proxy`), by kind: watched so that a hand edit of one
+/// triggers a pass (which applies it back).
 #[derive(Default)]
 struct Owned {
     deployments: Shelf<Deployment>,

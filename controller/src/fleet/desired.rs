@@ -20,7 +20,10 @@ pub const FIELD_MANAGER: &str = "tollgate-controller";
 /// Label every owned object carries (value [`MANAGED_BY`]); the watchers select on it.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "tollgate";
-pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=tollgate";
+/// Selects the proxy fleet objects (and not the controller's own bookkeeping objects, such as
+/// the per-replica fleet-count ConfigMaps, whose writes must not set off a fleet pass).
+pub const MANAGED_BY_SELECTOR: &str =
+    "app.kubernetes.io/managed-by=tollgate,app.kubernetes.io/name=tollgate-proxy";
 const NAME_LABEL: &str = "app.kubernetes.io/name";
 const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 const PROXY_NAME: &str = "tollgate-proxy";
