@@ -340,6 +340,8 @@ fn a_hand_edit_of_an_owned_object_is_reverted() {
     );
 }
 
+/// The garbage collector rediscovers resource kinds every 30 s, and cannot act on an owner
+/// whose kind it has not discovered yet: on a fresh control plane this test waits ~40 s.
 #[test]
 fn deleting_the_gateway_deletes_its_fleet() {
     let ns = namespace("fleet-delete");
