@@ -1,5 +1,5 @@
 //! The API key phase: a route with `apiKeyRequired` needs a key bound to a usage plan of the
-//! stage, sent in `x-api-key`. Keys are compared by SHA-256; the value is never logged.
+//! stage, sent in `x-api-key` or given by the authorizer as its usage identifier. Keys are compared by SHA-256; the value is never logged.
 
 use hyper::HeaderMap;
 use tollgate_crds::table::hash_api_key;
@@ -9,15 +9,18 @@ use crate::errors::GatewayError;
 
 pub const HEADER: &str = "x-api-key";
 
-/// The binding of the request's key, or 403 `Forbidden` for a missing, unknown or disabled one.
+/// The key a client sent in `x-api-key` (`apiKeySource: HEADER`).
+pub fn from_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get(HEADER).and_then(|v| v.to_str().ok())
+}
+
+/// The binding of the presented key (from the header, or an authorizer's usage identifier),
+/// or 403 `Forbidden` for a missing, unknown or disabled one.
 pub fn check<'a>(
-    headers: &HeaderMap,
+    presented: Option<&str>,
     stage: &'a ServedStage,
 ) -> Result<&'a KeyBinding, GatewayError> {
-    let value = headers
-        .get(HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(GatewayError::Forbidden("missing API key"))?;
+    let value = presented.ok_or(GatewayError::Forbidden("missing API key"))?;
     let binding = stage
         .key(&hash_api_key(value))
         .ok_or(GatewayError::Forbidden("invalid API key"))?;

@@ -11,12 +11,14 @@ use std::sync::Arc;
 use tollgate_crds::table::{GatewayTable, IntegrationTable, ObjectKey, StageTable, UsagePlanTable};
 
 use crate::errors::GatewayError;
+use crate::resource_policy::Policy;
 use crate::router::{ConcurrencyLimits, RouterError, StageRouter};
 
 /// One gateway, ready to serve.
 #[derive(Debug)]
 pub struct ServedGateway {
     pub table: Arc<GatewayTable>,
+    pub policy: Policy,
     stages: HashMap<String, ServedStage>,
 }
 
@@ -56,6 +58,7 @@ impl ServedGateway {
             );
         }
         Ok(Self {
+            policy: Policy::build(table.resource_policy.as_ref(), table.endpoint_type),
             table: Arc::new(table),
             stages,
         })

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::body::{Body, full};
+use crate::throttle::RateLimitStatus;
 
 /// Who caused an error: decides the log level and the metrics label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +30,22 @@ pub enum GatewayError {
     /// An authorizer's identity source is missing (UNAUTHORIZED).
     #[error("missing identity source")]
     Unauthorized,
+    /// The identity is there but not valid: a bad signature, an expired token, the wrong
+    /// issuer or audience (UNAUTHORIZED, with the reason in the log only).
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    /// A custom authorizer denied the request (ACCESS_DENIED).
+    #[error("the authorizer denied the request")]
+    ExplicitDeny,
+    /// The gateway's resource policy does not admit the client's address (ACCESS_DENIED).
+    #[error("the resource policy does not admit {0}")]
+    PolicyDenied(std::net::IpAddr),
+    /// A rate limit is spent (THROTTLED).
+    #[error("throttled")]
+    TooManyRequests(RateLimitStatus),
+    /// The key's quota for the period is spent (QUOTA_EXCEEDED).
+    #[error("quota exceeded")]
+    LimitExceeded(RateLimitStatus),
     /// The authorizer cannot decide (AUTHORIZER_CONFIGURATION_ERROR): fail closed.
     #[error("authorizer configuration error: {0}")]
     AuthorizerConfiguration(String),
@@ -58,7 +75,9 @@ impl GatewayError {
             Self::MissingAuthenticationToken | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RequestTooLong => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::ExplicitDeny | Self::PolicyDenied(_) => StatusCode::FORBIDDEN,
+            Self::TooManyRequests(_) | Self::LimitExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::AuthorizerConfiguration(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::IntegrationTimeout | Self::IntegrationFailure(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -74,7 +93,15 @@ impl GatewayError {
             Self::Forbidden(_) => "Forbidden",
             Self::RequestTooLong => "Request Too Long",
             Self::HeadersTooLarge => "Request Header Fields Too Large",
-            Self::Unauthorized => "Unauthorized",
+            Self::Unauthorized | Self::InvalidToken(_) => "Unauthorized",
+            Self::ExplicitDeny => {
+                "User is not authorized to access this resource with an explicit deny"
+            }
+            Self::PolicyDenied(_) => {
+                "User: anonymous is not authorized to perform: execute-api:Invoke on this resource"
+            }
+            Self::TooManyRequests(_) => "Too Many Requests",
+            Self::LimitExceeded(_) => "Limit Exceeded",
             // Amazon API Gateway answers authorizer errors with a null message.
             Self::AuthorizerConfiguration(_) => "",
             Self::BadRequest(_) => "Bad Request",
@@ -92,6 +119,11 @@ impl GatewayError {
             | Self::RequestTooLong
             | Self::HeadersTooLarge
             | Self::Unauthorized
+            | Self::InvalidToken(_)
+            | Self::ExplicitDeny
+            | Self::PolicyDenied(_)
+            | Self::TooManyRequests(_)
+            | Self::LimitExceeded(_)
             | Self::BadRequest(_) => Fault::Client,
             Self::IntegrationTimeout | Self::IntegrationFailure(_) | Self::BadLambdaResult(_) => {
                 Fault::Upstream
@@ -107,7 +139,10 @@ impl GatewayError {
             Self::Forbidden(_) => "ForbiddenException",
             Self::RequestTooLong => "RequestTooLongException",
             Self::HeadersTooLarge => "RequestHeaderFieldsTooLargeException",
-            Self::Unauthorized => "UnauthorizedException",
+            Self::Unauthorized | Self::InvalidToken(_) => "UnauthorizedException",
+            Self::ExplicitDeny | Self::PolicyDenied(_) => "AccessDeniedException",
+            Self::TooManyRequests(_) => "TooManyRequestsException",
+            Self::LimitExceeded(_) => "LimitExceededException",
             Self::AuthorizerConfiguration(_) => "AuthorizerConfigurationException",
             Self::BadRequest(_) => "BadRequestException",
             Self::IntegrationTimeout
@@ -123,7 +158,19 @@ impl GatewayError {
             Self::AuthorizerConfiguration(_) => r#"{"message":null}"#.to_string(),
             _ => serde_json::json!({ "message": self.message() }).to_string(),
         };
-        json_body(self.status(), body, Some(self.error_type()))
+        let mut response = json_body(self.status(), body, Some(self.error_type()));
+        match &self {
+            Self::TooManyRequests(status) | Self::LimitExceeded(status) => {
+                status.write_headers(response.headers_mut(), true);
+            }
+            Self::InvalidToken(_) | Self::Unauthorized => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
     }
 }
 

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tollgate_proxy::access_log::AccessLog;
 use tollgate_proxy::admin::{self, ConfigReport};
 use tollgate_proxy::args::{AccessLogTarget, Args, LogFormat, Mode};
+use tollgate_proxy::auth::AuthState;
 use tollgate_proxy::client;
 use tollgate_proxy::dispatch::Dispatch;
 use tollgate_proxy::fleet::Fleet;
@@ -16,6 +17,7 @@ use tollgate_proxy::metrics::Metrics;
 use tollgate_proxy::pipeline::Shared;
 use tollgate_proxy::server::{self, ServerOptions};
 use tollgate_proxy::standalone::Standalone;
+use tollgate_proxy::throttle::Limiter;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -61,6 +63,8 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
         metrics,
         access_log,
         fleet_size: AtomicU32::new(1),
+        auth: AuthState::default(),
+        limiter: Limiter::default(),
     });
     let report = Arc::new(ArcSwap::from_pointee(ConfigReport::default()));
 

@@ -1,20 +1,26 @@
 //! The request path, phase by phase, in the order they run:
 //!
-//! 1. **route** — host and path to gateway, stage and route ([`Dispatch::resolve`],
-//!    [`StageRouter::find`](crate::router::StageRouter::find));
-//! 2. **auth** — the API key, when the route requires one ([`api_key::check`]);
-//! 3. **body** — read, bounded by the payload limit;
-//! 4. **deployment** — stable or canary, and the stage variables that go with it ([`canary`]);
-//! 5. **integration** — HTTP, Lambda or mock ([`integration::invoke`]);
-//! 6. **response** — request id and deployment headers;
-//! 7. **log** — one access-log line and the metrics.
+//! 1. **gateway** — host and path to gateway and stage ([`Dispatch::resolve`]);
+//! 2. **preflight** — a CORS preflight is answered here ([`cors::preflight`]);
+//! 3. **policy** — the client's address against the resource policy
+//!    ([`resource_policy`](crate::resource_policy));
+//! 4. **route** — method and path to a route
+//!    ([`StageRouter::find`](crate::router::StageRouter::find));
+//! 5. **auth** — stable or canary deployment ([`canary`]), the authorizer
+//!    ([`auth::authorize`]), then the API key ([`api_key::check`]);
+//! 6. **throttle** — gateway, route and per-key rates, and the key's quota
+//!    ([`Limiter::admit`]);
+//! 7. **body** — read, bounded by the payload limit;
+//! 8. **integration** — HTTP, Lambda or mock ([`integration::invoke`]);
+//! 9. **response** — deployment, rate-limit and CORS headers;
+//! 10. **log** — one access-log line and the metrics.
 //!
 //! A phase that fails ends the request with its [`GatewayError`]'s status and JSON body.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -23,16 +29,20 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response};
+use tollgate_crds::resources::ApiKeySource;
 
 use crate::access_log::{AccessLog, AccessRecord};
+use crate::auth::{self, AuthRequest, AuthState};
 use crate::body::Body;
 use crate::canary::{self, DEPLOYMENT_HEADER};
 use crate::client::HttpClient;
 use crate::dispatch::Dispatch;
+use crate::dispatch::Target;
 use crate::errors::{Fault, GatewayError};
 use crate::integration::{self, Call};
 use crate::metrics::{Metrics, RequestLabels};
-use crate::{api_key, authorizer};
+use crate::throttle::{self, Limiter};
+use crate::{api_key, cors};
 
 /// Amazon API Gateway's payload limit.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -49,6 +59,10 @@ pub struct Shared {
     /// How many proxies serve the gateway (fleet mode, from the controller; 1 otherwise): in
     /// local rate-limiting mode each proxy enforces `1 / fleet_size` of every rate.
     pub fleet_size: AtomicU32,
+    /// Signing keys and cached authorizer answers.
+    pub auth: AuthState,
+    /// Throttle and quota counters.
+    pub limiter: Limiter,
 }
 
 /// Where a connection comes from.
@@ -93,12 +107,7 @@ pub async fn handle(
     )
     .await;
     let mut response = outcome.unwrap_or_else(|error| {
-        match error.fault() {
-            Fault::Client => tracing::debug!(request_id = %request_id, error = %error, "request refused"),
-            Fault::Upstream | Fault::Gateway => {
-                tracing::warn!(request_id = %request_id, error = %error, fault = ?error.fault(), "request failed")
-            }
-        }
+        log_refusal(&request_id, &error);
         record.error_message = Some(error.to_string());
         error.into_response()
     });
@@ -144,13 +153,71 @@ async fn serve(
         return Err(GatewayError::HeadersTooLarge);
     }
 
-    // Phase 1: route.
+    // Phase 1: gateway and stage.
     let host = host_of(parts).to_ascii_lowercase();
     let target = dispatch.resolve(&host, parts.uri.path())?;
     let gateway = &target.gateway.table;
     let stage = target.gateway.stage_table(target.stage);
     record.gateway = Some(gateway.gateway.to_string());
     record.stage = Some(stage.name.clone());
+
+    // Phase 2: CORS preflight, answered by the gateway itself.
+    let cors = gateway.cors.as_ref();
+    if let Some(answer) = cors.and_then(|c| cors::preflight(c, &parts.method, &parts.headers)) {
+        return Ok(answer);
+    }
+
+    // Everything after the preflight gets the CORS headers, errors included, so a browser
+    // can read a 429 or a 403.
+    let mut response = match admitted(
+        shared,
+        &target,
+        conn,
+        parts,
+        body,
+        request_id,
+        received_at,
+        &host,
+        record,
+    )
+    .await
+    {
+        Ok(response) => response,
+        Err(error) => {
+            log_refusal(request_id, &error);
+            record.error_message = Some(error.to_string());
+            error.into_response()
+        }
+    };
+    if let Some(c) = cors {
+        cors::decorate(c, &parts.headers, &mut response);
+    }
+    Ok(response)
+}
+
+/// The phases after the gateway is known: policy, route, auth, throttle, body, integration.
+#[allow(clippy::too_many_arguments)]
+async fn admitted(
+    shared: &Shared,
+    target: &Target<'_>,
+    conn: Connection,
+    parts: &hyper::http::request::Parts,
+    body: Incoming,
+    request_id: &str,
+    received_at: jiff::Timestamp,
+    host: &str,
+    record: &mut AccessRecord,
+) -> Result<Response<Body>, GatewayError> {
+    let gateway = &target.gateway.table;
+    let stage = target.gateway.stage_table(target.stage);
+
+    // Phase 3: resource policy, on the client's address (X-Forwarded-For from trusted proxies).
+    let policy = &target.gateway.policy;
+    let source_ip = policy.client_ip(conn.peer.ip(), &parts.headers);
+    record.source_ip = source_ip.to_string();
+    policy.check(source_ip)?;
+
+    // Phase 4: route.
     let found = target
         .stage
         .router
@@ -159,28 +226,56 @@ async fn serve(
     let route = &found.route.table;
     record.route_key = Some(route.route_key.clone());
 
-    // Phase 2: auth.
+    // Phase 5: auth. The deployment is chosen first: identity sources may be stage variables.
     let (deployment, stage_variables) = canary::choose(stage, &parts.headers);
-    if let Some(name) = &route.authorizer {
-        let query = parts.uri.query().unwrap_or("");
-        authorizer::check(name, gateway, &parts.headers, query, stage_variables).inspect_err(|e| {
-            if let GatewayError::AuthorizerConfiguration(why) = e {
-                tracing::warn!(route = %route.route_key, reason = %why, "authorizer refused the request");
-            }
-        })?;
-    }
-    if route.api_key_required {
-        let binding = api_key::check(&parts.headers, target.stage)?;
+    record.deployment = deployment.map(|d| d.as_str());
+    let query = parts.uri.query().unwrap_or("");
+    let identity = auth::authorize(
+        &shared.auth,
+        &shared.client,
+        &AuthRequest {
+            request_id,
+            method: &parts.method,
+            headers: &parts.headers,
+            query,
+            raw_path: parts.uri.path(),
+            path: target.path,
+            source_ip,
+            host,
+            gateway,
+            stage: &stage.name,
+            route,
+            params: &found.params,
+            stage_variables,
+        },
+    )
+    .await?;
+    let binding = if route.api_key_required {
+        let presented = match gateway.api_key_source {
+            ApiKeySource::HEADER => api_key::from_header(&parts.headers),
+            ApiKeySource::AUTHORIZER => identity.usage_identifier_key.as_deref(),
+        };
+        let binding = api_key::check(presented, target.stage)?;
         record.api_key_id = Some(binding.tenant.clone());
-    }
+        Some(binding)
+    } else {
+        None
+    };
 
-    // Phase 3: body.
+    // Phase 6: throttle and quota.
+    let subject = throttle::Subject {
+        gateway,
+        stage: &stage.name,
+        route,
+        plan: binding.map(|b| (&gateway.usage_plans[b.plan], b.tenant.as_str())),
+    };
+    let fleet_size = shared.fleet_size.load(Ordering::Relaxed);
+    let rate_status = shared.limiter.admit(&subject, fleet_size).await?;
+
+    // Phase 7: body.
     let body = read_body(&parts.headers, body).await?;
 
-    // Phase 4: deployment (chosen before auth, whose identity sources may be stage variables).
-    record.deployment = deployment.map(|d| d.as_str());
-
-    // Phase 5: integration.
+    // Phase 8: integration.
     let call = Call {
         request_id,
         method: &parts.method,
@@ -188,20 +283,21 @@ async fn serve(
         headers: &parts.headers,
         raw_path: parts.uri.path(),
         path: target.path,
-        query: parts.uri.query().unwrap_or(""),
+        query,
         body,
-        source_ip: conn.peer.ip(),
+        source_ip,
         scheme: conn.scheme,
-        host: &host,
+        host,
         gateway: &gateway.gateway.name,
         stage: &stage.name,
         route: found.route,
         params: &found.params,
         stage_variables,
+        identity: &identity,
         received_at,
     };
     let integration_started = Instant::now();
-    record.domain_name = Some(host.clone());
+    record.domain_name = Some(host.to_string());
     let outcome = integration::invoke(&call, &shared.client).await;
     let integration_elapsed = integration_started.elapsed();
     record.integration_latency = Some(integration_elapsed.as_millis() as u64);
@@ -225,13 +321,27 @@ async fn serve(
             .upstream_error(labels.gateway, labels.stage, kind);
     })?;
 
-    // Phase 6: response.
+    // Phase 9: response headers.
     if let Some(d) = deployment {
         response
             .headers_mut()
             .insert(DEPLOYMENT_HEADER, HeaderValue::from_static(d.as_str()));
     }
+    if let Some(status) = rate_status {
+        status.write_headers(response.headers_mut(), false);
+    }
     Ok(response)
+}
+
+fn log_refusal(request_id: &str, error: &GatewayError) {
+    match error.fault() {
+        Fault::Client => {
+            tracing::debug!(request_id = %request_id, error = %error, "request refused")
+        }
+        Fault::Upstream | Fault::Gateway => {
+            tracing::warn!(request_id = %request_id, error = %error, fault = ?error.fault(), "request failed")
+        }
+    }
 }
 
 /// The size of the request line and headers as HTTP/1.1 writes them.

@@ -12,6 +12,7 @@ use tollgate_crds::resources::HttpMethod;
 use tollgate_crds::table::HttpBackendTable;
 
 use super::Call;
+use crate::auth::identity;
 use crate::body::{Body, BoxError, full};
 use crate::client::HttpClient;
 use crate::errors::GatewayError;
@@ -50,6 +51,7 @@ pub async fn forward(
     headers.remove(header::HOST);
     headers.remove(header::CONTENT_LENGTH);
     forwarded_headers(call, headers);
+    authorizer_headers(call, headers);
     for (name, value) in request_headers {
         let name = HeaderName::try_from(name.as_str())
             .map_err(|_| GatewayError::Configuration(format!("request header name {name:?}")))?;
@@ -161,6 +163,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .collect();
     for name in names {
         headers.remove(name);
+    }
+}
+
+/// The authorizer's identity as `x-authorizer-*` headers; any a client sent are dropped
+/// first, so the backend can trust them.
+fn authorizer_headers(call: &Call<'_>, headers: &mut HeaderMap) {
+    let forged: Vec<_> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with(identity::HEADER_PREFIX))
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(name);
+    }
+    for (name, value) in call.identity.headers() {
+        headers.append(name, value);
     }
 }
 

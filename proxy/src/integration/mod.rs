@@ -12,6 +12,7 @@ use bytes::Bytes;
 use hyper::{HeaderMap, Method, Response, Version};
 use tollgate_crds::table::IntegrationTable;
 
+use crate::auth::Identity;
 use crate::body::Body;
 use crate::client::HttpClient;
 use crate::errors::GatewayError;
@@ -30,6 +31,7 @@ pub struct Call<'a> {
     /// The query string without '?', "" when none.
     pub query: &'a str,
     pub body: Bytes,
+    /// The client's address (from `X-Forwarded-For` when the peer is a trusted proxy).
     pub source_ip: IpAddr,
     pub scheme: &'static str,
     /// The Host the client asked for (without port).
@@ -40,6 +42,8 @@ pub struct Call<'a> {
     /// Path parameters, raw (as in the URL).
     pub params: &'a [(String, String)],
     pub stage_variables: &'a BTreeMap<String, String>,
+    /// Who the authorizer says the caller is (empty without an authorizer).
+    pub identity: &'a Identity,
     pub received_at: jiff::Timestamp,
 }
 

@@ -30,6 +30,10 @@ pub async fn invoke(
         .iter()
         .map(|(name, raw)| (name.clone(), percent_decode(raw)))
         .collect();
+    let authorizer = match version {
+        PayloadFormatVersion::V1 => call.identity.lambda_v1(),
+        PayloadFormatVersion::V2 => call.identity.lambda_v2(),
+    };
     let input = EventInput {
         request_id: call.request_id,
         method: call.method,
@@ -48,7 +52,7 @@ pub async fn invoke(
         domain_name: call.host,
         api_id: call.gateway,
         received_at: call.received_at,
-        authorizer: None,
+        authorizer: authorizer.as_ref(),
     };
     let event = match version {
         PayloadFormatVersion::V1 => event_v1(&input),
