@@ -286,6 +286,7 @@ async fn admitted(
         query,
         body,
         source_ip,
+        peer_ip: conn.peer.ip(),
         scheme: conn.scheme,
         host,
         gateway: &gateway.gateway.name,

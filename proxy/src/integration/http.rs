@@ -182,8 +182,10 @@ fn authorizer_headers(call: &Call<'_>, headers: &mut HeaderMap) {
     }
 }
 
+/// `X-Forwarded-For` gets the peer appended (the client itself, or the trusted proxy that
+/// already named it), then `-Proto`, `-Host` and the request id.
 fn forwarded_headers(call: &Call<'_>, headers: &mut HeaderMap) {
-    let ip = call.source_ip.to_string();
+    let ip = call.peer_ip.to_string();
     let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
         _ => ip,

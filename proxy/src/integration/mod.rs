@@ -33,6 +33,8 @@ pub struct Call<'a> {
     pub body: Bytes,
     /// The client's address (from `X-Forwarded-For` when the peer is a trusted proxy).
     pub source_ip: IpAddr,
+    /// The address of the connection's peer: the client, or a proxy in front of it.
+    pub peer_ip: IpAddr,
     pub scheme: &'static str,
     /// The Host the client asked for (without port).
     pub host: &'a str,
