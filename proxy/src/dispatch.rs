@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use tollgate_crds::table::{GatewayTable, IntegrationTable, ObjectKey, StageTable, UsagePlanTable};
 
+use crate::cors::Cors;
 use crate::errors::GatewayError;
 use crate::resource_policy::Policy;
 use crate::router::{ConcurrencyLimits, RouterError, StageRouter};
@@ -19,6 +20,8 @@ use crate::router::{ConcurrencyLimits, RouterError, StageRouter};
 pub struct ServedGateway {
     pub table: Arc<GatewayTable>,
     pub policy: Policy,
+    /// The gateway's CORS settings with their header values prebuilt, when it has any.
+    pub cors: Option<Cors>,
     stages: HashMap<String, ServedStage>,
 }
 
@@ -59,6 +62,7 @@ impl ServedGateway {
         }
         Ok(Self {
             policy: Policy::build(table.resource_policy.as_ref(), table.endpoint_type),
+            cors: table.cors.as_ref().map(Cors::build),
             table: Arc::new(table),
             stages,
         })

@@ -1,9 +1,9 @@
 //! The request path, phase by phase, in the order they run:
 //!
 //! 1. **gateway** — host and path to gateway and stage ([`Dispatch::resolve`]);
-//! 2. **preflight** — a CORS preflight is answered here ([`cors::preflight`]);
-//! 3. **policy** — the client's address against the resource policy
+//! 2. **policy** — the client's address against the resource policy
 //!    ([`resource_policy`](crate::resource_policy));
+//! 3. **preflight** — a CORS preflight is answered here ([`cors::preflight`]);
 //! 4. **route** — method and path to a route
 //!    ([`StageRouter::find`](crate::router::StageRouter::find));
 //! 5. **auth** — stable or canary deployment ([`canary`]), the authorizer
@@ -18,7 +18,7 @@
 //! A phase that fails ends the request with its [`GatewayError`]'s status and JSON body.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
@@ -115,7 +115,7 @@ pub async fn handle(
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
 
-    // Phase 7: log.
+    // Phase 10: log.
     let elapsed = started.elapsed();
     record.status = response.status().as_u16();
     record.response_latency = elapsed.as_millis() as u64;
@@ -161,46 +161,57 @@ async fn serve(
     record.gateway = Some(gateway.gateway.to_string());
     record.stage = Some(stage.name.clone());
 
-    // Phase 2: CORS preflight, answered by the gateway itself.
-    let cors = gateway.cors.as_ref();
-    if let Some(answer) = cors.and_then(|c| cors::preflight(c, &parts.method, &parts.headers)) {
-        return Ok(answer);
-    }
-
-    // Everything after the preflight gets the CORS headers, errors included, so a browser
-    // can read a 429 or a 403.
-    let mut response = match admitted(
-        shared,
-        &target,
-        conn,
-        parts,
-        body,
-        request_id,
-        received_at,
-        &host,
-        record,
-    )
-    .await
-    {
-        Ok(response) => response,
-        Err(error) => {
-            log_refusal(request_id, &error);
-            record.error_message = Some(error.to_string());
-            error.into_response()
+    // Phase 2: resource policy, on the client's address (X-Forwarded-For from trusted
+    // proxies); before the preflight, so a refused client learns nothing of the API.
+    let policy = &target.gateway.policy;
+    let source_ip = policy.client_ip(conn.peer.ip(), &parts.headers);
+    record.source_ip = source_ip.to_string();
+    let cors = target.gateway.cors.as_ref();
+    let outcome = match policy.check(source_ip) {
+        Err(refused) => Err(refused),
+        Ok(()) => {
+            // Phase 3: CORS preflight, answered by the gateway itself.
+            if let Some(answer) =
+                cors.and_then(|c| cors::preflight(c, &parts.method, &parts.headers))
+            {
+                return Ok(answer);
+            }
+            admitted(
+                shared,
+                &target,
+                conn,
+                source_ip,
+                parts,
+                body,
+                request_id,
+                received_at,
+                &host,
+                record,
+            )
+            .await
         }
     };
+
+    // Every answer but a preflight's gets the CORS headers, errors included, so a browser
+    // can read a 429 or a 403.
+    let mut response = outcome.unwrap_or_else(|error| {
+        log_refusal(request_id, &error);
+        record.error_message = Some(error.to_string());
+        error.into_response()
+    });
     if let Some(c) = cors {
         cors::decorate(c, &parts.headers, &mut response);
     }
     Ok(response)
 }
 
-/// The phases after the gateway is known: policy, route, auth, throttle, body, integration.
+/// The phases after the preflight: route, auth, throttle, body, integration.
 #[allow(clippy::too_many_arguments)]
 async fn admitted(
     shared: &Shared,
     target: &Target<'_>,
     conn: Connection,
+    source_ip: IpAddr,
     parts: &hyper::http::request::Parts,
     body: Incoming,
     request_id: &str,
@@ -210,12 +221,6 @@ async fn admitted(
 ) -> Result<Response<Body>, GatewayError> {
     let gateway = &target.gateway.table;
     let stage = target.gateway.stage_table(target.stage);
-
-    // Phase 3: resource policy, on the client's address (X-Forwarded-For from trusted proxies).
-    let policy = &target.gateway.policy;
-    let source_ip = policy.client_ip(conn.peer.ip(), &parts.headers);
-    record.source_ip = source_ip.to_string();
-    policy.check(source_ip)?;
 
     // Phase 4: route.
     let found = target

@@ -186,9 +186,18 @@ fn authorizer_headers(call: &Call<'_>, headers: &mut HeaderMap) {
 /// already named it), then `-Proto`, `-Host` and the request id.
 fn forwarded_headers(call: &Call<'_>, headers: &mut HeaderMap) {
     let ip = call.peer_ip.to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
-        _ => ip,
+    // Every X-Forwarded-For line the client sent, in order, as one list.
+    let prior: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let xff = if prior.is_empty() {
+        ip
+    } else {
+        format!("{}, {ip}", prior.join(", "))
     };
     if let Ok(v) = HeaderValue::try_from(xff) {
         headers.insert("x-forwarded-for", v);
