@@ -1,12 +1,40 @@
-//! Throttling and quotas: who may call how often, and how much.
+//! Throttling and quotas: how often and how much a caller may call.
+//!
+//! Every request passes up to three token buckets, in Amazon API Gateway's order of
+//! precedence, and the key's quota:
+//!
+//! 1. **per key**: the plan's per-route override for the key, else the plan's throttle
+//!    (one bucket per key, shared by every gateway and stage the plan covers);
+//! 2. **per route**: the route's throttle (its own, else the stage's default), shared by all
+//!    callers;
+//! 3. **gateway**: the gateway-wide limit (Amazon's account level: 10,000/s, burst 5,000);
+//! 4. **quota**: the key's requests in the plan's current calendar period.
+//!
+//! A request is admitted when every one of them admits it; otherwise it gets 429, `Too Many
+//! Requests` for a bucket and `Limit Exceeded` for the quota.
+//!
+//! Counters live in this proxy (`Local` mode, [`local`]: each of the gateway's proxies
+//! enforces `1 / fleet size` of every rate and quota) or in Redis (`Redis` mode,
+//! [`redis`]: exact across the fleet, one round trip per request). While Redis is unreachable
+//! the gateway's `onFailure` decides: admit, refuse, or fall back to local shares.
+
+pub mod bucket;
+pub mod local;
+pub mod quota;
+pub mod redis;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use hyper::HeaderMap;
 use hyper::header::HeaderValue;
-use tollgate_crds::table::{GatewayTable, RouteTable, UsagePlanTable};
+use tollgate_crds::resources::{RateLimitMode, RedisFailureMode, ThrottleSettings};
+use tollgate_crds::table::{GatewayTable, QuotaTable, RouteTable, UsagePlanTable};
 
 use crate::errors::GatewayError;
+use quota::Window;
 
-/// What `RateLimit-*` headers say about the limit closest to refusing the request.
+/// What `RateLimit-*` headers say about the per-key limit closest to refusing the request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimitStatus {
     /// The limit: a bucket's burst, or a quota's requests per period.
@@ -32,6 +60,14 @@ impl RateLimitStatus {
             );
         }
     }
+
+    /// The tighter of two statuses: the one with fewer requests left.
+    fn tighter(a: Option<Self>, b: Option<Self>) -> Option<Self> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(if b.remaining < a.remaining { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// The request as the limiter sees it.
@@ -43,19 +79,254 @@ pub struct Subject<'a> {
     pub plan: Option<(&'a UsagePlanTable, &'a str)>,
 }
 
+/// One token bucket a request must pass, under a key naming what it limits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limit {
+    pub key: String,
+    pub throttle: ThrottleSettings,
+    /// A per-key bucket: its status goes into the `RateLimit-*` headers.
+    pub per_key: bool,
+}
+
+/// The key's quota in its current period.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuotaLimit {
+    pub key: String,
+    pub quota: QuotaTable,
+    pub window: Window,
+}
+
+/// Every limit a request must pass, tightest scope first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    pub buckets: Vec<Limit>,
+    pub quota: Option<QuotaLimit>,
+}
+
+impl Limits {
+    pub fn of(subject: &Subject<'_>, now: jiff::Timestamp) -> Self {
+        let gw = &subject.gateway.gateway;
+        let mut buckets = Vec::with_capacity(3);
+        let mut quota = None;
+        if let Some((plan, tenant)) = subject.plan {
+            // Plans are namespaced with their gateway; a key's bucket and quota are shared by
+            // every gateway and stage of the plan.
+            let owner = format!("{}/{}|{tenant}", gw.namespace, plan.name);
+            let route_override = plan
+                .stages
+                .iter()
+                .find(|s| s.stage == subject.stage)
+                .and_then(|s| s.route_throttles.get(&subject.route.route_key));
+            if let Some(throttle) = route_override {
+                buckets.push(Limit {
+                    key: format!(
+                        "k|{owner}|{}/{}|{}|{}",
+                        gw.namespace, gw.name, subject.stage, subject.route.route_key
+                    ),
+                    throttle: *throttle,
+                    per_key: true,
+                });
+            } else if let Some(throttle) = plan.throttle {
+                buckets.push(Limit {
+                    key: format!("k|{owner}"),
+                    throttle,
+                    per_key: true,
+                });
+            }
+            quota = plan.quota.as_ref().map(|q| {
+                let window = Window::containing(q, now);
+                QuotaLimit {
+                    key: format!("q|{owner}|{}", window.start.as_second()),
+                    quota: q.clone(),
+                    window,
+                }
+            });
+        }
+        buckets.push(Limit {
+            key: format!(
+                "r|{}/{}|{}|{}",
+                gw.namespace, gw.name, subject.stage, subject.route.route_key
+            ),
+            throttle: subject.route.throttle,
+            per_key: false,
+        });
+        buckets.push(Limit {
+            key: format!("g|{}/{}", gw.namespace, gw.name),
+            throttle: subject.gateway.throttle,
+            per_key: false,
+        });
+        Self { buckets, quota }
+    }
+}
+
 /// Counters of every gateway this proxy serves. Lives as long as the proxy, so a new table
 /// does not hand out fresh buckets.
 #[derive(Default)]
-pub struct Limiter {}
+pub struct Limiter {
+    local: local::LocalCounters,
+    /// One client per Redis URL, made on first use.
+    redis: Mutex<HashMap<String, Arc<redis::RedisCounters>>>,
+}
 
 impl Limiter {
     /// Admits the request or refuses it with 429; on admission, the status of the tightest
     /// per-key limit, for the response headers.
     pub async fn admit(
         &self,
-        _subject: &Subject<'_>,
-        _fleet_size: u32,
+        subject: &Subject<'_>,
+        fleet_size: u32,
     ) -> Result<Option<RateLimitStatus>, GatewayError> {
-        Ok(None)
+        let limits = Limits::of(subject, jiff::Timestamp::now());
+        let settings = &subject.gateway.rate_limiting;
+        let redis_url = match (settings.mode, &settings.redis_url) {
+            (RateLimitMode::Redis, Some(url)) => url,
+            _ => return self.local.admit(&limits, fleet_size),
+        };
+        let counters = self.redis_for(redis_url);
+        match counters.admit(&limits).await {
+            Ok(verdict) => verdict,
+            Err(error) => match settings.on_redis_failure {
+                RedisFailureMode::FailOpen => {
+                    tracing::warn!(%error, "redis unavailable: admitting (FailOpen)");
+                    Ok(None)
+                }
+                RedisFailureMode::FailClosed => {
+                    tracing::warn!(%error, "redis unavailable: refusing (FailClosed)");
+                    Err(GatewayError::TooManyRequests(RateLimitStatus {
+                        limit: 0,
+                        remaining: 0,
+                        reset_seconds: 1,
+                        retry_after_seconds: 1,
+                    }))
+                }
+                RedisFailureMode::Local => {
+                    tracing::warn!(%error, "redis unavailable: enforcing local shares");
+                    self.local.admit(&limits, fleet_size)
+                }
+            },
+        }
+    }
+
+    fn redis_for(&self, url: &str) -> Arc<redis::RedisCounters> {
+        let mut clients = self.redis.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(url.to_string())
+            .or_insert_with(|| Arc::new(redis::RedisCounters::new(url)))
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use tollgate_crds::resources::QuotaPeriod;
+    use tollgate_crds::table::PlanStageTable;
+
+    use super::*;
+
+    fn route(key: &str) -> RouteTable {
+        serde_json::from_value(serde_json::json!({
+            "routeKey": key, "method": "GET", "path": "/pets",
+            "source": {"namespace": "default", "name": "pets"},
+            "apiKeyRequired": true,
+            "throttle": {"rateLimit": 100.0, "burstLimit": 50},
+            "integration": {"type": "mock", "statusCode": 200, "body": ""}
+        }))
+        .unwrap()
+    }
+
+    fn gateway() -> GatewayTable {
+        serde_json::from_value(serde_json::json!({
+            "format": 1, "version": "", "gateway": {"namespace": "default", "name": "pets"},
+            "endpointType": "Regional", "apiKeySource": "HEADER",
+            "throttle": {"rateLimit": 10000.0, "burstLimit": 5000},
+            "rateLimiting": {"mode": "Local", "onRedisFailure": "Local"},
+            "stages": []
+        }))
+        .unwrap()
+    }
+
+    fn plan(overrides: BTreeMap<String, ThrottleSettings>) -> UsagePlanTable {
+        UsagePlanTable {
+            name: "gold".into(),
+            throttle: Some(ThrottleSettings {
+                rate_limit: 10.0,
+                burst_limit: 5,
+            }),
+            quota: Some(QuotaTable {
+                limit: 1000,
+                period: QuotaPeriod::DAY,
+                offset: 0,
+            }),
+            stages: vec![PlanStageTable {
+                stage: "dev".into(),
+                route_throttles: overrides,
+            }],
+            keys: vec![],
+        }
+    }
+
+    #[test]
+    fn a_keyed_request_passes_key_route_and_gateway_buckets_and_the_quota() {
+        let (gw, rt, plan) = (gateway(), route("GET /pets"), plan(BTreeMap::new()));
+        let subject = Subject {
+            gateway: &gw,
+            stage: "dev",
+            route: &rt,
+            plan: Some((&plan, "alice")),
+        };
+        let limits = Limits::of(&subject, "2026-11-24T10:00:00Z".parse().unwrap());
+        let keys: Vec<_> = limits.buckets.iter().map(|b| b.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "k|default/gold|alice",
+                "r|default/pets|dev|GET /pets",
+                "g|default/pets"
+            ]
+        );
+        assert_eq!(limits.buckets[0].throttle.rate_limit, 10.0);
+        let quota = limits.quota.unwrap();
+        assert_eq!(quota.key, "q|default/gold|alice|1795478400");
+    }
+
+    #[test]
+    fn a_plan_override_replaces_the_plan_throttle_for_its_route() {
+        let override_ = ThrottleSettings {
+            rate_limit: 1.0,
+            burst_limit: 1,
+        };
+        let (gw, rt) = (gateway(), route("GET /pets"));
+        let plan = plan(BTreeMap::from([("GET /pets".to_string(), override_)]));
+        let subject = Subject {
+            gateway: &gw,
+            stage: "dev",
+            route: &rt,
+            plan: Some((&plan, "alice")),
+        };
+        let limits = Limits::of(&subject, jiff::Timestamp::now());
+        assert_eq!(limits.buckets.len(), 3);
+        assert_eq!(limits.buckets[0].throttle, override_);
+        assert!(
+            limits.buckets[0]
+                .key
+                .ends_with("|default/pets|dev|GET /pets")
+        );
+    }
+
+    #[test]
+    fn without_a_key_only_route_and_gateway_limits_apply() {
+        let (gw, rt) = (gateway(), route("GET /pets"));
+        let subject = Subject {
+            gateway: &gw,
+            stage: "dev",
+            route: &rt,
+            plan: None,
+        };
+        let limits = Limits::of(&subject, jiff::Timestamp::now());
+        assert_eq!(limits.buckets.len(), 2);
+        assert!(limits.buckets.iter().all(|b| !b.per_key));
+        assert!(limits.quota.is_none());
     }
 }

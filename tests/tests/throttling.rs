@@ -1,0 +1,403 @@
+//! Throttling and quotas end to end: the real proxy binary, real clients, real Redis.
+//!
+//! - Standalone (`Local` mode, one proxy): per-key buckets with `RateLimit-*` headers, 429
+//!   `Too Many Requests` with `Retry-After`, quotas ending in 429 `Limit Exceeded` until the
+//!   period ends, per-route plan overrides, stage and gateway limits for every caller.
+//! - Three proxies sharing one Redis (`Redis` mode): one key limited to R requests/s, offered
+//!   3R for 10 s split evenly and 80/10/10, admits 10·R ± 5%; a quota is exact; what happens
+//!   while Redis is down follows `onFailure`.
+//! - Three fleet proxies told the fleet size (`Local` mode): each takes a third of the rate,
+//!   with no Redis round trip.
+//!
+//! Needs the binary: `cargo build --workspace --bins` before `cargo test -p tollgate-tests`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use tollgate_tests::client::{Client, Response};
+use tollgate_tests::config::{ConfigDir, api_key, dev_gateway, mock, route, usage_plan};
+use tollgate_tests::proxy::Proxy;
+use tollgate_tests::redis::RedisServer;
+
+const TOO_MANY: &str = r#"{"message":"Too Many Requests"}"#;
+const LIMIT_EXCEEDED: &str = r#"{"message":"Limit Exceeded"}"#;
+// 40 characters each.
+const KEY_A: &str = "throttle-alice-0123456789abcdef012345678";
+const KEY_B: &str = "throttle-bobby-0123456789abcdef012345678";
+
+/// Gateway `api` (stage `dev`, extra spec fields from `spec`), route `GET /pets` needing a
+/// key and `GET /open` not, keys `alice` and `bobby` in plan `gold` (fields from `plan`).
+fn resources(spec: Value, plan: Value) -> Vec<Value> {
+    let mut gw = dev_gateway("api");
+    for (k, v) in spec.as_object().cloned().unwrap_or_default() {
+        gw["spec"][k] = v;
+    }
+    let mut pets = route("pets", "api", "GET", "/pets", mock(200, r#"{"pets":[]}"#));
+    pets["spec"]["apiKeyRequired"] = json!(true);
+    let mut gold = usage_plan("gold", "api", "dev", &["alice", "bobby"]);
+    for (k, v) in plan.as_object().cloned().unwrap_or_default() {
+        gold["spec"][k] = v;
+    }
+    vec![
+        gw,
+        pets,
+        route("open", "api", "GET", "/open", mock(200, r#"{"open":true}"#)),
+        api_key("alice", KEY_A, true),
+        api_key("bobby", KEY_B, true),
+        gold,
+    ]
+}
+
+fn throttle(rate: f64, burst: u32) -> Value {
+    json!({"rateLimit": rate, "burstLimit": burst})
+}
+
+struct Standalone {
+    proxy: Proxy,
+    _config: ConfigDir,
+}
+
+fn standalone(resources: &[Value]) -> Standalone {
+    let config = ConfigDir::with("resources.yaml", resources);
+    let proxy = Proxy::start_standalone(config.path(), &[]);
+    Standalone {
+        proxy,
+        _config: config,
+    }
+}
+
+async fn get(client: &Client, proxy: &Proxy, path: &str, key: Option<&str>) -> Response {
+    let headers: Vec<(&str, &str)> = key.map(|k| ("x-api-key", k)).into_iter().collect();
+    client.get(&proxy.url(path), &headers).await
+}
+
+fn header_u64(r: &Response, name: &str) -> Option<u64> {
+    r.header(name).and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_past_its_burst_gets_429_with_rate_limit_headers() {
+    // Rate 0.01/s: no token comes back during the test.
+    let s = standalone(&resources(
+        json!({}),
+        json!({"throttle": throttle(0.01, 3)}),
+    ));
+    let client = Client::new();
+
+    for remaining in [2, 1, 0] {
+        let r = get(&client, &s.proxy, "/dev/pets", Some(KEY_A)).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(header_u64(&r, "ratelimit-limit"), Some(3));
+        assert_eq!(header_u64(&r, "ratelimit-remaining"), Some(remaining));
+        assert!(header_u64(&r, "ratelimit-reset").is_some());
+        assert!(r.header("retry-after").is_none());
+    }
+    let refused = get(&client, &s.proxy, "/dev/pets", Some(KEY_A)).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.text(), TOO_MANY);
+    assert_eq!(header_u64(&refused, "ratelimit-remaining"), Some(0));
+    let retry = header_u64(&refused, "retry-after").expect("Retry-After on a 429");
+    assert!(retry >= 1, "Retry-After {retry}");
+
+    // Another key of the same plan has a bucket of its own; routes without a key are not
+    // limited by the plan.
+    let other = get(&client, &s.proxy, "/dev/pets", Some(KEY_B)).await;
+    assert_eq!(other.status, 200);
+    assert_eq!(header_u64(&other, "ratelimit-remaining"), Some(2));
+    assert_eq!(get(&client, &s.proxy, "/dev/open", None).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_quota_answers_limit_exceeded_until_the_period_ends() {
+    let s = standalone(&resources(
+        json!({}),
+        json!({"quota": {"limit": 4, "period": "DAY"}}),
+    ));
+    let client = Client::new();
+    for remaining in [3, 2, 1, 0] {
+        let r = get(&client, &s.proxy, "/dev/pets", Some(KEY_A)).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(header_u64(&r, "ratelimit-limit"), Some(4));
+        assert_eq!(header_u64(&r, "ratelimit-remaining"), Some(remaining));
+    }
+    let refused = get(&client, &s.proxy, "/dev/pets", Some(KEY_A)).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.text(), LIMIT_EXCEEDED);
+    // The period is the UTC day: Retry-After points at the next midnight.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let to_midnight = 86_400 - now.rem_euclid(86_400);
+    let retry = header_u64(&refused, "retry-after").unwrap() as i64;
+    assert!(
+        (retry - to_midnight).abs() <= 5,
+        "Retry-After {retry} s, next UTC midnight in {to_midnight} s"
+    );
+    assert_eq!(header_u64(&refused, "ratelimit-reset"), Some(retry as u64));
+    // The other key's quota is untouched.
+    assert_eq!(
+        get(&client, &s.proxy, "/dev/pets", Some(KEY_B))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_route_override_replaces_the_plan_throttle_on_its_route() {
+    let mut res = resources(json!({}), json!({"throttle": throttle(1000.0, 1000)}));
+    let mut slow = route("slow", "api", "GET", "/slow", mock(200, "{}"));
+    slow["spec"]["apiKeyRequired"] = json!(true);
+    res.push(slow);
+    let plan = res.iter_mut().find(|r| r["kind"] == "UsagePlan").unwrap();
+    plan["spec"]["apiStages"][0]["routeThrottles"] = json!([
+        {"method": "GET", "path": "/slow", "throttle": throttle(0.01, 1)}
+    ]);
+    let s = standalone(&res);
+    let client = Client::new();
+
+    assert_eq!(
+        get(&client, &s.proxy, "/dev/slow", Some(KEY_A))
+            .await
+            .status,
+        200
+    );
+    let refused = get(&client, &s.proxy, "/dev/slow", Some(KEY_A)).await;
+    assert_eq!((refused.status, refused.text().as_str()), (429, TOO_MANY));
+    for _ in 0..20 {
+        let r = get(&client, &s.proxy, "/dev/pets", Some(KEY_A)).await;
+        assert_eq!(r.status, 200, "the plan's own throttle still governs /pets");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_route_and_gateway_limits_apply_to_every_caller() {
+    // The stage's default: burst 2 per route, shared by all callers, with or without keys.
+    let mut res = resources(json!({}), json!({}));
+    res[0]["spec"]["stages"][0]["throttle"] = throttle(0.01, 2);
+    let s = standalone(&res);
+    let client = Client::new();
+    let statuses = [
+        get(&client, &s.proxy, "/dev/open", None).await.status,
+        get(&client, &s.proxy, "/dev/open", None).await.status,
+        get(&client, &s.proxy, "/dev/open", None).await.status,
+    ];
+    assert_eq!(statuses, [200, 200, 429]);
+    // Another route has its own bucket.
+    assert_eq!(
+        get(&client, &s.proxy, "/dev/pets", Some(KEY_A))
+            .await
+            .status,
+        200
+    );
+    drop(s);
+
+    // The gateway-wide limit caps everything.
+    let s = standalone(&resources(
+        json!({"throttle": throttle(0.01, 3)}),
+        json!({}),
+    ));
+    let mut statuses = Vec::new();
+    for (path, key) in [
+        ("/dev/open", None),
+        ("/dev/pets", Some(KEY_A)),
+        ("/dev/pets", Some(KEY_B)),
+        ("/dev/open", None),
+    ] {
+        statuses.push(get(&client, &s.proxy, path, key).await.status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+}
+
+/// Offers `rate` requests/s for `seconds` with KEY_A, spread over `proxies` by `weights`
+/// (out of 10); returns how many each proxy admitted (200) and refused (429).
+async fn offer(
+    client: &Client,
+    proxies: &[&Proxy],
+    weights: [usize; 3],
+    rate: f64,
+    seconds: f64,
+) -> (Vec<u64>, u64) {
+    let pattern: Vec<usize> = (0..3)
+        .flat_map(|p| std::iter::repeat_n(p, weights[p]))
+        .collect();
+    let total = (rate * seconds) as usize;
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
+        let target = pattern[i % pattern.len()];
+        let url = proxies[target].url("/dev/pets");
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = client.get(&url, &[("x-api-key", KEY_A)]).await;
+            (target, r.status)
+        }));
+    }
+    let mut admitted = vec![0u64; 3];
+    let mut refused = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            (p, 200) => admitted[p] += 1,
+            (_, 429) => refused += 1,
+            (_, other) => panic!("unexpected status {other}"),
+        }
+    }
+    (admitted, refused)
+}
+
+fn redis_gateway(url: &str, on_failure: &str) -> Value {
+    json!({"rateLimiting": {"mode": "Redis", "redis": {"url": url, "onFailure": on_failure}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_mode_admits_the_plan_rate_across_three_proxies() {
+    const R: f64 = 20.0;
+    const SECONDS: f64 = 10.0;
+    let redis = RedisServer::start();
+    let config = ConfigDir::with(
+        "resources.yaml",
+        &resources(
+            redis_gateway(&redis.url(), "FailClosed"),
+            // A burst of 2 absorbs the jitter of arrivals (a request a few ms early is not
+            // refused) and adds at most 2 to the 10·R admitted.
+            json!({"throttle": throttle(R, 2)}),
+        ),
+    );
+    let proxies: Vec<Proxy> = (0..3)
+        .map(|_| Proxy::start_standalone(config.path(), &[]))
+        .collect();
+    let refs: Vec<&Proxy> = proxies.iter().collect();
+    let client = Client::new();
+    // Each proxy loads the script into Redis on its first call; do that on a keyless route.
+    for proxy in &refs {
+        assert_eq!(get(&client, proxy, "/dev/open", None).await.status, 200);
+    }
+
+    for (name, weights) in [("even", [4, 3, 3]), ("80/10/10", [8, 1, 1])] {
+        let calls_before = redis.command_calls("evalsha") + redis.command_calls("eval");
+        let (admitted, refused) = offer(&client, &refs, weights, 3.0 * R, SECONDS).await;
+        let total: u64 = admitted.iter().sum();
+        let expected = R * SECONDS;
+        let error = (total as f64 - expected) / expected;
+        println!(
+            "redis mode, {name} split: offered {} over {SECONDS} s, admitted {total} \
+             (per proxy {admitted:?}), refused {refused}; expected {expected}: {:+.1}%",
+            3.0 * R * SECONDS,
+            error * 100.0
+        );
+        assert!(
+            error.abs() <= 0.05,
+            "{name}: admitted {total}, expected {expected} ± 5%"
+        );
+        // One script call per request: one round trip.
+        let calls = redis.command_calls("evalsha") + redis.command_calls("eval") - calls_before;
+        assert_eq!(calls, total + refused, "Redis script calls per request");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_mode_quotas_are_exact_across_three_proxies() {
+    const QUOTA: u64 = 150;
+    let redis = RedisServer::start();
+    let config = ConfigDir::with(
+        "resources.yaml",
+        &resources(
+            redis_gateway(&redis.url(), "FailClosed"),
+            json!({"quota": {"limit": QUOTA, "period": "MONTH", "offset": 3}}),
+        ),
+    );
+    let proxies: Vec<Arc<Proxy>> = (0..3)
+        .map(|_| Arc::new(Proxy::start_standalone(config.path(), &[])))
+        .collect();
+    let client = Client::new();
+    // 400 requests at once, 8 concurrent streams per proxy.
+    let mut tasks = Vec::new();
+    for worker in 0..24 {
+        let proxy = proxies[worker % 3].clone();
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut counts = (0u64, 0u64);
+            for _ in 0..(400 / 24 + 1) {
+                let r = client
+                    .get(&proxy.url("/dev/pets"), &[("x-api-key", KEY_A)])
+                    .await;
+                match (r.status, r.text().as_str()) {
+                    (200, _) => counts.0 += 1,
+                    (429, LIMIT_EXCEEDED) => counts.1 += 1,
+                    (s, body) => panic!("unexpected {s} {body}"),
+                }
+            }
+            counts
+        }));
+    }
+    let (mut admitted, mut refused) = (0, 0);
+    for t in tasks {
+        let (a, r) = t.await.unwrap();
+        admitted += a;
+        refused += r;
+    }
+    println!("redis mode quota {QUOTA}: admitted {admitted}, refused {refused} (Limit Exceeded)");
+    assert_eq!(admitted, QUOTA, "a quota is exact across the fleet");
+    let last = client
+        .get(&proxies[1].url("/dev/pets"), &[("x-api-key", KEY_B)])
+        .await;
+    assert_eq!(last.status, 200, "another key has its own quota");
+    assert_eq!(header_u64(&last, "ratelimit-limit"), Some(QUOTA));
+    assert_eq!(header_u64(&last, "ratelimit-remaining"), Some(QUOTA - 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_down_the_failure_mode_decides() {
+    let mut redis = RedisServer::start();
+    let client = Client::new();
+    for (mode, expect) in [("FailOpen", 200), ("FailClosed", 429), ("Local", 429)] {
+        // Burst 2 at 0.01/s: a third request within the test is over the limit.
+        let s = standalone(&resources(
+            redis_gateway(&redis.url(), mode),
+            json!({"throttle": throttle(0.01, 2)}),
+        ));
+        assert_eq!(
+            get(&client, &s.proxy, "/dev/pets", Some(KEY_A))
+                .await
+                .status,
+            200
+        );
+        redis.stop();
+        let statuses = [
+            get(&client, &s.proxy, "/dev/pets", Some(KEY_A)).await,
+            get(&client, &s.proxy, "/dev/pets", Some(KEY_A)).await,
+            get(&client, &s.proxy, "/dev/pets", Some(KEY_A)).await,
+        ];
+        let last = &statuses[2];
+        assert_eq!(
+            last.status,
+            expect,
+            "{mode}: third request while Redis is down: {}",
+            last.text()
+        );
+        if mode == "Local" {
+            // The local bucket (burst 2) admitted two before refusing.
+            assert_eq!(statuses[0].status, 200, "{mode}");
+            assert_eq!(statuses[1].status, 200, "{mode}");
+        }
+        if expect == 429 {
+            assert_eq!(last.text(), TOO_MANY);
+        }
+        redis.restart();
+        // Back: Redis decides again (its counters were lost with the restart).
+        tollgate_tests::wait::eventually_async(
+            &format!("{mode}: Redis deciding again"),
+            || async {
+                let before = redis.command_calls("evalsha") + redis.command_calls("eval");
+                let r = get(&client, &s.proxy, "/dev/pets", Some(KEY_B)).await;
+                let after = redis.command_calls("evalsha") + redis.command_calls("eval");
+                (r.status == 200 && after > before).then_some(())
+            },
+        )
+        .await;
+    }
+}
