@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use tollgate_tests::client::{Client, Response};
 use tollgate_tests::config::{ConfigDir, api_key, dev_gateway, mock, route, usage_plan};
+use tollgate_tests::fake_controller::{FakeController, table_of};
 use tollgate_tests::proxy::Proxy;
 use tollgate_tests::redis::RedisServer;
 
@@ -211,8 +212,8 @@ async fn stage_route_and_gateway_limits_apply_to_every_caller() {
     assert_eq!(statuses, [200, 200, 200, 429]);
 }
 
-/// Offers `rate` requests/s for `seconds` with KEY_A, spread over `proxies` by `weights`
-/// (out of 10); returns how many each proxy admitted (200) and refused (429).
+/// Offers `rate` requests/s for `seconds` with KEY_A, spread over `proxies` in proportion
+/// to `weights`; returns how many each proxy admitted (200) and refused (429).
 async fn offer(
     client: &Client,
     proxies: &[&Proxy],
@@ -233,16 +234,16 @@ async fn offer(
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
             let r = client.get(&url, &[("x-api-key", KEY_A)]).await;
-            (target, r.status)
+            (target, r.status, r.text())
         }));
     }
     let mut admitted = vec![0u64; 3];
     let mut refused = 0;
     for task in tasks {
         match task.await.unwrap() {
-            (p, 200) => admitted[p] += 1,
-            (_, 429) => refused += 1,
-            (_, other) => panic!("unexpected status {other}"),
+            (p, 200, _) => admitted[p] += 1,
+            (_, 429, _) => refused += 1,
+            (_, other, body) => panic!("unexpected {other} {body}"),
         }
     }
     (admitted, refused)
@@ -276,7 +277,7 @@ async fn redis_mode_admits_the_plan_rate_across_three_proxies() {
         assert_eq!(get(&client, proxy, "/dev/open", None).await.status, 200);
     }
 
-    for (name, weights) in [("even", [4, 3, 3]), ("80/10/10", [8, 1, 1])] {
+    for (name, weights) in [("even", [1, 1, 1]), ("80/10/10", [8, 1, 1])] {
         let calls_before = redis.command_calls("evalsha") + redis.command_calls("eval");
         let (admitted, refused) = offer(&client, &refs, weights, 3.0 * R, SECONDS).await;
         let total: u64 = admitted.iter().sum();
@@ -400,4 +401,84 @@ async fn while_redis_is_down_the_failure_mode_decides() {
         )
         .await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_mode_shares_the_rate_over_the_fleet_without_asking_redis() {
+    const R: f64 = 30.0;
+    const SECONDS: f64 = 10.0;
+    const TOKEN: &str = "fleet-token";
+    // A Redis is configured but the mode is Local: no request may touch it.
+    let redis = RedisServer::start();
+    let table = table_of(
+        &resources(
+            json!({"rateLimiting": {"mode": "Local", "redis": {"url": redis.url()}}}),
+            // Burst 6: 2 per proxy, absorbing the jitter of arrivals.
+            json!({"throttle": throttle(R, 6)}),
+        ),
+        "api",
+    );
+    let controller = FakeController::start(TOKEN, "api");
+    controller.push(table, 3);
+    let folders: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let proxies: Vec<Proxy> = folders
+        .iter()
+        .map(|dir| {
+            std::fs::create_dir(dir.path().join("state")).unwrap();
+            std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+            Proxy::start_fleet(
+                &controller.url(),
+                "default/api",
+                &dir.path().join("state"),
+                &dir.path().join("token"),
+                &[],
+            )
+        })
+        .collect();
+    let refs: Vec<&Proxy> = proxies.iter().collect();
+    let client = Client::new();
+    for proxy in &refs {
+        tollgate_tests::wait::eventually("a fleet proxy serving the table", || {
+            proxy.is_ready().then_some(())
+        });
+    }
+
+    // Each proxy enforces a third of the rate: evenly spread traffic gets the whole rate.
+    let (admitted, refused) = offer(&client, &refs, [1, 1, 1], 3.0 * R, SECONDS).await;
+    let total: u64 = admitted.iter().sum();
+    let expected = R * SECONDS;
+    let error = (total as f64 - expected) / expected;
+    println!(
+        "local mode, 3 proxies, even split: offered {} over {SECONDS} s, admitted {total} \
+         (per proxy {admitted:?}), refused {refused}; expected {expected}: {:+.1}%",
+        3.0 * R * SECONDS,
+        error * 100.0
+    );
+    assert!(
+        error.abs() <= 0.05,
+        "admitted {total}, expected {expected} ± 5%"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Uneven traffic: the busy proxy's third caps it; the whole is under the rate.
+    let (admitted, refused) = offer(&client, &refs, [8, 1, 1], 3.0 * R, SECONDS).await;
+    let total: u64 = admitted.iter().sum();
+    println!(
+        "local mode, 3 proxies, 80/10/10 split: admitted {total} (per proxy {admitted:?}), \
+         refused {refused}; the even share admits at most {expected} (Redis mode is exact)"
+    );
+    assert!(
+        (total as f64) <= expected * 1.05,
+        "local shares never admit more than the rate"
+    );
+    assert!(
+        (admitted[0] as f64) <= R / 3.0 * SECONDS * 1.1,
+        "the busy proxy keeps to its third: {admitted:?}"
+    );
+
+    assert_eq!(
+        redis.command_calls("evalsha") + redis.command_calls("eval"),
+        0,
+        "Local mode asked Redis"
+    );
 }

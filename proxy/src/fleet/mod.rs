@@ -211,7 +211,7 @@ impl Fleet {
                 frame.table.gateway, self.channel.gateway
             ));
         }
-        // For issue 6 (local throttling): each proxy takes 1/fleet_size of every rate.
+        // Local rate limiting: each proxy takes 1/fleet_size of every rate.
         self.shared
             .fleet_size
             .store(frame.fleet_size.max(1), Ordering::Relaxed);
