@@ -41,6 +41,7 @@ use tollgate_crds::table::JwtTable;
 
 use super::Identity;
 use super::identity::JwtIdentity;
+use super::verified::VerifiedTokens;
 use crate::body::full;
 use crate::client::HttpClient;
 use crate::errors::GatewayError;
@@ -69,6 +70,36 @@ pub async fn verify(
     required_scopes: &[String],
 ) -> Result<Identity, GatewayError> {
     let token = strip_bearer(token);
+    let (claims, just_verified) = match cache.verified.get(&table.jwks_uri, token) {
+        Some(claims) => (claims, false),
+        None => (verified_claims(cache, client, table, token).await?, true),
+    };
+    // Checked on every request, signature cached or not: the token may have expired since.
+    check_claims(&claims, table, unix_now())?;
+    if just_verified {
+        cache.verified.insert(&table.jwks_uri, token, &claims);
+    }
+    let scopes = token_scopes(&claims);
+    if !grants(&scopes, required_scopes) {
+        return Err(GatewayError::Forbidden("missing scope"));
+    }
+    Ok(Identity {
+        principal_id: claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        jwt: Some(JwtIdentity { claims, scopes }),
+        ..Identity::default()
+    })
+}
+
+/// The claims of a token whose signature checks out against the issuer's key.
+async fn verified_claims(
+    cache: &JwksCache,
+    client: &HttpClient,
+    table: &JwtTable,
+    token: &str,
+) -> Result<Map<String, Value>, GatewayError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| Invalid::Malformed)?;
     let algorithm = accepted_algorithm(header.alg)?;
     let kid = header.kid.ok_or(Invalid::NoKid)?;
@@ -84,20 +115,7 @@ pub async fn verify(
     if key.algorithm != algorithm {
         return Err(Invalid::KeyMismatch.into());
     }
-    let claims = verify_signature(token, &key)?;
-    check_claims(&claims, table, unix_now())?;
-    let scopes = token_scopes(&claims);
-    if !grants(&scopes, required_scopes) {
-        return Err(GatewayError::Forbidden("missing scope"));
-    }
-    Ok(Identity {
-        principal_id: claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        jwt: Some(JwtIdentity { claims, scopes }),
-        ..Identity::default()
-    })
+    Ok(verify_signature(token, &key)?)
 }
 
 /// Why a token is refused with 401; the text goes to the log, never to the client.
@@ -250,6 +268,8 @@ fn grants(scopes: &[String], required: &[String]) -> bool {
 /// await; fetches of one URL are one at a time, no more often than [`REFETCH_INTERVAL`].
 pub struct JwksCache {
     sources: Mutex<HashMap<String, Arc<Source>>>,
+    /// Tokens whose signature was checked recently.
+    verified: VerifiedTokens,
     refetch_interval: Duration,
     max_age: Duration,
 }
@@ -315,6 +335,7 @@ impl JwksCache {
     fn with_intervals(refetch_interval: Duration, max_age: Duration) -> Self {
         Self {
             sources: Mutex::default(),
+            verified: VerifiedTokens::default(),
             refetch_interval,
             max_age,
         }

@@ -9,6 +9,7 @@
 pub mod custom;
 pub mod identity;
 pub mod jwt;
+pub mod verified;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
