@@ -2,6 +2,7 @@
 //! from.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use hyper::HeaderMap;
 use hyper::header::{HeaderName, HeaderValue};
@@ -28,7 +29,8 @@ pub struct Identity {
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct JwtIdentity {
-    pub claims: Map<String, Value>,
+    /// Shared with the cache of verified tokens: not copied per request.
+    pub claims: Arc<Map<String, Value>>,
     pub scopes: Vec<String>,
 }
 
@@ -48,7 +50,7 @@ impl Identity {
             out.insert("principalId".into(), json!(p));
         }
         if let Some(jwt) = &self.jwt {
-            out.insert("claims".into(), Value::Object(jwt.claims.clone()));
+            out.insert("claims".into(), Value::Object((*jwt.claims).clone()));
             out.insert("scopes".into(), json!(jwt.scopes));
         }
         Some(Value::Object(out))
@@ -64,7 +66,7 @@ impl Identity {
         if let Some(jwt) = &self.jwt {
             out.insert(
                 "jwt".into(),
-                json!({ "claims": jwt.claims, "scopes": jwt.scopes }),
+                json!({ "claims": &*jwt.claims, "scopes": jwt.scopes }),
             );
         } else {
             out.insert("lambda".into(), Value::Object(self.context.clone()));
@@ -98,7 +100,7 @@ impl Identity {
             push(format!("{HEADER_PREFIX}principal-id"), &json!(p));
         }
         if let Some(jwt) = &self.jwt {
-            for (k, v) in &jwt.claims {
+            for (k, v) in jwt.claims.iter() {
                 push(format!("{HEADER_PREFIX}claim-{}", header_token(k)), v);
             }
             if !jwt.scopes.is_empty() {
@@ -176,10 +178,12 @@ mod tests {
         let identity = Identity {
             principal_id: Some("user-1".into()),
             jwt: Some(JwtIdentity {
-                claims: json!({"sub": "user-1", "custom:tier": "gold", "n": 3})
-                    .as_object()
-                    .cloned()
-                    .unwrap(),
+                claims: Arc::new(
+                    json!({"sub": "user-1", "custom:tier": "gold", "n": 3})
+                        .as_object()
+                        .cloned()
+                        .unwrap(),
+                ),
                 scopes: vec!["read".into(), "write".into()],
             }),
             context: json!({"bad\nvalue": "a\nb"}).as_object().cloned().unwrap(),

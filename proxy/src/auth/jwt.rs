@@ -72,7 +72,10 @@ pub async fn verify(
     let token = strip_bearer(token);
     let (claims, just_verified) = match cache.verified.get(&table.jwks_uri, token) {
         Some(claims) => (claims, false),
-        None => (verified_claims(cache, client, table, token).await?, true),
+        None => (
+            Arc::new(verified_claims(cache, client, table, token).await?),
+            true,
+        ),
     };
     // Checked on every request, signature cached or not: the token may have expired since.
     check_claims(&claims, table, unix_now())?;

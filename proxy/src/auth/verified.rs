@@ -7,7 +7,7 @@
 //! scopes) are still checked on every request by the caller. At most [`MAX_ENTRIES`].
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
@@ -24,13 +24,13 @@ pub struct VerifiedTokens {
 }
 
 struct Entry {
-    claims: Map<String, Value>,
+    claims: Arc<Map<String, Value>>,
     verified_at: Instant,
 }
 
 impl VerifiedTokens {
     /// The claims of `token` if its signature was verified against `jwks_uri` recently.
-    pub fn get(&self, jwks_uri: &str, token: &str) -> Option<Map<String, Value>> {
+    pub fn get(&self, jwks_uri: &str, token: &str) -> Option<Arc<Map<String, Value>>> {
         let key = key(jwks_uri, token);
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
@@ -39,7 +39,7 @@ impl VerifiedTokens {
             .map(|e| e.claims.clone())
     }
 
-    pub fn insert(&self, jwks_uri: &str, token: &str, claims: &Map<String, Value>) {
+    pub fn insert(&self, jwks_uri: &str, token: &str, claims: &Arc<Map<String, Value>>) {
         let key = key(jwks_uri, token);
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= MAX_ENTRIES {
@@ -78,7 +78,7 @@ mod tests {
     #[test]
     fn a_verified_token_is_remembered_per_jwks_url() {
         let tokens = VerifiedTokens::default();
-        let claims = json!({"sub": "u"}).as_object().cloned().unwrap();
+        let claims = Arc::new(json!({"sub": "u"}).as_object().cloned().unwrap());
         tokens.insert("https://a/jwks", "t1", &claims);
         assert_eq!(tokens.get("https://a/jwks", "t1"), Some(claims));
         assert_eq!(tokens.get("https://b/jwks", "t1"), None);
@@ -88,7 +88,7 @@ mod tests {
     #[test]
     fn the_cache_stays_bounded() {
         let tokens = VerifiedTokens::default();
-        let claims = Map::new();
+        let claims = Arc::new(Map::new());
         for i in 0..MAX_ENTRIES + 10 {
             tokens.insert("u", &i.to_string(), &claims);
         }
