@@ -308,6 +308,17 @@ impl Others {
             .collect()
     }
 
+    /// Proxies subscribed to the other (fresh) replicas, per gateway.
+    pub fn connected_elsewhere(&self, now: Timestamp) -> BTreeMap<ObjectKey, u32> {
+        let mut out = BTreeMap::new();
+        for counts in self.fresh_counts(now).values() {
+            for (gateway, fleet) in counts {
+                *out.entry(gateway.clone()).or_insert(0) += fleet.connected;
+            }
+        }
+        out
+    }
+
     /// This replica's counts plus every fresh other replica's: `current` counts the proxies
     /// that accepted `current_versions[gateway]`.
     pub fn totals(

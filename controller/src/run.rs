@@ -45,7 +45,10 @@ pub async fn run(
         let local = snapshots.fleet_counts();
         metrics.set_fleets(&local);
         // Statuses count every replica's proxies: this one's, plus the others' ConfigMaps.
-        let fleets = others.totals(local, &snapshots.current_versions(), jiff::Timestamp::now());
+        let now = jiff::Timestamp::now();
+        let fleets = others.totals(local, &snapshots.current_versions(), now);
+        // Local rate limiting divides by the whole fleet, not by this replica's share of it.
+        snapshots.set_elsewhere(&others.connected_elsewhere(now));
         let outcome = publisher.publish(&resources, &compiled, &fleets).await;
         // Fleet objects are writes too: only the leader applies them.
         let fleet_outcome = if leadership.is_leader() {

@@ -343,6 +343,14 @@ impl FrameReader {
 
     /// The next frame, or `None` when the stream ends; panics after `within`.
     pub async fn next(&mut self, within: Duration) -> Option<SnapshotFrame> {
+        self.next_within(within)
+            .await
+            .unwrap_or_else(|| panic!("no frame within {within:?}"))
+    }
+
+    /// The next frame if one comes within `within` (`Some(None)`: the stream ended); `None`
+    /// when none came in time. The stream stays usable either way.
+    pub async fn next_within(&mut self, within: Duration) -> Option<Option<SnapshotFrame>> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
@@ -353,13 +361,13 @@ impl FrameReader {
                         String::from_utf8_lossy(&line)
                     )
                 });
-                return Some(frame);
+                return Some(Some(frame));
             }
             let frame = tokio::time::timeout_at(deadline, self.body.frame())
                 .await
-                .unwrap_or_else(|_| panic!("no frame within {within:?}"));
+                .ok()?;
             match frame {
-                None => return None,
+                None => return Some(None),
                 Some(Err(e)) => panic!("the subscription failed: {e}"),
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {

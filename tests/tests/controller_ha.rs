@@ -399,6 +399,36 @@ async fn the_leader_counts_the_proxies_of_a_follower() {
     })
     .await;
 
+    // A second proxy subscribes to the leader: both are told the fleet is two proxies, so that
+    // Local rate limiting divides by the whole fleet, whichever replica serves each proxy.
+    let leader = if holder == "tollgate-ha-fleet-a" { &a } else { &b };
+    let leader_client = SnapshotClient::new(&leader.snapshot_url(), &ca_pem(cp));
+    let response = leader_client
+        .subscribe(&gateway, Some(&token), "proxy-ha-2")
+        .await;
+    assert_eq!(response.status(), 200);
+    let mut leader_frames = FrameReader::new(response);
+    let deadline = Instant::now() + DEADLINE;
+    let mut sizes = (0, 0);
+    while sizes != (2, 2) {
+        assert!(
+            Instant::now() < deadline,
+            "fleet sizes (leader's proxy, follower's proxy) stayed {sizes:?}, not (2, 2)"
+        );
+        if let Some(Some(f)) = leader_frames.next_within(Duration::from_millis(200)).await {
+            sizes.0 = f.fleet_size;
+        }
+        if let Some(Some(f)) = frames.next_within(Duration::from_millis(200)).await {
+            sizes.1 = f.fleet_size;
+        }
+    }
+    drop(leader_frames);
+    drop(leader_client);
+    wait_gateway(&ns, "1 connected again", &both, |o| {
+        o["status"]["proxies"]["connected"] == 1
+    })
+    .await;
+
     // The proxy goes: back to none.
     drop(frames);
     drop(client);

@@ -45,9 +45,11 @@ struct State {
 
 struct Entry {
     table: watch::Sender<Option<Arc<GatewayTable>>>,
-    /// Proxies subscribed now; the frames' `fleetSize` (at least 1).
+    /// Proxies subscribed here and to the other replicas; the frames' `fleetSize` (at least 1).
     fleet_size: watch::Sender<u32>,
     proxies: BTreeMap<String, Proxy>,
+    /// Proxies of this gateway subscribed to the other replicas (from their fleet counts).
+    elsewhere: u32,
 }
 
 #[derive(Default)]
@@ -66,6 +68,7 @@ impl Entry {
             table: watch::Sender::new(None),
             fleet_size: watch::Sender::new(1),
             proxies: BTreeMap::new(),
+            elsewhere: 0,
         }
     }
 
@@ -81,7 +84,7 @@ impl Entry {
     }
 
     fn update_fleet_size(&self) {
-        let size = (self.proxies.len() as u32).max(1);
+        let size = (self.proxies.len() as u32 + self.elsewhere).max(1);
         self.fleet_size.send_if_modified(|s| {
             let changed = *s != size;
             *s = size;
@@ -194,6 +197,16 @@ impl Snapshots {
             (self.on_fleet_change)();
         }
         changed
+    }
+
+    /// Sets how many proxies of each gateway the other replicas serve, so that every frame's
+    /// `fleetSize` counts the whole fleet, whichever replica each proxy is subscribed to.
+    pub fn set_elsewhere(&self, elsewhere: &BTreeMap<ObjectKey, u32>) {
+        let mut state = self.lock();
+        for (gateway, entry) in state.gateways.iter_mut() {
+            entry.elsewhere = elsewhere.get(gateway).copied().unwrap_or(0);
+            entry.update_fleet_size();
+        }
     }
 
     /// Adds a proxy to a gateway's fleet.
