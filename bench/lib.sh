@@ -56,10 +56,15 @@ CONF
     PIDS+=($!)
 }
 
-# wrk's requests/s and p99 latency (ms) for one run: prints "RPS P99".
-run_wrk() { # url seconds connections
-    local out
-    out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$3" -d"$2"s --latency "$1")
+# wrk's requests/s and p99 latency (ms) for one run: prints "RPS P99"; fails on any non-2xx.
+run_wrk() { # url seconds connections [wrk args, such as -H "name: value"...]
+    local url=$1 seconds=$2 connections=$3 out
+    shift 3
+    out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$connections" -d"$seconds"s --latency "$@" "$url")
+    # A 429 or 403 is not what is being measured.
+    if grep -q "Non-2xx" <<<"$out"; then
+        echo "bench: $url answered non-2xx under load:" >&2; echo "$out" >&2; exit 1
+    fi
     local rps p99
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
