@@ -401,7 +401,11 @@ async fn the_leader_counts_the_proxies_of_a_follower() {
 
     // A second proxy subscribes to the leader: both are told the fleet is two proxies, so that
     // Local rate limiting divides by the whole fleet, whichever replica serves each proxy.
-    let leader = if holder == "tollgate-ha-fleet-a" { &a } else { &b };
+    let leader = if holder == "tollgate-ha-fleet-a" {
+        &a
+    } else {
+        &b
+    };
     let leader_client = SnapshotClient::new(&leader.snapshot_url(), &ca_pem(cp));
     let response = leader_client
         .subscribe(&gateway, Some(&token), "proxy-ha-2")
