@@ -73,7 +73,7 @@ pub async fn authorize(
     table: &AuthorizerTable,
     sources: &[String],
     request: &AuthRequest<'_>,
-) -> Result<Identity, GatewayError> {
+) -> Result<Arc<Identity>, GatewayError> {
     let endpoint = table.endpoint.as_ref().ok_or_else(|| {
         GatewayError::AuthorizerConfiguration(format!(
             "authorizer {:?} has no endpoint",
@@ -115,7 +115,7 @@ pub async fn authorize(
         "custom authorizer decided"
     );
     if allowed {
-        Ok(answer.identity())
+        Ok(Arc::new(answer.identity()))
     } else {
         Err(GatewayError::ExplicitDeny)
     }
@@ -486,12 +486,12 @@ impl Answer {
     }
 
     fn identity(&self) -> Identity {
-        Identity {
-            principal_id: self.principal_id.clone(),
-            jwt: None,
-            context: self.context.clone(),
-            usage_identifier_key: self.usage_identifier_key.clone(),
-        }
+        Identity::new(
+            self.principal_id.clone(),
+            None,
+            self.context.clone(),
+            self.usage_identifier_key.clone(),
+        )
     }
 }
 

@@ -2,7 +2,7 @@
 //! from.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::OnceLock;
 
 use hyper::HeaderMap;
 use hyper::header::{HeaderName, HeaderValue};
@@ -13,7 +13,8 @@ use tollgate_crds::table::AuthorizerTable;
 /// client sent, so a backend can trust them.
 pub const HEADER_PREFIX: &str = "x-authorizer-";
 
-/// Who the caller is. Empty when the route has no authorizer.
+/// Who the caller is. Empty when the route has no authorizer. Shared (`Arc`): a verified JWT's
+/// identity is built once and reused by every request with that token.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Identity {
     /// The custom authorizer's `principalId`, or the JWT's `sub`.
@@ -25,16 +26,32 @@ pub struct Identity {
     /// A custom authorizer's `usageIdentifierKey`: the API key when the gateway's
     /// `apiKeySource` is `AUTHORIZER`.
     pub usage_identifier_key: Option<String>,
+    /// [`headers`](Self::headers), built on first use.
+    headers: OnceLock<Vec<(HeaderName, HeaderValue)>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct JwtIdentity {
-    /// Shared with the cache of verified tokens: not copied per request.
-    pub claims: Arc<Map<String, Value>>,
+    pub claims: Map<String, Value>,
     pub scopes: Vec<String>,
 }
 
 impl Identity {
+    pub fn new(
+        principal_id: Option<String>,
+        jwt: Option<JwtIdentity>,
+        context: Map<String, Value>,
+        usage_identifier_key: Option<String>,
+    ) -> Self {
+        Self {
+            principal_id,
+            jwt,
+            context,
+            usage_identifier_key,
+            headers: OnceLock::new(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.principal_id.is_none() && self.jwt.is_none() && self.context.is_empty()
     }
@@ -50,7 +67,7 @@ impl Identity {
             out.insert("principalId".into(), json!(p));
         }
         if let Some(jwt) = &self.jwt {
-            out.insert("claims".into(), Value::Object((*jwt.claims).clone()));
+            out.insert("claims".into(), Value::Object(jwt.claims.clone()));
             out.insert("scopes".into(), json!(jwt.scopes));
         }
         Some(Value::Object(out))
@@ -66,7 +83,7 @@ impl Identity {
         if let Some(jwt) = &self.jwt {
             out.insert(
                 "jwt".into(),
-                json!({ "claims": &*jwt.claims, "scopes": jwt.scopes }),
+                json!({ "claims": jwt.claims, "scopes": jwt.scopes }),
             );
         } else {
             out.insert("lambda".into(), Value::Object(self.context.clone()));
@@ -82,7 +99,11 @@ impl Identity {
     /// Names are lowercased with characters other than letters, digits and '-' turned into
     /// '-'; strings go as they are, other values as JSON; values a header cannot carry are
     /// left out.
-    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+    pub fn headers(&self) -> &[(HeaderName, HeaderValue)] {
+        self.headers.get_or_init(|| self.build_headers())
+    }
+
+    fn build_headers(&self) -> Vec<(HeaderName, HeaderValue)> {
         let mut out = Vec::new();
         let mut push = |name: String, value: &Value| {
             let text = match value {
@@ -100,7 +121,7 @@ impl Identity {
             push(format!("{HEADER_PREFIX}principal-id"), &json!(p));
         }
         if let Some(jwt) = &self.jwt {
-            for (k, v) in jwt.claims.iter() {
+            for (k, v) in &jwt.claims {
                 push(format!("{HEADER_PREFIX}claim-{}", header_token(k)), v);
             }
             if !jwt.scopes.is_empty() {
@@ -178,20 +199,18 @@ mod tests {
         let identity = Identity {
             principal_id: Some("user-1".into()),
             jwt: Some(JwtIdentity {
-                claims: Arc::new(
-                    json!({"sub": "user-1", "custom:tier": "gold", "n": 3})
-                        .as_object()
-                        .cloned()
-                        .unwrap(),
-                ),
+                claims: json!({"sub": "user-1", "custom:tier": "gold", "n": 3})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
                 scopes: vec!["read".into(), "write".into()],
             }),
             context: json!({"bad\nvalue": "a\nb"}).as_object().cloned().unwrap(),
-            usage_identifier_key: None,
+            ..Identity::default()
         };
         let headers: Vec<(String, String)> = identity
             .headers()
-            .into_iter()
+            .iter()
             .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
             .collect();
         assert!(headers.contains(&("x-authorizer-principal-id".into(), "user-1".into())));

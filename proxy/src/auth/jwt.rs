@@ -61,39 +61,51 @@ pub const LEEWAY_SECONDS: f64 = 30.0;
 /// RSA keys with a shorter modulus are ignored.
 const MIN_RSA_BITS: usize = 2048;
 
-/// Verifies `token` (the identity source's value, `Bearer ` optional).
+/// Verifies `token` (the identity source's value, `Bearer ` optional). The identity of a
+/// token verified in the last [`VERIFIED_TTL`](super::verified::VERIFIED_TTL) is reused: no
+/// signature check, no copy; its claims are checked again on every request.
 pub async fn verify(
     cache: &JwksCache,
     client: &HttpClient,
     table: &JwtTable,
     token: &str,
     required_scopes: &[String],
-) -> Result<Identity, GatewayError> {
+) -> Result<Arc<Identity>, GatewayError> {
     let token = strip_bearer(token);
-    let (claims, just_verified) = match cache.verified.get(&table.jwks_uri, token) {
-        Some(claims) => (claims, false),
-        None => (
-            Arc::new(verified_claims(cache, client, table, token).await?),
-            true,
-        ),
+    let (identity, just_verified) = match cache.verified.get(&table.jwks_uri, token) {
+        Some(identity) => (identity, false),
+        None => {
+            let claims = verified_claims(cache, client, table, token).await?;
+            (Arc::new(identity_of(claims)), true)
+        }
     };
+    let jwt = identity.jwt.as_ref().ok_or_else(|| {
+        GatewayError::AuthorizerConfiguration("a verified token without claims".into())
+    })?;
     // Checked on every request, signature cached or not: the token may have expired since.
-    check_claims(&claims, table, unix_now())?;
-    if just_verified {
-        cache.verified.insert(&table.jwks_uri, token, &claims);
-    }
-    let scopes = token_scopes(&claims);
-    if !grants(&scopes, required_scopes) {
+    check_claims(&jwt.claims, table, unix_now())?;
+    if !grants(&jwt.scopes, required_scopes) {
         return Err(GatewayError::Forbidden("missing scope"));
     }
-    Ok(Identity {
-        principal_id: claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        jwt: Some(JwtIdentity { claims, scopes }),
-        ..Identity::default()
-    })
+    if just_verified {
+        cache.verified.insert(&table.jwks_uri, token, &identity);
+    }
+    Ok(identity)
+}
+
+/// The identity a token's claims give: `sub` as the principal, its scopes.
+fn identity_of(claims: Map<String, Value>) -> Identity {
+    let scopes = token_scopes(&claims);
+    let principal = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Identity::new(
+        principal,
+        Some(JwtIdentity { claims, scopes }),
+        Map::new(),
+        None,
+    )
 }
 
 /// The claims of a token whose signature checks out against the issuer's key.

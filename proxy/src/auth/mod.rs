@@ -13,6 +13,7 @@ pub mod verified;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hyper::{HeaderMap, Method};
 use tollgate_crds::resources::AuthorizerType;
@@ -29,6 +30,8 @@ pub use identity::Identity;
 pub struct AuthState {
     pub jwks: jwt::JwksCache,
     pub answers: custom::AnswerCache,
+    /// The identity of every request to a route without an authorizer.
+    anonymous: Arc<Identity>,
 }
 
 /// The request as an authorizer sees it (the body is not read yet).
@@ -57,9 +60,9 @@ pub async fn authorize(
     state: &AuthState,
     client: &HttpClient,
     request: &AuthRequest<'_>,
-) -> Result<Identity, GatewayError> {
+) -> Result<Arc<Identity>, GatewayError> {
     let Some(name) = &request.route.authorizer else {
-        return Ok(Identity::default());
+        return Ok(state.anonymous.clone());
     };
     let table = find(request.gateway, name)?;
     let sources = identity::values(

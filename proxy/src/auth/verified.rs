@@ -1,4 +1,4 @@
-//! Tokens whose signature was verified recently, so a client sending the same token again
+//! Tokens whose signature was verified recently, with the identity they give, so a client sending the same token again
 //! costs a hash lookup instead of a signature check (an RS256 verification is ~100 µs of CPU).
 //!
 //! Keyed by SHA-256 of the JWKS URL and the token: nothing of the token is kept but its
@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+
+use super::Identity;
 
 /// How long a verified signature is trusted without checking it again.
 pub const VERIFIED_TTL: Duration = Duration::from_secs(60);
@@ -24,22 +25,22 @@ pub struct VerifiedTokens {
 }
 
 struct Entry {
-    claims: Arc<Map<String, Value>>,
+    identity: Arc<Identity>,
     verified_at: Instant,
 }
 
 impl VerifiedTokens {
-    /// The claims of `token` if its signature was verified against `jwks_uri` recently.
-    pub fn get(&self, jwks_uri: &str, token: &str) -> Option<Arc<Map<String, Value>>> {
+    /// The identity of `token` if its signature was verified against `jwks_uri` recently.
+    pub fn get(&self, jwks_uri: &str, token: &str) -> Option<Arc<Identity>> {
         let key = key(jwks_uri, token);
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
             .get(&key)
             .filter(|e| e.verified_at.elapsed() < VERIFIED_TTL)
-            .map(|e| e.claims.clone())
+            .map(|e| e.identity.clone())
     }
 
-    pub fn insert(&self, jwks_uri: &str, token: &str, claims: &Arc<Map<String, Value>>) {
+    pub fn insert(&self, jwks_uri: &str, token: &str, identity: &Arc<Identity>) {
         let key = key(jwks_uri, token);
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= MAX_ENTRIES {
@@ -54,7 +55,7 @@ impl VerifiedTokens {
         entries.insert(
             key,
             Entry {
-                claims: claims.clone(),
+                identity: identity.clone(),
                 verified_at: Instant::now(),
             },
         );
@@ -71,16 +72,16 @@ fn key(jwks_uri: &str, token: &str) -> [u8; 32] {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::Map;
 
     use super::*;
 
     #[test]
     fn a_verified_token_is_remembered_per_jwks_url() {
         let tokens = VerifiedTokens::default();
-        let claims = Arc::new(json!({"sub": "u"}).as_object().cloned().unwrap());
-        tokens.insert("https://a/jwks", "t1", &claims);
-        assert_eq!(tokens.get("https://a/jwks", "t1"), Some(claims));
+        let identity = Arc::new(Identity::new(Some("u".into()), None, Map::new(), None));
+        tokens.insert("https://a/jwks", "t1", &identity);
+        assert_eq!(tokens.get("https://a/jwks", "t1"), Some(identity));
         assert_eq!(tokens.get("https://b/jwks", "t1"), None);
         assert_eq!(tokens.get("https://a/jwks", "t2"), None);
     }
@@ -88,9 +89,9 @@ mod tests {
     #[test]
     fn the_cache_stays_bounded() {
         let tokens = VerifiedTokens::default();
-        let claims = Arc::new(Map::new());
+        let identity = Arc::new(Identity::default());
         for i in 0..MAX_ENTRIES + 10 {
-            tokens.insert("u", &i.to_string(), &claims);
+            tokens.insert("u", &i.to_string(), &identity);
         }
         let len = tokens.entries.lock().unwrap().len();
         assert!(len <= MAX_ENTRIES, "{len}");

@@ -178,7 +178,7 @@ fn authorizer_headers(call: &Call<'_>, headers: &mut HeaderMap) {
         headers.remove(name);
     }
     for (name, value) in call.identity.headers() {
-        headers.append(name, value);
+        headers.append(name.clone(), value.clone());
     }
 }
 
