@@ -19,6 +19,8 @@ use crate::router::{ConcurrencyLimits, RouterError, StageRouter};
 #[derive(Debug)]
 pub struct ServedGateway {
     pub table: Arc<GatewayTable>,
+    /// The name of the gateway-wide throttle bucket, made once.
+    pub bucket: Arc<str>,
     pub policy: Policy,
     /// The gateway's CORS settings with their header values prebuilt, when it has any.
     pub cors: Option<Cors>,
@@ -49,7 +51,8 @@ impl ServedGateway {
         let limits = concurrency_limits(&table);
         let mut stages = HashMap::new();
         for (index, stage) in table.stages.iter().enumerate() {
-            let router = StageRouter::build(&stage.routes, &limits)?;
+            let prefix = format!("{}|{}", table.gateway, stage.name);
+            let router = StageRouter::build(&stage.routes, &limits, &prefix)?;
             let keys = keys_of(&table.usage_plans, &stage.name);
             stages.insert(
                 stage.name.clone(),
@@ -61,6 +64,7 @@ impl ServedGateway {
             );
         }
         Ok(Self {
+            bucket: Arc::from(format!("g|{}", table.gateway)),
             policy: Policy::build(table.resource_policy.as_ref(), table.endpoint_type),
             cors: table.cors.as_ref().map(Cors::build),
             table: Arc::new(table),

@@ -272,6 +272,8 @@ async fn admitted(
         gateway,
         stage: &stage.name,
         route,
+        route_bucket: &found.route.bucket,
+        gateway_bucket: &target.gateway.bucket,
         plan: binding.map(|b| (&gateway.usage_plans[b.plan], b.tenant.as_str())),
     };
     let fleet_size = shared.fleet_size.load(Ordering::Relaxed);

@@ -25,6 +25,8 @@ pub struct ServedRoute {
     /// For a Lambda integration with `maxConcurrency`: the permits, shared by every route of
     /// the gateway that invokes the same function.
     pub concurrency: Option<Arc<Semaphore>>,
+    /// The name of the route's throttle bucket (see [`crate::throttle`]), made once.
+    pub bucket: Arc<str>,
 }
 
 /// Concurrency limits by Lambda invoke URL, shared by the routes of one gateway.
@@ -97,7 +99,12 @@ pub struct RouteMatch<'a> {
 }
 
 impl StageRouter {
-    pub fn build(routes: &[RouteTable], limits: &ConcurrencyLimits) -> Result<Self, RouterError> {
+    /// `bucket_prefix` names the gateway and stage in the routes' throttle bucket names.
+    pub fn build(
+        routes: &[RouteTable],
+        limits: &ConcurrencyLimits,
+        bucket_prefix: &str,
+    ) -> Result<Self, RouterError> {
         let mut router = Self {
             exact: matchit::Router::new(),
             greedy: matchit::Router::new(),
@@ -152,6 +159,7 @@ impl StageRouter {
                 table: route.clone(),
                 param_names: template.param_names().map(str::to_string).collect(),
                 concurrency,
+                bucket: Arc::from(format!("r|{bucket_prefix}|{}", route.route_key)),
             });
         }
         Ok(router)
@@ -228,7 +236,7 @@ mod tests {
 
     impl StageRouter {
         fn build_plain(routes: &[RouteTable]) -> Result<Self, RouterError> {
-            Self::build(routes, &ConcurrencyLimits::new())
+            Self::build(routes, &ConcurrencyLimits::new(), "default/test|dev")
         }
     }
 

@@ -4,7 +4,7 @@
 //! fleet sees less than the whole limit: use `Redis` mode where that matters).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::bucket::{Bucket, Rate};
@@ -21,7 +21,7 @@ pub struct LocalCounters {
 
 #[derive(Default)]
 struct State {
-    buckets: HashMap<String, (Bucket, Rate)>,
+    buckets: HashMap<Arc<str>, (Bucket, Rate)>,
     /// Requests counted and the end of their period (Unix seconds).
     quotas: HashMap<String, (u64, i64)>,
     swept: Option<Instant>,
@@ -142,7 +142,7 @@ mod tests {
 
     fn limits(key_rate: f64, key_burst: u32, quota: Option<u64>) -> Limits {
         let bucket = |key: &str, rate_limit, burst_limit, per_key| Limit {
-            key: key.into(),
+            key: Arc::from(key),
             throttle: ThrottleSettings {
                 rate_limit,
                 burst_limit,

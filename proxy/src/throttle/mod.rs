@@ -75,6 +75,10 @@ pub struct Subject<'a> {
     pub gateway: &'a GatewayTable,
     pub stage: &'a str,
     pub route: &'a RouteTable,
+    /// The names of the route's and the gateway's buckets (`r|ns/gw|stage|route key`,
+    /// `g|ns/gw`), made once per table.
+    pub route_bucket: &'a Arc<str>,
+    pub gateway_bucket: &'a Arc<str>,
     /// The caller's plan and tenant, when the route took an API key.
     pub plan: Option<(&'a UsagePlanTable, &'a str)>,
 }
@@ -82,7 +86,7 @@ pub struct Subject<'a> {
 /// One token bucket a request must pass, under a key naming what it limits.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Limit {
-    pub key: String,
+    pub key: Arc<str>,
     pub throttle: ThrottleSettings,
     /// A per-key bucket: its status goes into the `RateLimit-*` headers.
     pub per_key: bool,
@@ -119,16 +123,13 @@ impl Limits {
                 .and_then(|s| s.route_throttles.get(&subject.route.route_key));
             if let Some(throttle) = route_override {
                 buckets.push(Limit {
-                    key: format!(
-                        "k|{owner}|{}/{}|{}|{}",
-                        gw.namespace, gw.name, subject.stage, subject.route.route_key
-                    ),
+                    key: Arc::from(format!("k|{owner}|{}", &subject.route_bucket[2..])),
                     throttle: *throttle,
                     per_key: true,
                 });
             } else if let Some(throttle) = plan.throttle {
                 buckets.push(Limit {
-                    key: format!("k|{owner}"),
+                    key: Arc::from(format!("k|{owner}")),
                     throttle,
                     per_key: true,
                 });
@@ -143,15 +144,12 @@ impl Limits {
             });
         }
         buckets.push(Limit {
-            key: format!(
-                "r|{}/{}|{}|{}",
-                gw.namespace, gw.name, subject.stage, subject.route.route_key
-            ),
+            key: subject.route_bucket.clone(),
             throttle: subject.route.throttle,
             per_key: false,
         });
         buckets.push(Limit {
-            key: format!("g|{}/{}", gw.namespace, gw.name),
+            key: subject.gateway_bucket.clone(),
             throttle: subject.gateway.throttle,
             per_key: false,
         });
@@ -274,10 +272,12 @@ mod tests {
             gateway: &gw,
             stage: "dev",
             route: &rt,
+            route_bucket: &Arc::from("r|default/pets|dev|GET /pets"),
+            gateway_bucket: &Arc::from("g|default/pets"),
             plan: Some((&plan, "alice")),
         };
         let limits = Limits::of(&subject, "2026-11-24T10:00:00Z".parse().unwrap());
-        let keys: Vec<_> = limits.buckets.iter().map(|b| b.key.as_str()).collect();
+        let keys: Vec<_> = limits.buckets.iter().map(|b| &*b.key).collect();
         assert_eq!(
             keys,
             [
@@ -303,6 +303,8 @@ mod tests {
             gateway: &gw,
             stage: "dev",
             route: &rt,
+            route_bucket: &Arc::from("r|default/pets|dev|GET /pets"),
+            gateway_bucket: &Arc::from("g|default/pets"),
             plan: Some((&plan, "alice")),
         };
         let limits = Limits::of(&subject, jiff::Timestamp::now());
@@ -322,6 +324,8 @@ mod tests {
             gateway: &gw,
             stage: "dev",
             route: &rt,
+            route_bucket: &Arc::from("r|default/pets|dev|GET /pets"),
+            gateway_bucket: &Arc::from("g|default/pets"),
             plan: None,
         };
         let limits = Limits::of(&subject, jiff::Timestamp::now());
