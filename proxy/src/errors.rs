@@ -37,6 +37,9 @@ pub enum GatewayError {
     /// A custom authorizer denied the request (ACCESS_DENIED).
     #[error("the authorizer denied the request")]
     ExplicitDeny,
+    /// No statement of the authorizer's policy allows the request (ACCESS_DENIED).
+    #[error("the authorizer's policy does not allow the request")]
+    NotAuthorized,
     /// The gateway's resource policy does not admit the client's address (ACCESS_DENIED).
     #[error("the resource policy does not admit {0}")]
     PolicyDenied(std::net::IpAddr),
@@ -76,7 +79,9 @@ impl GatewayError {
             Self::RequestTooLong => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unauthorized | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            Self::ExplicitDeny | Self::PolicyDenied(_) => StatusCode::FORBIDDEN,
+            Self::ExplicitDeny | Self::NotAuthorized | Self::PolicyDenied(_) => {
+                StatusCode::FORBIDDEN
+            }
             Self::TooManyRequests(_) | Self::LimitExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::AuthorizerConfiguration(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -97,6 +102,7 @@ impl GatewayError {
             Self::ExplicitDeny => {
                 "User is not authorized to access this resource with an explicit deny"
             }
+            Self::NotAuthorized => "User is not authorized to access this resource",
             Self::PolicyDenied(_) => {
                 "User: anonymous is not authorized to perform: execute-api:Invoke on this resource"
             }
@@ -121,6 +127,7 @@ impl GatewayError {
             | Self::Unauthorized
             | Self::InvalidToken(_)
             | Self::ExplicitDeny
+            | Self::NotAuthorized
             | Self::PolicyDenied(_)
             | Self::TooManyRequests(_)
             | Self::LimitExceeded(_)
@@ -140,7 +147,9 @@ impl GatewayError {
             Self::RequestTooLong => "RequestTooLongException",
             Self::HeadersTooLarge => "RequestHeaderFieldsTooLargeException",
             Self::Unauthorized | Self::InvalidToken(_) => "UnauthorizedException",
-            Self::ExplicitDeny | Self::PolicyDenied(_) => "AccessDeniedException",
+            Self::ExplicitDeny | Self::NotAuthorized | Self::PolicyDenied(_) => {
+                "AccessDeniedException"
+            }
             Self::TooManyRequests(_) => "TooManyRequestsException",
             Self::LimitExceeded(_) => "LimitExceededException",
             Self::AuthorizerConfiguration(_) => "AuthorizerConfigurationException",

@@ -23,7 +23,8 @@
 //!    not kept in memory.
 //! 5. **The decision.** A policy is evaluated against each request's method ARN, whether the
 //!    answer is fresh or cached (Amazon caches the policy, not the decision): a matching
-//!    `Deny` wins, else a matching `Allow` allows, else the request is denied.
+//!    `Deny` wins (403, "... with an explicit deny"), else a matching `Allow` allows, else the
+//!    request is denied implicitly (403, "User is not authorized to access this resource").
 //!
 //! A failure (unreachable, timed out, a 5xx, a malformed answer, a function error) is
 //! `AuthorizerConfiguration`: 500 `{"message": null}`. Identity source values are never
@@ -105,7 +106,8 @@ pub async fn authorize(
         }
     };
 
-    let allowed = answer.allows(&method_arn);
+    let decision = answer.decide(&method_arn);
+    let allowed = decision == Decision::Allow;
     tracing::debug!(
         request_id = %request.request_id,
         gateway = %request.gateway.gateway,
@@ -114,11 +116,21 @@ pub async fn authorize(
         allowed,
         "custom authorizer decided"
     );
-    if allowed {
-        Ok(Arc::new(answer.identity()))
-    } else {
-        Err(GatewayError::ExplicitDeny)
+    match decision {
+        Decision::Allow => Ok(Arc::new(answer.identity())),
+        Decision::ExplicitDeny => Err(GatewayError::ExplicitDeny),
+        Decision::ImplicitDeny => Err(GatewayError::NotAuthorized),
     }
+}
+
+/// What an answer says about one method ARN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Decision {
+    Allow,
+    /// A matching `Deny`, a simple `false`, or an HTTP 403.
+    ExplicitDeny,
+    /// No statement allows it.
+    ImplicitDeny,
 }
 
 /// `arn:aws:execute-api:{region}:{account}:{api}/{stage}/{METHOD}{path}`, with the request's
@@ -468,21 +480,28 @@ impl Answer {
         })
     }
 
-    /// Whether the answer admits a request with this method ARN: a matching `Deny` wins,
-    /// else a matching `Allow` allows, else no.
+    /// Whether the answer admits a request with this method ARN.
+    #[cfg(test)]
     fn allows(&self, method_arn: &str) -> bool {
+        self.decide(method_arn) == Decision::Allow
+    }
+
+    /// A matching `Deny` wins, else a matching `Allow` allows, else the request is denied
+    /// implicitly. A simple answer's `false` (or an HTTP 403) is an explicit deny.
+    fn decide(&self, method_arn: &str) -> Decision {
         let statements = match &self.verdict {
-            Verdict::Fixed(authorized) => return *authorized,
+            Verdict::Fixed(true) => return Decision::Allow,
+            Verdict::Fixed(false) => return Decision::ExplicitDeny,
             Verdict::Policy(statements) => statements,
         };
-        let mut allowed = false;
+        let mut decision = Decision::ImplicitDeny;
         for statement in statements.iter().filter(|s| s.applies_to(method_arn)) {
             match statement.effect {
-                Effect::Deny => return false,
-                Effect::Allow => allowed = true,
+                Effect::Deny => return Decision::ExplicitDeny,
+                Effect::Allow => decision = Decision::Allow,
             }
         }
-        allowed
+        decision
     }
 
     fn identity(&self) -> Identity {
