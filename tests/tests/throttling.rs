@@ -482,3 +482,31 @@ async fn local_mode_shares_the_rate_over_the_fleet_without_asking_redis() {
         "Local mode asked Redis"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenancy_example_sells_its_plans() {
+    let example = tollgate_tests::workspace_root().join("deploy/examples/tenancy");
+    let proxy = Proxy::start_standalone(&example, &[]);
+    let client = Client::new();
+    let url = proxy.url("/v1/pets");
+    let free = [("x-api-key", "example-initech-key-do-not-use-0001")];
+    let pro = [("x-api-key", "example-acme-key-do-not-use-00000001")];
+
+    assert_eq!(client.get(&url, &[]).await.status, 403, "no key");
+    assert_eq!(client.get(&proxy.url("/v1/health"), &[]).await.status, 200);
+    // The free plan's burst of 5, then 429.
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(client.get(&url, &free).await.status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+    // The pro plan's own bucket: 100 at once on GET, its POST override 5.
+    for _ in 0..20 {
+        assert_eq!(client.get(&url, &pro).await.status, 200);
+    }
+    let mut created = Vec::new();
+    for _ in 0..6 {
+        created.push(client.send("POST", &url, &pro, "{}").await.unwrap().status);
+    }
+    assert_eq!(created, [201, 201, 201, 201, 201, 429]);
+}
