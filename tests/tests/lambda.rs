@@ -245,3 +245,57 @@ async fn concurrent_requests_wait_for_the_function_instead_of_failing() {
         "maxConcurrency 1 queues requests to the emulator"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_authorizer_function_decides_under_the_emulator() {
+    let runtime = LambdaRuntime::start("handler.authorizer");
+    let backend = tollgate_tests::backend::Backend::echo();
+    let mut gw = hello_gateway();
+    gw["spec"]["authorizers"] = json!([{
+        "name": "blueprint",
+        "type": "TOKEN",
+        "identitySource": ["$request.header.Authorization"],
+        "lambda": {"endpoint": runtime.endpoint(), "functionName": "function"},
+        "resultTtlSeconds": 0,
+    }]);
+    let mut guarded = route(
+        "guarded",
+        "hello",
+        "GET",
+        "/guarded",
+        json!({"http": {"url": backend.url("/guarded")}}),
+    );
+    guarded["spec"]["authorizer"] = json!("blueprint");
+    let (proxy, _config) = serve(&[gw, guarded]);
+    let client = Client::new();
+    let url = proxy.url("/dev/guarded");
+
+    let allowed = client.get(&url, &[("Authorization", "allow")]).await;
+    assert_eq!(allowed.status, 200, "{}", allowed.text());
+    let seen = &backend.received()[0].echo["headers"];
+    assert_eq!(seen["x-authorizer-principal-id"], json!(["user-allow"]));
+    assert_eq!(seen["x-authorizer-context-tier"], json!(["gold"]));
+    assert_eq!(seen["x-authorizer-context-credits"], json!(["42"]));
+
+    for (token, status, body) in [
+        (
+            "deny",
+            403,
+            r#"{"message":"User is not authorized to access this resource with an explicit deny"}"#,
+        ),
+        ("unauthorized", 401, r#"{"message":"Unauthorized"}"#),
+        ("garbage", 500, r#"{"message":null}"#),
+    ] {
+        let r = client.get(&url, &[("Authorization", token)]).await;
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (status, body),
+            "token {token}"
+        );
+    }
+    assert_eq!(
+        backend.received().len(),
+        1,
+        "only the allowed request got through"
+    );
+}

@@ -11,6 +11,10 @@ Works with both proxy event formats: 1.0 (REST API: `path`, `httpMethod`) and 2.
 
 `fail` is a second handler that always raises, to see what a function error looks like
 (run the emulator with `handler.fail` instead of `handler.handler`).
+
+`authorizer` is a TOKEN authorizer, after Amazon's blueprint: the token `allow` gets a policy
+allowing the method ARN, `deny` one denying it, `unauthorized` raises "Unauthorized" (401),
+anything else raises another error (500).
 """
 
 import json
@@ -58,3 +62,23 @@ def handler(event, context):
 
 def fail(event, context):
     raise RuntimeError("this function always fails")
+
+
+def authorizer(event, context):
+    token = event.get("authorizationToken", "")
+    if token == "unauthorized":
+        raise Exception("Unauthorized")
+    if token not in ("allow", "deny"):
+        raise ValueError("invalid token")
+    return {
+        "principalId": "user-" + token,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Action": "execute-api:Invoke",
+                "Effect": "Allow" if token == "allow" else "Deny",
+                "Resource": event["methodArn"],
+            }],
+        },
+        "context": {"tier": "gold", "credits": 42, "admin": False},
+    }
