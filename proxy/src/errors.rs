@@ -196,6 +196,19 @@ pub fn json_message(
     )
 }
 
+/// An error with its causes, as `a: b: c`, for logs: hyper's top-level message alone hides
+/// the reason.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 fn json_body(status: StatusCode, body: String, error_type: Option<&'static str>) -> Response<Body> {
     let mut response = Response::new(full(Bytes::from(body)));
     *response.status_mut() = status;

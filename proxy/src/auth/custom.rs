@@ -46,7 +46,7 @@ use tollgate_crds::table::{AuthorizerEndpoint, AuthorizerTable, ObjectKey};
 use super::{AuthRequest, Identity};
 use crate::body::full;
 use crate::client::HttpClient;
-use crate::errors::GatewayError;
+use crate::errors::{GatewayError, error_chain};
 use crate::integration::lambda::event::{ACCOUNT_ID, EventInput, event_v1};
 use crate::integration::lambda::result::runtime_error_type;
 
@@ -353,17 +353,6 @@ fn lambda_answer(reply: Reply) -> Result<Answer, AuthorizerError> {
 fn error_message(body: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;
     value.get("errorMessage")?.as_str().map(str::to_string)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 // === The answer ===

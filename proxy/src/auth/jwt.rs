@@ -44,7 +44,7 @@ use super::identity::JwtIdentity;
 use super::verified::VerifiedTokens;
 use crate::body::full;
 use crate::client::HttpClient;
-use crate::errors::GatewayError;
+use crate::errors::{GatewayError, error_chain};
 
 /// How long fetching a JWKS may take, connection and body included.
 pub const FETCH_TIMEOUT: Duration = Duration::from_millis(1_500);
@@ -477,18 +477,6 @@ async fn fetch(
         .await
         .map_err(|_| JwksError::Timeout)??;
     parse_jwks(&body, uri)
-}
-
-/// An error and its sources, as one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[derive(Deserialize)]

@@ -15,6 +15,7 @@ use tollgate_crds::table::ObjectKey;
 
 use crate::body::full;
 use crate::client::HttpClient;
+use crate::errors::error_chain;
 
 /// How long the controller has to answer a subscription's head or an ACK.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -188,18 +189,6 @@ async fn read_message(body: hyper::body::Incoming) -> String {
         .ok()
         .and_then(|v| v["message"].as_str().map(str::to_string))
         .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string())
-}
-
-/// An error with its sources, as `a: b: c` (hyper's own message alone says little).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Splits a byte stream into lines (without their `\n`), however the chunks fall.

@@ -15,7 +15,7 @@ use super::Call;
 use crate::auth::identity;
 use crate::body::{Body, BoxError, full};
 use crate::client::HttpClient;
-use crate::errors::GatewayError;
+use crate::errors::{GatewayError, error_chain};
 use crate::template::{Vars, render};
 
 /// The request id sent to backends.
@@ -214,18 +214,6 @@ fn forwarded_headers(call: &Call<'_>, headers: &mut HeaderMap) {
     if let Ok(v) = HeaderValue::try_from(call.request_id) {
         headers.insert(REQUEST_ID_HEADER, v);
     }
-}
-
-/// An error with its causes, for logs: hyper's top-level message alone hides the reason.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
