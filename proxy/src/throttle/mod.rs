@@ -184,12 +184,13 @@ impl Limiter {
         match counters.admit(&limits).await {
             Ok(verdict) => verdict,
             Err(error) => match settings.on_redis_failure {
+                // Logged at debug per request; RedisCounters warns once per outage second.
                 RedisFailureMode::FailOpen => {
-                    tracing::warn!(%error, "redis unavailable: admitting (FailOpen)");
+                    tracing::debug!(%error, "redis unavailable: admitting (FailOpen)");
                     Ok(None)
                 }
                 RedisFailureMode::FailClosed => {
-                    tracing::warn!(%error, "redis unavailable: refusing (FailClosed)");
+                    tracing::debug!(%error, "redis unavailable: refusing (FailClosed)");
                     Err(GatewayError::TooManyRequests(RateLimitStatus {
                         limit: 0,
                         remaining: 0,
@@ -198,7 +199,7 @@ impl Limiter {
                     }))
                 }
                 RedisFailureMode::Local => {
-                    tracing::warn!(%error, "redis unavailable: enforcing local shares");
+                    tracing::debug!(%error, "redis unavailable: enforcing local shares");
                     self.local.admit(&limits, fleet_size)
                 }
             },

@@ -117,9 +117,19 @@ impl RedisCounters {
         Ok(connection.clone())
     }
 
+    /// Marks Redis down for [`DOWN_FOR`]; says so in the log when it was up, so an outage
+    /// logs about once a second however many requests arrive.
     fn failed(&self, error: RedisError) -> RedisError {
-        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(Instant::now() + DOWN_FOR);
+        let now = Instant::now();
+        let was_up = {
+            let mut down_until = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+            let was_up = down_until.is_none_or(|t| t <= now);
+            *down_until = Some(now + DOWN_FOR);
+            was_up
+        };
+        if was_up {
+            tracing::warn!(%error, retry_in = ?DOWN_FOR, "redis for rate limiting is unavailable; the gateway's onFailure applies");
+        }
         error
     }
 }
