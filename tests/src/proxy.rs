@@ -370,3 +370,29 @@ fn collect_lines(pipe: impl Read + Send + 'static) -> (Lines, std::thread::JoinH
     });
     (lines, reader)
 }
+
+/// A standalone proxy serving a temporary folder of resources; both go away when dropped.
+pub struct Served {
+    pub proxy: Proxy,
+    pub config: crate::config::ConfigDir,
+}
+
+impl std::ops::Deref for Served {
+    type Target = Proxy;
+    fn deref(&self) -> &Proxy {
+        &self.proxy
+    }
+}
+
+impl std::ops::DerefMut for Served {
+    fn deref_mut(&mut self) -> &mut Proxy {
+        &mut self.proxy
+    }
+}
+
+/// Writes `resources` to `resources.yaml` in a new folder and starts a standalone proxy on it.
+pub fn serve(resources: &[serde_json::Value], extra_args: &[&str]) -> Served {
+    let config = crate::config::ConfigDir::with("resources.yaml", resources);
+    let proxy = Proxy::start_standalone(config.path(), extra_args);
+    Served { proxy, config }
+}

@@ -14,8 +14,8 @@
 use serde_json::{Value, json};
 use tollgate_tests::backend::Backend;
 use tollgate_tests::client::{Client, Response};
-use tollgate_tests::config::{ConfigDir, dev_gateway, http, mock, route};
-use tollgate_tests::proxy::Proxy;
+use tollgate_tests::config::{dev_gateway, http, mock, route};
+use tollgate_tests::proxy::{Proxy, serve};
 
 const APP: &str = "https://app.example.com";
 const POLICY_DENIED: &str = r#"{"message":"User: anonymous is not authorized to perform: execute-api:Invoke on this resource"}"#;
@@ -30,12 +30,6 @@ const CORS_HEADERS: [&str; 6] = [
     "access-control-allow-headers",
     "access-control-max-age",
 ];
-
-fn serve(resources: &[Value]) -> (Proxy, ConfigDir) {
-    let config = ConfigDir::with("api.yaml", resources);
-    let proxy = Proxy::start_standalone(config.path(), &[]);
-    (proxy, config)
-}
 
 /// A `dev`-stage gateway with extra `spec` fields.
 fn gateway_with(name: &str, spec: Value) -> Value {
@@ -134,7 +128,7 @@ async fn preflight(client: &Client, url: &str, origin: &str, method: &str) -> Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preflights_are_answered_by_the_gateway() {
     let backend = Backend::echo();
-    let (proxy, _config) = serve(&shop(&backend));
+    let proxy = serve(&shop(&backend), &[]);
     let client = Client::new();
 
     for (what, path, origin) in [
@@ -226,7 +220,7 @@ async fn preflights_are_answered_by_the_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_and_errors_carry_the_gateways_cors_headers() {
     let backend = Backend::echo();
-    let (proxy, _config) = serve(&shop(&backend));
+    let proxy = serve(&shop(&backend), &[]);
     let client = Client::new();
     let from_app = [("Origin", APP)];
 
@@ -380,7 +374,7 @@ fn assert_policy_denied(r: &Response, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_and_deny_lists_judge_the_client_address() {
     let backend = Backend::echo();
-    let (proxy, _config) = serve(&policy_gateways(&backend));
+    let proxy = serve(&policy_gateways(&backend), &[]);
     let client = Client::new();
 
     let outside = whoami(&client, &proxy, "allowlist", &[("Origin", APP)]).await;
@@ -409,7 +403,7 @@ async fn allow_and_deny_lists_judge_the_client_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_for_is_believed_from_trusted_proxies_only() {
     let backend = Backend::echo();
-    let (proxy, _config) = serve(&policy_gateways(&backend));
+    let proxy = serve(&policy_gateways(&backend), &[]);
     let client = Client::new();
 
     // 127.0.0.1 is a trusted proxy: the client is the rightmost untrusted hop.
@@ -460,7 +454,7 @@ async fn forwarded_for_is_believed_from_trusted_proxies_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_gateway_admits_private_clients_only() {
     let backend = Backend::echo();
-    let (proxy, _config) = serve(&policy_gateways(&backend));
+    let proxy = serve(&policy_gateways(&backend), &[]);
     let client = Client::new();
 
     let loopback = whoami(&client, &proxy, "internal", &[]).await;

@@ -26,8 +26,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tollgate_tests::backend::Backend;
 use tollgate_tests::client::{Client, Response as ClientResponse};
-use tollgate_tests::config::{ConfigDir, api_key, gateway, http, route, usage_plan};
-use tollgate_tests::proxy::{Proxy, free_port};
+use tollgate_tests::config::{api_key, gateway, http, route, usage_plan};
+use tollgate_tests::proxy::{Proxy, free_port, serve as serve_proxy};
 
 const EXPLICIT_DENY: &str =
     r#"{"message":"User is not authorized to access this resource with an explicit deny"}"#;
@@ -274,21 +274,6 @@ fn guarded(name: &str, gw: &str, method: &str, path: &str, backend: &Backend, by
     r
 }
 
-/// A proxy serving `resources`, with the folder they are in.
-struct Running {
-    proxy: Proxy,
-    _config: ConfigDir,
-}
-
-fn serve_resources(resources: &[Value]) -> Running {
-    let config = ConfigDir::with("resources.yaml", resources);
-    let proxy = Proxy::start_standalone(config.path(), &[]);
-    Running {
-        proxy,
-        _config: config,
-    }
-}
-
 async fn get_as(client: &Client, url: &str, token: &str) -> ClientResponse {
     client.get(url, &[("Authorization", token)]).await
 }
@@ -342,12 +327,15 @@ async fn a_token_authorizer_allows_denies_and_fails_closed() {
             0,
         ),
     ]);
-    let running = serve_resources(&[
-        gw,
-        guarded("get-pet", "pets", "GET", "/pets/{id}", &backend, "tokens"),
-        guarded("put-pet", "pets", "PUT", "/pets/{id}", &backend, "tokens"),
-        guarded("down", "pets", "GET", "/down", &backend, "down"),
-    ]);
+    let running = serve_proxy(
+        &[
+            gw,
+            guarded("get-pet", "pets", "GET", "/pets/{id}", &backend, "tokens"),
+            guarded("put-pet", "pets", "PUT", "/pets/{id}", &backend, "tokens"),
+            guarded("down", "pets", "GET", "/down", &backend, "down"),
+        ],
+        &[],
+    );
     let proxy = &running.proxy;
     let client = Client::new();
     let url = proxy.url("/dev/pets/42");
@@ -495,12 +483,15 @@ async fn answers_are_cached_per_identity_for_the_ttl() {
         authorizer("cached", "TOKEN", header, &auth.url(), 300),
         authorizer("short", "TOKEN", header, &auth.url(), 1),
     ]);
-    let running = serve_resources(&[
-        gw,
-        guarded("get-pet", "pets", "GET", "/pets/{id}", &backend, "cached"),
-        guarded("put-pet", "pets", "PUT", "/pets/{id}", &backend, "cached"),
-        guarded("short", "pets", "GET", "/short", &backend, "short"),
-    ]);
+    let running = serve_proxy(
+        &[
+            gw,
+            guarded("get-pet", "pets", "GET", "/pets/{id}", &backend, "cached"),
+            guarded("put-pet", "pets", "PUT", "/pets/{id}", &backend, "cached"),
+            guarded("short", "pets", "GET", "/short", &backend, "short"),
+        ],
+        &[],
+    );
     let proxy = &running.proxy;
     let client = Client::new();
 
@@ -587,10 +578,13 @@ async fn a_request_authorizer_gets_the_request_and_may_answer_simply() {
         &auth.url(),
         300
     )]);
-    let running = serve_resources(&[
-        gw,
-        guarded("item", "shop", "GET", "/items/{id}", &backend, "requests"),
-    ]);
+    let running = serve_proxy(
+        &[
+            gw,
+            guarded("item", "shop", "GET", "/items/{id}", &backend, "requests"),
+        ],
+        &[],
+    );
     let proxy = &running.proxy;
     let client = Client::new();
 
@@ -683,12 +677,15 @@ async fn the_usage_identifier_key_is_the_api_key() {
     );
     secret["spec"]["apiKeyRequired"] = json!(true);
     secret["spec"]["authorizer"] = json!("tokens");
-    let running = serve_resources(&[
-        gw,
-        secret,
-        api_key("acme", GOOD_KEY, true),
-        usage_plan("basic", "vault", "dev", &["acme"]),
-    ]);
+    let running = serve_proxy(
+        &[
+            gw,
+            secret,
+            api_key("acme", GOOD_KEY, true),
+            usage_plan("basic", "vault", "dev", &["acme"]),
+        ],
+        &[],
+    );
     let proxy = &running.proxy;
     let client = Client::new();
     let url = proxy.url("/dev/secret");
@@ -729,10 +726,13 @@ async fn a_lambda_authorizer_is_called_through_the_invoke_api() {
         "lambda": {"endpoint": auth.endpoint(), "functionName": "authz"},
         "resultTtlSeconds": 0,
     }]);
-    let running = serve_resources(&[
-        gw,
-        guarded("get-pet", "pets", "GET", "/pets/{id}", &backend, "function"),
-    ]);
+    let running = serve_proxy(
+        &[
+            gw,
+            guarded("get-pet", "pets", "GET", "/pets/{id}", &backend, "function"),
+        ],
+        &[],
+    );
     let proxy = &running.proxy;
     let client = Client::new();
     let url = proxy.url("/dev/pets/42");

@@ -25,8 +25,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tollgate_tests::backend::Backend;
 use tollgate_tests::client::{Client, Response as ClientResponse};
-use tollgate_tests::config::{ConfigDir, gateway, http, route};
-use tollgate_tests::proxy::{Proxy, free_port};
+use tollgate_tests::config::{gateway, http, route};
+use tollgate_tests::proxy::{Served, free_port, serve as serve_proxy};
 use tollgate_tests::wait::eventually_async;
 
 const ISSUER: &str = "https://issuer.tollgate.test";
@@ -331,24 +331,21 @@ fn guarded(name: &str, path: &str, authorizer: &str, integration: Value, scopes:
     r
 }
 
-fn serve_proxy(resources: &[Value]) -> (Proxy, ConfigDir) {
-    let config = ConfigDir::with("api.yaml", resources);
-    let proxy = Proxy::start_standalone(config.path(), &[]);
-    (proxy, config)
-}
-
 /// One authorizer `issuer` and `GET /pets` behind it, to an echo backend.
-fn one_route(issuer: &Issuer, backend: &Backend, scopes: &[&str]) -> (Proxy, ConfigDir) {
-    serve_proxy(&[
-        pets_gateway(json!([authorizer("issuer", &issuer.jwks_uri())])),
-        guarded(
-            "pets-list",
-            "/pets",
-            "issuer",
-            http(&backend.url("/pets")),
-            scopes,
-        ),
-    ])
+fn one_route(issuer: &Issuer, backend: &Backend, scopes: &[&str]) -> Served {
+    serve_proxy(
+        &[
+            pets_gateway(json!([authorizer("issuer", &issuer.jwks_uri())])),
+            guarded(
+                "pets-list",
+                "/pets",
+                "issuer",
+                http(&backend.url("/pets")),
+                scopes,
+            ),
+        ],
+        &[],
+    )
 }
 
 async fn get_with_token(client: &Client, url: &str, authorization: Option<&str>) -> ClientResponse {
@@ -384,7 +381,7 @@ async fn tokens_signed_with_rs256_es256_and_eddsa_reach_the_backend_with_their_c
     );
     let issuer = Issuer::serving(&[&rsa, &ec, &ed]);
     let backend = Backend::echo();
-    let (proxy, _config) = one_route(&issuer, &backend, &[]);
+    let proxy = one_route(&issuer, &backend, &[]);
     let client = Client::new();
     let url = proxy.url("/dev/pets");
 
@@ -467,7 +464,7 @@ async fn invalid_tokens_get_401_and_never_reach_the_backend() {
     let (rsa, ec) = (SigningKey::rsa("rsa-1"), SigningKey::ec("ec-1"));
     let issuer = Issuer::serving(&[&rsa, &ec]);
     let backend = Backend::echo();
-    let (proxy, _config) = one_route(&issuer, &backend, &[]);
+    let proxy = one_route(&issuer, &backend, &[]);
     let client = Client::new();
     let url = proxy.url("/dev/pets");
 
@@ -572,17 +569,20 @@ async fn a_route_with_scopes_admits_a_token_holding_one_of_them() {
     let ed = SigningKey::ed("ed-1");
     let issuer = Issuer::serving(&[&ed]);
     let backend = Backend::echo();
-    let (proxy, _config) = serve_proxy(&[
-        pets_gateway(json!([authorizer("issuer", &issuer.jwks_uri())])),
-        guarded(
-            "pets-list",
-            "/pets",
-            "issuer",
-            http(&backend.url("/pets")),
-            &["pets:read", "pets:admin"],
-        ),
-        guarded("open", "/open", "issuer", http(&backend.url("/open")), &[]),
-    ]);
+    let proxy = serve_proxy(
+        &[
+            pets_gateway(json!([authorizer("issuer", &issuer.jwks_uri())])),
+            guarded(
+                "pets-list",
+                "/pets",
+                "issuer",
+                http(&backend.url("/pets")),
+                &["pets:read", "pets:admin"],
+            ),
+            guarded("open", "/open", "issuer", http(&backend.url("/open")), &[]),
+        ],
+        &[],
+    );
     let client = Client::new();
     let pets = proxy.url("/dev/pets");
 
@@ -634,7 +634,7 @@ async fn a_rotated_key_is_fetched_on_its_first_token_and_refetches_are_rate_limi
     let (old, new) = (SigningKey::rsa("2024-01"), SigningKey::ed("2024-02"));
     let issuer = Issuer::serving(&[&old]);
     let backend = Backend::echo();
-    let (proxy, _config) = one_route(&issuer, &backend, &[]);
+    let proxy = one_route(&issuer, &backend, &[]);
     let client = Client::new();
     let url = proxy.url("/dev/pets");
     let old_token = bearer(&old.sign(&claims(json!({}))));
@@ -732,7 +732,7 @@ async fn without_a_usable_jwks_the_authorizer_fails_closed_with_500() {
             &[],
         ));
     }
-    let (proxy, _config) = serve_proxy(&resources);
+    let proxy = serve_proxy(&resources, &[]);
     let client = Client::new();
     let token = bearer(&ed.sign(&claims(json!({}))));
 
@@ -773,7 +773,7 @@ async fn an_issuer_outage_after_a_fetch_keeps_known_keys_working() {
     let ed = SigningKey::ed("ed-1");
     let issuer = Issuer::serving(&[&ed]);
     let backend = Backend::echo();
-    let (proxy, _config) = one_route(&issuer, &backend, &[]);
+    let proxy = one_route(&issuer, &backend, &[]);
     let client = Client::new();
     let url = proxy.url("/dev/pets");
     let token = bearer(&ed.sign(&claims(json!({}))));
@@ -811,20 +811,23 @@ async fn an_issuer_outage_after_a_fetch_keeps_known_keys_working() {
 async fn a_lambda_2_0_function_gets_the_claims_and_scopes() {
     let ec = SigningKey::ec("ec-1");
     let issuer = Issuer::serving(&[&ec]);
-    let (proxy, _config) = serve_proxy(&[
-        pets_gateway(json!([authorizer("issuer", &issuer.jwks_uri())])),
-        guarded(
-            "pets-fn",
-            "/pets",
-            "issuer",
-            json!({"lambda": {
-                "endpoint": issuer.lambda_endpoint(),
-                "functionName": "function",
-                "payloadFormatVersion": "2.0",
-            }}),
-            &["pets:read"],
-        ),
-    ]);
+    let proxy = serve_proxy(
+        &[
+            pets_gateway(json!([authorizer("issuer", &issuer.jwks_uri())])),
+            guarded(
+                "pets-fn",
+                "/pets",
+                "issuer",
+                json!({"lambda": {
+                    "endpoint": issuer.lambda_endpoint(),
+                    "functionName": "function",
+                    "payloadFormatVersion": "2.0",
+                }}),
+                &["pets:read"],
+            ),
+        ],
+        &[],
+    );
     let token = ec.sign(&claims(json!({
         "sub": "user-7",
         "scp": ["pets:read", "pets:write"],

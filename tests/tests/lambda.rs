@@ -8,9 +8,9 @@
 use base64::Engine;
 use serde_json::{Value, json};
 use tollgate_tests::client::Client;
-use tollgate_tests::config::{ConfigDir, gateway, route};
+use tollgate_tests::config::{gateway, route};
 use tollgate_tests::lambda::LambdaRuntime;
-use tollgate_tests::proxy::Proxy;
+use tollgate_tests::proxy::serve;
 
 /// A Lambda integration to the emulator's function (one invocation at a time: the emulator
 /// serves no more).
@@ -23,12 +23,6 @@ fn lambda(runtime: &LambdaRuntime, version: &str) -> Value {
     }})
 }
 
-fn serve(resources: &[Value]) -> (Proxy, ConfigDir) {
-    let config = ConfigDir::with("api.yaml", resources);
-    let proxy = Proxy::start_standalone(config.path(), &[]);
-    (proxy, config)
-}
-
 fn hello_gateway() -> Value {
     gateway(
         "hello",
@@ -39,11 +33,14 @@ fn hello_gateway() -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_api_is_served_by_the_python_function() {
     let runtime = LambdaRuntime::start("handler.handler");
-    let (proxy, _config) = serve(&[
-        hello_gateway(),
-        route("root", "hello", "GET", "/", lambda(&runtime, "1.0")),
-        route("states", "hello", "GET", "/states", lambda(&runtime, "1.0")),
-    ]);
+    let proxy = serve(
+        &[
+            hello_gateway(),
+            route("root", "hello", "GET", "/", lambda(&runtime, "1.0")),
+            route("states", "hello", "GET", "/states", lambda(&runtime, "1.0")),
+        ],
+        &[],
+    );
     let client = Client::new();
 
     let r = client.get(&proxy.url("/dev/"), &[]).await;
@@ -67,16 +64,19 @@ async fn the_example_api_is_served_by_the_python_function() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payload_1_0_carries_every_field_to_the_function() {
     let runtime = LambdaRuntime::start("handler.handler");
-    let (proxy, _config) = serve(&[
-        hello_gateway(),
-        route(
-            "echo",
-            "hello",
-            "ANY",
-            "/pets/{petId}/{proxy+}",
-            lambda(&runtime, "1.0"),
-        ),
-    ]);
+    let proxy = serve(
+        &[
+            hello_gateway(),
+            route(
+                "echo",
+                "hello",
+                "ANY",
+                "/pets/{petId}/{proxy+}",
+                lambda(&runtime, "1.0"),
+            ),
+        ],
+        &[],
+    );
     let r = Client::new()
         .request(
             "POST",
@@ -141,16 +141,19 @@ async fn payload_1_0_carries_every_field_to_the_function() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payload_2_0_joins_values_lists_cookies_and_encodes_binary_bodies() {
     let runtime = LambdaRuntime::start("handler.handler");
-    let (proxy, _config) = serve(&[
-        hello_gateway(),
-        route(
-            "echo",
-            "hello",
-            "ANY",
-            "/v2/{proxy+}",
-            lambda(&runtime, "2.0"),
-        ),
-    ]);
+    let proxy = serve(
+        &[
+            hello_gateway(),
+            route(
+                "echo",
+                "hello",
+                "ANY",
+                "/v2/{proxy+}",
+                lambda(&runtime, "2.0"),
+            ),
+        ],
+        &[],
+    );
     let png = [0x89u8, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0xff];
     let r = Client::new()
         .request(
@@ -201,11 +204,14 @@ async fn payload_2_0_joins_values_lists_cookies_and_encodes_binary_bodies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_error_is_a_502_in_both_payload_versions() {
     let runtime = LambdaRuntime::start("handler.fail");
-    let (proxy, _config) = serve(&[
-        hello_gateway(),
-        route("v1", "hello", "GET", "/v1", lambda(&runtime, "1.0")),
-        route("v2", "hello", "GET", "/v2", lambda(&runtime, "2.0")),
-    ]);
+    let proxy = serve(
+        &[
+            hello_gateway(),
+            route("v1", "hello", "GET", "/v1", lambda(&runtime, "1.0")),
+            route("v2", "hello", "GET", "/v2", lambda(&runtime, "2.0")),
+        ],
+        &[],
+    );
     let client = Client::new();
     for path in ["/dev/v1", "/dev/v2"] {
         let r = client.get(&proxy.url(path), &[]).await;
@@ -225,10 +231,13 @@ async fn a_function_error_is_a_502_in_both_payload_versions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_wait_for_the_function_instead_of_failing() {
     let runtime = LambdaRuntime::start("handler.handler");
-    let (proxy, _config) = serve(&[
-        hello_gateway(),
-        route("root", "hello", "GET", "/", lambda(&runtime, "1.0")),
-    ]);
+    let proxy = serve(
+        &[
+            hello_gateway(),
+            route("root", "hello", "GET", "/", lambda(&runtime, "1.0")),
+        ],
+        &[],
+    );
     let url = proxy.url("/dev/");
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..8 {
@@ -266,7 +275,7 @@ async fn a_token_authorizer_function_decides_under_the_emulator() {
         json!({"http": {"url": backend.url("/guarded")}}),
     );
     guarded["spec"]["authorizer"] = json!("blueprint");
-    let (proxy, _config) = serve(&[gw, guarded]);
+    let proxy = serve(&[gw, guarded], &[]);
     let client = Client::new();
     let url = proxy.url("/dev/guarded");
 

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tollgate_tests::client::{Client, Response};
 use tollgate_tests::config::{ConfigDir, api_key, dev_gateway, mock, route, usage_plan};
 use tollgate_tests::fake_controller::{FakeController, table_of};
-use tollgate_tests::proxy::Proxy;
+use tollgate_tests::proxy::{Proxy, Served, serve};
 use tollgate_tests::redis::RedisServer;
 
 const TOO_MANY: &str = r#"{"message":"Too Many Requests"}"#;
@@ -54,18 +54,8 @@ fn throttle(rate: f64, burst: u32) -> Value {
     json!({"rateLimit": rate, "burstLimit": burst})
 }
 
-struct Standalone {
-    proxy: Proxy,
-    _config: ConfigDir,
-}
-
-fn standalone(resources: &[Value]) -> Standalone {
-    let config = ConfigDir::with("resources.yaml", resources);
-    let proxy = Proxy::start_standalone(config.path(), &[]);
-    Standalone {
-        proxy,
-        _config: config,
-    }
+fn standalone(resources: &[Value]) -> Served {
+    serve(resources, &[])
 }
 
 async fn get(client: &Client, proxy: &Proxy, path: &str, key: Option<&str>) -> Response {

@@ -14,37 +14,7 @@ mod observability;
 mod reload;
 mod routing;
 
-use std::ops::{Deref, DerefMut};
-
-use serde_json::Value;
-use tollgate_tests::config::ConfigDir;
-use tollgate_tests::proxy::Proxy;
-
-/// A proxy serving a temporary folder of resources; both go away when dropped.
-pub struct Running {
-    pub proxy: Proxy,
-    pub config: ConfigDir,
-}
-
-impl Deref for Running {
-    type Target = Proxy;
-    fn deref(&self) -> &Proxy {
-        &self.proxy
-    }
-}
-
-impl DerefMut for Running {
-    fn deref_mut(&mut self) -> &mut Proxy {
-        &mut self.proxy
-    }
-}
-
-/// Writes `resources` to `resources.yaml` in a new folder and starts a proxy on it.
-pub fn serve(resources: &[Value], extra_args: &[&str]) -> Running {
-    let config = ConfigDir::with("resources.yaml", resources);
-    let proxy = Proxy::start_standalone(config.path(), extra_args);
-    Running { proxy, config }
-}
+pub use tollgate_tests::proxy::{Served as Running, serve};
 
 /// Parses a metric sample line's value.
 pub fn sample_value(line: &str) -> f64 {
