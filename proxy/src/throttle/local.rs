@@ -46,7 +46,7 @@ impl LocalCounters {
                 fleet_size,
             );
             let (admitted, status) = if rate.blocks_everything() {
-                (false, blocked())
+                (false, RateLimitStatus::BLOCKED)
             } else {
                 let (bucket, stored) = state
                     .buckets
@@ -118,16 +118,6 @@ impl State {
             .retain(|_, (bucket, rate)| !bucket.is_full(*rate, now));
         let now_s = jiff::Timestamp::now().as_second();
         self.quotas.retain(|_, (_, end)| *end > now_s);
-    }
-}
-
-/// The status of a limit whose rate is 0: nothing is ever admitted.
-fn blocked() -> RateLimitStatus {
-    RateLimitStatus {
-        limit: 0,
-        remaining: 0,
-        reset_seconds: 1,
-        retry_after_seconds: 1,
     }
 }
 

@@ -47,6 +47,15 @@ pub struct RateLimitStatus {
 }
 
 impl RateLimitStatus {
+    /// A limit that admits nothing now (a rate of 0, or Redis down with `FailClosed`): try
+    /// again in a second.
+    pub const BLOCKED: Self = Self {
+        limit: 0,
+        remaining: 0,
+        reset_seconds: 1,
+        retry_after_seconds: 1,
+    };
+
     /// Writes `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`, and `Retry-After`
     /// when the request was refused.
     pub fn write_headers(&self, headers: &mut HeaderMap, refused: bool) {
@@ -191,12 +200,7 @@ impl Limiter {
                 }
                 RedisFailureMode::FailClosed => {
                     tracing::debug!(%error, "redis unavailable: refusing (FailClosed)");
-                    Err(GatewayError::TooManyRequests(RateLimitStatus {
-                        limit: 0,
-                        remaining: 0,
-                        reset_seconds: 1,
-                        retry_after_seconds: 1,
-                    }))
+                    Err(GatewayError::TooManyRequests(RateLimitStatus::BLOCKED))
                 }
                 RedisFailureMode::Local => {
                     tracing::debug!(%error, "redis unavailable: enforcing local shares");
@@ -266,18 +270,33 @@ mod tests {
         }
     }
 
+    /// The limits of a `dev`-stage request to `rt` of `gw`.
+    fn limits_of(
+        gw: &GatewayTable,
+        rt: &RouteTable,
+        plan: Option<(&UsagePlanTable, &str)>,
+        now: jiff::Timestamp,
+    ) -> Limits {
+        let subject = Subject {
+            gateway: gw,
+            stage: "dev",
+            route: rt,
+            route_bucket: &Arc::from("r|default/pets|dev|GET /pets"),
+            gateway_bucket: &Arc::from("g|default/pets"),
+            plan,
+        };
+        Limits::of(&subject, now)
+    }
+
     #[test]
     fn a_keyed_request_passes_key_route_and_gateway_buckets_and_the_quota() {
         let (gw, rt, plan) = (gateway(), route("GET /pets"), plan(BTreeMap::new()));
-        let subject = Subject {
-            gateway: &gw,
-            stage: "dev",
-            route: &rt,
-            route_bucket: &Arc::from("r|default/pets|dev|GET /pets"),
-            gateway_bucket: &Arc::from("g|default/pets"),
-            plan: Some((&plan, "alice")),
-        };
-        let limits = Limits::of(&subject, "2026-11-24T10:00:00Z".parse().unwrap());
+        let limits = limits_of(
+            &gw,
+            &rt,
+            Some((&plan, "alice")),
+            "2026-11-24T10:00:00Z".parse().unwrap(),
+        );
         let keys: Vec<_> = limits.buckets.iter().map(|b| &*b.key).collect();
         assert_eq!(
             keys,
@@ -300,15 +319,7 @@ mod tests {
         };
         let (gw, rt) = (gateway(), route("GET /pets"));
         let plan = plan(BTreeMap::from([("GET /pets".to_string(), override_)]));
-        let subject = Subject {
-            gateway: &gw,
-            stage: "dev",
-            route: &rt,
-            route_bucket: &Arc::from("r|default/pets|dev|GET /pets"),
-            gateway_bucket: &Arc::from("g|default/pets"),
-            plan: Some((&plan, "alice")),
-        };
-        let limits = Limits::of(&subject, jiff::Timestamp::now());
+        let limits = limits_of(&gw, &rt, Some((&plan, "alice")), jiff::Timestamp::now());
         assert_eq!(limits.buckets.len(), 3);
         assert_eq!(limits.buckets[0].throttle, override_);
         assert!(
@@ -321,15 +332,7 @@ mod tests {
     #[test]
     fn without_a_key_only_route_and_gateway_limits_apply() {
         let (gw, rt) = (gateway(), route("GET /pets"));
-        let subject = Subject {
-            gateway: &gw,
-            stage: "dev",
-            route: &rt,
-            route_bucket: &Arc::from("r|default/pets|dev|GET /pets"),
-            gateway_bucket: &Arc::from("g|default/pets"),
-            plan: None,
-        };
-        let limits = Limits::of(&subject, jiff::Timestamp::now());
+        let limits = limits_of(&gw, &rt, None, jiff::Timestamp::now());
         assert_eq!(limits.buckets.len(), 2);
         assert!(limits.buckets.iter().all(|b| !b.per_key));
         assert!(limits.quota.is_none());

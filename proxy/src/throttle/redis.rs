@@ -66,12 +66,7 @@ impl RedisCounters {
     ) -> Result<Result<Option<RateLimitStatus>, GatewayError>, RedisError> {
         // A rate of 0 refuses everything; Redis need not be asked.
         if limits.buckets.iter().any(|b| b.throttle.rate_limit <= 0.0) {
-            return Ok(Err(GatewayError::TooManyRequests(RateLimitStatus {
-                limit: 0,
-                remaining: 0,
-                reset_seconds: 1,
-                retry_after_seconds: 1,
-            })));
+            return Ok(Err(GatewayError::TooManyRequests(RateLimitStatus::BLOCKED)));
         }
         let mut connection = self.usable_connection()?;
         let mut invocation = self.script.prepare_invoke();
