@@ -9,6 +9,8 @@ use hyper::header::{HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 use tollgate_crds::table::AuthorizerTable;
 
+use crate::integration::lambda::event::parse_query;
+
 /// Headers an HTTP backend gets from the authorizer start with this; the proxy removes any a
 /// client sent, so a backend can trust them.
 pub const HEADER_PREFIX: &str = "x-authorizer-";
@@ -177,11 +179,10 @@ fn value(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     } else if let Some(name) = source.strip_prefix("$request.querystring.") {
-        query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
+        parse_query(query)
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     } else if let Some(name) = source.strip_prefix("$stageVariables.") {
         stage_variables.get(name).cloned()
     } else {

@@ -332,7 +332,7 @@ fn encode_body(headers: &HeaderMap, body: &[u8]) -> Option<(String, bool)> {
 /// Splits a raw query string into decoded `(name, value)` pairs, in order. `+` is a space and
 /// `%XX` escapes are decoded (invalid UTF-8 replaced), as Amazon API Gateway does; a name
 /// without `=` has an empty value; empty pieces (`a=1&&b=2`) are skipped.
-fn parse_query(raw: &str) -> Vec<(String, String)> {
+pub fn parse_query(raw: &str) -> Vec<(String, String)> {
     raw.split('&')
         .filter(|piece| !piece.is_empty())
         .map(|piece| {
