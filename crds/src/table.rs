@@ -71,6 +71,9 @@ pub struct GatewayTable {
     /// Sorted by hostname.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub domains: Vec<DomainTable>,
+    /// Plain-HTTP requests get a redirect to HTTPS (where the proxy serves TLS).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redirect_to_https: bool,
     /// In the order the gateway lists them (the first is the default for invoke URLs).
     pub stages: Vec<StageTable>,
     /// Sorted by plan name.

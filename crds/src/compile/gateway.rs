@@ -120,6 +120,7 @@ pub(super) fn compile(
         }),
         authorizers,
         domains,
+        redirect_to_https: spec.redirect_to_https,
         stages,
         usage_plans: Vec::new(),
     })

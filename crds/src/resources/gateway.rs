@@ -96,6 +96,11 @@ pub struct ApiGatewaySpec {
     #[schemars(length(max = 50))]
     pub domains: Vec<CustomDomain>,
 
+    /// Answer plain-HTTP requests for this gateway with a redirect to HTTPS (301 for GET and
+    /// HEAD, 308 otherwise, so a method and body survive it), on proxies that serve TLS.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redirect_to_https: bool,
+
     /// Cross-origin resource sharing: the proxy answers preflight requests and adds the
     /// `Access-Control-*` headers to responses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
