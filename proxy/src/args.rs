@@ -48,6 +48,33 @@ pub struct Args {
     #[arg(long, env = "TOLLGATE_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
+    /// Address for HTTPS API traffic (HTTP/2 and HTTP/1.1 by ALPN): custom domains with a
+    /// certificate, chosen by SNI, and the default certificate for other names.
+    #[arg(long, env = "TOLLGATE_TLS_LISTEN")]
+    pub tls_listen: Option<SocketAddr>,
+
+    /// PEM certificate chain served on `--tls-listen` when SNI names no custom domain (or
+    /// there is none); re-read when the file changes. Without it such handshakes are refused.
+    #[arg(
+        long,
+        env = "TOLLGATE_TLS_DEFAULT_CERTIFICATE",
+        requires = "tls_default_key"
+    )]
+    pub tls_default_certificate: Option<PathBuf>,
+
+    /// The PEM private key of `--tls-default-certificate`.
+    #[arg(
+        long,
+        env = "TOLLGATE_TLS_DEFAULT_KEY",
+        requires = "tls_default_certificate"
+    )]
+    pub tls_default_key: Option<PathBuf>,
+
+    /// The port clients reach HTTPS on, named in redirects of gateways with
+    /// `redirectToHttps` (a Service may map 443 to `--tls-listen`'s port).
+    #[arg(long, env = "TOLLGATE_HTTPS_PORT", default_value_t = 443)]
+    pub https_port: u16,
+
     /// Address for /healthz, /readyz, /metrics and /config.
     #[arg(long, env = "TOLLGATE_ADMIN_LISTEN", default_value = "127.0.0.1:9901")]
     pub admin_listen: SocketAddr,

@@ -8,12 +8,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tollgate_crds::resources::TlsPolicy;
 use tollgate_crds::table::{GatewayTable, IntegrationTable, ObjectKey, StageTable, UsagePlanTable};
 
 use crate::cors::Cors;
 use crate::errors::GatewayError;
 use crate::resource_policy::Policy;
 use crate::router::{ConcurrencyLimits, RouterError, StageRouter};
+use crate::tls::{Certificates, DomainTls};
 
 /// One gateway, ready to serve.
 #[derive(Debug)]
@@ -24,6 +26,8 @@ pub struct ServedGateway {
     pub policy: Policy,
     /// The gateway's CORS settings with their header values prebuilt, when it has any.
     pub cors: Option<Cors>,
+    /// The TLS config of each custom domain that has a certificate.
+    pub tls: Vec<Arc<DomainTls>>,
     stages: HashMap<String, ServedStage>,
 }
 
@@ -64,6 +68,7 @@ impl ServedGateway {
             );
         }
         Ok(Self {
+            tls: domains_tls(&table),
             bucket: Arc::from(format!("g|{}", table.gateway)),
             policy: Policy::build(table.resource_policy.as_ref(), table.endpoint_type),
             cors: table.cors.as_ref().map(Cors::build),
@@ -89,6 +94,26 @@ impl ServedStage {
     pub fn key(&self, sha256: &str) -> Option<&KeyBinding> {
         self.keys.get(sha256)
     }
+}
+
+/// Each domain's TLS config. A certificate that does not load (its key does not match it, say)
+/// leaves that domain without TLS, logged, rather than the whole gateway unserved; a domain
+/// with mutual TLS then refuses every request, as none can have passed its handshake.
+fn domains_tls(table: &GatewayTable) -> Vec<Arc<DomainTls>> {
+    let mut out = Vec::new();
+    for domain in &table.domains {
+        match DomainTls::build(domain) {
+            Ok(Some(tls)) => out.push(Arc::new(tls)),
+            Ok(None) => {}
+            Err(e) => tracing::error!(
+                gateway = %table.gateway,
+                domain = %domain.hostname,
+                error = %e,
+                "custom domain not served over TLS"
+            ),
+        }
+    }
+    out
 }
 
 /// One semaphore per Lambda invoke URL with a `maxConcurrency`, the smallest limit any route
@@ -143,6 +168,20 @@ pub struct Target<'a> {
     pub stage: &'a ServedStage,
     /// The path after the stage or base path, always starting with '/'.
     pub path: &'a str,
+    /// The custom domain the host matched, if any.
+    pub domain: Option<&'a DomainPolicy>,
+}
+
+/// What a custom domain asks of the connections its requests arrive on.
+#[derive(Debug)]
+pub struct DomainPolicy {
+    /// As configured: `api.example.com`, `*.example.com`.
+    pub hostname: String,
+    /// Requests need a verified client certificate.
+    pub mutual_tls: bool,
+    /// Requests must arrive on a connection whose handshake was this domain's own: it asks
+    /// more than the default certificate's (mutual TLS, or TLS 1.3 only).
+    pub own_handshake: bool,
 }
 
 /// All served gateways and how hosts reach them.
@@ -152,11 +191,13 @@ pub struct Dispatch {
     default_hosts: HashMap<String, usize>,
     domains: HashMap<String, DomainEntry>,
     wildcard_domains: HashMap<String, DomainEntry>,
+    certificates: Certificates,
 }
 
 #[derive(Debug)]
 struct DomainEntry {
     gateway: usize,
+    policy: DomainPolicy,
     /// (base path, stage), longest base path first.
     mappings: Vec<(String, String)>,
 }
@@ -175,6 +216,12 @@ impl Dispatch {
             for domain in &gw.table.domains {
                 let entry = DomainEntry {
                     gateway: index,
+                    policy: DomainPolicy {
+                        hostname: domain.hostname.clone(),
+                        mutual_tls: domain.client_ca_pem.is_some(),
+                        own_handshake: domain.client_ca_pem.is_some()
+                            || domain.security_policy == TlsPolicy::TLS_1_3,
+                    },
                     mappings: domain
                         .mappings
                         .iter()
@@ -195,6 +242,9 @@ impl Dispatch {
                     continue;
                 }
                 map.insert(name, entry);
+                if let Some(tls) = gw.tls.iter().find(|t| t.hostname == domain.hostname) {
+                    dispatch.certificates.insert(tls.clone());
+                }
             }
         }
         dispatch.gateways = gateways;
@@ -207,6 +257,11 @@ impl Dispatch {
 
     pub fn is_empty(&self) -> bool {
         self.gateways.is_empty()
+    }
+
+    /// The TLS configs of the custom domains served, by server name.
+    pub fn certificates(&self) -> &Certificates {
+        &self.certificates
     }
 
     /// Resolves a request's host (without port) and path to a gateway and stage.
@@ -236,6 +291,7 @@ impl Dispatch {
             gateway,
             stage,
             path: remainder,
+            domain: None,
         })
     }
 
@@ -262,6 +318,7 @@ impl Dispatch {
                     gateway,
                     stage,
                     path: if remainder.is_empty() { "/" } else { remainder },
+                    domain: Some(&entry.policy),
                 });
             }
         }

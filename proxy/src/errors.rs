@@ -43,6 +43,15 @@ pub enum GatewayError {
     /// The gateway's resource policy does not admit the client's address (ACCESS_DENIED).
     #[error("the resource policy does not admit {0}")]
     PolicyDenied(std::net::IpAddr),
+    /// A custom domain with mutual TLS, and no trusted client certificate on the connection:
+    /// untrusted, expired, or the request came over plain HTTP (ACCESS_DENIED).
+    #[error("client certificate refused: {0}")]
+    ClientCertificate(String),
+    /// The connection's TLS handshake was made for another domain than the request's host,
+    /// and that host asks more of its handshake (mutual TLS, TLS 1.3 only): the client must
+    /// open a connection for it (RFC 9110, 421).
+    #[error("the connection was negotiated for another domain")]
+    MisdirectedRequest,
     /// A rate limit is spent (THROTTLED).
     #[error("throttled")]
     TooManyRequests(RateLimitStatus),
@@ -79,9 +88,11 @@ impl GatewayError {
             Self::RequestTooLong => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unauthorized | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            Self::ExplicitDeny | Self::NotAuthorized | Self::PolicyDenied(_) => {
-                StatusCode::FORBIDDEN
-            }
+            Self::ExplicitDeny
+            | Self::NotAuthorized
+            | Self::PolicyDenied(_)
+            | Self::ClientCertificate(_) => StatusCode::FORBIDDEN,
+            Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             Self::TooManyRequests(_) | Self::LimitExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::AuthorizerConfiguration(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -95,7 +106,8 @@ impl GatewayError {
     pub fn message(&self) -> &'static str {
         match self {
             Self::MissingAuthenticationToken => "Missing Authentication Token",
-            Self::Forbidden(_) => "Forbidden",
+            Self::Forbidden(_) | Self::ClientCertificate(_) => "Forbidden",
+            Self::MisdirectedRequest => "Misdirected Request",
             Self::RequestTooLong => "Request Too Long",
             Self::HeadersTooLarge => "Request Header Fields Too Large",
             Self::Unauthorized | Self::InvalidToken(_) => "Unauthorized",
@@ -129,6 +141,8 @@ impl GatewayError {
             | Self::ExplicitDeny
             | Self::NotAuthorized
             | Self::PolicyDenied(_)
+            | Self::ClientCertificate(_)
+            | Self::MisdirectedRequest
             | Self::TooManyRequests(_)
             | Self::LimitExceeded(_)
             | Self::BadRequest(_) => Fault::Client,
@@ -147,9 +161,11 @@ impl GatewayError {
             Self::RequestTooLong => "RequestTooLongException",
             Self::HeadersTooLarge => "RequestHeaderFieldsTooLargeException",
             Self::Unauthorized | Self::InvalidToken(_) => "UnauthorizedException",
-            Self::ExplicitDeny | Self::NotAuthorized | Self::PolicyDenied(_) => {
-                "AccessDeniedException"
-            }
+            Self::ExplicitDeny
+            | Self::NotAuthorized
+            | Self::PolicyDenied(_)
+            | Self::ClientCertificate(_) => "AccessDeniedException",
+            Self::MisdirectedRequest => "MisdirectedRequestException",
             Self::TooManyRequests(_) => "TooManyRequestsException",
             Self::LimitExceeded(_) => "LimitExceededException",
             Self::AuthorizerConfiguration(_) => "AuthorizerConfigurationException",

@@ -22,3 +22,5 @@ pub mod server;
 pub mod standalone;
 pub mod template;
 pub mod throttle;
+pub mod tls;
+pub mod transport;

@@ -15,9 +15,10 @@ use tollgate_proxy::dispatch::Dispatch;
 use tollgate_proxy::fleet::Fleet;
 use tollgate_proxy::metrics::Metrics;
 use tollgate_proxy::pipeline::Shared;
-use tollgate_proxy::server::{self, ServerOptions};
+use tollgate_proxy::server::{self, Listeners, ServerOptions, TlsListener};
 use tollgate_proxy::standalone::Standalone;
 use tollgate_proxy::throttle::Limiter;
+use tollgate_proxy::tls::DefaultCertificate;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -51,6 +52,15 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
     let admin_listener = TcpListener::bind(args.admin_listen)
         .await
         .with_context(|| format!("listening on {}", args.admin_listen))?;
+    let tls = match args.tls_listen {
+        None => None,
+        Some(addr) => Some(TlsListener {
+            listener: TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr}"))?,
+            default_certificate: default_certificate(&args)?,
+        }),
+    };
 
     let metrics = Metrics::new();
     let access_log = match args.access_log {
@@ -65,6 +75,7 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
         fleet_size: AtomicU32::new(1),
         auth: AuthState::default(),
         limiter: Limiter::default(),
+        https_port: tls.as_ref().map(|_| args.https_port),
     });
     let report = Arc::new(ArcSwap::from_pointee(ConfigReport::default()));
 
@@ -100,15 +111,36 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
     };
     tokio::spawn(admin::serve(admin_listener, shared.clone(), report));
 
-    tracing::info!(listen = %args.listen, admin = %args.admin_listen, source = %source, "tollgate-proxy serving");
+    tracing::info!(
+        listen = %args.listen,
+        tls_listen = ?args.tls_listen,
+        admin = %args.admin_listen,
+        source = %source,
+        "tollgate-proxy serving"
+    );
     let options = ServerOptions {
         header_read_timeout: Duration::from_secs(args.header_read_timeout_seconds),
         drain: Duration::from_secs(args.drain_seconds),
     };
-    server::serve(listener, shared.clone(), options, shutdown_signal()).await;
+    let listeners = Listeners {
+        plain: listener,
+        tls,
+    };
+    server::serve(listeners, shared.clone(), options, shutdown_signal()).await;
     // Requests answered during the drain are logged before the process exits.
     let _ = tokio::time::timeout(Duration::from_secs(5), shared.access_log.flush()).await;
     Ok(())
+}
+
+/// The default certificate, loaded now (a bad file stops the start) and watched for changes.
+fn default_certificate(args: &Args) -> anyhow::Result<Option<Arc<DefaultCertificate>>> {
+    let (Some(certificate), Some(key)) = (&args.tls_default_certificate, &args.tls_default_key)
+    else {
+        return Ok(None);
+    };
+    let loaded = DefaultCertificate::load(certificate, key)?;
+    tokio::spawn(loaded.clone().watch());
+    Ok(Some(loaded))
 }
 
 /// SIGTERM or Ctrl-C.

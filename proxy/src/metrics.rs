@@ -18,6 +18,7 @@ pub struct Metrics {
     table_info: IntGaugeVec,
     pub reloads: IntCounterVec,
     pub access_log_dropped: IntCounter,
+    tls_handshake_failures: IntCounter,
 }
 
 /// The labels of one request.
@@ -82,6 +83,12 @@ impl Metrics {
             "Access log lines dropped because the writer fell behind",
         )
         .expect("valid metric");
+        let tls_handshake_failures = IntCounter::new(
+            "tollgate_tls_handshake_failures_total",
+            "TLS handshakes that failed or timed out (no certificate for the server name, \
+             a refused protocol version, no client certificate, ...)",
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -90,6 +97,7 @@ impl Metrics {
             Box::new(table_info.clone()),
             Box::new(reloads.clone()),
             Box::new(access_log_dropped.clone()),
+            Box::new(tls_handshake_failures.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
         }
@@ -102,7 +110,12 @@ impl Metrics {
             table_info,
             reloads,
             access_log_dropped,
+            tls_handshake_failures,
         }
+    }
+
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.inc();
     }
 
     pub fn observe_request(&self, labels: &RequestLabels<'_>, status: u16, seconds: f64) {

@@ -1,6 +1,8 @@
 //! The request path, phase by phase, in the order they run:
 //!
-//! 1. **gateway** — host and path to gateway and stage ([`Dispatch::resolve`]);
+//! 1. **gateway** — host and path to gateway and stage ([`Dispatch::resolve`]), then what
+//!    the host asks of the connection: the HTTPS redirect, a custom domain's own handshake
+//!    and client certificate ([`transport`]);
 //! 2. **policy** — the client's address against the resource policy
 //!    ([`resource_policy`](crate::resource_policy));
 //! 3. **preflight** — a CORS preflight is answered here ([`cors::preflight`]);
@@ -42,7 +44,8 @@ use crate::errors::{Fault, GatewayError};
 use crate::integration::{self, Call};
 use crate::metrics::{Metrics, RequestLabels};
 use crate::throttle::{self, Limiter};
-use crate::{api_key, cors};
+use crate::tls::{ClientCert, TlsSession};
+use crate::{api_key, cors, transport};
 
 /// Amazon API Gateway's payload limit.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -63,13 +66,17 @@ pub struct Shared {
     pub auth: AuthState,
     /// Throttle and quota counters.
     pub limiter: Limiter,
+    /// The port HTTPS redirects name, when the proxy serves TLS.
+    pub https_port: Option<u16>,
 }
 
 /// Where a connection comes from.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Connection {
     pub peer: SocketAddr,
     pub scheme: &'static str,
+    /// The handshake's outcome, on the TLS listener.
+    pub tls: Option<Arc<TlsSession>>,
 }
 
 /// Serves one request. Never fails: every error becomes a gateway response.
@@ -98,7 +105,7 @@ pub async fn handle(
     let outcome = serve(
         &shared,
         &dispatch,
-        conn,
+        &conn,
         &parts,
         body,
         &request_id,
@@ -140,7 +147,7 @@ pub async fn handle(
 async fn serve(
     shared: &Shared,
     dispatch: &Dispatch,
-    conn: Connection,
+    conn: &Connection,
     parts: &hyper::http::request::Parts,
     body: Incoming,
     request_id: &str,
@@ -160,6 +167,13 @@ async fn serve(
     let stage = target.gateway.stage_table(target.stage);
     record.gateway = Some(gateway.gateway.to_string());
     record.stage = Some(stage.name.clone());
+    if let Some(port) = shared.https_port.filter(|_| gateway.redirect_to_https)
+        && conn.tls.is_none()
+    {
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        return Ok(transport::https_redirect(&parts.method, &host, path, port));
+    }
+    let client_cert = transport::check(conn.tls.as_deref(), target.domain)?;
 
     // Phase 2: resource policy, on the client's address (X-Forwarded-For from trusted
     // proxies); before the preflight, so a refused client learns nothing of the API.
@@ -180,6 +194,7 @@ async fn serve(
                 shared,
                 &target,
                 conn,
+                client_cert.as_deref(),
                 source_ip,
                 parts,
                 body,
@@ -210,7 +225,8 @@ async fn serve(
 async fn admitted(
     shared: &Shared,
     target: &Target<'_>,
-    conn: Connection,
+    conn: &Connection,
+    client_cert: Option<&ClientCert>,
     source_ip: IpAddr,
     parts: &hyper::http::request::Parts,
     body: Incoming,
@@ -252,6 +268,7 @@ async fn admitted(
             route,
             params: &found.params,
             stage_variables,
+            client_cert,
         },
     )
     .await?;
@@ -302,6 +319,7 @@ async fn admitted(
         params: &found.params,
         stage_variables,
         identity: &identity,
+        client_cert,
         received_at,
     };
     let integration_started = Instant::now();

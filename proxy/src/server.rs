@@ -1,13 +1,20 @@
-//! The traffic listener: HTTP/1.1 and HTTP/2 (prior knowledge) on one port, with the
-//! request-head limits, and a graceful drain on shutdown.
+//! The traffic listeners, with the request-head limits and a graceful drain on shutdown.
 //!
-//! Each connection's first bytes are read under the header read timeout to tell HTTP/2's
-//! preface from HTTP/1 (a client that sends nothing, or half a preface, is dropped), then
-//! replayed to hyper's HTTP/1 or HTTP/2 connection. HTTP/1 heads over 10,240 bytes get 431
-//! from hyper itself; HTTP/2 header lists are bounded the same.
+//! - Plain: HTTP/1.1 and HTTP/2 (prior knowledge) on one port. Each connection's first bytes
+//!   are read under the header read timeout to tell HTTP/2's preface from HTTP/1 (a client
+//!   that sends nothing, or half a preface, is dropped), then replayed to hyper's HTTP/1 or
+//!   HTTP/2 connection.
+//! - TLS (optional): the handshake ([`tls::handshake`]), under the same timeout, picks the
+//!   certificate by SNI from the dispatch current at accept time; ALPN chooses HTTP/2 or
+//!   HTTP/1.1. A connection keeps the config it was accepted with, so rotating a certificate
+//!   never drops one.
+//!
+//! HTTP/1 heads over 10,240 bytes get 431 from hyper itself; HTTP/2 header lists are bounded
+//! the same.
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -21,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::pipeline::{self, Connection, Shared};
+use crate::tls::{self, DefaultCertificate};
 
 /// Amazon API Gateway's limit on the request line and headers together.
 pub const MAX_HEAD_BYTES: usize = 10_240;
@@ -35,10 +43,22 @@ pub struct ServerOptions {
     pub drain: Duration,
 }
 
+/// The sockets API traffic arrives on.
+pub struct Listeners {
+    pub plain: TcpListener,
+    pub tls: Option<TlsListener>,
+}
+
+pub struct TlsListener {
+    pub listener: TcpListener,
+    /// Served when SNI names no custom domain; without it such handshakes are refused.
+    pub default_certificate: Option<Arc<DefaultCertificate>>,
+}
+
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
 /// (up to `drain`) and returns.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     shared: Arc<Shared>,
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
@@ -56,24 +76,31 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 
+    let tls_listener = listeners.tls.as_ref().map(|t| &t.listener);
+    let default_certificate = listeners
+        .tls
+        .as_ref()
+        .and_then(|t| t.default_certificate.clone());
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let conn = Connection { peer, scheme: "http" };
-                tokio::spawn(serve_connection(
+            accepted = listeners.plain.accept() => {
+                let Some((stream, peer)) = accepted_or_back_off(accepted).await else { continue };
+                tokio::spawn(serve_plain(
                     stream,
-                    conn,
+                    peer,
                     shared.clone(),
+                    protocols.clone(),
+                    graceful.watcher(),
+                    options.header_read_timeout,
+                ));
+            }
+            accepted = accept_if_any(tls_listener) => {
+                let Some((stream, peer)) = accepted_or_back_off(accepted).await else { continue };
+                tokio::spawn(serve_tls(
+                    stream,
+                    peer,
+                    shared.clone(),
+                    default_certificate.clone(),
                     protocols.clone(),
                     graceful.watcher(),
                     options.header_read_timeout,
@@ -83,7 +110,7 @@ pub async fn serve(
         }
     }
 
-    drop(listener);
+    drop(listeners);
     tracing::info!(
         drain_seconds = options.drain.as_secs(),
         "draining in-flight requests"
@@ -99,9 +126,34 @@ struct Protocols {
     h2: http2::Builder<TokioExecutor>,
 }
 
-async fn serve_connection(
+async fn accept_if_any(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An accepted connection, or `None` after a pause when accepting failed (out of file
+/// descriptors and the like: back off, keep serving).
+async fn accepted_or_back_off(
+    accepted: io::Result<(TcpStream, SocketAddr)>,
+) -> Option<(TcpStream, SocketAddr)> {
+    match accepted {
+        Ok((stream, peer)) => {
+            let _ = stream.set_nodelay(true);
+            Some((stream, peer))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+async fn serve_plain(
     mut stream: TcpStream,
-    conn: Connection,
+    peer: SocketAddr,
     shared: Arc<Shared>,
     protocols: Arc<Protocols>,
     watcher: Watcher,
@@ -117,7 +169,77 @@ async fn serve_connection(
         offset: 0,
         inner: stream,
     });
-    let service = service_fn(move |request| pipeline::handle(shared.clone(), conn, request));
+    let conn = Connection {
+        peer,
+        scheme: "http",
+        tls: None,
+    };
+    serve_http(io, is_h2, conn, shared, &protocols, watcher).await;
+}
+
+async fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    default_certificate: Option<Arc<DefaultCertificate>>,
+    protocols: Arc<Protocols>,
+    watcher: Watcher,
+    handshake_timeout: Duration,
+) {
+    let handshake = tls::handshake(
+        stream,
+        |server_name| {
+            shared
+                .dispatch
+                .load()
+                .certificates()
+                .select(server_name)
+                .cloned()
+        },
+        default_certificate.as_deref(),
+    );
+    let (stream, session) = match tokio::time::timeout(handshake_timeout, handshake).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => {
+            shared.metrics.tls_handshake_failed();
+            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            shared.metrics.tls_handshake_failed();
+            return;
+        }
+    };
+    let is_h2 = session.h2;
+    let conn = Connection {
+        peer,
+        scheme: "https",
+        tls: Some(Arc::new(session)),
+    };
+    serve_http(
+        TokioIo::new(stream),
+        is_h2,
+        conn,
+        shared,
+        &protocols,
+        watcher,
+    )
+    .await;
+}
+
+async fn serve_http<I>(
+    io: TokioIo<I>,
+    is_h2: bool,
+    conn: Connection,
+    shared: Arc<Shared>,
+    protocols: &Protocols,
+    watcher: Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = conn.peer;
+    let service =
+        service_fn(move |request| pipeline::handle(shared.clone(), conn.clone(), request));
     let result = if is_h2 {
         watcher
             .watch(protocols.h2.serve_connection(io, service))
@@ -128,7 +250,7 @@ async fn serve_connection(
             .await
     };
     if let Err(e) = result {
-        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
     }
 }
 

@@ -202,6 +202,7 @@ fn request_event(request: &AuthRequest<'_>, method_arn: &str) -> Value {
         api_id: &request.gateway.gateway.name,
         received_at: jiff::Timestamp::now(),
         authorizer: None,
+        client_cert: request.client_cert,
     };
     let mut event = event_v1(&input);
     if let Value::Object(fields) = &mut event {

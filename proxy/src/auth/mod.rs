@@ -53,6 +53,8 @@ pub struct AuthRequest<'a> {
     /// Path parameters, raw (as in the URL).
     pub params: &'a [(String, String)],
     pub stage_variables: &'a BTreeMap<String, String>,
+    /// The verified client certificate of a mutual-TLS domain (REQUEST authorizers get it).
+    pub client_cert: Option<&'a crate::tls::ClientCert>,
 }
 
 /// Runs the route's authorizer, if it names one.

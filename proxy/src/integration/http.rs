@@ -52,6 +52,7 @@ pub async fn forward(
     headers.remove(header::CONTENT_LENGTH);
     forwarded_headers(call, headers);
     authorizer_headers(call, headers);
+    client_cert_headers(call, headers);
     for (name, value) in request_headers {
         let name = HeaderName::try_from(name.as_str())
             .map_err(|_| GatewayError::Configuration(format!("request header name {name:?}")))?;
@@ -179,6 +180,39 @@ fn authorizer_headers(call: &Call<'_>, headers: &mut HeaderMap) {
     }
     for (name, value) in call.identity.headers() {
         headers.append(name.clone(), value.clone());
+    }
+}
+
+/// Headers that describe the client certificate of a mutual-TLS domain (what Lambda events
+/// carry as `clientCert`); any a client sent are dropped first, so the backend can trust them.
+pub const CLIENT_CERT_HEADER_PREFIX: &str = "x-client-cert";
+
+fn client_cert_headers(call: &Call<'_>, headers: &mut HeaderMap) {
+    let forged: Vec<_> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with(CLIENT_CERT_HEADER_PREFIX))
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(name);
+    }
+    let Some(cert) = call.client_cert else {
+        return;
+    };
+    let pem = percent_encoding::utf8_percent_encode(&cert.pem, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
+    let fields = [
+        ("x-client-cert", pem.as_str()),
+        ("x-client-cert-subject-dn", cert.subject_dn.as_str()),
+        ("x-client-cert-issuer-dn", cert.issuer_dn.as_str()),
+        ("x-client-cert-serial-number", cert.serial_number.as_str()),
+        ("x-client-cert-not-before", cert.not_before.as_str()),
+        ("x-client-cert-not-after", cert.not_after.as_str()),
+    ];
+    for (name, value) in fields {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use crate::body::Body;
 use crate::client::HttpClient;
 use crate::errors::GatewayError;
 use crate::router::ServedRoute;
+use crate::tls::ClientCert;
 
 /// A routed request, as the integrations see it.
 pub struct Call<'a> {
@@ -46,6 +47,8 @@ pub struct Call<'a> {
     pub stage_variables: &'a BTreeMap<String, String>,
     /// Who the authorizer says the caller is (empty without an authorizer).
     pub identity: &'a Identity,
+    /// The client's verified certificate, on a custom domain with mutual TLS.
+    pub client_cert: Option<&'a ClientCert>,
     pub received_at: jiff::Timestamp,
 }
 

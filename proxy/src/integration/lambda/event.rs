@@ -27,6 +27,8 @@ use http::header::{CONTENT_TYPE, COOKIE, USER_AGENT};
 use http::{HeaderMap, Method, Version};
 use serde_json::{Map, Value, json};
 
+use crate::tls::ClientCert;
+
 /// `requestContext.accountId` of every event: Tollgate runs no AWS account.
 pub const ACCOUNT_ID: &str = "tollgate";
 
@@ -61,6 +63,22 @@ pub struct EventInput<'a> {
     pub received_at: jiff::Timestamp,
     /// Put as `requestContext.authorizer` when present; shaped by the caller.
     pub authorizer: Option<&'a Value>,
+    /// The verified client certificate of a mutual-TLS domain.
+    pub client_cert: Option<&'a ClientCert>,
+}
+
+/// `clientCert`, as both payload formats carry it.
+fn client_cert(cert: &ClientCert) -> Value {
+    json!({
+        "clientCertPem": cert.pem,
+        "subjectDN": cert.subject_dn,
+        "issuerDN": cert.issuer_dn,
+        "serialNumber": cert.serial_number,
+        "validity": {
+            "notBefore": cert.not_before,
+            "notAfter": cert.not_after,
+        },
+    })
 }
 
 /// The REST API proxy event (payload format 1.0).
@@ -116,7 +134,7 @@ pub fn event_v1(input: &EventInput<'_>) -> Value {
             "apiKey": null,
             "apiKeyId": null,
             "caller": null,
-            "clientCert": null,
+            "clientCert": input.client_cert.map_or(Value::Null, client_cert),
             "cognitoAuthenticationProvider": null,
             "cognitoAuthenticationType": null,
             "cognitoIdentityId": null,
@@ -231,6 +249,12 @@ pub fn event_v2(input: &EventInput<'_>) -> Value {
     });
     if let (Some(authorizer), Some(ctx)) = (input.authorizer, request_context.as_object_mut()) {
         ctx.insert("authorizer".to_owned(), authorizer.clone());
+    }
+    if let (Some(cert), Some(ctx)) = (input.client_cert, request_context.as_object_mut()) {
+        ctx.insert(
+            "authentication".to_owned(),
+            json!({ "clientCert": client_cert(cert) }),
+        );
     }
 
     let mut event = Map::new();
@@ -468,6 +492,7 @@ mod tests {
                 // 2020-03-12T19:03:58.390Z
                 received_at: jiff::Timestamp::from_millisecond(1_584_039_838_390).unwrap(),
                 authorizer: self.authorizer.as_ref(),
+                client_cert: None,
             }
         }
 

@@ -53,6 +53,7 @@ pub async fn invoke(
         api_id: call.gateway,
         received_at: call.received_at,
         authorizer: authorizer.as_ref(),
+        client_cert: call.client_cert,
     };
     let event = match version {
         PayloadFormatVersion::V1 => event_v1(&input),
