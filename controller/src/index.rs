@@ -1,6 +1,10 @@
 //! The in-memory index: one watcher per kind the compiler reads, each keeping its objects by
 //! `namespace/name`, and a [`Notify`] poked on every change.
 //!
+//! Secrets and ConfigMaps are watched only where Tollgate reads them, never all of them:
+//! Secrets of the types `tollgate.dev/api-key`, `kubernetes.io/tls` and
+//! `tollgate.dev/truststore` (field selectors), ConfigMaps labelled `tollgate.dev/truststore`.
+//!
 //! Objects are watched untyped and converted one by one, so an object that does not
 //! deserialize is logged and left out instead of failing the whole list (a typed kube-runtime
 //! watcher fails its entire list, and so the whole kind, on one bad object).
@@ -23,7 +27,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tollgate_crds::compile::{Resources, object_key};
 use tollgate_crds::resources::{
-    API_KEY_SECRET_TYPE, ApiGateway, Route, TLS_SECRET_TYPE, UsagePlan,
+    API_KEY_SECRET_TYPE, ApiGateway, Route, TLS_SECRET_TYPE, TRUSTSTORE_LABEL,
+    TRUSTSTORE_SECRET_TYPE, UsagePlan,
 };
 use tollgate_crds::table::ObjectKey;
 
@@ -36,6 +41,10 @@ pub struct Index {
     usage_plans: Shelf<UsagePlan>,
     api_keys: Shelf<Secret>,
     tls: Shelf<Secret>,
+    /// Secrets of type `tollgate.dev/truststore` (mutual TLS client CAs).
+    truststores: Shelf<Secret>,
+    /// ConfigMaps labelled `tollgate.dev/truststore` (mutual TLS client CAs).
+    truststore_config_maps: Shelf<ConfigMap>,
     services: Shelf<Service>,
     /// The fleet objects the controller applies ([`crate::fleet`]).
     owned: Owned,
@@ -52,6 +61,8 @@ impl Index {
             usage_plans: Shelf::default(),
             api_keys: Shelf::default(),
             tls: Shelf::default(),
+            truststores: Shelf::default(),
+            truststore_config_maps: Shelf::default(),
             services: Shelf::default(),
             owned: Owned::default(),
             changed: changed.clone(),
@@ -71,6 +82,17 @@ impl Index {
             index.tls.watch(
                 client,
                 all.clone().fields(&format!("type={TLS_SECRET_TYPE}")),
+                changed.clone(),
+            ),
+            index.truststores.watch(
+                client,
+                all.clone()
+                    .fields(&format!("type={TRUSTSTORE_SECRET_TYPE}")),
+                changed.clone(),
+            ),
+            index.truststore_config_maps.watch(
+                client,
+                all.clone().labels(TRUSTSTORE_LABEL),
                 changed.clone(),
             ),
             index.services.watch(client, all, changed.clone()),
@@ -100,6 +122,8 @@ impl Index {
             && self.usage_plans.is_ready()
             && self.api_keys.is_ready()
             && self.tls.is_ready()
+            && self.truststores.is_ready()
+            && self.truststore_config_maps.is_ready()
             && self.services.is_ready()
     }
 
@@ -107,12 +131,14 @@ impl Index {
     pub fn snapshot(&self) -> Resources {
         let mut secrets = self.api_keys.objects();
         secrets.extend(self.tls.objects());
+        secrets.extend(self.truststores.objects());
         Resources {
             gateways: self.gateways.objects(),
             routes: self.routes.objects(),
             usage_plans: self.usage_plans.objects(),
             secrets,
             services: self.services.objects(),
+            config_maps: self.truststore_config_maps.objects(),
         }
     }
 

@@ -49,7 +49,8 @@ pub struct Loaded {
     pub ignored: usize,
 }
 
-/// Adds every ApiGateway, Route, UsagePlan, Secret and Service in `source` to `resources`.
+/// Adds every ApiGateway, Route, UsagePlan, Secret, Service and ConfigMap in `source` to
+/// `resources`.
 /// Empty documents and objects of other kinds are passed over; an object defined twice (here
 /// or in an earlier call) is an error. `origin` names the source in errors (a file path).
 pub fn load_str(
@@ -93,6 +94,7 @@ pub fn load_str(
             }
             ("v1", "Secret") => ctx.add(value, &mut resources.secrets, |o| &o.metadata)?,
             ("v1", "Service") => ctx.add(value, &mut resources.services, |o| &o.metadata)?,
+            ("v1", "ConfigMap") => ctx.add(value, &mut resources.config_maps, |o| &o.metadata)?,
             (v, _) if v.starts_with("tollgate.dev/") => {
                 return Err(LoadError::Shape {
                     origin: origin.to_string(),
@@ -169,7 +171,7 @@ mod tests {
     fn loads_objects_into_the_default_namespace_and_passes_over_other_kinds() {
         let mut r = Resources::default();
         let source =
-            format!("{GATEWAY}---\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\n");
+            format!("{GATEWAY}---\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: x}}\n");
         let loaded = load_str(&source, "test.yaml", &mut r).unwrap();
         assert_eq!(
             loaded,
@@ -179,6 +181,15 @@ mod tests {
             }
         );
         assert!(r.gateways.contains_key(&ObjectKey::new("default", "hello")));
+    }
+
+    #[test]
+    fn loads_config_maps() {
+        let mut r = Resources::default();
+        let source = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cas, namespace: shop}\ndata: {ca.crt: x}\n";
+        let loaded = load_str(source, "cas.yaml", &mut r).unwrap();
+        assert_eq!(loaded.objects, 1);
+        assert!(r.config_maps.contains_key(&ObjectKey::new("shop", "cas")));
     }
 
     #[test]

@@ -30,8 +30,10 @@ fn documents(case: &Path) -> Vec<String> {
 /// Compiles documents given in this order and renders the result as the expected file holds it.
 fn compile_documents(case: &Path, docs: &[String]) -> String {
     let mut resources = Resources::default();
+    // Each document ends with a line break, wherever the shuffle puts it: a block scalar
+    // (a PEM value) keeps its final newline only when a line break follows it.
     load_str(
-        &docs.join("\n---\n"),
+        &(docs.join("\n---\n") + "\n"),
         &case.display().to_string(),
         &mut resources,
     )

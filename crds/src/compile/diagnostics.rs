@@ -31,6 +31,7 @@ pub enum Reason {
     AuthorizerNotFound,
     RouteNotFound,
     SecretNotFound,
+    ConfigMapNotFound,
     ServiceNotFound,
     ServicePortNotFound,
     InvalidPath,
@@ -39,6 +40,7 @@ pub enum Reason {
     InvalidStage,
     InvalidDomain,
     InvalidSecret,
+    InvalidConfigMap,
     InvalidApiKey,
     InvalidPolicy,
     InvalidThrottle,
@@ -60,6 +62,7 @@ impl Reason {
                 | Self::AuthorizerNotFound
                 | Self::RouteNotFound
                 | Self::SecretNotFound
+                | Self::ConfigMapNotFound
                 | Self::ServiceNotFound
                 | Self::ServicePortNotFound
         )

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::Secret;
 
 use super::diagnostics::{Diagnostic, Reason};
-use super::validate;
+use super::{Resources, validate};
 use crate::resources::{
-    ApiGateway, Authorizer, AuthorizerType, CustomDomain, EndpointType, RateLimitMode,
-    TLS_SECRET_TYPE, ThrottleSettings,
+    ApiGateway, Authorizer, AuthorizerType, CustomDomain, EndpointType, MutualTls, RateLimitMode,
+    TLS_SECRET_TYPE, TRUSTSTORE_KEY, TRUSTSTORE_LABEL, TRUSTSTORE_SECRET_TYPE, ThrottleSettings,
 };
 use crate::table::{
     AuthorizerEndpoint, AuthorizerTable, BasePathTable, CanaryTable, CorsTable,
@@ -24,7 +24,7 @@ pub const MAX_AUTHORIZER_TTL: u32 = 3600;
 pub(super) fn compile(
     key: &ObjectKey,
     gw: &ApiGateway,
-    secrets: &BTreeMap<ObjectKey, Secret>,
+    resources: &Resources,
     diag: &mut Diagnostic,
 ) -> Option<GatewayTable> {
     let spec = &gw.spec;
@@ -89,7 +89,7 @@ pub(super) fn compile(
     let stage_names: BTreeSet<&str> = stages.iter().map(|s| s.name.as_str()).collect();
 
     let authorizers = compile_authorizers(&spec.authorizers, diag);
-    let domains = compile_domains(key, &spec.domains, &stage_names, secrets, diag);
+    let domains = compile_domains(key, &spec.domains, &stage_names, resources, diag);
 
     if !diag.accepted {
         return None;
@@ -356,7 +356,7 @@ fn compile_domains(
     gw: &ObjectKey,
     domains: &[CustomDomain],
     stages: &BTreeSet<&str>,
-    secrets: &BTreeMap<ObjectKey, Secret>,
+    resources: &Resources,
     diag: &mut Diagnostic,
 ) -> Vec<DomainTable> {
     let mut out: Vec<DomainTable> = Vec::new();
@@ -383,7 +383,7 @@ fn compile_domains(
         }
         let tls = match &d.certificate_secret_ref {
             None => None,
-            Some(r) => match tls_material(gw, &r.name, secrets) {
+            Some(r) => match tls_material(gw, &r.name, &resources.secrets) {
                 Ok(m) => Some(m),
                 Err((reason, e)) => {
                     diag.skip(
@@ -397,12 +397,12 @@ fn compile_domains(
         };
         let client_ca_pem = match &d.mutual_tls {
             None => None,
-            Some(m) => match secret_pem(gw, &m.truststore_secret_ref.name, "ca.crt", secrets) {
+            Some(m) => match truststore(gw, m, resources) {
                 Ok(pem) => Some(pem),
-                Err((reason, e)) => {
+                Err((reason, sub, e)) => {
                     diag.skip(
                         reason,
-                        format!("{field}.mutualTls.truststoreSecretRef.name"),
+                        format!("{field}.mutualTls{sub}"),
                         format!("{e}; {} is not served", d.hostname),
                     );
                     continue;
@@ -497,6 +497,7 @@ fn valid_base_path(p: &str) -> bool {
         })
 }
 
+/// The certificate chain and key of a `kubernetes.io/tls` Secret, each checked.
 fn tls_material(
     gw: &ObjectKey,
     name: &str,
@@ -517,38 +518,144 @@ fn tls_material(
     }
     Ok(TlsMaterial {
         secret: key.to_string(),
-        certificate_pem: secret_pem(gw, name, "tls.crt", secrets)?,
-        private_key_pem: secret_pem(gw, name, "tls.key", secrets)?,
+        certificate_pem: secret_value(&key, secret, "tls.crt", looks_like_pem)?,
+        private_key_pem: secret_value(&key, secret, "tls.key", looks_like_pem)?,
     })
 }
 
-/// A PEM value from a Secret's `data` (or `stringData`, as written in standalone files).
-fn secret_pem(
+/// The client CA bundle of a domain's mutual TLS, or the reason, and the sub-field of
+/// `mutualTls` at fault.
+fn truststore(
+    gw: &ObjectKey,
+    m: &MutualTls,
+    resources: &Resources,
+) -> Result<String, (Reason, &'static str, String)> {
+    match (&m.truststore_secret_ref, &m.truststore_config_map_ref) {
+        (Some(r), None) => truststore_secret(gw, &r.name, &resources.secrets)
+            .map_err(|(reason, e)| (reason, ".truststoreSecretRef.name", e)),
+        (None, Some(r)) => truststore_config_map(gw, &r.name, resources)
+            .map_err(|(reason, e)| (reason, ".truststoreConfigMapRef.name", e)),
+        _ => Err((
+            Reason::InvalidDomain,
+            "",
+            "mutualTls needs exactly one of truststoreSecretRef and truststoreConfigMapRef".into(),
+        )),
+    }
+}
+
+fn truststore_secret(
     gw: &ObjectKey,
     name: &str,
-    field: &str,
     secrets: &BTreeMap<ObjectKey, Secret>,
 ) -> Result<String, (Reason, String)> {
     let key = ObjectKey::new(&gw.namespace, name);
+    // The controller sees no Secret of another type: to it, such a Secret does not exist.
     let secret = secrets.get(&key).ok_or_else(|| {
         (
             Reason::SecretNotFound,
-            format!("Secret {key} does not exist"),
+            format!(
+                "Secret {key} does not exist, or is not of type {TRUSTSTORE_SECRET_TYPE} or \
+                 {TLS_SECRET_TYPE} (the only truststore types the controller watches)"
+            ),
         )
     })?;
+    let type_ = secret.type_.as_deref().unwrap_or("Opaque");
+    if type_ != TRUSTSTORE_SECRET_TYPE && type_ != TLS_SECRET_TYPE {
+        return Err((
+            Reason::InvalidSecret,
+            format!(
+                "Secret {key} is of type {type_}, which the controller does not watch: use a \
+                 Secret of type {TRUSTSTORE_SECRET_TYPE} (kubectl create secret generic {name} \
+                 --type={TRUSTSTORE_SECRET_TYPE} --from-file={TRUSTSTORE_KEY}) or {TLS_SECRET_TYPE}"
+            ),
+        ));
+    }
+    secret_value(&key, secret, TRUSTSTORE_KEY, looks_like_pem)
+}
+
+fn truststore_config_map(
+    gw: &ObjectKey,
+    name: &str,
+    resources: &Resources,
+) -> Result<String, (Reason, String)> {
+    let key = ObjectKey::new(&gw.namespace, name);
+    // The controller sees no unlabelled ConfigMap: to it, such a ConfigMap does not exist.
+    let config_map = resources.config_maps.get(&key).ok_or_else(|| {
+        (
+            Reason::ConfigMapNotFound,
+            format!(
+                "ConfigMap {key} does not exist, or lacks the label {TRUSTSTORE_LABEL} (the \
+                 controller watches only ConfigMaps that carry it)"
+            ),
+        )
+    })?;
+    let labelled = config_map
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(TRUSTSTORE_LABEL));
+    if !labelled {
+        return Err((
+            Reason::InvalidConfigMap,
+            format!(
+                "ConfigMap {key} lacks the label {TRUSTSTORE_LABEL}, so the controller does not \
+                 see it: add it (kubectl label configmap {name} {TRUSTSTORE_LABEL}=true)"
+            ),
+        ));
+    }
+    let value = config_map
+        .data
+        .as_ref()
+        .and_then(|d| d.get(TRUSTSTORE_KEY).cloned())
+        .or_else(|| {
+            let bytes = config_map.binary_data.as_ref()?.get(TRUSTSTORE_KEY)?;
+            String::from_utf8(bytes.0.clone()).ok()
+        })
+        .ok_or_else(|| {
+            (
+                Reason::InvalidConfigMap,
+                format!("ConfigMap {key} has no key {TRUSTSTORE_KEY}"),
+            )
+        })?;
+    looks_like_pem(&value).map_err(|e| {
+        (
+            Reason::InvalidConfigMap,
+            format!("ConfigMap {key} key {TRUSTSTORE_KEY} {e}"),
+        )
+    })?;
+    Ok(value)
+}
+
+/// A PEM value of a Secret (from `data`, or `stringData` as standalone files write it),
+/// passed through `check`.
+fn secret_value(
+    key: &ObjectKey,
+    secret: &Secret,
+    field: &str,
+    check: fn(&str) -> Result<(), String>,
+) -> Result<String, (Reason, String)> {
     let value = secret_string(secret, field).ok_or_else(|| {
         (
             Reason::InvalidSecret,
-            format!("Secret {key} has no {field}"),
+            format!("Secret {key} has no key {field}"),
         )
     })?;
-    if !value.contains("-----BEGIN ") {
-        return Err((
+    check(&value).map_err(|e| {
+        (
             Reason::InvalidSecret,
-            format!("Secret {key}: {field} is not PEM"),
-        ));
-    }
+            format!("Secret {key} key {field} {e}"),
+        )
+    })?;
     Ok(value)
+}
+
+/// Whether a value holds a PEM block at all.
+fn looks_like_pem(text: &str) -> Result<(), String> {
+    if text.contains("-----BEGIN ") {
+        Ok(())
+    } else {
+        Err("is not PEM".into())
+    }
 }
 
 /// A Secret value as text, from `data` or `stringData`; `None` when absent or not UTF-8.

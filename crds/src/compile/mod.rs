@@ -15,7 +15,7 @@ mod validate;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
@@ -37,6 +37,9 @@ pub struct Resources {
     pub usage_plans: BTreeMap<ObjectKey, UsagePlan>,
     pub secrets: BTreeMap<ObjectKey, Secret>,
     pub services: BTreeMap<ObjectKey, Service>,
+    /// Truststore ConfigMaps (the controller watches only those labelled
+    /// `tollgate.dev/truststore`).
+    pub config_maps: BTreeMap<ObjectKey, ConfigMap>,
 }
 
 /// The key an object is filed under; objects without a namespace are in `default`.
@@ -85,7 +88,7 @@ pub fn compile(resources: &Resources) -> Compiled {
             kind: Kind::ApiGateway,
             key: key.clone(),
         });
-        if let Some(table) = gateway::compile(key, gw, &resources.secrets, &mut diag) {
+        if let Some(table) = gateway::compile(key, gw, resources, &mut diag) {
             tables.insert(key.clone(), table);
         }
         diagnostics.push(diag);

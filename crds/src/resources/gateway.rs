@@ -12,6 +12,15 @@ use super::common::{LocalRef, ThrottleSettings};
 
 /// The Secret type of custom-domain certificates (`tls.crt`, `tls.key`).
 pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+/// The Secret type of a mutual-TLS truststore (`ca.crt`). A truststore Secret may also be of
+/// type [`TLS_SECRET_TYPE`] (cert-manager writes a CA's `ca.crt` there); the controller
+/// watches Secrets of these types only.
+pub const TRUSTSTORE_SECRET_TYPE: &str = "tollgate.dev/truststore";
+/// The label a truststore ConfigMap must carry (any value): the controller watches only
+/// ConfigMaps that have it.
+pub const TRUSTSTORE_LABEL: &str = "tollgate.dev/truststore";
+/// The key of a truststore Secret or ConfigMap that holds the PEM bundle of client CAs.
+pub const TRUSTSTORE_KEY: &str = "ca.crt";
 
 /// An API, as Amazon API Gateway's REST API: a set of stages served by a fleet of proxies.
 /// Routes attach to it with `spec.gatewayRef`; usage plans name it in `spec.apiStages`.
@@ -415,12 +424,28 @@ pub enum TlsPolicy {
     TLS_1_3,
 }
 
-/// Mutual TLS for a domain.
+/// Mutual TLS for a domain: the client CAs come from exactly one of a Secret or a ConfigMap.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "(has(self.truststoreSecretRef) ? 1 : 0) + (has(self.truststoreConfigMapRef) ? 1 : 0) == 1",
+        "message": "mutualTls needs exactly one of truststoreSecretRef and truststoreConfigMapRef: keep the one that holds ca.crt"
+    }
+]))]
 pub struct MutualTls {
-    /// A Secret whose key `ca.crt` holds the PEM bundle of trusted client CAs.
-    pub truststore_secret_ref: LocalRef,
+    /// A Secret whose key `ca.crt` holds the PEM bundle of trusted client CAs. Its type must
+    /// be `tollgate.dev/truststore` (`kubectl create secret generic NAME
+    /// --type=tollgate.dev/truststore --from-file=ca.crt`) or `kubernetes.io/tls`: the
+    /// controller watches Secrets of those types only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truststore_secret_ref: Option<LocalRef>,
+
+    /// A ConfigMap whose key `ca.crt` holds the PEM bundle of trusted client CAs (as
+    /// trust-manager writes them). It must carry the label `tollgate.dev/truststore` (any
+    /// value): the controller watches labelled ConfigMaps only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truststore_config_map_ref: Option<LocalRef>,
 }
 
 /// Maps a base path of a custom domain to a stage.
