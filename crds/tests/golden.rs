@@ -134,3 +134,44 @@ fn no_api_key_value_reaches_the_output() {
         "only {checked} API keys were checked: the golden cases lost their keys"
     );
 }
+
+/// Diagnostics describe a bad certificate or key without quoting it: no line of any private
+/// key in the inputs appears in any diagnostic.
+#[test]
+fn no_private_key_reaches_a_diagnostic() {
+    let mut checked = 0;
+    for case in cases() {
+        let docs = documents(&case);
+        let mut resources = Resources::default();
+        load_str(&(docs.join("\n---\n") + "\n"), "input.yaml", &mut resources)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let diagnostics =
+            serde_json::to_string(&compile(&resources).diagnostics).expect("diagnostics serialise");
+        for doc in &docs {
+            let value: serde_yaml::Value = serde_yaml::from_str(doc).expect("valid YAML");
+            let Some(data) = value.get("stringData").and_then(|d| d.as_mapping()) else {
+                continue;
+            };
+            for text in data.values().filter_map(|v| v.as_str()) {
+                if !text.contains("PRIVATE KEY-----") {
+                    continue;
+                }
+                for line in text
+                    .lines()
+                    .filter(|l| !l.starts_with("-----") && l.len() >= 8)
+                {
+                    assert!(
+                        !diagnostics.contains(line),
+                        "{}: a line of a private key is in the diagnostics",
+                        case.display()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        checked >= 20,
+        "only {checked} key lines were checked: the golden cases lost their keys"
+    );
+}

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::Secret;
 
 use super::diagnostics::{Diagnostic, Reason};
-use super::{Resources, validate};
+use super::{Resources, pem, validate};
 use crate::resources::{
     ApiGateway, Authorizer, AuthorizerType, CustomDomain, EndpointType, MutualTls, RateLimitMode,
     TLS_SECRET_TYPE, TRUSTSTORE_KEY, TRUSTSTORE_LABEL, TRUSTSTORE_SECRET_TYPE, ThrottleSettings,
@@ -518,8 +518,8 @@ fn tls_material(
     }
     Ok(TlsMaterial {
         secret: key.to_string(),
-        certificate_pem: secret_value(&key, secret, "tls.crt", looks_like_pem)?,
-        private_key_pem: secret_value(&key, secret, "tls.key", looks_like_pem)?,
+        certificate_pem: secret_value(&key, secret, "tls.crt", pem::certificates)?,
+        private_key_pem: secret_value(&key, secret, "tls.key", pem::private_key)?,
     })
 }
 
@@ -570,7 +570,7 @@ fn truststore_secret(
             ),
         ));
     }
-    secret_value(&key, secret, TRUSTSTORE_KEY, looks_like_pem)
+    secret_value(&key, secret, TRUSTSTORE_KEY, pem::certificates)
 }
 
 fn truststore_config_map(
@@ -617,7 +617,7 @@ fn truststore_config_map(
                 format!("ConfigMap {key} has no key {TRUSTSTORE_KEY}"),
             )
         })?;
-    looks_like_pem(&value).map_err(|e| {
+    pem::certificates(&value).map_err(|e| {
         (
             Reason::InvalidConfigMap,
             format!("ConfigMap {key} key {TRUSTSTORE_KEY} {e}"),
@@ -647,15 +647,6 @@ fn secret_value(
         )
     })?;
     Ok(value)
-}
-
-/// Whether a value holds a PEM block at all.
-fn looks_like_pem(text: &str) -> Result<(), String> {
-    if text.contains("-----BEGIN ") {
-        Ok(())
-    } else {
-        Err("is not PEM".into())
-    }
 }
 
 /// A Secret value as text, from `data` or `stringData`; `None` when absent or not UTF-8.

@@ -9,6 +9,7 @@
 mod diagnostics;
 mod gateway;
 mod path;
+mod pem;
 mod plan;
 mod route;
 mod validate;
