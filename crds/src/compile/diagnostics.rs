@@ -164,12 +164,28 @@ impl Diagnostic {
             .iter()
             .filter(|p| p.effect == Effect::Rejected)
             .collect();
+        // Parts left out of an accepted resource (a domain whose certificate is bad, a stage
+        // defined twice) are said in its Accepted message: no other condition shows them.
+        let skipped: Vec<&Problem> = self
+            .problems
+            .iter()
+            .filter(|p| p.effect == Effect::Skipped)
+            .collect();
         conditions.push(match rejections.first() {
-            None => ConditionSpec {
+            None if skipped.is_empty() => ConditionSpec {
                 type_: "Accepted",
                 status: true,
                 reason: "Accepted".into(),
                 message: "the resource is valid and compiled".into(),
+            },
+            None => ConditionSpec {
+                type_: "Accepted",
+                status: true,
+                reason: "Accepted".into(),
+                message: format!(
+                    "the resource is compiled without these parts: {}",
+                    describe(&skipped)
+                ),
             },
             Some(first) => ConditionSpec {
                 type_: "Accepted",
@@ -240,6 +256,23 @@ mod tests {
             .into_iter()
             .find(|c| c.type_ == type_)
             .expect("condition present")
+    }
+
+    #[test]
+    fn an_accepted_resource_names_the_parts_left_out() {
+        let mut d = route();
+        d.skip(
+            Reason::InvalidSecret,
+            "spec.domains[1].certificateSecretRef.name",
+            "Secret default/x key tls.key holds no private key",
+        );
+        let accepted = condition(&d, "Accepted");
+        assert!(accepted.status);
+        assert_eq!(
+            accepted.message,
+            "the resource is compiled without these parts: spec.domains[1].certificateSecretRef.name: Secret default/x key tls.key holds no private key"
+        );
+        assert!(condition(&d, "ResolvedRefs").status);
     }
 
     #[test]
