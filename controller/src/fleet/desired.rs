@@ -29,6 +29,8 @@ const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 const PROXY_NAME: &str = "tollgate-proxy";
 
 pub const PROXY_PORT: i32 = 8080;
+/// The proxy's TLS listener, present when the gateway has a domain with a certificate.
+pub const PROXY_TLS_PORT: i32 = 8443;
 pub const ADMIN_PORT: i32 = 9901;
 pub const TOKEN_DIR: &str = "/var/run/secrets/tollgate";
 pub const CA_DIR: &str = "/etc/tollgate/ca";
@@ -102,6 +104,16 @@ pub fn labels(gateway: &str) -> BTreeMap<String, String> {
 
 fn selector_labels(gateway: &str) -> Value {
     json!({NAME_LABEL: PROXY_NAME, INSTANCE_LABEL: gateway})
+}
+
+/// Whether the gateway's proxies serve TLS: some domain names a certificate Secret. Read from
+/// the spec, not the compiled table, so that a Secret being fixed does not move ports.
+pub fn serves_tls(gateway: &ApiGateway) -> bool {
+    gateway
+        .spec
+        .domains
+        .iter()
+        .any(|d| d.certificate_secret_ref.is_some())
 }
 
 /// The kinds a gateway of `endpoint_type` has.
@@ -191,14 +203,19 @@ pub fn desired(gateway: &ApiGateway, settings: &Settings) -> Option<Vec<Object>>
             }}),
         )),
     }
-    let port = json!({"name": "http", "port": 80, "targetPort": PROXY_PORT, "protocol": "TCP"});
+    let tls = serves_tls(gateway);
+    let mut ports =
+        vec![json!({"name": "http", "port": 80, "targetPort": PROXY_PORT, "protocol": "TCP"})];
+    if tls {
+        ports.push(json!({"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}));
+    }
     let service = match endpoint_type {
-        EndpointType::Regional => json!({"type": "LoadBalancer", "ports": [port]}),
-        EndpointType::Private => json!({"type": "ClusterIP", "ports": [port]}),
+        EndpointType::Regional => json!({"type": "LoadBalancer", "ports": ports}),
+        EndpointType::Private => json!({"type": "ClusterIP", "ports": ports}),
         EndpointType::Edge => json!({
             "type": "LoadBalancer",
             "externalTrafficPolicy": "Local",
-            "ports": [port],
+            "ports": ports,
         }),
     };
     let mut service = json!({"spec": service});
@@ -215,6 +232,10 @@ pub fn desired(gateway: &ApiGateway, settings: &Settings) -> Option<Vec<Object>>
             })
             .chain(cidrs.iter().map(|cidr| json!({"ipBlock": {"cidr": cidr}})))
             .collect();
+        let mut ports = vec![json!({"port": PROXY_PORT, "protocol": "TCP"})];
+        if tls {
+            ports.push(json!({"port": PROXY_TLS_PORT, "protocol": "TCP"}));
+        }
         objects.push(object(
             Kind::NetworkPolicy,
             &fleet,
@@ -223,7 +244,7 @@ pub fn desired(gateway: &ApiGateway, settings: &Settings) -> Option<Vec<Object>>
                 "policyTypes": ["Ingress"],
                 "ingress": [{
                     "from": from,
-                    "ports": [{"port": PROXY_PORT, "protocol": "TCP"}],
+                    "ports": ports,
                 }],
             }}),
         ));
@@ -247,7 +268,7 @@ fn pod_template(gateway: &ApiGateway, name: &str, namespace: &str, settings: &Se
         .unwrap_or_else(|| {
             json!({"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}})
         });
-    let args = [
+    let mut args = vec![
         "--controller".to_owned(),
         format!(
             "https://tollgate-controller.{}.svc:9443",
@@ -266,6 +287,17 @@ fn pod_template(gateway: &ApiGateway, name: &str, namespace: &str, settings: &Se
         "--admin-listen".to_owned(),
         format!("0.0.0.0:{ADMIN_PORT}"),
     ];
+    let mut ports = vec![
+        json!({"name": "http", "containerPort": PROXY_PORT, "protocol": "TCP"}),
+        json!({"name": "admin", "containerPort": ADMIN_PORT, "protocol": "TCP"}),
+    ];
+    if serves_tls(gateway) {
+        args.extend([
+            "--tls-listen".to_owned(),
+            format!("0.0.0.0:{PROXY_TLS_PORT}"),
+        ]);
+        ports.push(json!({"name": "https", "containerPort": PROXY_TLS_PORT, "protocol": "TCP"}));
+    }
     let probe = |path: &str| json!({"httpGet": {"path": path, "port": ADMIN_PORT}});
     let mut spec = json!({
         "serviceAccountName": proxy_service_account(name),
@@ -274,10 +306,7 @@ fn pod_template(gateway: &ApiGateway, name: &str, namespace: &str, settings: &Se
             "name": "proxy",
             "image": settings.proxy_image,
             "args": args,
-            "ports": [
-                {"name": "http", "containerPort": PROXY_PORT, "protocol": "TCP"},
-                {"name": "admin", "containerPort": ADMIN_PORT, "protocol": "TCP"},
-            ],
+            "ports": ports,
             "readinessProbe": probe("/readyz"),
             "livenessProbe": probe("/healthz"),
             "resources": resources,
@@ -392,5 +421,117 @@ mod tests {
             find(&objects, Kind::ConfigMap).unwrap()["data"]["ca.crt"],
             "PEM"
         );
+    }
+
+    fn private(domains: Value) -> ApiGateway {
+        gateway(json!({
+            "endpointType": "Private",
+            "resourcePolicy": {"allowCidrs": ["10.0.0.0/8"]},
+            "domains": domains,
+        }))
+    }
+
+    /// The proxy's args, container ports (name, port), Service ports (name, port, target) and
+    /// NetworkPolicy ports of a Private gateway.
+    #[allow(clippy::type_complexity)]
+    fn listeners(
+        gw: &ApiGateway,
+    ) -> (
+        Vec<String>,
+        Vec<(String, i64)>,
+        Vec<(String, i64, Value)>,
+        Vec<i64>,
+    ) {
+        let objects = desired(gw, &settings()).unwrap();
+        let container =
+            &find(&objects, Kind::Deployment).unwrap()["spec"]["template"]["spec"]["containers"][0];
+        let args = container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect();
+        let container_ports = container["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let name = p["name"].as_str().unwrap().to_owned();
+                (name, p["containerPort"].as_i64().unwrap())
+            })
+            .collect();
+        let service_ports = find(&objects, Kind::Service).unwrap()["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let name = p["name"].as_str().unwrap().to_owned();
+                (name, p["port"].as_i64().unwrap(), p["targetPort"].clone())
+            })
+            .collect();
+        let policy_ports =
+            find(&objects, Kind::NetworkPolicy).unwrap()["spec"]["ingress"][0]["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["port"].as_i64().unwrap())
+                .collect();
+        (args, container_ports, service_ports, policy_ports)
+    }
+
+    #[test]
+    fn a_gateway_without_certificates_listens_on_http_only() {
+        let mapping = json!([{"stage": "dev"}]);
+        for domains in [
+            json!([]),
+            // A custom domain without a certificate is served over HTTP only.
+            json!([{"hostname": "api.example.com", "basePathMappings": mapping}]),
+        ] {
+            let (args, container, service, policy) = listeners(&private(domains));
+            assert!(
+                !args.iter().any(|a| a.starts_with("--tls-listen")),
+                "{args:?}"
+            );
+            assert_eq!(
+                container,
+                [("http".to_owned(), 8080), ("admin".to_owned(), 9901)]
+            );
+            assert_eq!(service, [("http".to_owned(), 80, json!(8080))]);
+            assert_eq!(policy, [8080]);
+        }
+    }
+
+    #[test]
+    fn a_domain_with_a_certificate_opens_the_tls_listener() {
+        let gw = private(json!([
+            {"hostname": "plain.example.com", "basePathMappings": [{"stage": "dev"}]},
+            {
+                "hostname": "api.example.com",
+                "certificateSecretRef": {"name": "api-tls"},
+                "basePathMappings": [{"stage": "dev"}],
+            },
+        ]));
+        let (args, container, service, policy) = listeners(&gw);
+        assert!(
+            args.windows(2)
+                .any(|w| w == ["--tls-listen", "0.0.0.0:8443"]),
+            "{args:?}"
+        );
+        assert_eq!(
+            container,
+            [
+                ("http".to_owned(), 8080),
+                ("admin".to_owned(), 9901),
+                ("https".to_owned(), 8443)
+            ]
+        );
+        assert_eq!(
+            service,
+            [
+                ("http".to_owned(), 80, json!(8080)),
+                ("https".to_owned(), 443, json!("https"))
+            ]
+        );
+        assert_eq!(policy, [8080, 8443]);
     }
 }
