@@ -14,6 +14,7 @@ pub mod fake_controller;
 pub mod lambda;
 pub mod proxy;
 pub mod redis;
+pub mod tls;
 pub mod wait;
 
 /// The workspace root (the folder holding the root `Cargo.toml`).

@@ -199,8 +199,13 @@ fn client_cert_headers(call: &Call<'_>, headers: &mut HeaderMap) {
     let Some(cert) = call.client_cert else {
         return;
     };
-    let pem = percent_encoding::utf8_percent_encode(&cert.pem, percent_encoding::NON_ALPHANUMERIC)
-        .to_string();
+    // URL-encoded as nginx's $ssl_client_escaped_cert: everything but RFC 3986's unreserved.
+    const ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let pem = percent_encoding::utf8_percent_encode(&cert.pem, ESCAPED).to_string();
     let fields = [
         ("x-client-cert", pem.as_str()),
         ("x-client-cert-subject-dn", cert.subject_dn.as_str()),

@@ -920,4 +920,44 @@ mod tests {
             vec![("a".to_owned(), "%zz%".to_owned())]
         );
     }
+
+    #[test]
+    fn a_verified_client_certificate_is_in_both_formats() {
+        let cert = ClientCert {
+            pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
+            subject_dn: "CN=alice,O=Example Corp".into(),
+            issuer_dn: "CN=Example CA".into(),
+            serial_number: "0a:1b".into(),
+            not_before: "May 28 12:30:02 2019 GMT".into(),
+            not_after: "Aug  5 09:36:04 2021 GMT".into(),
+        };
+        let expected = json!({
+            "clientCertPem": cert.pem,
+            "subjectDN": "CN=alice,O=Example Corp",
+            "issuerDN": "CN=Example CA",
+            "serialNumber": "0a:1b",
+            "validity": {"notBefore": "May 28 12:30:02 2019 GMT", "notAfter": "Aug  5 09:36:04 2021 GMT"},
+        });
+        let fixture = Fixture::new();
+        let mut input = fixture.input();
+        input.client_cert = Some(&cert);
+        assert_eq!(
+            event_v1(&input)["requestContext"]["identity"]["clientCert"],
+            expected
+        );
+        assert_eq!(
+            event_v2(&input)["requestContext"]["authentication"]["clientCert"],
+            expected
+        );
+        // Without mutual TLS: null in 1.0, no `authentication` in 2.0.
+        assert_eq!(
+            fixture.v1()["requestContext"]["identity"]["clientCert"],
+            Value::Null
+        );
+        assert!(
+            fixture.v2()["requestContext"]
+                .get("authentication")
+                .is_none()
+        );
+    }
 }
