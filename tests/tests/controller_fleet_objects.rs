@@ -371,3 +371,88 @@ fn switching_from_regional_to_edge_swaps_the_deployment_for_a_daemon_set() {
         |s| s.is_some_and(|s| s["spec"]["externalTrafficPolicy"] == "Local"),
     );
 }
+
+/// The names of a list of ports (`ports` of a Service or a container).
+fn port_names(ports: &Value) -> Vec<String> {
+    ports
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_certificate_domain_opens_https_and_its_removal_closes_it() {
+    let ns = namespace("fleet-tls");
+    let private = "  endpointType: Private\n  resourcePolicy:\n    allowCidrs: [10.0.0.0/8]\n";
+    // The Secret need not exist: the ports follow the spec, not the Secret.
+    let domain = "  domains:\n    - hostname: api.example.com\n      certificateSecretRef:\n        name: api-tls\n      basePathMappings:\n        - stage: dev\n";
+    apply(&ns, &gateway("hello", &format!("{private}{domain}")));
+
+    let service = wait_for(&ns, "service/tollgate-proxy-hello", "an https port", |s| {
+        s.is_some_and(|s| port_names(&s["spec"]["ports"]) == ["http", "https"])
+    })
+    .expect("the Service");
+    let https = &service["spec"]["ports"][1];
+    assert_eq!(https["port"], 443, "{service:#}");
+    assert_eq!(https["targetPort"], "https", "{service:#}");
+
+    let container = |d: &Value| d["spec"]["template"]["spec"]["containers"][0].clone();
+    let deployment = wait_for(
+        &ns,
+        "deployment/tollgate-proxy-hello",
+        "--tls-listen",
+        |d| {
+            d.is_some_and(|d| {
+                has_arg(
+                    &strings(&container(d)["args"]),
+                    "--tls-listen",
+                    "0.0.0.0:8443",
+                )
+            })
+        },
+    )
+    .expect("the Deployment");
+    let ports = &container(&deployment)["ports"];
+    assert_eq!(port_names(ports), ["http", "admin", "https"], "{ports:#}");
+    assert_eq!(ports[2]["containerPort"], 8443, "{ports:#}");
+
+    let policy_ports = |p: &Value| {
+        p["spec"]["ingress"][0]["ports"]
+            .as_array()
+            .map(|a| a.iter().map(|p| p["port"].clone()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    wait_for(
+        &ns,
+        "networkpolicy/tollgate-proxy-hello",
+        "8080 and 8443",
+        |p| p.is_some_and(|p| policy_ports(p) == [8080, 8443]),
+    );
+
+    // Without the domain, the objects are as they were without TLS.
+    apply(&ns, &gateway("hello", private));
+    wait_for(&ns, "service/tollgate-proxy-hello", "http only", |s| {
+        s.is_some_and(|s| port_names(&s["spec"]["ports"]) == ["http"])
+    });
+    wait_for(
+        &ns,
+        "deployment/tollgate-proxy-hello",
+        "no TLS listener",
+        |d| {
+            d.is_some_and(|d| {
+                port_names(&container(d)["ports"]) == ["http", "admin"]
+                    && !strings(&container(d)["args"]).contains(&"--tls-listen".to_owned())
+            })
+        },
+    );
+    wait_for(
+        &ns,
+        "networkpolicy/tollgate-proxy-hello",
+        "8080 only",
+        |p| p.is_some_and(|p| policy_ports(p) == [8080]),
+    );
+}

@@ -344,3 +344,141 @@ fn the_older_of_two_conflicting_routes_wins() {
         Some("True")
     );
 }
+
+/// A test-only PEM file of `crds/tests/testdata` (throwaway certificates and key).
+fn test_pem(file: &str) -> String {
+    let path = workspace_root().join("crds/tests/testdata").join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A Secret of `type_` with `data` as string data, as JSON (which kubectl applies too).
+fn secret(name: &str, type_: &str, data: &[(&str, String)]) -> String {
+    let data: serde_json::Map<String, Value> = data
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::from(v.as_str())))
+        .collect();
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "type": type_,
+        "stringData": data,
+    })
+    .to_string()
+}
+
+/// A gateway whose domain `api.example.com` serves `api-tls` and asks for client certificates
+/// from `truststore` (a YAML mapping such as `truststoreSecretRef: {name: x}`).
+fn mtls_gateway(truststore: &str) -> String {
+    format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata:\n  name: mtls\nspec:\n  stages:\n    - name: prod\n  domains:\n    - hostname: api.example.com\n      certificateSecretRef:\n        name: api-tls\n      mutualTls:\n        {truststore}\n      basePathMappings:\n        - stage: prod\n"
+    )
+}
+
+fn resolved_refs(ns: &Namespace, description: &str, status: &str, reason: &str) -> Value {
+    wait_for(ns, "apigateway/mtls", description, |o| {
+        condition(o, "ResolvedRefs").is_some_and(|(s, r, _)| s == status && r == reason)
+    })
+}
+
+/// The controller sees a truststore ConfigMap once it carries the label
+/// `tollgate.dev/truststore`, and a truststore Secret of type `tollgate.dev/truststore` but
+/// never an Opaque one (it watches Secrets by type, never all of them). Each change starts a
+/// pass. A certificate Secret whose key is bad leaves the domain out, said in `Accepted`.
+#[test]
+fn truststores_are_seen_by_label_and_by_type() {
+    let ns = namespace("controller-truststores");
+    let (cert, key, ca) = (
+        test_pem("test-only.crt"),
+        test_pem("test-only.key"),
+        test_pem("test-only-client-ca.crt"),
+    );
+    let tls = |key: &str| {
+        secret(
+            "api-tls",
+            "kubernetes.io/tls",
+            &[("tls.crt", cert.clone()), ("tls.key", key.to_owned())],
+        )
+    };
+    apply(&ns, &tls(&key));
+    apply(
+        &ns,
+        &mtls_gateway("truststoreConfigMapRef: {name: client-cas}"),
+    );
+    let gw = resolved_refs(&ns, "ConfigMapNotFound", "False", "ConfigMapNotFound");
+    let (_, _, message) = condition(&gw, "ResolvedRefs").expect("ResolvedRefs");
+    assert!(
+        message.contains("spec.domains[0].mutualTls.truststoreConfigMapRef.name")
+            && message.contains("lacks the label tollgate.dev/truststore"),
+        "{message}"
+    );
+
+    // Unlabelled, the ConfigMap is not watched; labelled, it is.
+    let config_map = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "client-cas"},
+        "data": {"ca.crt": ca},
+    });
+    apply(&ns, &config_map.to_string());
+    ns.kubectl_ok(&[
+        "label",
+        "configmap",
+        "client-cas",
+        "tollgate.dev/truststore=true",
+    ]);
+    resolved_refs(&ns, "the labelled ConfigMap", "True", "ResolvedRefs");
+
+    // An Opaque Secret is never seen: to the controller it does not exist.
+    apply(
+        &ns,
+        &secret("opaque-cas", "Opaque", &[("ca.crt", ca.clone())]),
+    );
+    apply(
+        &ns,
+        &mtls_gateway("truststoreSecretRef: {name: opaque-cas}"),
+    );
+    let gw = resolved_refs(&ns, "SecretNotFound", "False", "SecretNotFound");
+    let (_, _, message) = condition(&gw, "ResolvedRefs").expect("ResolvedRefs");
+    assert!(
+        message.contains("is not of type tollgate.dev/truststore"),
+        "{message}"
+    );
+
+    apply(
+        &ns,
+        &mtls_gateway("truststoreSecretRef: {name: client-cas}"),
+    );
+    apply(
+        &ns,
+        &secret(
+            "client-cas",
+            "tollgate.dev/truststore",
+            &[("ca.crt", ca.clone())],
+        ),
+    );
+    let gw = resolved_refs(
+        &ns,
+        "the tollgate.dev/truststore Secret",
+        "True",
+        "ResolvedRefs",
+    );
+    assert_eq!(
+        condition(&gw, "Accepted").map(|(s, _, m)| (s, m)),
+        Some(("True".into(), "the resource is valid and compiled".into()))
+    );
+
+    // A certificate Secret edited to hold no key: the domain is left out, and said so.
+    apply(&ns, &tls(&cert));
+    let gw = wait_for(&ns, "apigateway/mtls", "the bad key in Accepted", |o| {
+        condition(o, "Accepted").is_some_and(|(s, _, m)| {
+            s == "True" && m.contains("Secret") && m.contains("key tls.key holds no private key")
+        })
+    });
+    let (_, _, message) = condition(&gw, "Accepted").expect("Accepted");
+    assert!(
+        message.contains("spec.domains[0].certificateSecretRef.name")
+            && !message.contains(key.lines().nth(1).expect("a key line")),
+        "{message}"
+    );
+}
