@@ -24,6 +24,10 @@ pub const ACK_PATH: &str = "/v1/ack";
 /// Identifies one proxy process across its subscription and its ACKs.
 pub const PROXY_ID_HEADER: &str = "x-tollgate-proxy-id";
 pub const CONTENT_TYPE: &str = "application/x-ndjson";
+/// The audience of the ServiceAccount tokens proxies present: the controller's TokenReview
+/// asks for it, so a token minted for the API server (or anyone else) is refused, and a
+/// proxy's token is no use against the API server.
+pub const TOKEN_AUDIENCE: &str = "tollgate.dev/snapshot";
 
 /// The name of the ServiceAccount a gateway's proxies run as: its token may subscribe to that
 /// gateway (same namespace) and no other.

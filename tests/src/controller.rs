@@ -221,8 +221,24 @@ pub fn ca_pem(cp: &ControlPlane) -> String {
     String::from_utf8(der).expect("ca.crt is PEM text")
 }
 
-/// A ServiceAccount token (`kubectl create token`), creating the ServiceAccount if missing.
+/// A ServiceAccount token for the snapshot service's audience, as the proxies' projected
+/// tokens are (`kubectl create token --audience`), creating the ServiceAccount if missing.
 pub fn service_account_token(cp: &ControlPlane, namespace: &str, account: &str) -> String {
+    service_account_token_for(
+        cp,
+        namespace,
+        account,
+        tollgate_crds::snapshot::TOKEN_AUDIENCE,
+    )
+}
+
+/// A ServiceAccount token for `audience`.
+pub fn service_account_token_for(
+    cp: &ControlPlane,
+    namespace: &str,
+    account: &str,
+    audience: &str,
+) -> String {
     let sa = format!(
         "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {account}\n  namespace: {namespace}\n"
     );
@@ -232,9 +248,17 @@ pub fn service_account_token(cp: &ControlPlane, namespace: &str, account: &str) 
         "creating ServiceAccount {namespace}/{account}: {}",
         output_text(&out)
     );
-    cp.kubectl_ok(&["create", "token", account, "-n", namespace])
-        .trim()
-        .to_owned()
+    cp.kubectl_ok(&[
+        "create",
+        "token",
+        account,
+        "-n",
+        namespace,
+        "--audience",
+        audience,
+    ])
+    .trim()
+    .to_owned()
 }
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;

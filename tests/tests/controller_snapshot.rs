@@ -15,6 +15,7 @@ use tollgate_crds::snapshot::{CONTENT_TYPE, verify};
 use tollgate_tests::control_plane::{ControlPlane, Namespace, output_text};
 use tollgate_tests::controller::{
     Controller, FrameReader, SnapshotClient, body_text, ca_pem, service_account_token,
+    service_account_token_for,
 };
 use tollgate_tests::workspace_root;
 
@@ -185,6 +186,19 @@ async fn only_the_gateways_own_proxies_may_subscribe() {
         .subscribe(&gateway, Some("not-a-token"), "proxy-x")
         .await;
     assert_eq!(garbage.status(), 401);
+
+    // The gateway's own ServiceAccount, with a token for the API server's audience (as a
+    // pod's default token is): refused, only tokens bound to the snapshot service pass.
+    let api_server_token = service_account_token_for(
+        ControlPlane::shared(),
+        ns.name(),
+        "tollgate-proxy-hello",
+        "https://kubernetes.default.svc",
+    );
+    let wrong_audience = client
+        .subscribe(&gateway, Some(&api_server_token), "proxy-x")
+        .await;
+    assert_eq!(wrong_audience.status(), 401);
 
     let other = token(&ns, "tollgate-proxy-other");
     let forbidden = client.subscribe(&gateway, Some(&other), "proxy-x").await;

@@ -13,7 +13,7 @@ use kube::Resource as _;
 use kube::api::ApiResource;
 use serde_json::{Value, json};
 use tollgate_crds::resources::{ApiGateway, EndpointType};
-use tollgate_crds::snapshot::proxy_service_account;
+use tollgate_crds::snapshot::{TOKEN_AUDIENCE, proxy_service_account};
 
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "tollgate-controller";
@@ -325,7 +325,7 @@ fn pod_template(gateway: &ApiGateway, name: &str, namespace: &str, settings: &Se
         }],
         "volumes": [
             {"name": "token", "projected": {"sources": [
-                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600, "audience": TOKEN_AUDIENCE}},
             ]}},
             {"name": "ca", "configMap": {"name": ca_config_map(name)}},
             {"name": "state", "emptyDir": {}},
@@ -420,6 +420,12 @@ mod tests {
         assert_eq!(
             find(&objects, Kind::ConfigMap).unwrap()["data"]["ca.crt"],
             "PEM"
+        );
+        // The token the proxy presents is bound to the snapshot service, not the API server.
+        let volume = &deployment["spec"]["template"]["spec"]["volumes"][0];
+        assert_eq!(
+            volume["projected"]["sources"][0]["serviceAccountToken"]["audience"],
+            TOKEN_AUDIENCE
         );
     }
 

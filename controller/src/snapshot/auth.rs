@@ -1,6 +1,7 @@
 //! Who a bearer token is: a TokenReview by the API server, remembered for [`CACHE_TTL`] when
 //! it succeeds (keyed by the token's SHA-256; a token is never logged or kept), and which
-//! gateway's proxies that user may speak for.
+//! gateway's proxies that user may speak for. Only tokens for [`TOKEN_AUDIENCE`] pass: a
+//! proxy's projected token is bound to the controller, not usable against the API server.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -10,7 +11,7 @@ use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use kube::api::PostParams;
 use kube::{Api, Client};
 use sha2::{Digest as _, Sha256};
-use tollgate_crds::snapshot::proxy_service_account;
+use tollgate_crds::snapshot::{TOKEN_AUDIENCE, proxy_service_account};
 use tollgate_crds::table::ObjectKey;
 
 /// How long a successful review is trusted.
@@ -53,7 +54,7 @@ impl Authenticator {
         let review = TokenReview {
             spec: TokenReviewSpec {
                 token: Some(token.to_owned()),
-                ..Default::default()
+                audiences: Some(vec![TOKEN_AUDIENCE.to_owned()]),
             },
             ..Default::default()
         };
@@ -66,8 +67,13 @@ impl Authenticator {
         if status.error.as_deref().is_some_and(|e| !e.is_empty()) {
             tracing::debug!(error = status.error.as_deref(), "token not authenticated");
         }
+        // The API server answers with the requested audiences the token is valid for.
+        let for_us = status
+            .audiences
+            .as_ref()
+            .is_some_and(|a| a.iter().any(|a| a == TOKEN_AUDIENCE));
         let user = match (status.authenticated, status.user.and_then(|u| u.username)) {
-            (Some(true), Some(user)) => user,
+            (Some(true), Some(user)) if for_us => user,
             _ => return Err(AuthError::Unauthenticated),
         };
         let mut cache = self.lock();
