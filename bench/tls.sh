@@ -3,6 +3,8 @@
 #
 # Each proxy serves the same route over plain HTTP and over HTTPS (TLS 1.3, HTTP/1.1
 # keep-alive: wrk offers no ALPN) with one self-signed ECDSA P-256 certificate made by openssl.
+# HTTPS URLs name localhost, so wrk sends SNI `localhost` as a browser would (given an IP
+# address, wrk sends that as SNI, which RFC 6066 forbids and rustls logs a warning for).
 # As in proxy.sh, both proxies get one worker pinned to CPU 0; the backend (nginx, one worker)
 # and wrk share CPU 1. Runs alternate (nginx http, tollgate http, nginx https, tollgate https,
 # then again) so drift hits all four. Prints RPS and p99 per run, the medians, and for each
@@ -104,8 +106,8 @@ echo
 URLS=(
     "http://127.0.0.1:$NGINX/bench/hello"
     "http://127.0.0.1:$TOLLGATE/bench/hello"
-    "https://127.0.0.1:$NGINX_TLS/bench/hello"
-    "https://127.0.0.1:$TOLLGATE_TLS/bench/hello"
+    "https://localhost:$NGINX_TLS/bench/hello"
+    "https://localhost:$TOLLGATE_TLS/bench/hello"
 )
 NAMES=(nginx tollgate nginx tollgate)
 SCHEMES=(http http https https)
