@@ -160,7 +160,15 @@ async fn shutdown_signal() {
 }
 
 fn init_logs(args: &Args) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+    // rustls and h2 warn about what clients send (an IP address as SNI, a stray PING ack),
+    // once per connection: a client could flood the log. Quiet unless the filter names them.
+    let mut directives = args.log_level.clone();
+    for noisy in ["rustls", "h2"] {
+        if !directives.contains(noisy) {
+            directives.push_str(&format!(",{noisy}=error"));
+        }
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .with_context(|| format!("log level {:?}", args.log_level))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

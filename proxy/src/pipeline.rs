@@ -313,6 +313,7 @@ async fn admitted(
         peer_ip: conn.peer.ip(),
         scheme: conn.scheme,
         host,
+        authority: parts.uri.authority().map(|a| a.as_str()),
         gateway: &gateway.gateway.name,
         stage: &stage.name,
         route: found.route,

@@ -305,10 +305,28 @@ async fn alpn_chooses_http2_or_http1_and_base_paths_map_to_stages() {
         .unwrap();
     assert_eq!(response.text(), r#"{"stage":"dev"}"#, "wildcard domain");
 
+    // Over HTTP/2 the backend sees the authority as the client sent it, port included.
+    let authority = format!("api.example.com:{}", site.tls.port());
+    let (response, handshake) = client
+        .get(site.tls, "api.example.com", &authority, "/echo")
+        .await
+        .unwrap();
+    assert_eq!(
+        (response.status, handshake.alpn.as_deref()),
+        (200, Some(&b"h2"[..]))
+    );
+    let received = site.backend.received();
+    let echo = &received.last().expect("the backend got the request").echo;
+    assert_eq!(echo["headers"]["x-forwarded-host"][0], authority.as_str());
+    assert_eq!(echo["headers"]["x-forwarded-proto"][0], "https");
+
     let (ok, out) = site.curl("api.example.com", "/v1/orders/whoami", &["--http2"]);
     assert!(ok && out.ends_with("200 2"), "{out}");
     let (ok, out) = site.curl("api.example.com", "/whoami", &["--http1.1"]);
     assert!(ok && out.ends_with("200 1.1"), "{out}");
+    // A client that offers only http/1.0 by ALPN is served too.
+    let (ok, out) = site.curl("api.example.com", "/whoami", &["--http1.0"]);
+    assert!(ok && out.contains("\n200 "), "{out}");
     // The default host still works over TLS with the default certificate.
     let (ok, out) = site.curl("unknown.example.net", "/dev/whoami", &[]);
     assert!(ok && out.starts_with(r#"{"stage":"dev"}"#), "{out}");

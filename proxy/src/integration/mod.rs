@@ -39,6 +39,8 @@ pub struct Call<'a> {
     pub scheme: &'static str,
     /// The Host the client asked for (without port).
     pub host: &'a str,
+    /// The request URI's authority (HTTP/2's `:authority`), port included, when it has one.
+    pub authority: Option<&'a str>,
     pub gateway: &'a str,
     pub stage: &'a str,
     pub route: &'a ServedRoute,

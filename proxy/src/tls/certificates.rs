@@ -16,8 +16,9 @@ use tollgate_crds::table::DomainTable;
 use super::TlsError;
 use super::client_cert::DeferredVerifier;
 
-/// ALPN, in the server's order of preference.
-pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+/// ALPN, in the server's order of preference (`http/1.0` too, served as HTTP/1, so a client
+/// offering only it is not refused).
+pub const ALPN: [&[u8]; 3] = [b"h2", b"http/1.1", b"http/1.0"];
 
 /// A custom domain's TLS: what the handshake uses and what requests are checked against.
 pub struct DomainTls {
