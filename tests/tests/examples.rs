@@ -1,0 +1,117 @@
+//! The examples under `deploy/examples/` do what their comments say, served by the real
+//! `tollgate-proxy` in standalone mode. (`kubernetes_resources.rs` applies every one of them
+//! to a real API server; `throttling.rs` sells the tenancy example's plans; `lambda.rs` runs
+//! the Lambda example.)
+//!
+//! Needs the binary: `cargo build --workspace --bins` before
+//! `cargo test -p tollgate-tests --test examples`.
+
+use std::path::Path;
+use std::process::Command;
+
+use tollgate_tests::client::Client;
+use tollgate_tests::proxy::{Proxy, free_port};
+use tollgate_tests::workspace_root;
+
+fn example(name: &str) -> std::path::PathBuf {
+    workspace_root().join("deploy/examples").join(name)
+}
+
+/// Copies an example folder, so files a script writes stay out of the work tree.
+fn copy_of(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(example(name)).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
+
+fn curl_https(ca: &Path, host: &str, port: u16, path: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+        .arg(format!("https://{host}:{port}{path}"))
+        .output()
+        .expect("running curl");
+    assert!(
+        out.status.success(),
+        "curl {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn custom_domain_serves_https_by_base_path_and_redirects_plain_http() {
+    let dir = copy_of("custom-domain");
+    let status = Command::new(dir.path().join("make-certificate.sh"))
+        .status()
+        .expect("running make-certificate.sh");
+    assert!(status.success());
+    let tls = free_port();
+    let proxy = Proxy::start_standalone(
+        dir.path(),
+        &[
+            "--tls-listen",
+            &format!("127.0.0.1:{tls}"),
+            "--https-port",
+            &tls.to_string(),
+        ],
+    );
+    let ca = dir.path().join("ca.crt");
+    let body = curl_https(&ca, "api.example.test", tls, "/products");
+    assert!(body.contains(r#""apiVersion": "2""#), "{body}");
+    let body = curl_https(&ca, "api.example.test", tls, "/v1/products");
+    assert!(body.contains(r#""apiVersion": "1""#), "{body}");
+    let response = Client::new()
+        .get(&proxy.url("/products"), &[("host", "api.example.test")])
+        .await;
+    assert_eq!(response.status, 301);
+    assert_eq!(
+        response.header("location").as_deref(),
+        Some(format!("https://api.example.test:{tls}/products").as_str())
+    );
+}
+
+#[tokio::test]
+async fn the_private_api_refuses_sources_outside_its_policy() {
+    let proxy = Proxy::start_standalone(&example("private"), &[]);
+    let response = Client::new()
+        .get(&proxy.url("/prod/inventory/42"), &[])
+        .await;
+    assert_eq!(response.status, 403, "127.0.0.1 is not in allowCidrs");
+    assert!(
+        response.text().contains("not authorized"),
+        "{}",
+        response.text()
+    );
+}
+
+#[tokio::test]
+async fn the_canary_serves_its_share_and_can_be_pinned() {
+    let proxy = Proxy::start_standalone(&example("canary"), &[]);
+    let client = Client::new();
+    let url = proxy.url("/prod/version");
+    let pinned = client.get(&url, &[("x-tollgate-canary", "canary")]).await;
+    assert_eq!(pinned.text(), r#"{"version": "2.1"}"#);
+    assert_eq!(
+        pinned.header("x-tollgate-deployment").as_deref(),
+        Some("canary")
+    );
+    let mut canary = 0;
+    let n = 1000;
+    for _ in 0..n {
+        if client.get(&url, &[]).await.text().contains("2.1") {
+            canary += 1;
+        }
+    }
+    // 10% of 1000: mean 100, standard deviation 9.5; 5 sigma either side.
+    assert!(
+        (52..=148).contains(&canary),
+        "{canary} of {n} on the canary"
+    );
+}
