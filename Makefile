@@ -2,7 +2,7 @@
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: test setup lint unit crds golden quickstart
+.PHONY: test setup lint unit crds docs golden quickstart
 
 ## Everything CI runs: set-up, formatting, lints and every test.
 test: setup lint unit
@@ -22,6 +22,10 @@ unit:
 ## Regenerates crds/yaml from the Rust types.
 crds:
 	cargo run -q -p tollgate-crds --bin crdgen
+
+## Regenerates docs/reference.md from the CRD schemas.
+docs:
+	cargo run -q -p tollgate-crds --bin docgen
 
 ## Rewrites the compiler's golden expected files; review the diff.
 golden:
