@@ -79,3 +79,55 @@ to_ms() { # "1.23ms" | "456.00us" | "1.02s" -> milliseconds
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+
+# nginx proxying /bench/hello to the backend, one worker pinned to $PROXY_CPU. The second
+# argument is the server block's own lines (listen, ssl_*).
+start_nginx_proxy() { # backend-port server-lines
+    mkdir -p "$WORK/nginx"
+    cat >"$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    upstream backend { server 127.0.0.1:$1; keepalive 128; }
+    server {
+$2
+        location = /bench/hello {
+            proxy_pass http://backend/hello;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+CONF
+    taskset -c "$PROXY_CPU" nginx -c "$WORK/nginx/nginx.conf" &
+    PIDS+=($!)
+}
+
+# tollgate's side of the same: gateway bench, stage bench, GET /hello to the backend.
+write_bench_api() { # folder backend-port
+    mkdir -p "$1"
+    cat >"$1/api.yaml" <<YAML
+apiVersion: tollgate.dev/v1alpha1
+kind: ApiGateway
+metadata: {name: bench}
+spec:
+  stages: [{name: bench}]
+  # Above Amazon's default account limit (10,000/s), which would otherwise be measured.
+  throttle: {rateLimit: 1000000, burstLimit: 1000000}
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: Route
+metadata: {name: hello}
+spec:
+  gatewayRef: {name: bench}
+  method: GET
+  path: /hello
+  integration:
+    http: {url: "http://127.0.0.1:$2/hello"}
+YAML
+}

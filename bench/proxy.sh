@@ -20,49 +20,8 @@ BIN="$ROOT/target/release/tollgate-proxy"
 BACKEND=$(free_port); NGINX=$(free_port); TOLLGATE=$(free_port); ADMIN=$(free_port)
 start_backend "$BACKEND"
 
-mkdir -p "$WORK/nginx" "$WORK/tollgate"
-cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    upstream backend { server 127.0.0.1:$BACKEND; keepalive 128; }
-    server {
-        listen 127.0.0.1:$NGINX;
-        location = /bench/hello {
-            proxy_pass http://backend/hello;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-CONF
-taskset -c "$PROXY_CPU" nginx -c "$WORK/nginx/nginx.conf" &
-PIDS+=($!)
-
-cat >"$WORK/tollgate/api.yaml" <<YAML
-apiVersion: tollgate.dev/v1alpha1
-kind: ApiGateway
-metadata: {name: bench}
-spec:
-  stages: [{name: bench}]
-  # Above Amazon's default account limit (10,000/s), which would otherwise be measured.
-  throttle: {rateLimit: 1000000, burstLimit: 1000000}
----
-apiVersion: tollgate.dev/v1alpha1
-kind: Route
-metadata: {name: hello}
-spec:
-  gatewayRef: {name: bench}
-  method: GET
-  path: /hello
-  integration:
-    http: {url: "http://127.0.0.1:$BACKEND/hello"}
-YAML
+start_nginx_proxy "$BACKEND" "        listen 127.0.0.1:$NGINX;"
+write_bench_api "$WORK/tollgate" "$BACKEND"
 taskset -c "$PROXY_CPU" "$BIN" --config "$WORK/tollgate" --listen "127.0.0.1:$TOLLGATE" \
     --admin-listen "127.0.0.1:$ADMIN" --worker-threads 1 --access-log off --log-level warn &
 PIDS+=($!)

@@ -31,57 +31,17 @@ TOLLGATE=$(free_port); TOLLGATE_TLS=$(free_port); ADMIN=$(free_port)
 start_backend "$BACKEND"
 
 # The certificate both proxies serve; curl checks it (CURL_CA_BUNDLE) while waiting.
-mkdir -p "$WORK/tls" "$WORK/nginx" "$WORK/tollgate"
+mkdir -p "$WORK/tls"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
     -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
     -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null
 
-cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    upstream backend { server 127.0.0.1:$BACKEND; keepalive 128; }
-    server {
-        listen 127.0.0.1:$NGINX;
+start_nginx_proxy "$BACKEND" "        listen 127.0.0.1:$NGINX;
         listen 127.0.0.1:$NGINX_TLS ssl;
         ssl_certificate $WORK/tls/cert.pem;
         ssl_certificate_key $WORK/tls/key.pem;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        location = /bench/hello {
-            proxy_pass http://backend/hello;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-CONF
-taskset -c "$PROXY_CPU" nginx -c "$WORK/nginx/nginx.conf" &
-PIDS+=($!)
-
-cat >"$WORK/tollgate/api.yaml" <<YAML
-apiVersion: tollgate.dev/v1alpha1
-kind: ApiGateway
-metadata: {name: bench}
-spec:
-  stages: [{name: bench}]
-  # Above Amazon's default account limit (10,000/s), which would otherwise be measured.
-  throttle: {rateLimit: 1000000, burstLimit: 1000000}
----
-apiVersion: tollgate.dev/v1alpha1
-kind: Route
-metadata: {name: hello}
-spec:
-  gatewayRef: {name: bench}
-  method: GET
-  path: /hello
-  integration:
-    http: {url: "http://127.0.0.1:$BACKEND/hello"}
-YAML
+        ssl_protocols TLSv1.2 TLSv1.3;"
+write_bench_api "$WORK/tollgate" "$BACKEND"
 taskset -c "$PROXY_CPU" "$BIN" --config "$WORK/tollgate" --listen "127.0.0.1:$TOLLGATE" \
     --tls-listen "127.0.0.1:$TOLLGATE_TLS" --tls-default-certificate "$WORK/tls/cert.pem" \
     --tls-default-key "$WORK/tls/key.pem" \

@@ -19,13 +19,7 @@ pub struct LambdaRuntime {
 
 /// The folder `tests/lambda/build` prints: `aws-lambda-rie` and `venv/`.
 fn runtime_dir() -> PathBuf {
-    let script = workspace_root().join("tests/lambda/build");
-    let out = Command::new(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(out.status.success(), "{} failed", script.display());
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    crate::built_by("tests/lambda/build")
 }
 
 impl LambdaRuntime {

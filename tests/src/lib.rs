@@ -24,3 +24,17 @@ pub fn workspace_root() -> std::path::PathBuf {
         .expect("the tests crate lives in the workspace")
         .to_path_buf()
 }
+
+/// Runs one of the project's build scripts (`tests/h2spec/build`, `tests/lambda/build`, ...),
+/// which build or reuse a pinned tool in the cache outside the repository, and returns the
+/// path it prints. Its progress goes to the test's standard error.
+pub fn built_by(script: &str) -> std::path::PathBuf {
+    let script = workspace_root().join(script);
+    let out = std::process::Command::new(&script)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(out.status.success(), "{} failed", script.display());
+    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}

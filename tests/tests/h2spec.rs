@@ -16,7 +16,6 @@ use std::time::Duration;
 use tollgate_tests::config::{dev_gateway, mock, route};
 use tollgate_tests::proxy::{free_port, serve};
 use tollgate_tests::wait::eventually;
-use tollgate_tests::workspace_root;
 
 /// Test cases h2spec fails against the proxy, by id (`{group}/{section}/{case}`, as h2spec's
 /// own command line names them), each with why the failure is accepted. None: the listener
@@ -30,13 +29,7 @@ const MIN_PASSED: usize = TOTAL - KNOWN_FAILURES.len();
 
 /// The h2spec binary `tests/h2spec/build` prints (building it the first time).
 fn h2spec_binary() -> PathBuf {
-    let script = workspace_root().join("tests/h2spec/build");
-    let out = Command::new(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(out.status.success(), "{} failed", script.display());
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    tollgate_tests::built_by("tests/h2spec/build")
 }
 
 /// A self-signed certificate for `localhost` and `127.0.0.1`, as `cert.pem` and `key.pem` in

@@ -186,6 +186,11 @@ impl Site {
     }
 }
 
+/// `Some` when a line contains `needle` (for `eventually`).
+fn has_line(lines: &[String], needle: &str) -> Option<()> {
+    lines.iter().any(|l| l.contains(needle)).then_some(())
+}
+
 #[tokio::test]
 async fn sni_picks_the_domains_certificate_then_the_default() {
     let site = Site::start();
@@ -387,11 +392,10 @@ async fn mutual_tls_passes_trusted_clients_and_refuses_the_rest() {
         (403, FORBIDDEN)
     );
     eventually("the refusal's reason in the access log", || {
-        site.served
-            .access_log_lines()
-            .iter()
-            .any(|l| l.contains("client certificate refused"))
-            .then_some(())
+        has_line(
+            &site.served.access_log_lines(),
+            "client certificate refused",
+        )
     });
 
     // No certificate at all: the handshake (or the first read after it) fails.
@@ -641,11 +645,10 @@ async fn a_certificate_that_does_not_match_its_key_leaves_the_others_serving() {
         &resources(&certs, &site.client_ca, &site.backend),
     );
     eventually("the mismatched certificate to be reported", || {
-        site.served
-            .stderr_lines()
-            .iter()
-            .any(|l| l.contains("custom domain not served over TLS"))
-            .then_some(())
+        has_line(
+            &site.served.stderr_lines(),
+            "custom domain not served over TLS",
+        )
     });
     let client = site.client();
     // api.example.com is no longer served its own certificate; the others are untouched.
