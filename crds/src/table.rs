@@ -74,6 +74,9 @@ pub struct GatewayTable {
     /// Plain-HTTP requests get a redirect to HTTPS (where the proxy serves TLS).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub redirect_to_https: bool,
+    /// Only custom domains reach the gateway; the default host is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable_execute_api_endpoint: bool,
     /// In the order the gateway lists them (the first is the default for invoke URLs).
     pub stages: Vec<StageTable>,
     /// Sorted by plan name.

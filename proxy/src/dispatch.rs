@@ -279,6 +279,9 @@ impl Dispatch {
             None if self.gateways.len() == 1 => &self.gateways[0],
             None => return Err(GatewayError::Forbidden("no gateway serves this host")),
         };
+        if gateway.table.disable_execute_api_endpoint {
+            return Err(GatewayError::Forbidden("the default endpoint is disabled"));
+        }
         let rest = path.strip_prefix('/').unwrap_or(path);
         let (stage_name, remainder) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -428,6 +431,18 @@ spec:
             resolved(&d, "a.eu.shop.example", "/v2/cart").is_err(),
             "a wildcard matches one label"
         );
+    }
+
+    #[test]
+    fn a_disabled_default_endpoint_leaves_only_the_custom_domains() {
+        // hello (the first gateway) disables its default endpoint; other keeps its own.
+        let d = dispatch(&TWO.replacen("spec:\n", "spec:\n  disableExecuteApiEndpoint: true\n", 1));
+        assert!(resolved(&d, "api.example.com", "/v1/orders/7").is_ok());
+        assert_eq!(
+            d.resolve("hello.default.localhost", "/dev/x").err(),
+            Some(GatewayError::Forbidden("the default endpoint is disabled"))
+        );
+        assert!(resolved(&d, "other.team.localhost", "/dev/x").is_ok());
     }
 
     #[test]

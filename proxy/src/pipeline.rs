@@ -126,10 +126,13 @@ pub async fn handle(
     let elapsed = started.elapsed();
     record.status = response.status().as_u16();
     record.response_latency = elapsed.as_millis() as u64;
+    // The header when a backend sent one; else the body's size when it is known (mocks and
+    // gateway responses, whose Content-Length hyper adds later).
     record.response_length = response
         .headers()
         .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok());
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .or_else(|| hyper::body::Body::size_hint(response.body()).exact());
     shared.metrics.observe_request(
         &RequestLabels {
             gateway: record.gateway.as_deref().unwrap_or(""),

@@ -481,6 +481,49 @@ async fn plain_http_is_redirected_to_https_when_the_gateway_asks() {
     assert_eq!(response.status, 200);
 }
 
+#[tokio::test]
+async fn a_disabled_default_endpoint_closes_the_way_around_mutual_tls() {
+    let ca = Ca::new("Tollgate test server CA");
+    let client_ca = Ca::new("Tollgate test client CA");
+    let cert = ca.server(&["mtls.example.com"]);
+    let mut gw = gateway("shop", json!([{"name": "dev"}]));
+    gw["spec"]["disableExecuteApiEndpoint"] = json!(true);
+    gw["spec"]["domains"] = json!([{"hostname": "mtls.example.com", "certificateSecretRef": {"name": "mtls"},
+        "mutualTls": {"truststoreSecretRef": {"name": "client-ca"}},
+        "basePathMappings": [{"basePath": "", "stage": "dev"}]}]);
+    let tls = free_port();
+    let served = serve(
+        &[
+            gw,
+            route("hi", "shop", "GET", "/hi", mock(200, "{}")),
+            tls_secret("mtls", &cert),
+            truststore_secret("client-ca", &client_ca.pem),
+        ],
+        &["--tls-listen", &format!("127.0.0.1:{tls}")],
+    );
+    // The default host, and any host (the proxy serves one gateway): refused.
+    for host in ["shop.default.localhost", "127.0.0.1"] {
+        let response = client::get(&served.url("/dev/hi"), &[("host", host)]).await;
+        assert_eq!(
+            (response.status, response.text().as_str()),
+            (403, FORBIDDEN),
+            "{host}"
+        );
+    }
+    // The custom domain, with a client certificate: served.
+    let alice = client_ca.client("alice", "Example Corp");
+    let (response, _) = TlsClient::with_client_cert(&[&ca.pem], &alice)
+        .get(
+            format!("127.0.0.1:{tls}").parse().unwrap(),
+            "mtls.example.com",
+            "mtls.example.com",
+            "/hi",
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+}
+
 /// Requests from `workers` tasks until `stop`: half keep one connection each (keep-alive),
 /// half open a new connection per request. Returns (successes, failures as messages).
 async fn load(

@@ -302,6 +302,9 @@ fn pod_template(gateway: &ApiGateway, name: &str, namespace: &str, settings: &Se
     let mut spec = json!({
         "serviceAccountName": proxy_service_account(name),
         "automountServiceAccountToken": false,
+        // The proxy drains for 30 s (its --drain-seconds default) after SIGTERM, then flushes
+        // its access log: leave it the time before the kubelet's SIGKILL.
+        "terminationGracePeriodSeconds": 40,
         "containers": [{
             "name": "proxy",
             "image": settings.proxy_image,

@@ -121,6 +121,7 @@ pub(super) fn compile(
         authorizers,
         domains,
         redirect_to_https: spec.redirect_to_https,
+        disable_execute_api_endpoint: spec.disable_execute_api_endpoint,
         stages,
         usage_plans: Vec::new(),
     })

@@ -110,6 +110,13 @@ pub struct ApiGatewaySpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub redirect_to_https: bool,
 
+    /// Refuse requests on the default endpoint (`{gateway}.{namespace}.{base domain}`, or any
+    /// host of a proxy that serves only this gateway), so the API is reachable through its
+    /// custom domains only, as Amazon API Gateway's `disableExecuteApiEndpoint`. Set it with
+    /// mutual TLS, or clients could skip the certificate by using the default endpoint.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable_execute_api_endpoint: bool,
+
     /// Cross-origin resource sharing: the proxy answers preflight requests and adds the
     /// `Access-Control-*` headers to responses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -582,7 +589,7 @@ pub struct ApiGatewayStatus {
 pub struct StageStatus {
     /// Stage name.
     pub name: String,
-    /// `https://{host}/{stage}`.
+    /// `http://{gateway}.{namespace}.{base domain}/{stage}`: the default endpoint.
     pub invoke_url: String,
 }
 
