@@ -11,6 +11,7 @@ pub mod config;
 pub mod control_plane;
 pub mod controller;
 pub mod fake_controller;
+pub mod helm;
 pub mod lambda;
 pub mod proxy;
 pub mod redis;
