@@ -2,7 +2,7 @@
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: test setup lint unit crds docs golden quickstart
+.PHONY: test setup lint unit crds docs golden quickstart chart
 
 ## Everything CI runs: set-up, formatting, lints and every test.
 test: setup lint unit
@@ -26,6 +26,11 @@ crds:
 ## Regenerates docs/reference.md from the CRD schemas.
 docs:
 	cargo run -q -p tollgate-crds --bin docgen
+
+## Copies crds/yaml into charts/tollgate/crds and renders deploy/tollgate.yaml from the chart
+## (helm template, default values); review the diff.
+chart:
+	UPDATE_CHART=1 cargo test -q -p tollgate-tests --test helm_chart -- up_to_date
 
 ## Rewrites the compiler's golden expected files; review the diff.
 golden:
