@@ -1,6 +1,6 @@
 //! Helm and the chart `charts/tollgate` against a [`ControlPlane`]: the `helm` binary built by
 //! `tests/helm/build` (from source on first use, then cached; see `tests/helm/README.md`), run
-//! with homes of its own so no user configuration is read or written; a kubeconfig holding a
+//! with homes of its own beside it, so no user configuration is read or written; a kubeconfig holding a
 //! ServiceAccount's token ([`service_account_kubeconfig`]), so the controller can run with
 //! exactly the permissions the chart grants; and the controller binary started with such a
 //! kubeconfig ([`LocalController`]).
@@ -42,8 +42,10 @@ const START_DEADLINE: Duration = Duration::from_secs(60);
 /// The `helm` binary with homes of its own.
 pub struct Helm {
     binary: PathBuf,
-    /// `HELM_CACHE_HOME`, `HELM_CONFIG_HOME` and `HELM_DATA_HOME` live here.
-    home: tempfile::TempDir,
+    /// `HELM_CACHE_HOME`, `HELM_CONFIG_HOME` and `HELM_DATA_HOME` live here: `home/` beside the
+    /// cached binary. What the tests run (lint, template, install and uninstall of a local
+    /// chart) writes nothing there, so runs share it.
+    home: PathBuf,
 }
 
 impl Helm {
@@ -53,16 +55,14 @@ impl Helm {
         SHARED.get_or_init(Helm::build)
     }
 
-    /// Runs `tests/helm/build` and makes the homes.
+    /// Runs `tests/helm/build`.
     pub fn build() -> Helm {
-        let home = tempfile::Builder::new()
-            .prefix("tollgate-helm-")
-            .tempdir()
-            .expect("a temporary folder for helm's homes");
-        Helm {
-            binary: crate::built_by("tests/helm/build"),
-            home,
-        }
+        let binary = crate::built_by("tests/helm/build");
+        let home = binary
+            .parent()
+            .expect("helm lives in a folder of the cache")
+            .join("home");
+        Helm { binary, home }
     }
 
     /// The chart's folder (absolute).
@@ -78,7 +78,7 @@ impl Helm {
                 cmd.env_remove(name);
             }
         }
-        let home = self.home.path();
+        let home = &self.home;
         cmd.env("HELM_CACHE_HOME", home.join("cache"))
             .env("HELM_CONFIG_HOME", home.join("config"))
             .env("HELM_DATA_HOME", home.join("data"))
