@@ -19,9 +19,11 @@ unit:
 	cargo build --workspace --bins --locked
 	cargo test --workspace --locked
 
-## Regenerates crds/yaml from the Rust types.
+## Regenerates crds/yaml from the Rust types, and what is made from them: the field reference
+## and the chart's copy of the CRDs (with deploy/tollgate.yaml).
 crds:
 	cargo run -q -p tollgate-crds --bin crdgen
+	$(MAKE) docs chart
 
 ## Regenerates docs/reference.md from the CRD schemas.
 docs:
