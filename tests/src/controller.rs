@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -79,6 +79,39 @@ impl Controller {
             "creating namespace {CONTROLLER_NAMESPACE}: {}",
             output_text(&out)
         );
+        Self::spawn(
+            cp.kubeconfig_path(),
+            CONTROLLER_NAMESPACE,
+            port,
+            extra_args,
+            envs,
+        )
+    }
+
+    /// Starts the controller with another identity: `KUBECONFIG={kubeconfig}` (a
+    /// ServiceAccount's token, say) and `--namespace {namespace}`, which must exist.
+    pub fn start_with_kubeconfig(
+        kubeconfig: &Path,
+        namespace: &str,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Controller {
+        Self::spawn(
+            kubeconfig,
+            namespace,
+            crate::proxy::free_port(),
+            extra_args,
+            envs,
+        )
+    }
+
+    fn spawn(
+        kubeconfig: &Path,
+        namespace: &str,
+        port: u16,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Controller {
         let dir = tempfile::Builder::new()
             .prefix("tollgate-controller-")
             .tempdir()
@@ -113,11 +146,11 @@ impl Controller {
             .arg(&binary)
             .args(["--log-level", "info,tollgate_controller=debug"])
             .args(["--snapshot-listen", &snapshot_addr.to_string()])
-            .args(["--namespace", CONTROLLER_NAMESPACE])
+            .args(["--namespace", namespace])
             .args(metrics_args)
             .args(extra_args)
             .envs(envs.iter().copied())
-            .env("KUBECONFIG", cp.kubeconfig_path())
+            .env("KUBECONFIG", kubeconfig)
             .stdin(Stdio::piped())
             .stdout(file)
             .stderr(file2)
@@ -190,6 +223,20 @@ impl Controller {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
+    }
+
+    /// Stops the controller and waits until it has exited (SIGKILL comes after the grace).
+    pub fn stop_and_wait(&self) {
+        self.stop();
+        let within = Duration::from_secs(GRACE_SECONDS + 10);
+        let asked = Instant::now();
+        while !self.has_exited() {
+            assert!(
+                asked.elapsed() < within,
+                "the controller has not exited {within:?} after it was asked to stop"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Whether the controller has exited.

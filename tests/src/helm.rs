@@ -1,9 +1,9 @@
 //! Helm and the chart `charts/tollgate` against a [`ControlPlane`]: the `helm` binary built by
 //! `tests/helm/build` (from source on first use, then cached; see `tests/helm/README.md`), run
-//! with homes of its own beside it, so no user configuration is read or written; a kubeconfig holding a
-//! ServiceAccount's token ([`service_account_kubeconfig`]), so the controller can run with
-//! exactly the permissions the chart grants; and the controller binary started with such a
-//! kubeconfig ([`LocalController`]).
+//! with homes of its own beside it, so no user configuration is read or written; and a
+//! kubeconfig holding a ServiceAccount's token ([`service_account_kubeconfig`]), with which
+//! [`Controller::start_with_kubeconfig`](crate::controller::Controller::start_with_kubeconfig)
+//! runs the controller with exactly the permissions the chart grants.
 //!
 //! ```no_run
 //! use tollgate_tests::control_plane::ControlPlane;
@@ -15,16 +15,14 @@
 //! helm.run_ok(cp, &["install", "tollgate", &helm.chart(), "--namespace", ns.name()]);
 //! ```
 
-use std::fs::{self, File};
-use std::net::{SocketAddr, TcpStream};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 
 use serde_json::json;
 
-use crate::control_plane::{ControlPlane, GRACE_SECONDS, WATCHDOG, output_text};
+use crate::control_plane::{ControlPlane, output_text};
 
 /// The chart's folder in the repository.
 pub const CHART: &str = "charts/tollgate";
@@ -35,9 +33,6 @@ pub const MANIFEST_RELEASE: &str = "tollgate";
 pub const MANIFEST_NAMESPACE: &str = "tollgate-system";
 /// The chart's ServiceAccount, Deployment, Role and snapshot Service.
 pub const CONTROLLER_NAME: &str = "tollgate-controller";
-
-/// How long the controller may take to start listening.
-const START_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The `helm` binary with homes of its own.
 pub struct Helm {
@@ -188,153 +183,4 @@ pub fn service_account_kubeconfig(cp: &ControlPlane, namespace: &str, account: &
         serde_yaml::to_string(&config).expect("a kubeconfig serializes"),
     )
     .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-}
-
-/// The real `tollgate-controller` binary with a kubeconfig of its own (as a ServiceAccount,
-/// say) and `--namespace` as given, under the control plane's watchdog: it stops when the
-/// test process exits, however that happens. Its snapshot service and metrics endpoint are on
-/// free loopback ports.
-pub struct LocalController {
-    log: PathBuf,
-    snapshot_addr: SocketAddr,
-    metrics_addr: SocketAddr,
-    /// Closing it stops the controller ([`LocalController::stop`]).
-    stdin: Mutex<Option<ChildStdin>>,
-    watchdog: Mutex<Child>,
-    /// Holds the log; removed when dropped (after the controller is stopped).
-    _dir: tempfile::TempDir,
-}
-
-impl LocalController {
-    /// Starts the controller with `KUBECONFIG={kubeconfig}`, `--namespace {namespace}`,
-    /// `extra_args` and `envs`, and waits until its snapshot service accepts connections;
-    /// panics with its log when it does not.
-    pub fn start(
-        kubeconfig: &Path,
-        namespace: &str,
-        extra_args: &[&str],
-        envs: &[(&str, &str)],
-    ) -> LocalController {
-        let dir = tempfile::Builder::new()
-            .prefix("tollgate-controller-")
-            .tempdir()
-            .expect("a temporary folder");
-        let log = dir.path().join("controller.log");
-        let file = File::create(&log).expect("creating the controller log");
-        let file2 = file.try_clone().expect("duplicating a descriptor");
-        let snapshot_addr: SocketAddr = ([127, 0, 0, 1], crate::proxy::free_port()).into();
-        let metrics_addr: SocketAddr = ([127, 0, 0, 1], crate::proxy::free_port()).into();
-        let binary = crate::proxy::binary_named("tollgate-controller");
-        let mut child = Command::new("bash")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("tollgate-watchdog-controller")
-            .arg(GRACE_SECONDS.to_string())
-            .arg("")
-            .arg(&binary)
-            .args(["--log-level", "info,tollgate_controller=debug"])
-            .args(["--snapshot-listen", &snapshot_addr.to_string()])
-            .args(["--metrics-listen", &metrics_addr.to_string()])
-            .args(["--namespace", namespace])
-            .args(extra_args)
-            .envs(envs.iter().copied())
-            .env("KUBECONFIG", kubeconfig)
-            .stdin(Stdio::piped())
-            .stdout(file)
-            .stderr(file2)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-        let stdin = child.stdin.take().expect("piped standard input");
-        let controller = LocalController {
-            log,
-            snapshot_addr,
-            metrics_addr,
-            stdin: Mutex::new(Some(stdin)),
-            watchdog: Mutex::new(child),
-            _dir: dir,
-        };
-        let deadline = Instant::now() + START_DEADLINE;
-        while TcpStream::connect_timeout(&snapshot_addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                !controller.has_exited(),
-                "the controller exited before listening; log:\n{}",
-                controller.log_tail(60)
-            );
-            assert!(
-                Instant::now() < deadline,
-                "the controller's snapshot service is not listening on {snapshot_addr} after \
-                 {START_DEADLINE:?}; log:\n{}",
-                controller.log_tail(60)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        controller
-    }
-
-    /// The whole log.
-    pub fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The last `lines` lines of the log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        let text = self.log();
-        let tail: Vec<&str> = text.lines().rev().take(lines).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-
-    /// `https://127.0.0.1:port`
-    pub fn snapshot_url(&self) -> String {
-        format!("https://{}", self.snapshot_addr)
-    }
-
-    /// The metrics endpoint (`/metrics`, `/healthz`, `/readyz`; plain HTTP).
-    pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics_addr
-    }
-
-    /// Stops the controller (SIGTERM from its watchdog, SIGKILL after the grace) and waits
-    /// until it has exited.
-    pub fn stop(&self) {
-        self.stdin
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let within = Duration::from_secs(GRACE_SECONDS + 10);
-        let asked = Instant::now();
-        while !self.has_exited() {
-            assert!(
-                asked.elapsed() < within,
-                "the controller has not exited {within:?} after it was asked to stop"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Whether the controller (its watchdog) has exited.
-    pub fn has_exited(&self) -> bool {
-        self.watchdog
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .try_wait()
-            .ok()
-            .flatten()
-            .is_some()
-    }
-}
-
-impl Drop for LocalController {
-    fn drop(&mut self) {
-        if !self.has_exited() {
-            self.stdin
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            let watchdog = self
-                .watchdog
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner);
-            let _ = watchdog.wait();
-        }
-    }
 }

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tollgate_tests::control_plane::{ControlPlane, Namespace, output_text};
-use tollgate_tests::controller::{FrameReader, SnapshotClient};
+use tollgate_tests::controller::{Controller, FrameReader, SnapshotClient};
 use tollgate_tests::helm::{
-    CHART, CONTROLLER_NAME, Helm, LocalController, MANIFEST, manifest, service_account_kubeconfig,
+    CHART, CONTROLLER_NAME, Helm, MANIFEST, manifest, service_account_kubeconfig,
 };
 use tollgate_tests::workspace_root;
 
@@ -60,7 +60,7 @@ fn wait_for(
     ns: &str,
     what: &str,
     description: &str,
-    controller: &LocalController,
+    controller: &Controller,
     check: impl Fn(Option<&Value>) -> bool,
 ) -> Option<Value> {
     let deadline = Instant::now() + DEADLINE;
@@ -86,7 +86,7 @@ fn wait_for(
 }
 
 /// Panics with the controller's log lines saying "forbidden": a permission the chart lacks.
-fn assert_not_refused(controller: &LocalController) {
+fn assert_not_refused(controller: &Controller) {
     let log = controller.log();
     let refused: Vec<&str> = log
         .lines()
@@ -497,7 +497,7 @@ fn the_controller_runs_with_the_charts_permissions_only() {
     let kubeconfig = dir.path().join("kubeconfig");
     service_account_kubeconfig(cp(), rns, CONTROLLER_NAME, &kubeconfig);
     let pod = "tollgate-controller-7d4b9c-x2x8q";
-    let controller = LocalController::start(
+    let controller = Controller::start_with_kubeconfig(
         &kubeconfig,
         rns,
         &["--proxy-image", PROXY_IMAGE],
@@ -649,7 +649,7 @@ fn the_controller_runs_with_the_charts_permissions_only() {
     gone("daemonset/tollgate-proxy-hello");
 
     // SIGTERM: the Lease released, the fleet counts deleted.
-    controller.stop();
+    controller.stop_and_wait();
     let lease = get_ok(rns, "lease/tollgate-controller");
     assert!(
         lease["spec"]["holderIdentity"].is_null(),
