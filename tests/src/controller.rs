@@ -251,6 +251,15 @@ impl Controller {
     }
 }
 
+/// The `status` of condition `type_` in a resource's `status.conditions`.
+pub fn condition_status(obj: &serde_json::Value, type_: &str) -> Option<String> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .and_then(|c| c["status"].as_str().map(str::to_owned))
+}
+
 /// The snapshot CA certificate (PEM), as proxies get it: `ca.crt` of the CA Secret.
 pub fn ca_pem(cp: &ControlPlane) -> String {
     let text = cp.kubectl_ok(&[

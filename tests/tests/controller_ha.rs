@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tollgate_tests::control_plane::{ControlPlane, Namespace, output_text};
 use tollgate_tests::controller::{
-    CONTROLLER_NAMESPACE, Controller, FrameReader, SnapshotClient, ca_pem, service_account_token,
+    CONTROLLER_NAMESPACE, Controller, FrameReader, SnapshotClient, ca_pem, condition_status,
+    service_account_token,
 };
 
 /// Generous: a takeover needs the Lease to expire (4 s here) on a possibly loaded machine.
@@ -275,14 +276,6 @@ fn one_leader_writes_and_another_takes_over_when_it_stops() {
         .is_some_and(|n| n > 0.0),
         "{after}"
     );
-}
-
-fn condition_status(obj: &Value, type_: &str) -> Option<String> {
-    obj["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-        .and_then(|c| c["status"].as_str().map(str::to_owned))
 }
 
 /// Polls the gateway (without blocking the runtime: the subscription stays served meanwhile).

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use tollgate_crds::snapshot::{CONTENT_TYPE, verify};
 use tollgate_tests::control_plane::{ControlPlane, Namespace, output_text};
 use tollgate_tests::controller::{
-    Controller, FrameReader, SnapshotClient, body_text, ca_pem, service_account_token,
-    service_account_token_for,
+    Controller, FrameReader, SnapshotClient, body_text, ca_pem, condition_status,
+    service_account_token, service_account_token_for,
 };
 use tollgate_tests::workspace_root;
 
@@ -68,14 +68,6 @@ fn mock_route(name: &str, path: &str) -> String {
     format!(
         "apiVersion: tollgate.dev/v1alpha1\nkind: Route\nmetadata:\n  name: {name}\nspec:\n  gatewayRef:\n    name: hello\n  method: GET\n  path: \"{path}\"\n  integration:\n    mock:\n      statusCode: 200\n"
     )
-}
-
-fn condition_status(obj: &Value, type_: &str) -> Option<String> {
-    obj["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-        .and_then(|c| c["status"].as_str().map(str::to_owned))
 }
 
 /// Polls `kubectl get {what} -o json` until `check` holds (without blocking the runtime's

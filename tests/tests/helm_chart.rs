@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tollgate_tests::control_plane::{ControlPlane, Namespace, output_text};
-use tollgate_tests::controller::{Controller, FrameReader, SnapshotClient};
+use tollgate_tests::controller::{Controller, FrameReader, SnapshotClient, condition_status};
 use tollgate_tests::helm::{
     CHART, CONTROLLER_NAME, Helm, MANIFEST, manifest, service_account_kubeconfig,
 };
@@ -110,14 +110,6 @@ fn strings(value: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn condition_status(obj: &Value, type_: &str) -> Option<String> {
-    obj["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-        .and_then(|c| c["status"].as_str().map(str::to_owned))
 }
 
 // === lint, schema, drift ===

@@ -141,6 +141,20 @@ impl Site {
         }
     }
 
+    /// Rewrites the resource file with another Secret `api` (api.example.com's certificate).
+    fn replace_api_certificate(&self, api: &Issued) {
+        let certs = [
+            ("api", api),
+            ("shop", &self.shop),
+            ("strict", &self.strict),
+            ("mtls", &self.mtls),
+        ];
+        self.served.config.write(
+            "resources.yaml",
+            &resources(&certs, &self.client_ca, &self.backend),
+        );
+    }
+
     fn client(&self) -> TlsClient {
         TlsClient::trusting(&[&self.ca.pem])
     }
@@ -603,16 +617,7 @@ async fn rotating_a_domains_secret_under_load_fails_no_request() {
 
     // A new certificate for api.example.com, as cert-manager would renew it.
     let renewed = site.ca.server(&["api.example.com"]);
-    let certs = [
-        ("api", &renewed),
-        ("shop", &site.shop),
-        ("strict", &site.strict),
-        ("mtls", &site.mtls),
-    ];
-    site.served.config.write(
-        "resources.yaml",
-        &resources(&certs, &site.client_ca, &site.backend),
-    );
+    site.replace_api_certificate(&renewed);
     rotated.store(true, Ordering::Relaxed);
     eventually_async("new connections to get the renewed certificate", || async {
         let (_, handshake) = client.connect(site.tls, "api.example.com").await.ok()?;
@@ -677,16 +682,7 @@ async fn a_certificate_that_does_not_match_its_key_leaves_the_others_serving() {
         key_pem: site.shop.key_pem.clone(),
         ..site.api.clone()
     };
-    let certs = [
-        ("api", &mismatched),
-        ("shop", &site.shop),
-        ("strict", &site.strict),
-        ("mtls", &site.mtls),
-    ];
-    site.served.config.write(
-        "resources.yaml",
-        &resources(&certs, &site.client_ca, &site.backend),
-    );
+    site.replace_api_certificate(&mismatched);
     eventually("the mismatched certificate to be reported", || {
         has_line(
             &site.served.stderr_lines(),
