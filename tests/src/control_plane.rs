@@ -238,6 +238,10 @@ impl ControlPlane {
                 s(&sa_key),
                 "--authorization-mode".into(),
                 "RBAC".into(),
+                // As hardened clusters run it: owner references that block deletion need
+                // `update` on the owner's finalizers (the chart's RBAC is tested against it).
+                "--enable-admission-plugins".into(),
+                "OwnerReferencesPermissionEnforcement".into(),
                 "--token-auth-file".into(),
                 s(&tokens),
                 "--service-cluster-ip-range".into(),

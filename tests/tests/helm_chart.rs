@@ -470,8 +470,9 @@ fn the_controller_runs_with_the_charts_permissions_only() {
         &["install", "tollgate", &helm.chart(), "--namespace", rns],
     );
 
-    // Where the OwnerReferencesPermissionEnforcement admission plugin runs (not on this API
-    // server), owner references with blockOwnerDeletion need this.
+    // The API server runs the OwnerReferencesPermissionEnforcement admission plugin: the
+    // fleet objects' owner references (blockOwnerDeletion) need this, and the end-to-end flow
+    // below fails without it.
     let user = format!("system:serviceaccount:{rns}:{CONTROLLER_NAME}");
     let can = cp().kubectl(&[
         "auth",
