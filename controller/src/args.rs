@@ -29,9 +29,14 @@ pub struct Args {
     #[arg(long, env = "TOLLGATE_TLS_CERT_FILE", requires = "tls_key_file")]
     pub tls_cert_file: Option<PathBuf>,
 
-    /// The private key (PEM) of `--tls-cert-file`.
+    /// The private key (PEM) of `--tls-cert-file`. Both files are re-read when they change.
     #[arg(long, env = "TOLLGATE_TLS_KEY_FILE", requires = "tls_cert_file")]
     pub tls_key_file: Option<PathBuf>,
+
+    /// The CA (PEM) that issues `--tls-cert-file`, which the proxy fleets are given to trust.
+    /// Without it they trust `--tls-cert-file` itself, until that certificate is renewed.
+    #[arg(long, env = "TOLLGATE_TLS_CA_FILE", requires = "tls_cert_file")]
+    pub tls_ca_file: Option<PathBuf>,
 
     /// The controller's own namespace: where the snapshot CA Secret lives. It must exist.
     #[arg(long, env = "POD_NAMESPACE", default_value = "tollgate-system")]

@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
         .context("connecting to the Kubernetes API server (KUBECONFIG, then in-cluster)")?;
     tracing::info!(base_domain = %args.base_domain, "tollgate-controller starting");
 
-    let tls = tls::server_config(
+    let (tls, renewal) = tls::server_config(
         &client,
         args.tls_cert_file.as_deref(),
         args.tls_key_file.as_deref(),
@@ -45,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("setting up the snapshot service's TLS")?;
+    tokio::spawn(renewal.run());
     let listener = tokio::net::TcpListener::bind(args.snapshot_listen)
         .await
         .with_context(|| format!("listening on {} (--snapshot-listen)", args.snapshot_listen))?;
@@ -97,7 +98,17 @@ async fn main() -> anyhow::Result<()> {
         snapshots: snapshots.clone(),
         auth: snapshot::auth::Authenticator::new(client.clone()),
     });
-    let proxy_ca = tls::proxy_ca_pem(&client, args.tls_cert_file.as_deref(), &args.namespace)
+    if args.tls_cert_file.is_some() && args.tls_ca_file.is_none() {
+        tracing::warn!(
+            "--tls-cert-file without --tls-ca-file: proxies trust the certificate itself and \
+             stop reconnecting when it is renewed"
+        );
+    }
+    let trusted = args
+        .tls_ca_file
+        .as_deref()
+        .or(args.tls_cert_file.as_deref());
+    let proxy_ca = tls::proxy_ca_pem(&client, trusted, &args.namespace)
         .await
         .context("reading the CA proxies trust")?;
     let fleet = fleet::Fleet::new(
