@@ -4,6 +4,7 @@
 //!
 //! Needs `cargo build --workspace --bins` (as `make test` does).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -12,8 +13,9 @@ use serde_json::Value;
 use tollgate_tests::client::Client;
 use tollgate_tests::control_plane::{ControlPlane, Namespace, output_text};
 use tollgate_tests::controller::{Controller, ca_pem, service_account_token};
-use tollgate_tests::proxy::Proxy;
-use tollgate_tests::wait::eventually;
+use tollgate_tests::proxy::{Proxy, free_port};
+use tollgate_tests::tls::{Ca, Issued, Sender, TlsClient, get};
+use tollgate_tests::wait::{eventually, eventually_async};
 use tollgate_tests::workspace_root;
 
 fn controller() -> &'static Controller {
@@ -50,7 +52,7 @@ struct Fleet {
     _files: tempfile::TempDir,
 }
 
-fn start_fleet(ns: &Namespace, count: usize, account: &str) -> Fleet {
+fn start_fleet(ns: &Namespace, count: usize, account: &str, extra_args: &[&str]) -> Fleet {
     let cp = ControlPlane::shared();
     let files = tempfile::tempdir().expect("a temporary folder");
     let ca: PathBuf = files.path().join("ca.crt");
@@ -67,7 +69,7 @@ fn start_fleet(ns: &Namespace, count: usize, account: &str) -> Fleet {
                 &gateway,
                 &state,
                 &token,
-                &["--ca-file", ca.to_str().expect("UTF-8 path")],
+                &[&["--ca-file", ca.to_str().expect("UTF-8 path")], extra_args].concat(),
             )
         })
         .collect();
@@ -107,7 +109,7 @@ async fn kubectl_apply_reaches_every_proxy() {
     controller();
     let ns = cp.namespace("fleet");
     apply(&ns, &quickstart(&ns));
-    let fleet = start_fleet(&ns, 3, "tollgate-proxy-hello");
+    let fleet = start_fleet(&ns, 3, "tollgate-proxy-hello", &[]);
     let client = Client::new();
 
     // Every proxy serves the quickstart, and the gateway counts them.
@@ -194,7 +196,7 @@ async fn a_proxy_with_another_gateways_token_is_refused() {
     controller();
     let ns = cp.namespace("refused");
     apply(&ns, &quickstart(&ns));
-    let fleet = start_fleet(&ns, 1, "tollgate-proxy-other");
+    let fleet = start_fleet(&ns, 1, "tollgate-proxy-other", &[]);
     let proxy = &fleet.proxies[0];
     eventually("the proxy logs the refusal", || {
         proxy.stderr_lines().into_iter().find(|l| l.contains("403"))
@@ -203,4 +205,93 @@ async fn a_proxy_with_another_gateways_token_is_refused() {
         !proxy.is_ready(),
         "a refused proxy has no table and is not ready"
     );
+}
+
+/// A `kubernetes.io/tls` Secret `api-tls`, as JSON for `kubectl apply`.
+fn tls_secret(ns: &Namespace, issued: &Issued) -> String {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "api-tls", "namespace": ns.name()},
+        "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": issued.cert_pem, "tls.key": issued.key_pem},
+    })
+    .to_string()
+}
+
+/// Cluster mode end to end: a custom domain's certificate comes from its Secret through the
+/// controller to a fleet proxy's TLS listener, and `kubectl apply` of a renewed Secret (as
+/// cert-manager does) is served to new connections while requests keep succeeding on the
+/// connections already open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_tls_secret_reaches_the_fleet_without_a_restart() {
+    let cp = ControlPlane::shared();
+    controller();
+    let ns = cp.namespace("fleet-tls");
+    let ca = Ca::new("Tollgate test server CA");
+    let first = ca.server(&["api.example.com"]);
+    let gateway = quickstart(&ns).replacen(
+        "  stages:",
+        "  domains:\n    - hostname: api.example.com\n      certificateSecretRef: {name: api-tls}\n      basePathMappings: [{basePath: \"\", stage: dev}]\n  stages:",
+        1,
+    );
+    apply(&ns, &tls_secret(&ns, &first));
+    apply(&ns, &gateway);
+    let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let tls_arg = tls.to_string();
+    let _fleet = start_fleet(&ns, 1, "tollgate-proxy-hello", &["--tls-listen", &tls_arg]);
+    let client = TlsClient::trusting(&[&ca.pem]);
+    eventually_async(
+        "the fleet proxy to serve the Secret's certificate",
+        || async {
+            let (_, handshake) = client.connect(tls, "api.example.com").await.ok()?;
+            (handshake.leaf == first.der).then_some(())
+        },
+    )
+    .await;
+
+    // A connection opened before the renewal, and new ones during it.
+    let (stream, handshake) = client.connect(tls, "api.example.com").await.unwrap();
+    let mut kept = Sender::over(stream, handshake.alpn.as_deref() == Some(b"h2"))
+        .await
+        .unwrap();
+    let renewed = ca.server(&["api.example.com"]);
+    apply(&ns, &tls_secret(&ns, &renewed));
+    let (mut ok, mut failed) = (0, Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for outcome in [
+            kept.send(get("api.example.com", "/states")).await,
+            client
+                .get(tls, "api.example.com", "api.example.com", "/states")
+                .await
+                .map(|(r, _)| r),
+        ] {
+            match outcome {
+                Ok(r) if r.status == 200 => ok += 1,
+                Ok(r) => failed.push(format!("status {}: {}", r.status, r.text())),
+                Err(e) => failed.push(e),
+            }
+        }
+        let (_, handshake) = client.connect(tls, "api.example.com").await.unwrap();
+        if handshake.leaf == renewed.der {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate never reached the proxy"
+        );
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        ok + failed.len()
+    );
+    let after = kept.send(get("api.example.com", "/states")).await.unwrap();
+    assert_eq!(
+        after.status, 200,
+        "the connection from before the renewal still serves"
+    );
+    println!("renewal through the controller: {ok} requests, 0 failed");
 }
