@@ -10,6 +10,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 
 use crate::body::Body;
 
@@ -57,7 +59,7 @@ pub fn build_controller(ca: Option<&Path>) -> anyhow::Result<HttpClient> {
 fn add_pem(roots: &mut rustls::RootCertStore, path: &Path) -> anyhow::Result<usize> {
     let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let mut added = 0;
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+    for cert in CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.with_context(|| format!("parsing {}", path.display()))?;
         roots
             .add(cert)
