@@ -21,6 +21,14 @@ pub fn install(
             .iter()
             .map(|g| (g.key().to_string(), g.table.version.as_str())),
     );
+    shared
+        .metrics
+        .set_certificates(gateways.iter().flat_map(|g| {
+            g.tls.iter().filter_map(|t| {
+                t.not_after
+                    .map(|at| (g.key().to_string(), t.hostname.as_str(), at))
+            })
+        }));
     let dispatch = Dispatch::new(gateways, base_domain);
     shared.dispatch.store(Arc::new(dispatch));
     reports

@@ -19,6 +19,7 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     pub access_log_dropped: IntCounter,
     tls_handshake_failures: IntCounter,
+    certificate_expiry: IntGaugeVec,
 }
 
 /// The labels of one request.
@@ -89,6 +90,15 @@ impl Metrics {
              a refused protocol version, no client certificate, ...)",
         )
         .expect("valid metric");
+        let certificate_expiry = IntGaugeVec::new(
+            Opts::new(
+                "tollgate_tls_certificate_expiry_timestamp_seconds",
+                "When each custom domain's served certificate expires (Unix time): alert on it \
+                 minus time()",
+            ),
+            &["gateway", "domain"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -98,6 +108,7 @@ impl Metrics {
             Box::new(reloads.clone()),
             Box::new(access_log_dropped.clone()),
             Box::new(tls_handshake_failures.clone()),
+            Box::new(certificate_expiry.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
         }
@@ -111,6 +122,7 @@ impl Metrics {
             reloads,
             access_log_dropped,
             tls_handshake_failures,
+            certificate_expiry,
         }
     }
 
@@ -153,6 +165,17 @@ impl Metrics {
             self.table_info
                 .with_label_values(&[gateway.as_str(), version])
                 .set(1);
+        }
+    }
+
+    /// Records when the served certificates expire, replacing the previous set:
+    /// (gateway, domain, Unix time).
+    pub fn set_certificates<'a>(&self, expiries: impl IntoIterator<Item = (String, &'a str, i64)>) {
+        self.certificate_expiry.reset();
+        for (gateway, domain, not_after) in expiries {
+            self.certificate_expiry
+                .with_label_values(&[gateway.as_str(), domain])
+                .set(not_after);
         }
     }
 

@@ -258,6 +258,18 @@ async fn without_a_default_certificate_unknown_names_are_refused() {
         metrics.contains("tollgate_tls_handshake_failures_total 1"),
         "{metrics}"
     );
+    // Each domain's certificate expiry, for alerts (rcgen's default: the year 4096).
+    for domain in ["api.example.com", "*.shop.example", "mtls.example.com"] {
+        let prefix = format!(
+            "tollgate_tls_certificate_expiry_timestamp_seconds{{domain=\"{domain}\",gateway=\"default/shop\"}} "
+        );
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no expiry for {domain}: {metrics}"));
+        let at: i64 = line[prefix.len()..].parse().unwrap();
+        assert_eq!(at, 67_090_118_400, "4096-01-01T00:00:00Z: {line}");
+    }
 }
 
 #[tokio::test]

@@ -26,6 +26,8 @@ pub struct DomainTls {
     pub hostname: String,
     pub policy: TlsPolicy,
     pub config: Arc<ServerConfig>,
+    /// When the leaf certificate expires (Unix time), for the metrics.
+    pub not_after: Option<i64>,
     /// The truststore's verifier, run on the client's chain after the handshake; `None`
     /// without mutual TLS.
     pub client_verifier: Option<Arc<dyn ClientCertVerifier>>,
@@ -58,6 +60,10 @@ impl DomainTls {
             material.private_key_pem.as_bytes(),
             &provider,
         )?;
+        let not_after = key.end_entity_cert().ok().and_then(|leaf| {
+            let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+            Some(cert.validity().not_after.timestamp())
+        });
         let client_verifier = match &domain.client_ca_pem {
             None => None,
             Some(pem) => Some(truststore_verifier(&domain.hostname, pem, &provider)?),
@@ -75,6 +81,7 @@ impl DomainTls {
         Ok(Some(Self {
             hostname: domain.hostname.clone(),
             policy: domain.security_policy,
+            not_after,
             config: Arc::new(config),
             client_verifier,
         }))
