@@ -475,6 +475,18 @@ impl ControlPlane {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `kubectl get {what} -o json` in `namespace`, or `None` when it does not exist; panics
+    /// on any other failure.
+    pub fn get(&self, namespace: &str, what: &str) -> Option<serde_json::Value> {
+        let out = self.kubectl(&["get", what, "-n", namespace, "-o", "json"]);
+        if !out.status.success() {
+            let text = output_text(&out);
+            assert!(text.contains("NotFound"), "kubectl get {what}: {text}");
+            return None;
+        }
+        Some(serde_json::from_slice(&out.stdout).expect("kubectl printed JSON"))
+    }
+
     fn kubectl_checked(&self, args: &[&str]) -> Result<String, StartError> {
         let out = self.kubectl(args);
         if out.status.success() {
@@ -568,6 +580,35 @@ impl Namespace<'_> {
     /// `kubectl -n {namespace} args...`, its standard output; panics when it fails.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
         self.cp.kubectl_ok(&self.with_namespace(args))
+    }
+
+    /// `kubectl apply -f -` of `yaml` (or JSON) in this namespace; panics when it fails.
+    pub fn apply(&self, yaml: &str) {
+        let out = self.kubectl_with_input(&["apply", "-f", "-"], yaml);
+        assert!(
+            out.status.success(),
+            "kubectl apply failed for\n{yaml}\n{}",
+            output_text(&out)
+        );
+    }
+
+    /// `kubectl get {what} -o json`, or `None` when it does not exist.
+    pub fn get(&self, what: &str) -> Option<serde_json::Value> {
+        self.cp.get(&self.name, what)
+    }
+
+    /// `kubectl get {what} -o json`; panics when it does not exist.
+    pub fn get_json(&self, what: &str) -> serde_json::Value {
+        self.get(what)
+            .unwrap_or_else(|| panic!("{what} does not exist in {}", self.name))
+    }
+
+    /// `deploy/examples/quickstart/hello.yaml` (gateway `hello`), placed in this namespace.
+    pub fn quickstart(&self) -> String {
+        let path = crate::workspace_root().join("deploy/examples/quickstart/hello.yaml");
+        let text = std::fs::read_to_string(&path).expect("the quickstart example");
+        assert!(text.contains("namespace: default"));
+        text.replace("namespace: default", &format!("namespace: {}", self.name))
     }
 
     fn with_namespace<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {

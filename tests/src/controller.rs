@@ -251,6 +251,14 @@ impl Controller {
     }
 }
 
+/// A Route `name` of the quickstart's gateway `hello`: `GET {path}` answered by a mock with
+/// `body`.
+pub fn hello_mock_route(name: &str, path: &str, body: &str) -> String {
+    format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: Route\nmetadata:\n  name: {name}\nspec:\n  gatewayRef:\n    name: hello\n  method: GET\n  path: \"{path}\"\n  integration:\n    mock:\n      statusCode: 200\n      body: \"{body}\"\n"
+    )
+}
+
 /// The `status` of condition `type_` in a resource's `status.conditions`.
 pub fn condition_status(obj: &serde_json::Value, type_: &str) -> Option<String> {
     obj["status"]["conditions"]
@@ -298,9 +306,16 @@ pub fn service_account_token_for(
     let sa = format!(
         "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {account}\n  namespace: {namespace}\n"
     );
+    // The controller may be writing the same ServiceAccount (it is a fleet object): a
+    // conflicting apply is fine once the account exists.
     let out = cp.kubectl_with_input(&["apply", "-f", "-"], &sa);
+    let exists = || {
+        cp.kubectl(&["get", "serviceaccount", account, "-n", namespace])
+            .status
+            .success()
+    };
     assert!(
-        out.status.success(),
+        out.status.success() || exists(),
         "creating ServiceAccount {namespace}/{account}: {}",
         output_text(&out)
     );

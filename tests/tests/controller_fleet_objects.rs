@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tollgate_tests::control_plane::{ControlPlane, Namespace, output_text};
+use tollgate_tests::control_plane::{ControlPlane, Namespace};
 use tollgate_tests::controller::{CONTROLLER_NAMESPACE, Controller};
 
 /// How long the controller (or the garbage collector) may take.
@@ -28,26 +28,6 @@ fn namespace(hint: &str) -> Namespace<'static> {
     ControlPlane::shared().namespace(hint)
 }
 
-fn apply(ns: &Namespace, yaml: &str) {
-    let out = ns.kubectl_with_input(&["apply", "-f", "-"], yaml);
-    assert!(
-        out.status.success(),
-        "kubectl apply failed for\n{yaml}\n{}",
-        output_text(&out)
-    );
-}
-
-/// `kubectl get {what} -o json`, or `None` when it does not exist.
-fn get(ns: &Namespace, what: &str) -> Option<Value> {
-    let out = ns.kubectl(&["get", what, "-o", "json"]);
-    if !out.status.success() {
-        let text = output_text(&out);
-        assert!(text.contains("NotFound"), "kubectl get {what}: {text}");
-        return None;
-    }
-    Some(serde_json::from_slice(&out.stdout).expect("kubectl printed JSON"))
-}
-
 /// Polls `kubectl get {what}` until `check` holds (on `None` when absent).
 fn wait_for(
     ns: &Namespace,
@@ -57,7 +37,7 @@ fn wait_for(
 ) -> Option<Value> {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let obj = get(ns, what);
+        let obj = ns.get(what);
         if check(obj.as_ref()) {
             return obj;
         }
@@ -193,8 +173,8 @@ fn check_pod_template(template: &Value, ns: &str, gateway: &str) {
 #[test]
 fn a_regional_gateway_gets_a_deployment_behind_a_load_balancer() {
     let ns = namespace("fleet-regional");
-    apply(&ns, &gateway("hello", "  endpointType: Regional\n"));
-    let gw = get(&ns, "apigateway/hello").expect("the gateway");
+    ns.apply(&gateway("hello", "  endpointType: Regional\n"));
+    let gw = ns.get("apigateway/hello").expect("the gateway");
 
     let sa = wait_exists(&ns, "serviceaccount/tollgate-proxy-hello");
     assert_owned_by(&sa, &gw);
@@ -230,13 +210,10 @@ fn a_regional_gateway_gets_a_deployment_behind_a_load_balancer() {
     assert_eq!(pdb["spec"]["maxUnavailable"], 1);
 
     // spec.fleet.replicas is followed.
-    apply(
-        &ns,
-        &gateway(
-            "hello",
-            "  endpointType: Regional\n  fleet:\n    replicas: 3\n",
-        ),
-    );
+    ns.apply(&gateway(
+        "hello",
+        "  endpointType: Regional\n  fleet:\n    replicas: 3\n",
+    ));
     wait_for(&ns, "deployment/tollgate-proxy-hello", "3 replicas", |d| {
         d.is_some_and(|d| d["spec"]["replicas"] == 3)
     });
@@ -245,14 +222,12 @@ fn a_regional_gateway_gets_a_deployment_behind_a_load_balancer() {
 #[test]
 fn a_private_gateway_gets_a_cluster_ip_and_a_network_policy() {
     let ns = namespace("fleet-private");
-    apply(
-        &ns,
-        &gateway(
+    ns.apply(&gateway(
             "hello",
             "  endpointType: Private\n  resourcePolicy:\n    allowNamespaces: [team-a]\n    allowCidrs: [10.0.0.0/8]\n",
         ),
     );
-    let gw = get(&ns, "apigateway/hello").expect("the gateway");
+    let gw = ns.get("apigateway/hello").expect("the gateway");
     wait_exists(&ns, "deployment/tollgate-proxy-hello");
     let service = wait_exists(&ns, "service/tollgate-proxy-hello");
     assert_eq!(service["spec"]["type"], "ClusterIP");
@@ -283,14 +258,12 @@ fn a_private_gateway_gets_a_cluster_ip_and_a_network_policy() {
 #[test]
 fn an_edge_gateway_gets_a_daemon_set_on_its_nodes() {
     let ns = namespace("fleet-edge");
-    apply(
-        &ns,
-        &gateway(
+    ns.apply(&gateway(
             "hello",
             "  endpointType: Edge\n  fleet:\n    nodeSelector:\n      edge: \"true\"\n    tolerations:\n      - key: edge\n        operator: Exists\n        effect: NoSchedule\n",
         ),
     );
-    let gw = get(&ns, "apigateway/hello").expect("the gateway");
+    let gw = ns.get("apigateway/hello").expect("the gateway");
     let daemon_set = wait_exists(&ns, "daemonset/tollgate-proxy-hello");
     assert_owned_by(&daemon_set, &gw);
     let template = &daemon_set["spec"]["template"];
@@ -301,13 +274,13 @@ fn an_edge_gateway_gets_a_daemon_set_on_its_nodes() {
     assert_eq!(service["spec"]["type"], "LoadBalancer");
     assert_eq!(service["spec"]["externalTrafficPolicy"], "Local");
     wait_exists(&ns, "poddisruptionbudget/tollgate-proxy-hello");
-    assert!(get(&ns, "deployment/tollgate-proxy-hello").is_none());
+    assert!(ns.get("deployment/tollgate-proxy-hello").is_none());
 }
 
 #[test]
 fn a_hand_edit_of_an_owned_object_is_reverted() {
     let ns = namespace("fleet-drift");
-    apply(&ns, &gateway("hello", "  endpointType: Regional\n"));
+    ns.apply(&gateway("hello", "  endpointType: Regional\n"));
     wait_exists(&ns, "deployment/tollgate-proxy-hello");
     ns.kubectl_ok(&[
         "scale",
@@ -345,7 +318,7 @@ fn a_hand_edit_of_an_owned_object_is_reverted() {
 #[test]
 fn deleting_the_gateway_deletes_its_fleet() {
     let ns = namespace("fleet-delete");
-    apply(&ns, &gateway("hello", "  endpointType: Regional\n"));
+    ns.apply(&gateway("hello", "  endpointType: Regional\n"));
     wait_exists(&ns, "deployment/tollgate-proxy-hello");
     wait_exists(&ns, "service/tollgate-proxy-hello");
     wait_exists(&ns, "serviceaccount/tollgate-proxy-hello");
@@ -359,9 +332,9 @@ fn deleting_the_gateway_deletes_its_fleet() {
 #[test]
 fn switching_from_regional_to_edge_swaps_the_deployment_for_a_daemon_set() {
     let ns = namespace("fleet-switch");
-    apply(&ns, &gateway("hello", "  endpointType: Regional\n"));
+    ns.apply(&gateway("hello", "  endpointType: Regional\n"));
     wait_exists(&ns, "deployment/tollgate-proxy-hello");
-    apply(&ns, &gateway("hello", "  endpointType: Edge\n"));
+    ns.apply(&gateway("hello", "  endpointType: Edge\n"));
     wait_exists(&ns, "daemonset/tollgate-proxy-hello");
     wait_gone(&ns, "deployment/tollgate-proxy-hello");
     wait_for(
@@ -390,7 +363,7 @@ fn a_certificate_domain_opens_https_and_its_removal_closes_it() {
     let private = "  endpointType: Private\n  resourcePolicy:\n    allowCidrs: [10.0.0.0/8]\n";
     // The Secret need not exist: the ports follow the spec, not the Secret.
     let domain = "  domains:\n    - hostname: api.example.com\n      certificateSecretRef:\n        name: api-tls\n      basePathMappings:\n        - stage: dev\n";
-    apply(&ns, &gateway("hello", &format!("{private}{domain}")));
+    ns.apply(&gateway("hello", &format!("{private}{domain}")));
 
     let service = wait_for(&ns, "service/tollgate-proxy-hello", "an https port", |s| {
         s.is_some_and(|s| port_names(&s["spec"]["ports"]) == ["http", "https"])
@@ -434,7 +407,7 @@ fn a_certificate_domain_opens_https_and_its_removal_closes_it() {
     );
 
     // Without the domain, the objects are as they were without TLS.
-    apply(&ns, &gateway("hello", private));
+    ns.apply(&gateway("hello", private));
     wait_for(&ns, "service/tollgate-proxy-hello", "http only", |s| {
         s.is_some_and(|s| port_names(&s["spec"]["ports"]) == ["http"])
     });

@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tollgate_tests::control_plane::{ControlPlane, Namespace, output_text};
+use tollgate_tests::control_plane::{ControlPlane, Namespace};
 use tollgate_tests::controller::{
     CONTROLLER_NAMESPACE, Controller, FrameReader, SnapshotClient, ca_pem, condition_status,
     service_account_token,
@@ -100,20 +100,6 @@ fn lease_holder(cp: &ControlPlane) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn apply(ns: &Namespace, yaml: &str) {
-    let out = ns.kubectl_with_input(&["apply", "-f", "-"], yaml);
-    assert!(
-        out.status.success(),
-        "kubectl apply failed for\n{yaml}\n{}",
-        output_text(&out)
-    );
-}
-
-fn get_json(ns: &Namespace, what: &str) -> Value {
-    let text = ns.kubectl_ok(&["get", what, "-o", "json"]);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("kubectl get {what}: {e}\n{text}"))
-}
-
 fn accepted(obj: &Value) -> bool {
     obj["status"]["conditions"].as_array().is_some_and(|cs| {
         cs.iter()
@@ -183,9 +169,9 @@ fn one_leader_writes_and_another_takes_over_when_it_stops() {
     assert_eq!(lease_holder(cp).as_deref(), Some(holder.as_str()));
 
     let ns = cp.namespace("controller-ha");
-    apply(&ns, GATEWAY);
+    ns.apply(GATEWAY);
     wait("the gateway's status Accepted=True", &both, || {
-        accepted(&get_json(&ns, "apigateway/hello")).then_some(())
+        accepted(&ns.get_json("apigateway/hello")).then_some(())
     });
     let text = ns.kubectl_ok(&[
         "get",
@@ -213,11 +199,11 @@ fn one_leader_writes_and_another_takes_over_when_it_stops() {
 
     // (c) The leader's metrics after a few applies.
     for (name, path) in [("one", "/one"), ("two", "/two")] {
-        apply(&ns, &route(name, path));
+        ns.apply(&route(name, path));
     }
     for name in ["one", "two"] {
         wait(&format!("route {name} Accepted=True"), &both, || {
-            accepted(&get_json(&ns, &format!("route/{name}"))).then_some(())
+            accepted(&ns.get_json(&format!("route/{name}"))).then_some(())
         });
     }
     let metrics = wait("the leader's metrics", &both, || {
@@ -263,9 +249,9 @@ fn one_leader_writes_and_another_takes_over_when_it_stops() {
     wait("the old leader to exit", &both, || {
         leader.has_exited().then_some(())
     });
-    apply(&ns, &route("three", "/three"));
+    ns.apply(&route("three", "/three"));
     wait("route three Accepted=True", &both, || {
-        accepted(&get_json(&ns, "route/three")).then_some(())
+        accepted(&ns.get_json("route/three")).then_some(())
     });
     let (_, after) = http_get(follower.metrics_addr(), "/metrics").expect("metrics");
     assert!(
@@ -287,7 +273,7 @@ async fn wait_gateway(
 ) -> Value {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let gw = tokio::task::block_in_place(|| get_json(ns, "apigateway/hello"));
+        let gw = tokio::task::block_in_place(|| ns.get_json("apigateway/hello"));
         if check(&gw) {
             return gw;
         }
@@ -326,7 +312,7 @@ async fn the_leader_counts_the_proxies_of_a_follower() {
     };
 
     let ns = cp.namespace("controller-ha-fleet");
-    apply(&ns, GATEWAY);
+    ns.apply(GATEWAY);
     wait_gateway(&ns, "Programmed=True, no proxy", &both, |o| {
         condition_status(o, "Programmed").as_deref() == Some("True")
             && o["status"]["proxies"] == json!({"current": 0, "connected": 0})

@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tollgate_crds::snapshot::{CONTENT_TYPE, verify};
-use tollgate_tests::control_plane::{ControlPlane, Namespace, output_text};
+use tollgate_tests::control_plane::{ControlPlane, Namespace};
 use tollgate_tests::controller::{
-    Controller, FrameReader, SnapshotClient, body_text, ca_pem, condition_status,
+    Controller, FrameReader, SnapshotClient, body_text, ca_pem, condition_status, hello_mock_route,
     service_account_token, service_account_token_for,
 };
-use tollgate_tests::workspace_root;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(200);
@@ -44,32 +43,6 @@ fn token(ns: &Namespace, account: &str) -> String {
     service_account_token(ControlPlane::shared(), ns.name(), account)
 }
 
-fn apply(ns: &Namespace, yaml: &str) {
-    let out = ns.kubectl_with_input(&["apply", "-f", "-"], yaml);
-    assert!(
-        out.status.success(),
-        "kubectl apply failed for\n{yaml}\n{}",
-        output_text(&out)
-    );
-}
-
-fn get_json(ns: &Namespace, what: &str) -> Value {
-    let text = ns.kubectl_ok(&["get", what, "-o", "json"]);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("kubectl get {what}: {e}\n{text}"))
-}
-
-fn quickstart(ns: &Namespace) -> String {
-    let path = workspace_root().join("deploy/examples/quickstart/hello.yaml");
-    let text = std::fs::read_to_string(&path).expect("the quickstart example");
-    text.replace("namespace: default", &format!("namespace: {}", ns.name()))
-}
-
-fn mock_route(name: &str, path: &str) -> String {
-    format!(
-        "apiVersion: tollgate.dev/v1alpha1\nkind: Route\nmetadata:\n  name: {name}\nspec:\n  gatewayRef:\n    name: hello\n  method: GET\n  path: \"{path}\"\n  integration:\n    mock:\n      statusCode: 200\n"
-    )
-}
-
 /// Polls `kubectl get {what} -o json` until `check` holds (without blocking the runtime's
 /// other tasks: the subscription stays served meanwhile).
 async fn wait_for(
@@ -80,7 +53,7 @@ async fn wait_for(
 ) -> Value {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let obj = tokio::task::block_in_place(|| get_json(ns, what));
+        let obj = tokio::task::block_in_place(|| ns.get_json(what));
         if check(&obj) {
             return obj;
         }
@@ -98,7 +71,7 @@ async fn wait_for(
 
 /// The quickstart gateway, applied and programmed.
 async fn programmed_hello(ns: &Namespace<'_>) -> Value {
-    apply(ns, &quickstart(ns));
+    ns.apply(&ns.quickstart());
     wait_for(ns, "apigateway/hello", "Programmed=True", |o| {
         condition_status(o, "Programmed").as_deref() == Some("True")
     })
@@ -139,7 +112,7 @@ async fn a_proxy_receives_the_table_then_each_new_one() {
     };
 
     // A new route: a new frame, with it. (Frames for intermediate versions may come first.)
-    apply(&ns, &mock_route("extra", "/extra"));
+    ns.apply(&hello_mock_route("extra", "/extra", ""));
     let deadline = Instant::now() + FRAME_WAIT;
     let second = loop {
         let frame = frames.next(FRAME_WAIT).await.expect("the stream goes on");

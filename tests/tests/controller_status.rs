@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tollgate_tests::control_plane::{ControlPlane, Namespace, output_text};
+use tollgate_tests::control_plane::{ControlPlane, Namespace};
 use tollgate_tests::controller::Controller;
 use tollgate_tests::workspace_root;
 
@@ -29,28 +29,6 @@ fn controller() -> &'static Controller {
 fn namespace(hint: &str) -> Namespace<'static> {
     controller();
     ControlPlane::shared().namespace(hint)
-}
-
-fn apply(ns: &Namespace, yaml: &str) {
-    let out = ns.kubectl_with_input(&["apply", "-f", "-"], yaml);
-    assert!(
-        out.status.success(),
-        "kubectl apply failed for\n{yaml}\n{}",
-        output_text(&out)
-    );
-}
-
-fn get_json(ns: &Namespace, what: &str) -> Value {
-    let text = ns.kubectl_ok(&["get", what, "-o", "json"]);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("kubectl get {what}: {e}\n{text}"))
-}
-
-/// The quickstart example, placed in `ns`.
-fn quickstart(ns: &Namespace) -> String {
-    let path = workspace_root().join("deploy/examples/quickstart/hello.yaml");
-    let text = std::fs::read_to_string(&path).expect("the quickstart example");
-    assert!(text.contains("namespace: default"));
-    text.replace("namespace: default", &format!("namespace: {}", ns.name()))
 }
 
 fn mock_route(name: &str, gateway: &str, method: &str, path: &str) -> String {
@@ -106,7 +84,7 @@ fn wait_for(
 ) -> Value {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let obj = get_json(ns, what);
+        let obj = ns.get_json(what);
         if check(&obj) {
             return obj;
         }
@@ -138,7 +116,7 @@ fn resource_version(obj: &Value) -> String {
 #[test]
 fn quickstart_is_accepted_and_programmed() {
     let ns = namespace("controller-quickstart");
-    apply(&ns, &quickstart(&ns));
+    ns.apply(&ns.quickstart());
     wait_accepted(&ns, "route/hello-root");
     wait_accepted(&ns, "route/hello-states");
     let gw = wait_for(
@@ -163,7 +141,7 @@ fn quickstart_is_accepted_and_programmed() {
         "tableVersion {version:?}"
     );
     assert_eq!(status["observedGeneration"], gw["metadata"]["generation"]);
-    let route = get_json(&ns, "route/hello-root");
+    let route = ns.get_json("route/hello-root");
     assert_eq!(
         condition_status(&route, "ResolvedRefs").as_deref(),
         Some("True")
@@ -199,9 +177,9 @@ fn quickstart_is_accepted_and_programmed() {
 #[test]
 fn a_duplicate_path_parameter_is_rejected_and_the_others_stay() {
     let ns = namespace("controller-invalid-path");
-    apply(&ns, &quickstart(&ns));
+    ns.apply(&ns.quickstart());
     wait_accepted(&ns, "route/hello-root");
-    apply(&ns, &mock_route("dup", "hello", "GET", "/pets/{id}/{id}"));
+    ns.apply(&mock_route("dup", "hello", "GET", "/pets/{id}/{id}"));
     let bad = wait_for(&ns, "route/dup", "Accepted=False", |o| {
         condition_status(o, "Accepted").as_deref() == Some("False")
     });
@@ -209,20 +187,20 @@ fn a_duplicate_path_parameter_is_rejected_and_the_others_stay() {
     assert_eq!(reason, "InvalidPath", "{message}");
     assert!(message.contains("spec.path"), "{message}");
     for good in ["route/hello-root", "route/hello-states"] {
-        let obj = get_json(&ns, good);
+        let obj = ns.get_json(good);
         assert_eq!(
             condition_status(&obj, "Accepted").as_deref(),
             Some("True"),
             "{good}"
         );
     }
-    let gw = get_json(&ns, "apigateway/hello");
+    let gw = ns.get_json("apigateway/hello");
     assert_eq!(condition_status(&gw, "Ready").as_deref(), Some("True"));
 
     // The rejection is also a Warning event on the Route.
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let events = get_json(&ns, "events");
+        let events = ns.get_json("events");
         let found = events["items"].as_array().is_some_and(|items| {
             items.iter().any(|e| {
                 e["involvedObject"]["name"] == "dup"
@@ -245,7 +223,7 @@ fn a_duplicate_path_parameter_is_rejected_and_the_others_stay() {
 #[test]
 fn a_missing_gateway_is_reported_until_it_exists() {
     let ns = namespace("controller-missing-gateway");
-    apply(&ns, &mock_route("orphan", "later", "GET", "/orphan"));
+    ns.apply(&mock_route("orphan", "later", "GET", "/orphan"));
     let orphan = wait_for(&ns, "route/orphan", "Accepted=False", |o| {
         condition_status(o, "Accepted").as_deref() == Some("False")
     });
@@ -257,9 +235,7 @@ fn a_missing_gateway_is_reported_until_it_exists() {
         ("False", "GatewayNotFound")
     );
 
-    apply(
-        &ns,
-        "apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata:\n  name: later\nspec:\n  stages:\n    - name: prod\n",
+    ns.apply("apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata:\n  name: later\nspec:\n  stages:\n    - name: prod\n",
     );
     let orphan = wait_accepted(&ns, "route/orphan");
     assert_eq!(
@@ -278,8 +254,8 @@ fn a_missing_gateway_is_reported_until_it_exists() {
 #[test]
 fn an_unchanged_status_is_not_written_again() {
     let ns = namespace("controller-no-loop");
-    apply(&ns, &quickstart(&ns));
-    apply(&ns, &mock_route("dup", "hello", "GET", "/pets/{id}/{id}"));
+    ns.apply(&ns.quickstart());
+    ns.apply(&mock_route("dup", "hello", "GET", "/pets/{id}/{id}"));
     let objects = [
         "apigateway/hello",
         "route/hello-root",
@@ -297,25 +273,25 @@ fn an_unchanged_status_is_not_written_again() {
     });
     let before: Vec<String> = objects
         .iter()
-        .map(|w| resource_version(&get_json(&ns, w)))
+        .map(|w| resource_version(&ns.get_json(w)))
         .collect();
     // Nudge the controller: a change elsewhere makes it compile everything again.
-    apply(&ns, &mock_route("other", "hello", "GET", "/other"));
+    ns.apply(&mock_route("other", "hello", "GET", "/other"));
     wait_accepted(&ns, "route/other");
     std::thread::sleep(Duration::from_secs(3));
     let after: Vec<String> = objects
         .iter()
-        .map(|w| resource_version(&get_json(&ns, w)))
+        .map(|w| resource_version(&ns.get_json(w)))
         .collect();
     // The gateway's table changed with the new route, so its status may be rewritten once;
     // the routes' statuses did not change, so they are not written.
     assert_eq!(before[1..], after[1..], "route statuses were rewritten");
-    let gw = get_json(&ns, "apigateway/hello");
+    let gw = ns.get_json("apigateway/hello");
     let settled = resource_version(&gw);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         settled,
-        resource_version(&get_json(&ns, "apigateway/hello")),
+        resource_version(&ns.get_json("apigateway/hello")),
         "the gateway's status keeps being rewritten"
     );
 }
@@ -323,18 +299,18 @@ fn an_unchanged_status_is_not_written_again() {
 #[test]
 fn the_older_of_two_conflicting_routes_wins() {
     let ns = namespace("controller-conflict");
-    apply(&ns, &quickstart(&ns));
+    ns.apply(&ns.quickstart());
     // Named so that the first also sorts first when both were created in the same second.
-    apply(&ns, &mock_route("pets-1-first", "hello", "GET", "/pets"));
+    ns.apply(&mock_route("pets-1-first", "hello", "GET", "/pets"));
     wait_accepted(&ns, "route/pets-1-first");
-    apply(&ns, &mock_route("pets-2-second", "hello", "GET", "/pets"));
+    ns.apply(&mock_route("pets-2-second", "hello", "GET", "/pets"));
     let second = wait_for(&ns, "route/pets-2-second", "Conflicted=True", |o| {
         condition_status(o, "Conflicted").as_deref() == Some("True") && conditions_current(o)
     });
     let (_, reason, message) = condition(&second, "Conflicted").expect("Conflicted");
     assert_eq!(reason, "RouteConflict");
     assert!(message.contains("pets-1-first"), "{message}");
-    let first = get_json(&ns, "route/pets-1-first");
+    let first = ns.get_json("route/pets-1-first");
     assert_eq!(
         condition_status(&first, "Conflicted").as_deref(),
         Some("False")
@@ -400,11 +376,8 @@ fn truststores_are_seen_by_label_and_by_type() {
             &[("tls.crt", cert.clone()), ("tls.key", key.to_owned())],
         )
     };
-    apply(&ns, &tls(&key));
-    apply(
-        &ns,
-        &mtls_gateway("truststoreConfigMapRef: {name: client-cas}"),
-    );
+    ns.apply(&tls(&key));
+    ns.apply(&mtls_gateway("truststoreConfigMapRef: {name: client-cas}"));
     let gw = resolved_refs(&ns, "ConfigMapNotFound", "False", "ConfigMapNotFound");
     let (_, _, message) = condition(&gw, "ResolvedRefs").expect("ResolvedRefs");
     assert!(
@@ -420,7 +393,7 @@ fn truststores_are_seen_by_label_and_by_type() {
         "metadata": {"name": "client-cas"},
         "data": {"ca.crt": ca},
     });
-    apply(&ns, &config_map.to_string());
+    ns.apply(&config_map.to_string());
     ns.kubectl_ok(&[
         "label",
         "configmap",
@@ -430,14 +403,8 @@ fn truststores_are_seen_by_label_and_by_type() {
     resolved_refs(&ns, "the labelled ConfigMap", "True", "ResolvedRefs");
 
     // An Opaque Secret is never seen: to the controller it does not exist.
-    apply(
-        &ns,
-        &secret("opaque-cas", "Opaque", &[("ca.crt", ca.clone())]),
-    );
-    apply(
-        &ns,
-        &mtls_gateway("truststoreSecretRef: {name: opaque-cas}"),
-    );
+    ns.apply(&secret("opaque-cas", "Opaque", &[("ca.crt", ca.clone())]));
+    ns.apply(&mtls_gateway("truststoreSecretRef: {name: opaque-cas}"));
     let gw = resolved_refs(&ns, "SecretNotFound", "False", "SecretNotFound");
     let (_, _, message) = condition(&gw, "ResolvedRefs").expect("ResolvedRefs");
     assert!(
@@ -445,18 +412,12 @@ fn truststores_are_seen_by_label_and_by_type() {
         "{message}"
     );
 
-    apply(
-        &ns,
-        &mtls_gateway("truststoreSecretRef: {name: client-cas}"),
-    );
-    apply(
-        &ns,
-        &secret(
-            "client-cas",
-            "tollgate.dev/truststore",
-            &[("ca.crt", ca.clone())],
-        ),
-    );
+    ns.apply(&mtls_gateway("truststoreSecretRef: {name: client-cas}"));
+    ns.apply(&secret(
+        "client-cas",
+        "tollgate.dev/truststore",
+        &[("ca.crt", ca.clone())],
+    ));
     let gw = resolved_refs(
         &ns,
         "the tollgate.dev/truststore Secret",
@@ -469,7 +430,7 @@ fn truststores_are_seen_by_label_and_by_type() {
     );
 
     // A certificate Secret edited to hold no key: the domain is left out, and said so.
-    apply(&ns, &tls(&cert));
+    ns.apply(&tls(&cert));
     let gw = wait_for(&ns, "apigateway/mtls", "the bad key in Accepted", |o| {
         condition(o, "Accepted").is_some_and(|(s, _, m)| {
             s == "True" && m.contains("Secret") && m.contains("key tls.key holds no private key")

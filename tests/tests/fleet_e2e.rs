@@ -11,38 +11,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tollgate_tests::client::Client;
-use tollgate_tests::control_plane::{ControlPlane, Namespace, output_text};
-use tollgate_tests::controller::{Controller, ca_pem, service_account_token};
+use tollgate_tests::control_plane::{ControlPlane, Namespace};
+use tollgate_tests::controller::{Controller, ca_pem, hello_mock_route, service_account_token};
 use tollgate_tests::proxy::{Proxy, free_port};
 use tollgate_tests::tls::{Ca, Issued, Sender, TlsClient, get};
 use tollgate_tests::wait::{eventually, eventually_async};
-use tollgate_tests::workspace_root;
 
 fn controller() -> &'static Controller {
     static CONTROLLER: OnceLock<Controller> = OnceLock::new();
     CONTROLLER.get_or_init(|| Controller::start(ControlPlane::shared(), &[]))
-}
-
-fn apply(ns: &Namespace, yaml: &str) {
-    let out = ns.kubectl_with_input(&["apply", "-f", "-"], yaml);
-    assert!(
-        out.status.success(),
-        "kubectl apply failed:\n{yaml}\n{}",
-        output_text(&out)
-    );
-}
-
-fn quickstart(ns: &Namespace) -> String {
-    let text =
-        std::fs::read_to_string(workspace_root().join("deploy/examples/quickstart/hello.yaml"))
-            .expect("the quickstart example");
-    text.replace("namespace: default", &format!("namespace: {}", ns.name()))
-}
-
-fn mock_route(name: &str, path: &str) -> String {
-    format!(
-        "apiVersion: tollgate.dev/v1alpha1\nkind: Route\nmetadata:\n  name: {name}\nspec:\n  gatewayRef:\n    name: hello\n  method: GET\n  path: \"{path}\"\n  integration:\n    mock:\n      statusCode: 200\n      body: \"{name}\"\n"
-    )
 }
 
 /// Proxies in fleet mode for `ns/hello`, each with its own state folder, authenticating as
@@ -108,7 +85,7 @@ async fn kubectl_apply_reaches_every_proxy() {
     let cp = ControlPlane::shared();
     controller();
     let ns = cp.namespace("fleet");
-    apply(&ns, &quickstart(&ns));
+    ns.apply(&ns.quickstart());
     let fleet = start_fleet(&ns, 3, "tollgate-proxy-hello", &[]);
     let client = Client::new();
 
@@ -140,7 +117,8 @@ async fn kubectl_apply_reaches_every_proxy() {
     let mut latencies = Vec::new();
     for i in 0..50 {
         let path = format!("/added/r{i}");
-        apply(&ns, &mock_route(&format!("added-{i}"), &path));
+        let name = format!("added-{i}");
+        ns.apply(&hello_mock_route(&name, &path, &name));
         let applied = Instant::now();
         loop {
             if statuses(&client, &fleet, &format!("/dev{path}")).await == vec![200; 3] {
@@ -164,7 +142,7 @@ async fn kubectl_apply_reaches_every_proxy() {
     );
 
     // A broken route is refused with a condition naming the field; the others keep serving.
-    apply(&ns, &mock_route("broken", "/pets/{id}/{id}"));
+    ns.apply(&hello_mock_route("broken", "/pets/{id}/{id}", "broken"));
     eventually("the broken route is refused", || {
         let text = ns.kubectl_ok(&["get", "route", "broken", "-o", "json"]);
         let route: Value = serde_json::from_str(&text).expect("JSON");
@@ -195,7 +173,7 @@ async fn a_proxy_with_another_gateways_token_is_refused() {
     let cp = ControlPlane::shared();
     controller();
     let ns = cp.namespace("refused");
-    apply(&ns, &quickstart(&ns));
+    ns.apply(&ns.quickstart());
     let fleet = start_fleet(&ns, 1, "tollgate-proxy-other", &[]);
     let proxy = &fleet.proxies[0];
     eventually("the proxy logs the refusal", || {
@@ -230,13 +208,13 @@ async fn a_renewed_tls_secret_reaches_the_fleet_without_a_restart() {
     let ns = cp.namespace("fleet-tls");
     let ca = Ca::new("Tollgate test server CA");
     let first = ca.server(&["api.example.com"]);
-    let gateway = quickstart(&ns).replacen(
+    let gateway = ns.quickstart().replacen(
         "  stages:",
         "  domains:\n    - hostname: api.example.com\n      certificateSecretRef: {name: api-tls}\n      basePathMappings: [{basePath: \"\", stage: dev}]\n  stages:",
         1,
     );
-    apply(&ns, &tls_secret(&ns, &first));
-    apply(&ns, &gateway);
+    ns.apply(&tls_secret(&ns, &first));
+    ns.apply(&gateway);
     let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let tls_arg = tls.to_string();
     let _fleet = start_fleet(&ns, 1, "tollgate-proxy-hello", &["--tls-listen", &tls_arg]);
@@ -256,7 +234,7 @@ async fn a_renewed_tls_secret_reaches_the_fleet_without_a_restart() {
         .await
         .unwrap();
     let renewed = ca.server(&["api.example.com"]);
-    apply(&ns, &tls_secret(&ns, &renewed));
+    ns.apply(&tls_secret(&ns, &renewed));
     let (mut ok, mut failed) = (0, Vec::new());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -12,32 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tollgate_tests::client::Client;
-use tollgate_tests::control_plane::{ControlPlane, Namespace, output_text};
-use tollgate_tests::controller::{Controller, ca_pem, service_account_token};
+use tollgate_tests::control_plane::{ControlPlane, Namespace};
+use tollgate_tests::controller::{Controller, ca_pem, hello_mock_route, service_account_token};
 use tollgate_tests::proxy::{Proxy, free_port};
-use tollgate_tests::workspace_root;
-
-fn apply(ns: &Namespace, yaml: &str) {
-    let out = ns.kubectl_with_input(&["apply", "-f", "-"], yaml);
-    assert!(
-        out.status.success(),
-        "kubectl apply failed:\n{yaml}\n{}",
-        output_text(&out)
-    );
-}
-
-fn quickstart(ns: &Namespace) -> String {
-    let text =
-        std::fs::read_to_string(workspace_root().join("deploy/examples/quickstart/hello.yaml"))
-            .expect("the quickstart example");
-    text.replace("namespace: default", &format!("namespace: {}", ns.name()))
-}
-
-fn mock_route(name: &str, path: &str, body: &str) -> String {
-    format!(
-        "apiVersion: tollgate.dev/v1alpha1\nkind: Route\nmetadata:\n  name: {name}\nspec:\n  gatewayRef:\n    name: hello\n  method: GET\n  path: \"{path}\"\n  integration:\n    mock:\n      statusCode: 200\n      body: \"{body}\"\n"
-    )
-}
 
 struct Files {
     ca: PathBuf,
@@ -90,7 +67,7 @@ async fn proxies_serve_through_edits_and_without_the_controller() {
     let controller = Controller::start_on(cp, port, &[]);
     let url = controller.snapshot_url();
     let ns = cp.namespace("stable");
-    apply(&ns, &quickstart(&ns));
+    ns.apply(&ns.quickstart());
 
     let dir = tempfile::tempdir().expect("a temporary folder");
     let files = Files {
@@ -137,10 +114,11 @@ async fn proxies_serve_through_edits_and_without_the_controller() {
         });
     }
     for version in 1..=10 {
-        apply(
-            &ns,
-            &mock_route("hello-root", "/", &format!("edit {version}")),
-        );
+        ns.apply(&hello_mock_route(
+            "hello-root",
+            "/",
+            &format!("edit {version}"),
+        ));
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     for proxy in &proxies {
@@ -182,14 +160,11 @@ async fn proxies_serve_through_edits_and_without_the_controller() {
     proxies.insert(0, restarted);
 
     // A change made meanwhile reaches everyone once the controller is back where it was.
-    apply(
-        &ns,
-        &mock_route(
-            "while-away",
-            "/while-away",
-            "made while the controller was down",
-        ),
-    );
+    ns.apply(&hello_mock_route(
+        "while-away",
+        "/while-away",
+        "made while the controller was down",
+    ));
     let _controller = Controller::start_on(cp, port, &[]);
     for proxy in &proxies {
         until_served(

@@ -38,19 +38,9 @@ fn helm() -> &'static Helm {
     Helm::shared()
 }
 
-/// `kubectl get {what} -o json` in `ns`, or `None` when it does not exist.
-fn get(ns: &str, what: &str) -> Option<Value> {
-    let out = cp().kubectl(&["get", what, "-n", ns, "-o", "json"]);
-    if !out.status.success() {
-        let text = output_text(&out);
-        assert!(text.contains("NotFound"), "kubectl get {what}: {text}");
-        return None;
-    }
-    Some(serde_json::from_slice(&out.stdout).expect("kubectl printed JSON"))
-}
-
 fn get_ok(ns: &str, what: &str) -> Value {
-    get(ns, what).unwrap_or_else(|| panic!("{what} does not exist in {ns}"))
+    cp().get(ns, what)
+        .unwrap_or_else(|| panic!("{what} does not exist in {ns}"))
 }
 
 /// Polls `kubectl get {what}` until `check` holds (on `None` when absent); panics with the
@@ -65,7 +55,7 @@ fn wait_for(
 ) -> Option<Value> {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let obj = get(ns, what);
+        let obj = cp().get(ns, what);
         if check(obj.as_ref()) {
             return obj;
         }
@@ -450,8 +440,14 @@ fn helm_install_creates_the_controllers_objects() {
         cp(),
         &["uninstall", "tollgate", "--namespace", ns, "--wait"],
     );
-    assert!(get(ns, &format!("clusterrole/{cluster_name}")).is_none());
-    assert!(get(ns, &format!("clusterrolebinding/{cluster_name}")).is_none());
+    assert!(
+        cp().get(ns, &format!("clusterrole/{cluster_name}"))
+            .is_none()
+    );
+    assert!(
+        cp().get(ns, &format!("clusterrolebinding/{cluster_name}"))
+            .is_none()
+    );
 }
 
 /// The real controller, authenticated as the chart's ServiceAccount (a token from `kubectl
@@ -500,10 +496,8 @@ fn the_controller_runs_with_the_charts_permissions_only() {
 
     let app = cp().namespace("chart-e2e-app");
     let ans = app.name();
-    apply_quickstart(&app);
-    apply(
-        &app,
-        "apiVersion: tollgate.dev/v1alpha1\nkind: Route\nmetadata:\n  name: orphan\nspec:\n  gatewayRef:\n    name: nowhere\n  method: GET\n  path: /\n  integration:\n    mock: {}\n",
+    app.apply(&app.quickstart());
+    app.apply("apiVersion: tollgate.dev/v1alpha1\nkind: Route\nmetadata:\n  name: orphan\nspec:\n  gatewayRef:\n    name: nowhere\n  method: GET\n  path: /\n  integration:\n    mock: {}\n",
     );
 
     // Leader: the Lease in the release namespace names this replica.
@@ -650,7 +644,8 @@ fn the_controller_runs_with_the_charts_permissions_only() {
         log()
     );
     assert!(
-        get(rns, &format!("configmap/tollgate-fleet-{pod}")).is_none(),
+        cp().get(rns, &format!("configmap/tollgate-fleet-{pod}"))
+            .is_none(),
         "the fleet counts are left; controller log:\n{}",
         log()
     );
@@ -667,26 +662,6 @@ fn restrict(ns: &Namespace) {
         "pod-security.kubernetes.io/enforce=restricted",
         "pod-security.kubernetes.io/warn=restricted",
     ]);
-}
-
-fn apply(ns: &Namespace, yaml: &str) {
-    let out = ns.kubectl_with_input(&["apply", "-f", "-"], yaml);
-    assert!(
-        out.status.success(),
-        "kubectl apply failed for\n{yaml}\n{}",
-        output_text(&out)
-    );
-}
-
-/// `deploy/examples/quickstart/`, placed in `ns`.
-fn apply_quickstart(ns: &Namespace) {
-    let path = workspace_root().join("deploy/examples/quickstart/hello.yaml");
-    let text = fs::read_to_string(&path).expect("the quickstart example");
-    assert!(text.contains("namespace: default"));
-    apply(
-        ns,
-        &text.replace("namespace: default", &format!("namespace: {}", ns.name())),
-    );
 }
 
 /// `ca.crt` of the snapshot CA Secret in the release namespace.
