@@ -274,14 +274,11 @@ mod tests {
 
     #[test]
     fn ready_waits_for_every_connected_proxy() {
-        let mut resources = tollgate_crds::compile::Resources::default();
-        tollgate_crds::load::load_str(
+        let compiled = tollgate_crds::compile::compile_str(
             "apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata: {name: hello, namespace: default}\nspec: {stages: [{name: dev}]}\n",
             "t",
-            &mut resources,
         )
         .unwrap();
-        let compiled = tollgate_crds::compile::compile(&resources);
         let key = ObjectKey::new("default", "hello");
         let diag = compiled.diagnostic(Kind::ApiGateway, &key).unwrap();
         let table = compiled.tables.get(&key);

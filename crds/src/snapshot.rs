@@ -83,18 +83,15 @@ pub fn verify(table: &GatewayTable) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::{Resources, compile};
-    use crate::load::load_str;
+    use crate::compile::compile_str;
 
     fn table() -> GatewayTable {
-        let mut r = Resources::default();
-        load_str(
-            "apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata: {name: hello}\nspec: {stages: [{name: dev}]}\n",
-            "t",
-            &mut r,
-        )
-        .unwrap();
-        compile(&r).tables.into_values().next().unwrap()
+        compile_str("apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata: {name: hello}\nspec: {stages: [{name: dev}]}\n", "t")
+            .unwrap()
+            .tables
+            .into_values()
+            .next()
+            .unwrap()
     }
 
     #[test]

@@ -331,15 +331,13 @@ impl Dispatch {
 
 #[cfg(test)]
 mod tests {
-    use tollgate_crds::compile::{Resources, compile};
-    use tollgate_crds::load::load_str;
+    use tollgate_crds::compile::compile_str;
 
     use super::*;
 
     fn dispatch(yaml: &str) -> Dispatch {
-        let mut r = Resources::default();
-        load_str(yaml, "test", &mut r).unwrap();
-        let gateways = compile(&r)
+        let gateways = compile_str(yaml, "test")
+            .unwrap()
             .tables
             .into_values()
             .map(|t| ServedGateway::build(t).unwrap())

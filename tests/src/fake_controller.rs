@@ -26,7 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use tokio::net::TcpSocket;
 use tokio::sync::{mpsc, watch};
-use tollgate_crds::compile::compile;
+use tollgate_crds::compile::compile_str;
 use tollgate_crds::snapshot::{ACK_PATH, Ack, PROXY_ID_HEADER, SUBSCRIBE_PATH, SnapshotFrame};
 use tollgate_crds::table::{GatewayTable, ObjectKey};
 
@@ -35,10 +35,7 @@ type ResponseBody = BoxBody<Bytes, Infallible>;
 /// The table `resources` compile to for `gateway` (in `default`); panics if the compiler
 /// refuses the gateway.
 pub fn table_of(resources: &[Value], gateway: &str) -> GatewayTable {
-    let mut r = tollgate_crds::compile::Resources::default();
-    tollgate_crds::load::load_str(&crate::config::to_yaml(resources), "test", &mut r)
-        .expect("resources load");
-    let compiled = compile(&r);
+    let compiled = compile_str(&crate::config::to_yaml(resources), "test").expect("resources load");
     let key = ObjectKey::new("default", gateway);
     compiled
         .tables

@@ -352,22 +352,19 @@ impl Snapshots {
 mod tests {
     use std::sync::atomic::AtomicUsize;
 
-    use tollgate_crds::compile::{Resources, compile};
-    use tollgate_crds::load::load_str;
+    use tollgate_crds::compile::compile_str;
 
     use super::*;
 
     fn tables(stage: &str) -> BTreeMap<ObjectKey, GatewayTable> {
-        let mut r = Resources::default();
-        load_str(
+        compile_str(
             &format!(
                 "apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata: {{name: hello, namespace: ns}}\nspec: {{stages: [{{name: {stage}}}]}}\n"
             ),
             "t",
-            &mut r,
         )
-        .unwrap();
-        compile(&r).tables
+        .unwrap()
+        .tables
     }
 
     fn ack(version: &str, accepted: bool) -> Ack {

@@ -274,8 +274,7 @@ fn message(status: StatusCode, text: &str) -> Response<Body> {
 
 #[cfg(test)]
 mod tests {
-    use tollgate_crds::compile::{Resources, compile};
-    use tollgate_crds::load::load_str;
+    use tollgate_crds::compile::compile_str;
     use tollgate_crds::snapshot::{SnapshotFrame, verify};
 
     use super::*;
@@ -298,14 +297,12 @@ mod tests {
 
     #[test]
     fn a_frame_line_is_a_snapshot_frame() {
-        let mut r = Resources::default();
-        load_str(
-            "apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata: {name: hello}\nspec: {stages: [{name: dev}]}\n",
-            "t",
-            &mut r,
-        )
-        .unwrap();
-        let table = compile(&r).tables.into_values().next().unwrap();
+        let table = compile_str("apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata: {name: hello}\nspec: {stages: [{name: dev}]}\n", "t")
+            .unwrap()
+            .tables
+            .into_values()
+            .next()
+            .unwrap();
         let line = frame_line(&table, 3);
         assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
         let frame: SnapshotFrame = serde_json::from_slice(&line).unwrap();

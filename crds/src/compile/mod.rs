@@ -79,6 +79,14 @@ fn by_display_key<S: serde::Serializer, V: Serialize>(
     serializer.collect_map(map.iter().map(|(k, v)| (k.to_string(), v)))
 }
 
+/// Loads multi-document YAML (named `origin` in errors) and compiles it: one file's
+/// resources in one step, as tests and tools want them.
+pub fn compile_str(yaml: &str, origin: &str) -> Result<Compiled, crate::load::LoadError> {
+    let mut resources = Resources::default();
+    crate::load::load_str(yaml, origin, &mut resources)?;
+    Ok(compile(&resources))
+}
+
 /// Compiles every gateway with its routes and usage plans.
 pub fn compile(resources: &Resources) -> Compiled {
     let mut diagnostics = Vec::new();

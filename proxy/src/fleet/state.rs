@@ -52,18 +52,15 @@ pub fn persist(dir: &Path, table: &GatewayTable) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tollgate_crds::compile::{Resources, compile};
-    use tollgate_crds::load::load_str;
+    use tollgate_crds::compile::compile_str;
 
     fn table() -> GatewayTable {
-        let mut r = Resources::default();
-        load_str(
-            "apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata: {name: hello}\nspec: {stages: [{name: dev}]}\n",
-            "t",
-            &mut r,
-        )
-        .unwrap();
-        compile(&r).tables.into_values().next().unwrap()
+        compile_str("apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata: {name: hello}\nspec: {stages: [{name: dev}]}\n", "t")
+            .unwrap()
+            .tables
+            .into_values()
+            .next()
+            .unwrap()
     }
 
     #[test]
