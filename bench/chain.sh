@@ -124,7 +124,6 @@ for round in $(seq 1 "$ROUNDS"); do
     printf '%-8s %-10s %12s %10s\n' "$round" chain "$rps" "$p99"; CHAIN_RPS+=("$rps"); CHAIN_P99+=("$p99")
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 p_rps=$(median "${PLAIN_RPS[@]}"); p_p99=$(median "${PLAIN_P99[@]}")
 c_rps=$(median "${CHAIN_RPS[@]}"); c_p99=$(median "${CHAIN_P99[@]}")
 echo

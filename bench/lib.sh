@@ -78,6 +78,8 @@ to_ms() { # "1.23ms" | "456.00us" | "1.02s" -> milliseconds
         printf "%.3f", n }'
 }
 
+# The median of the numbers given.
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
 # nginx proxying /bench/hello to the backend, one worker pinned to $PROXY_CPU. The second

@@ -43,7 +43,6 @@ for round in $(seq 1 "$ROUNDS"); do
     printf '%-8s %-10s %12s %10s\n' "$round" tollgate "$rps" "$p99"; TG_RPS+=("$rps"); TG_P99+=("$p99")
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 n_rps=$(median "${NGINX_RPS[@]}"); n_p99=$(median "${NGINX_P99[@]}")
 t_rps=$(median "${TG_RPS[@]}"); t_p99=$(median "${TG_P99[@]}")
 echo

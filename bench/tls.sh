@@ -86,7 +86,6 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo
 declare -A MED_RPS MED_P99
 for key in nginx-http tollgate-http nginx-https tollgate-https; do
