@@ -114,7 +114,6 @@ mod tests {
     fn another_domains_handshake_is_misdirected() {
         let session = TlsSession {
             domain: None,
-            version: None,
             client_cert: None,
             h2: false,
         };

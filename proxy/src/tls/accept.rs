@@ -4,7 +4,6 @@
 use std::io;
 use std::sync::Arc;
 
-use rustls::ProtocolVersion;
 use rustls::server::{Acceptor, ServerConfig};
 use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
@@ -19,7 +18,6 @@ use super::default_cert::DefaultCertificate;
 pub struct TlsSession {
     /// The custom domain SNI chose; `None` when the default certificate served.
     pub domain: Option<Arc<DomainTls>>,
-    pub version: Option<ProtocolVersion>,
     /// The client certificate's check, on domains with mutual TLS.
     pub client_cert: Option<ClientCertCheck>,
     /// HTTP/2 was chosen by ALPN.
@@ -70,7 +68,6 @@ pub async fn handshake(
         .and_then(|d| d.client_verifier.as_deref())
         .map(|verifier| client_cert::check(verifier, conn.peer_certificates().unwrap_or(&[])));
     let session = TlsSession {
-        version: conn.protocol_version(),
         h2: conn.alpn_protocol() == Some(ALPN[0]),
         client_cert,
         domain,

@@ -24,7 +24,6 @@ pub const ALPN: [&[u8]; 3] = [b"h2", b"http/1.1", b"http/1.0"];
 pub struct DomainTls {
     /// The domain as configured (`api.example.com`, `*.example.com`).
     pub hostname: String,
-    pub policy: TlsPolicy,
     pub config: Arc<ServerConfig>,
     /// When the leaf certificate expires (Unix time), for the metrics.
     pub not_after: Option<i64>,
@@ -37,7 +36,6 @@ impl std::fmt::Debug for DomainTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DomainTls")
             .field("hostname", &self.hostname)
-            .field("policy", &self.policy)
             .field("mutual_tls", &self.client_verifier.is_some())
             .finish_non_exhaustive()
     }
@@ -80,7 +78,6 @@ impl DomainTls {
         })?;
         Ok(Some(Self {
             hostname: domain.hostname.clone(),
-            policy: domain.security_policy,
             not_after,
             config: Arc::new(config),
             client_verifier,
@@ -98,17 +95,13 @@ pub struct Certificates {
 
 impl Certificates {
     /// Adds a domain; a name already taken keeps its first owner (the dispatch decides owners
-    /// in the same order), and `false` says so.
-    pub fn insert(&mut self, domain: Arc<DomainTls>) -> bool {
+    /// in the same order).
+    pub fn insert(&mut self, domain: Arc<DomainTls>) {
         let (map, name) = match domain.hostname.strip_prefix("*.") {
             Some(parent) => (&mut self.wildcard, parent.to_string()),
             None => (&mut self.exact, domain.hostname.clone()),
         };
-        if map.contains_key(&name) {
-            return false;
-        }
-        map.insert(name, domain);
-        true
+        map.entry(name).or_insert(domain);
     }
 
     /// The domain a server name reaches: exact first, then a wildcard one label up.
@@ -118,10 +111,6 @@ impl Certificates {
             let (_, parent) = name.split_once('.')?;
             self.wildcard.get(parent)
         })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.exact.is_empty() && self.wildcard.is_empty()
     }
 }
 
