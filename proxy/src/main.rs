@@ -52,17 +52,17 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
     let admin_listener = TcpListener::bind(args.admin_listen)
         .await
         .with_context(|| format!("listening on {}", args.admin_listen))?;
+    let metrics = Metrics::new();
     let tls = match args.tls_listen {
         None => None,
         Some(addr) => Some(TlsListener {
             listener: TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("listening on {addr}"))?,
-            default_certificate: default_certificate(&args)?,
+            default_certificate: default_certificate(&args, &metrics)?,
         }),
     };
 
-    let metrics = Metrics::new();
     let access_log = match args.access_log {
         AccessLogTarget::Stdout => AccessLog::stdout(metrics.access_log_dropped.clone()),
         AccessLogTarget::Off => AccessLog::off(metrics.access_log_dropped.clone()),
@@ -133,12 +133,16 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
 }
 
 /// The default certificate, loaded now (a bad file stops the start) and watched for changes.
-fn default_certificate(args: &Args) -> anyhow::Result<Option<Arc<DefaultCertificate>>> {
+fn default_certificate(
+    args: &Args,
+    metrics: &Metrics,
+) -> anyhow::Result<Option<Arc<DefaultCertificate>>> {
     let (Some(certificate), Some(key)) = (&args.tls_default_certificate, &args.tls_default_key)
     else {
         return Ok(None);
     };
-    let loaded = DefaultCertificate::load(certificate, key)?;
+    let loaded =
+        DefaultCertificate::load(certificate, key, metrics.default_certificate_expiry.clone())?;
     tokio::spawn(loaded.clone().watch());
     Ok(Some(loaded))
 }

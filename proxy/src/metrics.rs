@@ -20,6 +20,7 @@ pub struct Metrics {
     pub access_log_dropped: IntCounter,
     tls_handshake_failures: IntCounter,
     certificate_expiry: IntGaugeVec,
+    pub default_certificate_expiry: IntGaugeVec,
 }
 
 /// The labels of one request.
@@ -99,6 +100,15 @@ impl Metrics {
             &["gateway", "domain"],
         )
         .expect("valid metric");
+        let default_certificate_expiry = IntGaugeVec::new(
+            Opts::new(
+                "tollgate_tls_default_certificate_expiry_timestamp_seconds",
+                "When the served default certificate (--tls-default-certificate) expires \
+                 (Unix time)",
+            ),
+            &["certificate"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -109,6 +119,7 @@ impl Metrics {
             Box::new(access_log_dropped.clone()),
             Box::new(tls_handshake_failures.clone()),
             Box::new(certificate_expiry.clone()),
+            Box::new(default_certificate_expiry.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
         }
@@ -123,6 +134,7 @@ impl Metrics {
             access_log_dropped,
             tls_handshake_failures,
             certificate_expiry,
+            default_certificate_expiry,
         }
     }
 

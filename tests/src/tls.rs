@@ -50,15 +50,16 @@ impl Ca {
         }
     }
 
-    /// A server certificate for DNS names (`*.example.com` allowed).
+    /// A server certificate for DNS names (`*.example.com` allowed), valid until the year
+    /// 4096 (rcgen's default).
     pub fn server(&self, names: &[&str]) -> Issued {
-        let mut params =
-            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .expect("server params");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, names[0]);
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        self.issue(server_params(names))
+    }
+
+    /// As [`server`](Self::server), expiring at midnight UTC on a day (year, month, day).
+    pub fn server_expiring(&self, names: &[&str], (year, month, day): (i32, u8, u8)) -> Issued {
+        let mut params = server_params(names);
+        params.not_after = rcgen::date_time_ymd(year, month, day);
         self.issue(params)
     }
 
@@ -86,6 +87,17 @@ impl Ca {
             der: cert.der().to_vec(),
         }
     }
+}
+
+fn server_params(names: &[&str]) -> rcgen::CertificateParams {
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .expect("server params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, names[0]);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    params
 }
 
 /// A `kubernetes.io/tls` Secret in `default`.

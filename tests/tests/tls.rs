@@ -668,7 +668,21 @@ async fn the_default_certificate_is_reread_when_its_files_change() {
         .await
         .unwrap();
 
-    let renewed = site.ca.server(&["unknown.example.net"]);
+    // Its expiry is a metric (rcgen's default: 4096-01-01T00:00:00Z).
+    let expiry = format!(
+        "tollgate_tls_default_certificate_expiry_timestamp_seconds{{certificate=\"{}\"}} ",
+        site.dir.path().join("default.crt").display()
+    );
+    let metric = |expected: i64| {
+        let metrics = site.served.admin_get("/metrics").text();
+        let line = metrics.lines().find(|l| l.starts_with(&expiry));
+        (line == Some(&format!("{expiry}{expected}"))).then_some(())
+    };
+    assert_eq!(metric(67_090_118_400), Some(()), "{expiry}");
+
+    let renewed = site
+        .ca
+        .server_expiring(&["unknown.example.net"], (2031, 6, 1));
     std::fs::write(site.dir.path().join("default.key"), &renewed.key_pem).unwrap();
     std::fs::write(site.dir.path().join("default.crt"), &renewed.cert_pem).unwrap();
     eventually_async("the renewed default certificate", || async {
@@ -676,6 +690,8 @@ async fn the_default_certificate_is_reread_when_its_files_change() {
         (handshake.leaf == renewed.der).then_some(())
     })
     .await;
+    // 2031-06-01T00:00:00Z: the metric follows the served certificate.
+    assert_eq!(metric(1_938_038_400), Some(()), "{expiry}");
     let response = established
         .send(get("unknown.example.net", "/dev/whoami"))
         .await

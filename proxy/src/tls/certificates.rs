@@ -58,10 +58,7 @@ impl DomainTls {
             material.private_key_pem.as_bytes(),
             &provider,
         )?;
-        let not_after = key.end_entity_cert().ok().and_then(|leaf| {
-            let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
-            Some(cert.validity().not_after.timestamp())
-        });
+        let not_after = not_after(&key);
         let client_verifier = match &domain.client_ca_pem {
             None => None,
             Some(pem) => Some(truststore_verifier(&domain.hostname, pem, &provider)?),
@@ -115,6 +112,13 @@ impl Certificates {
 }
 
 /// A certificate chain and its key, checked to belong together.
+/// When the leaf certificate expires (Unix time), for the metrics.
+pub fn not_after(key: &CertifiedKey) -> Option<i64> {
+    let leaf = key.end_entity_cert().ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
 pub fn certified_key(
     what: &str,
     chain_pem: &[u8],

@@ -1,17 +1,18 @@
 //! The certificate for connections whose SNI names no custom domain (or that send none):
 //! read from files at start and again whenever their content changes, so a Secret mounted
-//! into the pod rotates it without a restart.
+//! into the pod rotates it without a restart. Its expiry is a metric, as each domain's is.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use prometheus::IntGaugeVec;
 use rustls::server::ServerConfig;
 use tollgate_crds::resources::TlsPolicy;
 
 use super::TlsError;
-use super::certificates::{certified_key, server_config};
+use super::certificates::{certified_key, not_after, server_config};
 
 /// How often the files are compared with what is served.
 const RELOAD_EVERY: Duration = Duration::from_secs(5);
@@ -20,24 +21,34 @@ pub struct DefaultCertificate {
     certificate: PathBuf,
     key: PathBuf,
     served: ArcSwapOption<Loaded>,
+    /// `tollgate_tls_default_certificate_expiry_timestamp_seconds`, by certificate file.
+    expiry: IntGaugeVec,
 }
 
 struct Loaded {
     files: (Vec<u8>, Vec<u8>),
     config: Arc<ServerConfig>,
+    /// When the leaf certificate expires (Unix time).
+    not_after: Option<i64>,
 }
 
 impl DefaultCertificate {
-    /// Loads the files; an error here stops the proxy at start.
-    pub fn load(certificate: &Path, key: &Path) -> Result<Arc<Self>, TlsError> {
+    /// Loads the files; an error here stops the proxy at start. `expiry` is the gauge that
+    /// follows the served certificate's expiry.
+    pub fn load(
+        certificate: &Path,
+        key: &Path,
+        expiry: IntGaugeVec,
+    ) -> Result<Arc<Self>, TlsError> {
         let this = Self {
             certificate: certificate.to_path_buf(),
             key: key.to_path_buf(),
             served: ArcSwapOption::empty(),
+            expiry,
         };
         let files = this.read()?;
-        let config = this.build(&files)?;
-        this.served.store(Some(Arc::new(Loaded { files, config })));
+        let loaded = this.build(files)?;
+        this.serve(loaded);
         Ok(Arc::new(this))
     }
 
@@ -69,9 +80,9 @@ impl DefaultCertificate {
             if unchanged {
                 continue;
             }
-            match self.build(&files) {
-                Ok(config) => {
-                    self.served.store(Some(Arc::new(Loaded { files, config })));
+            match self.build(files) {
+                Ok(loaded) => {
+                    self.serve(loaded);
                     tracing::info!(certificate = %self.certificate.display(), "default certificate reloaded");
                 }
                 Err(e) => {
@@ -91,12 +102,27 @@ impl DefaultCertificate {
         Ok((read(&self.certificate)?, read(&self.key)?))
     }
 
-    fn build(&self, (chain, key): &(Vec<u8>, Vec<u8>)) -> Result<Arc<ServerConfig>, TlsError> {
+    fn build(&self, files: (Vec<u8>, Vec<u8>)) -> Result<Loaded, TlsError> {
         let what = format!("default certificate {}", self.certificate.display());
         let provider = super::provider();
-        let key = certified_key(&what, chain, key, &provider)?;
+        let key = certified_key(&what, &files.0, &files.1, &provider)?;
+        let not_after = not_after(&key);
         let config = server_config(TlsPolicy::TLS_1_2, key, None, provider)
             .map_err(|source| TlsError::Rustls { what, source })?;
-        Ok(Arc::new(config))
+        Ok(Loaded {
+            files,
+            config: Arc::new(config),
+            not_after,
+        })
+    }
+
+    fn serve(&self, loaded: Loaded) {
+        self.expiry.reset();
+        if let Some(at) = loaded.not_after {
+            self.expiry
+                .with_label_values(&[self.certificate.display().to_string()])
+                .set(at);
+        }
+        self.served.store(Some(Arc::new(loaded)));
     }
 }
