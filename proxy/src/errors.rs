@@ -67,6 +67,11 @@ pub enum GatewayError {
     /// The client sent a body the proxy could not read.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The client went away before the response was ready (the connection closed, or the
+    /// HTTP/2 stream was reset): nobody receives the response, the access log says 499, as
+    /// nginx's "Client Closed Request" does.
+    #[error("the client went away before the response")]
+    ClientClosed,
     /// The integration did not answer within its timeout (INTEGRATION_TIMEOUT).
     #[error("integration timed out")]
     IntegrationTimeout,
@@ -96,6 +101,7 @@ impl GatewayError {
             Self::TooManyRequests(_) | Self::LimitExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::AuthorizerConfiguration(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::ClientClosed => client_closed_request(),
             Self::IntegrationTimeout | Self::IntegrationFailure(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::BadLambdaResult(_) => StatusCode::BAD_GATEWAY,
             Self::Configuration(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -123,6 +129,7 @@ impl GatewayError {
             // Amazon API Gateway answers authorizer errors with a null message.
             Self::AuthorizerConfiguration(_) => "",
             Self::BadRequest(_) => "Bad Request",
+            Self::ClientClosed => "Client Closed Request",
             Self::IntegrationTimeout => "Endpoint request timed out",
             Self::IntegrationFailure(_) | Self::BadLambdaResult(_) | Self::Configuration(_) => {
                 "Internal server error"
@@ -145,7 +152,8 @@ impl GatewayError {
             | Self::MisdirectedRequest
             | Self::TooManyRequests(_)
             | Self::LimitExceeded(_)
-            | Self::BadRequest(_) => Fault::Client,
+            | Self::BadRequest(_)
+            | Self::ClientClosed => Fault::Client,
             Self::IntegrationTimeout | Self::IntegrationFailure(_) | Self::BadLambdaResult(_) => {
                 Fault::Upstream
             }
@@ -170,6 +178,7 @@ impl GatewayError {
             Self::LimitExceeded(_) => "LimitExceededException",
             Self::AuthorizerConfiguration(_) => "AuthorizerConfigurationException",
             Self::BadRequest(_) => "BadRequestException",
+            Self::ClientClosed => "ClientClosedRequestException",
             Self::IntegrationTimeout
             | Self::IntegrationFailure(_)
             | Self::BadLambdaResult(_)
@@ -239,6 +248,11 @@ fn json_body(status: StatusCode, body: String, error_type: Option<&'static str>)
     response
 }
 
+/// 499, nginx's status for a request whose client went away; no HTTP standard names it.
+fn client_closed_request() -> StatusCode {
+    StatusCode::from_u16(499).expect("499 is in the status code range")
+}
+
 #[cfg(test)]
 mod tests {
     use http_body_util::BodyExt;
@@ -262,6 +276,11 @@ mod tests {
                 GatewayError::RequestTooLong,
                 413,
                 r#"{"message":"Request Too Long"}"#,
+            ),
+            (
+                GatewayError::ClientClosed,
+                499,
+                r#"{"message":"Client Closed Request"}"#,
             ),
             (
                 GatewayError::IntegrationTimeout,

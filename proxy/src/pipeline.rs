@@ -91,15 +91,22 @@ pub async fn handle(
     let dispatch = shared.dispatch.load_full();
 
     let (parts, body) = request.into_parts();
-    let mut record = AccessRecord {
-        request_id: request_id.clone(),
-        request_time: received_at.to_string(),
-        source_ip: conn.peer.ip().to_string(),
-        http_method: parts.method.to_string(),
-        path: parts.uri.path().to_string(),
-        protocol: format!("{:?}", parts.version),
-        user_agent: header_str(&parts.headers, header::USER_AGENT).map(str::to_string),
-        ..AccessRecord::default()
+    // Phase 10 is armed from here: the line is written once, with the response, or with 499
+    // if the client goes away first.
+    let mut log = Logged {
+        shared: &shared,
+        started,
+        record: AccessRecord {
+            request_id: request_id.clone(),
+            request_time: received_at.to_string(),
+            source_ip: conn.peer.ip().to_string(),
+            http_method: parts.method.to_string(),
+            path: parts.uri.path().to_string(),
+            protocol: format!("{:?}", parts.version),
+            user_agent: header_str(&parts.headers, header::USER_AGENT).map(str::to_string),
+            ..AccessRecord::default()
+        },
+        written: false,
     };
 
     let outcome = serve(
@@ -110,12 +117,12 @@ pub async fn handle(
         body,
         &request_id,
         received_at,
-        &mut record,
+        &mut log.record,
     )
     .await;
     let mut response = outcome.unwrap_or_else(|error| {
         log_refusal(&request_id, &error);
-        record.error_message = Some(error.to_string());
+        log.record.error_message = Some(error.to_string());
         error.into_response()
     });
     if let Ok(v) = HeaderValue::try_from(request_id.as_str()) {
@@ -123,27 +130,61 @@ pub async fn handle(
     }
 
     // Phase 10: log.
-    let elapsed = started.elapsed();
-    record.status = response.status().as_u16();
-    record.response_latency = elapsed.as_millis() as u64;
-    // The header when a backend sent one; else the body's size when it is known (mocks and
-    // gateway responses, whose Content-Length hyper adds later).
-    record.response_length = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-        .or_else(|| hyper::body::Body::size_hint(response.body()).exact());
-    shared.metrics.observe_request(
-        &RequestLabels {
-            gateway: record.gateway.as_deref().unwrap_or(""),
-            stage: record.stage.as_deref().unwrap_or(""),
-            route: record.route_key.as_deref().unwrap_or(""),
-        },
-        record.status,
-        elapsed.as_secs_f64(),
-    );
-    shared.access_log.write(&record);
+    log.answered(&response);
     Ok(response)
+}
+
+/// Phase 10, armed when the request arrives: its access-log line and metrics, written exactly
+/// once. [`answered`](Self::answered) writes them with the response. When hyper drops the
+/// request first, because its client went away (the connection closed, or the HTTP/2 stream
+/// was reset) or the drain's time ran out, `Drop` writes them with 499, as nginx logs a
+/// request nobody waits for any more: no request goes unlogged.
+struct Logged<'a> {
+    shared: &'a Shared,
+    started: Instant,
+    record: AccessRecord,
+    written: bool,
+}
+
+impl Logged<'_> {
+    fn answered(mut self, response: &Response<Body>) {
+        // The header when a backend sent one; else the body's size when it is known (mocks
+        // and gateway responses, whose Content-Length hyper adds later).
+        self.record.response_length = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .or_else(|| hyper::body::Body::size_hint(response.body()).exact());
+        self.write(response.status().as_u16());
+    }
+
+    fn write(&mut self, status: u16) {
+        let elapsed = self.started.elapsed();
+        self.record.status = status;
+        self.record.response_latency = elapsed.as_millis() as u64;
+        let record = &self.record;
+        self.shared.metrics.observe_request(
+            &RequestLabels {
+                gateway: record.gateway.as_deref().unwrap_or(""),
+                stage: record.stage.as_deref().unwrap_or(""),
+                route: record.route_key.as_deref().unwrap_or(""),
+            },
+            record.status,
+            elapsed.as_secs_f64(),
+        );
+        self.shared.access_log.write(record);
+        self.written = true;
+    }
+}
+
+impl Drop for Logged<'_> {
+    fn drop(&mut self) {
+        if !self.written {
+            let gone = GatewayError::ClientClosed;
+            self.record.error_message = Some(gone.to_string());
+            self.write(gone.status().as_u16());
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -427,10 +468,34 @@ async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, 
     match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(GatewayError::RequestTooLong),
+        Err(e) if client_went_away(&*e) => Err(GatewayError::ClientClosed),
         Err(e) => Err(GatewayError::BadRequest(format!(
             "reading the request body: {e}"
         ))),
     }
+}
+
+/// Whether reading a body failed because the client went away: an HTTP/1 body cut short by
+/// the connection's end or reset, or an HTTP/2 stream the client reset. Anything else (a
+/// malformed chunk, say) is the client's bad request.
+fn client_went_away(error: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    let Some(error) = error.downcast_ref::<hyper::Error>() else {
+        return false;
+    };
+    let source = std::error::Error::source(error);
+    let closed = source
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| {
+            matches!(
+                io.kind(),
+                UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+            )
+        });
+    let reset = source
+        .and_then(|s| s.downcast_ref::<h2::Error>())
+        .is_some_and(|h2| h2.is_reset() && h2.is_remote());
+    error.is_incomplete_message() || closed || reset
 }
 
 #[cfg(test)]

@@ -1,13 +1,17 @@
 //! What operators see: the JSON access log, the Prometheus metrics and the admin endpoints.
 
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::channel::Channel;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use tollgate_tests::backend::Backend;
 use tollgate_tests::client::Client;
 use tollgate_tests::config::{ConfigDir, dev_gateway, http, mock, route};
 use tollgate_tests::proxy::Proxy;
-use tollgate_tests::wait::eventually;
+use tollgate_tests::wait::{eventually, eventually_async};
 
 use crate::{sample_value, serve};
 
@@ -118,6 +122,123 @@ async fn access_log_metrics_and_admin_endpoints_describe_the_traffic() {
         text.contains(&format!("version=\"{version}\"")),
         "tollgate_table_info carries the served version"
     );
+}
+
+/// A client that goes away before its response (HTTP/1 connection closed, HTTP/2 stream reset,
+/// while the backend holds the answer or while the body is still coming) is logged once, as
+/// 499 with the route it asked for, the way nginx logs it; not left out, not called a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_is_logged_as_499() {
+    let backend = Backend::gated();
+    let proxy = serve(
+        &[
+            dev_gateway("gone"),
+            route("held", "gone", "GET", "/held", http(&backend.url("/held"))),
+            route(
+                "upload",
+                "gone",
+                "POST",
+                "/upload",
+                http(&backend.url("/upload")),
+            ),
+        ],
+        &[],
+    );
+    let held_by_backend = |n: usize| {
+        let backend = &backend;
+        eventually_async("requests held by the backend", move || async move {
+            (backend.received().len() == n).then_some(())
+        })
+    };
+
+    // HTTP/1: the connection closes while the backend holds the answer, then mid-body.
+    let mut held = tollgate_tests::client::connect(proxy.addr());
+    held.write_all(b"GET /dev/held HTTP/1.1\r\nHost: gone\r\n\r\n")
+        .unwrap();
+    held_by_backend(1).await;
+    drop(held);
+    let mut upload = tollgate_tests::client::connect(proxy.addr());
+    upload
+        .write_all(
+            b"POST /dev/upload HTTP/1.1\r\nHost: gone\r\nContent-Length: 100\r\n\r\nten bytes.",
+        )
+        .unwrap();
+    drop(upload);
+
+    // HTTP/2 (prior knowledge on the plain port): a stream cancelled while the backend holds
+    // the answer, then a stream reset mid-body.
+    let tcp = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    let (mut h2, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let get = hyper::Request::get(proxy.url("/dev/held"))
+        .body(Channel::<Bytes, std::io::Error>::new(1).1)
+        .unwrap();
+    let pending = tokio::spawn(h2.send_request(get));
+    held_by_backend(2).await;
+    pending.abort();
+    let (mut body, channel) = Channel::<Bytes, std::io::Error>::new(1);
+    let post = hyper::Request::post(proxy.url("/dev/upload"))
+        .body(channel)
+        .unwrap();
+    let pending = tokio::spawn(h2.send_request(post));
+    body.send_data(Bytes::from_static(b"ten bytes."))
+        .await
+        .unwrap();
+    // Time for the proxy to start reading; the line is 499 whether the reset comes before or
+    // during the read.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    body.abort(std::io::Error::other("the client gives up"));
+    let _ = pending.await;
+
+    let lines = eventually("four access log lines", || {
+        let lines = proxy.access_log();
+        (lines.len() >= 4).then_some(lines)
+    });
+    backend.release();
+    let mut seen: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| {
+            assert_eq!(l["status"], 499, "{l}");
+            assert_eq!(l["gateway"], "default/gone", "{l}");
+            assert_eq!(
+                l["errorMessage"], "the client went away before the response",
+                "{l}"
+            );
+            let route = l["routeKey"].as_str().unwrap_or_default().to_string();
+            (
+                route,
+                l["protocol"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let expected = [
+        ("GET /held", "HTTP/1.1"),
+        ("GET /held", "HTTP/2.0"),
+        ("POST /upload", "HTTP/1.1"),
+        ("POST /upload", "HTTP/2.0"),
+    ];
+    assert_eq!(
+        seen,
+        expected.map(|(r, p)| (r.to_string(), p.to_string())),
+        "{lines:?}"
+    );
+    // Counted in the metrics as the 4xx they are.
+    let text = proxy.admin_get("/metrics").text();
+    for route in ["GET /held", "POST /upload"] {
+        let line = text
+            .lines()
+            .find(|l| {
+                l.starts_with("tollgate_requests_total{")
+                    && l.contains(&format!("route=\"{route}\""))
+                    && l.contains("status_class=\"4xx\"")
+            })
+            .unwrap_or_else(|| panic!("no 4xx sample for {route}: {text}"));
+        assert_eq!(sample_value(line), 2.0, "{line}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
