@@ -137,8 +137,9 @@ pub async fn handle(
 /// Phase 10, armed when the request arrives: its access-log line and metrics, written exactly
 /// once. [`answered`](Self::answered) writes them with the response. When hyper drops the
 /// request first, because its client went away (the connection closed, or the HTTP/2 stream
-/// was reset) or the drain's time ran out, `Drop` writes them with 499, as nginx logs a
-/// request nobody waits for any more: no request goes unlogged.
+/// was reset), `Drop` writes them with 499, as nginx logs a request nobody waits for any
+/// more. (Requests still running when the drain ends are dropped after the access log's last
+/// flush, so their lines may be lost.)
 struct Logged<'a> {
     shared: &'a Shared,
     started: Instant,
