@@ -15,7 +15,8 @@
 //! 7. **body** — read, bounded by the payload limit;
 //! 8. **integration** — HTTP, Lambda or mock ([`integration::invoke`]);
 //! 9. **response** — deployment, rate-limit and CORS headers;
-//! 10. **log** — one access-log line and the metrics.
+//! 10. **log** — one access-log line and the metrics (`Logged`; 499 when the client goes
+//!     away first).
 //!
 //! A phase that fails ends the request with its [`GatewayError`]'s status and JSON body.
 
