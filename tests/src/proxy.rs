@@ -141,11 +141,17 @@ impl Proxy {
             (a.local_addr().unwrap(), b.local_addr().unwrap())
         };
         let started_at = Instant::now();
+        // `info` unless the test sets its own level.
+        let log_level: &[&str] = if extra_args.contains(&"--log-level") {
+            &[]
+        } else {
+            &["--log-level", "info"]
+        };
         let mut child = Command::new(binary())
             .args(&mode.args)
             .args(["--listen", &addr.to_string()])
             .args(["--admin-listen", &admin_addr.to_string()])
-            .args(["--log-level", "info"])
+            .args(log_level)
             .args(extra_args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())

@@ -10,8 +10,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tollgate_tests::client::raw_exchange;
 use tollgate_tests::control_plane::{ControlPlane, Namespace};
 use tollgate_tests::controller::{CONTROLLER_NAMESPACE, Controller};
+use tollgate_tests::proxy::Proxy;
+use tollgate_tests::workspace_root;
 
 /// How long the controller (or the garbage collector) may take.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -217,6 +220,63 @@ fn a_regional_gateway_gets_a_deployment_behind_a_load_balancer() {
     wait_for(&ns, "deployment/tollgate-proxy-hello", "3 replicas", |d| {
         d.is_some_and(|d| d["spec"]["replicas"] == 3)
     });
+}
+
+/// spec.fleet's log settings become the proxies' flags, and the proxy binary honours them:
+/// started with the flags read back from the Deployment, it logs JSON and writes no access log.
+#[test]
+fn the_fleets_log_settings_reach_the_proxies() {
+    let ns = namespace("fleet-logs");
+    ns.apply(&gateway(
+        "hello",
+        "  fleet:\n    accessLog: Disabled\n    logFormat: Json\n    logLevel: warn,tollgate_proxy=debug\n",
+    ));
+    let args_of = |d: &Value| strings(&d["spec"]["template"]["spec"]["containers"][0]["args"]);
+    let deployment = wait_for(
+        &ns,
+        "deployment/tollgate-proxy-hello",
+        "the log flags",
+        |d| d.is_some_and(|d| has_arg(&args_of(d), "--access-log", "off")),
+    )
+    .expect("the Deployment");
+    let args = args_of(&deployment);
+    assert!(has_arg(&args, "--log-format", "json"), "{args:?}");
+    assert!(
+        has_arg(&args, "--log-level", "warn,tollgate_proxy=debug"),
+        "{args:?}"
+    );
+
+    let log_flags: Vec<&str> = args
+        .windows(2)
+        .filter(|w| ["--access-log", "--log-format", "--log-level"].contains(&w[0].as_str()))
+        .flat_map(|w| [w[0].as_str(), w[1].as_str()])
+        .collect();
+    let proxy = Proxy::start_standalone(
+        &workspace_root().join("deploy/examples/quickstart"),
+        &log_flags,
+    );
+    let answer = raw_exchange(
+        proxy.addr(),
+        b"GET /dev/ HTTP/1.1\r\nHost: hello.default.localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let metrics = proxy.admin_get("/metrics").text();
+    assert!(
+        metrics.contains("status_class=\"2xx\"} 1"),
+        "the request is counted: {metrics}"
+    );
+    assert_eq!(
+        proxy.access_log_lines(),
+        Vec::<String>::new(),
+        "accessLog: Disabled"
+    );
+    let stderr = proxy.stderr_lines();
+    assert!(!stderr.is_empty());
+    for line in &stderr {
+        let parsed: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("logFormat: Json, but not JSON ({e}): {line}"));
+        assert!(parsed["level"].is_string(), "{line}");
+    }
 }
 
 #[test]

@@ -12,7 +12,9 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Resource as _;
 use kube::api::ApiResource;
 use serde_json::{Value, json};
-use tollgate_crds::resources::{ApiGateway, EndpointType};
+use tollgate_crds::resources::{
+    ApiGateway, EndpointType, FleetAccessLog, FleetLogFormat, FleetSettings,
+};
 use tollgate_crds::snapshot::{TOKEN_AUDIENCE, proxy_service_account};
 
 /// The field manager of every apply.
@@ -260,6 +262,30 @@ pub fn desired(gateway: &ApiGateway, settings: &Settings) -> Option<Vec<Object>>
     Some(objects)
 }
 
+/// The proxies' log settings from `spec.fleet`, as proxy flags; none for the defaults.
+fn log_args(fleet: Option<&FleetSettings>) -> Vec<String> {
+    let mut args = Vec::new();
+    let Some(fleet) = fleet else { return args };
+    if let Some(target) = fleet.access_log {
+        let value = match target {
+            FleetAccessLog::Stdout => "stdout",
+            FleetAccessLog::Disabled => "off",
+        };
+        args.extend(["--access-log".to_owned(), value.to_owned()]);
+    }
+    if let Some(format) = fleet.log_format {
+        let value = match format {
+            FleetLogFormat::Text => "text",
+            FleetLogFormat::Json => "json",
+        };
+        args.extend(["--log-format".to_owned(), value.to_owned()]);
+    }
+    if let Some(level) = &fleet.log_level {
+        args.extend(["--log-level".to_owned(), level.clone()]);
+    }
+    args
+}
+
 fn pod_template(gateway: &ApiGateway, name: &str, namespace: &str, settings: &Settings) -> Value {
     let fleet = gateway.spec.fleet.as_ref();
     let resources = fleet
@@ -287,6 +313,7 @@ fn pod_template(gateway: &ApiGateway, name: &str, namespace: &str, settings: &Se
         "--admin-listen".to_owned(),
         format!("0.0.0.0:{ADMIN_PORT}"),
     ];
+    args.extend(log_args(fleet));
     let mut ports = vec![
         json!({"name": "http", "containerPort": PROXY_PORT, "protocol": "TCP"}),
         json!({"name": "admin", "containerPort": ADMIN_PORT, "protocol": "TCP"}),
@@ -430,6 +457,36 @@ mod tests {
             volume["projected"]["sources"][0]["serviceAccountToken"]["audience"],
             TOKEN_AUDIENCE
         );
+    }
+
+    #[test]
+    fn the_fleets_log_settings_become_proxy_flags() {
+        let args_of = |fleet: Value| {
+            let objects = desired(&gateway(json!({"fleet": fleet})), &settings()).unwrap();
+            let deployment = find(&objects, Kind::Deployment).unwrap().clone();
+            deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let defaults = args_of(json!({}));
+        for flag in ["--access-log", "--log-format", "--log-level"] {
+            assert!(!defaults.iter().any(|a| a == flag), "{defaults:?}");
+        }
+        let args = args_of(json!({
+            "accessLog": "Disabled",
+            "logFormat": "Json",
+            "logLevel": "warn,tollgate_proxy=debug",
+        }));
+        for pair in [
+            ["--access-log", "off"],
+            ["--log-format", "json"],
+            ["--log-level", "warn,tollgate_proxy=debug"],
+        ] {
+            assert!(args.windows(2).any(|w| w == pair), "{pair:?} in {args:?}");
+        }
     }
 
     fn private(domains: Value) -> ApiGateway {

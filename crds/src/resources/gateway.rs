@@ -557,6 +557,41 @@ pub struct FleetSettings {
     /// CPU and memory for each proxy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// The proxies' access log: `Stdout`, one JSON line per request (the default), or
+    /// `Disabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<FleetAccessLog>,
+    /// The format of the proxies' own log (standard error): `Text` (the default) or `Json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<FleetLogFormat>,
+    /// What the proxies' own log shows: a level (`info`, the default), or levels by module
+    /// separated by commas (`warn,tollgate_proxy=debug`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {
+            "rule": "self.matches('^(([A-Za-z0-9_]+(::[A-Za-z0-9_]+)*=)?(trace|debug|info|warn|error|off))(,([A-Za-z0-9_]+(::[A-Za-z0-9_]+)*=)?(trace|debug|info|warn|error|off))*$')",
+            "message": "logLevel must be a level (trace, debug, info, warn, error or off) or module=level pairs separated by commas, such as warn,tollgate_proxy=debug"
+        }
+    ]))]
+    pub log_level: Option<String>,
+}
+
+/// Where a fleet's proxies write their access log.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum FleetAccessLog {
+    #[default]
+    Stdout,
+    // Not `Off`: YAML 1.1, which kubectl reads, takes an unquoted `Off` for a boolean.
+    Disabled,
+}
+
+/// The format of a fleet's proxies' own log.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum FleetLogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// What the controller observed of an ApiGateway.
