@@ -103,14 +103,7 @@ impl Helm {
 
     /// [`run`](Self::run), its standard output; panics with both outputs when it fails.
     pub fn run_ok(&self, cp: &ControlPlane, args: &[&str]) -> String {
-        let out = self.run(cp, args);
-        assert!(
-            out.status.success(),
-            "helm {} failed:\n{}",
-            args.join(" "),
-            output_text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(args, self.run(cp, args))
     }
 
     /// `helm template {release} charts/tollgate --namespace {namespace} {extra...}`, its
@@ -120,14 +113,19 @@ impl Helm {
         let mut args = vec!["template", release, &chart, "--namespace", namespace];
         args.extend_from_slice(extra);
         let out = self.offline(&args);
-        assert!(
-            out.status.success(),
-            "helm {} failed:\n{}",
-            args.join(" "),
-            output_text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(&args, out)
     }
+}
+
+/// The standard output of `helm {args}`; panics with both outputs when it failed.
+fn succeeded(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "helm {} failed:\n{}",
+        args.join(" "),
+        output_text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// What `deploy/tollgate.yaml` must hold: a header, the Namespace, and `helm template` of the

@@ -26,6 +26,18 @@ pub fn workspace_root() -> std::path::PathBuf {
         .to_path_buf()
 }
 
+/// The strings of a JSON array (a container's `args`, say); anything else gives none.
+pub fn json_strings(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Runs one of the project's build scripts (`tests/h2spec/build`, `tests/lambda/build`, ...),
 /// which build or reuse a pinned tool in the cache outside the repository, and returns the
 /// path it prints. Its progress goes to the test's standard error.

@@ -14,7 +14,7 @@ use tollgate_tests::client::raw_exchange;
 use tollgate_tests::control_plane::{ControlPlane, Namespace};
 use tollgate_tests::controller::{CONTROLLER_NAMESPACE, Controller};
 use tollgate_tests::proxy::Proxy;
-use tollgate_tests::workspace_root;
+use tollgate_tests::{json_strings, workspace_root};
 
 /// How long the controller (or the garbage collector) may take.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -92,17 +92,6 @@ fn assert_owned_by(obj: &Value, gateway: &Value) {
     assert_eq!(labels["app.kubernetes.io/managed-by"], "tollgate");
 }
 
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Whether `args` holds `flag value`.
 fn has_arg(args: &[String], flag: &str, value: &str) -> bool {
     args.windows(2).any(|w| w[0] == flag && w[1] == value)
@@ -118,7 +107,7 @@ fn check_pod_template(template: &Value, ns: &str, gateway: &str) {
     let container = &spec["containers"][0];
     assert_eq!(container["name"], "proxy");
     assert_eq!(container["image"], IMAGE);
-    let args = strings(&container["args"]);
+    let args = json_strings(&container["args"]);
     assert!(
         has_arg(&args, "--gateway", &format!("{ns}/{gateway}")),
         "{args:?}"
@@ -152,7 +141,7 @@ fn check_pod_template(template: &Value, ns: &str, gateway: &str) {
     assert_eq!(security["runAsNonRoot"], true);
     assert_eq!(security["readOnlyRootFilesystem"], true);
     assert_eq!(security["allowPrivilegeEscalation"], false);
-    assert_eq!(strings(&security["capabilities"]["drop"]), ["ALL"]);
+    assert_eq!(json_strings(&security["capabilities"]["drop"]), ["ALL"]);
     assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault");
     assert_eq!(container["resources"]["requests"]["cpu"], "100m");
     assert_eq!(container["resources"]["requests"]["memory"], "64Mi");
@@ -231,7 +220,7 @@ fn the_fleets_log_settings_reach_the_proxies() {
         "hello",
         "  fleet:\n    accessLog: Disabled\n    logFormat: Json\n    logLevel: warn,tollgate_proxy=debug\n",
     ));
-    let args_of = |d: &Value| strings(&d["spec"]["template"]["spec"]["containers"][0]["args"]);
+    let args_of = |d: &Value| json_strings(&d["spec"]["template"]["spec"]["containers"][0]["args"]);
     let deployment = wait_for(
         &ns,
         "deployment/tollgate-proxy-hello",
@@ -298,7 +287,7 @@ fn a_private_gateway_gets_a_cluster_ip_and_a_network_policy() {
         spec["podSelector"]["matchLabels"]["app.kubernetes.io/instance"],
         "hello"
     );
-    assert_eq!(strings(&spec["policyTypes"]), ["Ingress"]);
+    assert_eq!(json_strings(&spec["policyTypes"]), ["Ingress"]);
     let rule = &spec["ingress"][0];
     let from = rule["from"].as_array().expect("from");
     assert_eq!(from.len(), 2, "{spec:#}");
@@ -441,7 +430,7 @@ fn a_certificate_domain_opens_https_and_its_removal_closes_it() {
         |d| {
             d.is_some_and(|d| {
                 has_arg(
-                    &strings(&container(d)["args"]),
+                    &json_strings(&container(d)["args"]),
                     "--tls-listen",
                     "0.0.0.0:8443",
                 )
@@ -478,7 +467,7 @@ fn a_certificate_domain_opens_https_and_its_removal_closes_it() {
         |d| {
             d.is_some_and(|d| {
                 port_names(&container(d)["ports"]) == ["http", "admin"]
-                    && !strings(&container(d)["args"]).contains(&"--tls-listen".to_owned())
+                    && !json_strings(&container(d)["args"]).contains(&"--tls-listen".to_owned())
             })
         },
     );

@@ -23,7 +23,7 @@ use tollgate_tests::controller::{Controller, FrameReader, SnapshotClient, condit
 use tollgate_tests::helm::{
     CHART, CONTROLLER_NAME, Helm, MANIFEST, manifest, service_account_kubeconfig,
 };
-use tollgate_tests::workspace_root;
+use tollgate_tests::{json_strings, workspace_root};
 
 /// How long the controller may take to bring an object in line.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -89,17 +89,6 @@ fn assert_not_refused(controller: &Controller) {
         refused.len(),
         refused.join("\n")
     );
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 // === lint, schema, drift ===
@@ -352,7 +341,7 @@ fn helm_install_creates_the_controllers_objects() {
         container["image"],
         "ghcr.io/tollgate-dev/tollgate-controller:0.1.0"
     );
-    let args = strings(&container["args"]);
+    let args = json_strings(&container["args"]);
     for arg in [
         "--base-domain=apis.example.com",
         "--proxy-image=ghcr.io/tollgate-dev/tollgate-proxy:0.1.0",
@@ -378,7 +367,7 @@ fn helm_install_creates_the_controllers_objects() {
     assert_eq!(security["runAsUser"], 65532);
     assert_eq!(security["readOnlyRootFilesystem"], true);
     assert_eq!(security["allowPrivilegeEscalation"], false);
-    assert_eq!(strings(&security["capabilities"]["drop"]), ["ALL"]);
+    assert_eq!(json_strings(&security["capabilities"]["drop"]), ["ALL"]);
     assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault");
     assert!(container["resources"]["requests"]["cpu"].is_string());
 
