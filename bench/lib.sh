@@ -34,26 +34,37 @@ wait_http() { # url
     return 1
 }
 
-# An nginx that answers every request with a small body: the backend both proxies share.
-start_backend() { # port
-    mkdir -p "$WORK/backend"
-    cat >"$WORK/backend/nginx.conf" <<CONF
+# Starts one nginx worker in $WORK/NAME pinned to CPU, in the foreground, no access log: the
+# http block's own lines come on standard input.
+start_nginx() { # name cpu
+    local dir="$WORK/$1"
+    mkdir -p "$dir"
+    {
+        cat <<CONF
 worker_processes 1;
 daemon off;
-pid $WORK/backend/nginx.pid;
-error_log $WORK/backend/error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
     keepalive_requests 1000000;
+CONF
+        cat
+        echo "}"
+    } >"$dir/nginx.conf"
+    taskset -c "$2" nginx -c "$dir/nginx.conf" &
+    PIDS+=($!)
+}
+
+# An nginx that answers every request with a small body: the backend both proxies share.
+start_backend() { # port
+    start_nginx backend "$BACKEND_CPU" <<CONF
     server {
         listen 127.0.0.1:$1 reuseport;
         location / { return 200 "hello from the backend\n"; }
     }
-}
 CONF
-    taskset -c "$BACKEND_CPU" nginx -c "$WORK/backend/nginx.conf" &
-    PIDS+=($!)
 }
 
 # wrk's requests/s and p99 latency (ms) for one run: prints "RPS P99"; fails on any non-2xx.
@@ -85,16 +96,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
 # nginx proxying /bench/hello to the backend, one worker pinned to $PROXY_CPU. The second
 # argument is the server block's own lines (listen, ssl_*).
 start_nginx_proxy() { # backend-port server-lines
-    mkdir -p "$WORK/nginx"
-    cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
+    start_nginx nginx "$PROXY_CPU" <<CONF
     upstream backend { server 127.0.0.1:$1; keepalive 128; }
     server {
 $2
@@ -104,10 +106,7 @@ $2
             proxy_set_header Connection "";
         }
     }
-}
 CONF
-    taskset -c "$PROXY_CPU" nginx -c "$WORK/nginx/nginx.conf" &
-    PIDS+=($!)
 }
 
 # tollgate's side of the same: gateway bench, stage bench, GET /hello to the backend.
