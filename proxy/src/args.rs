@@ -108,6 +108,21 @@ pub struct Args {
     )]
     pub header_read_timeout_seconds: u64,
 
+    /// Seconds a client may send nothing while the proxy waits for its request body: 408
+    /// after that.
+    #[arg(long, env = "TOLLGATE_BODY_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub body_read_timeout_seconds: u64,
+
+    /// Bytes of request bodies held in memory at once, across all requests (bodies for Lambda
+    /// and mock integrations; HTTP backends get theirs streamed). A body that would pass it is
+    /// refused with 503.
+    #[arg(
+        long,
+        env = "TOLLGATE_MAX_BUFFERED_BODY_BYTES",
+        default_value_t = 512 * 1024 * 1024
+    )]
+    pub max_buffered_body_bytes: usize,
+
     /// PEM bundle of extra CAs trusted for TLS backends.
     #[arg(long, env = "TOLLGATE_UPSTREAM_CA_FILE")]
     pub upstream_ca_file: Option<PathBuf>,

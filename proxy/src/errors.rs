@@ -5,6 +5,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::body::{Body, full};
+use crate::request_path::PathError;
 use crate::throttle::RateLimitStatus;
 
 /// Who caused an error: decides the log level and the metrics label.
@@ -67,6 +68,17 @@ pub enum GatewayError {
     /// The client sent a body the proxy could not read.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The client sent no body bytes for the body read timeout.
+    #[error("the client stopped sending the request body")]
+    RequestTimeout,
+    /// The proxy is at a limit it keeps for itself (the buffered-body budget): the request is
+    /// refused before it takes more.
+    #[error("overloaded: {0}")]
+    Overloaded(&'static str),
+    /// The path has a dot-segment or an encoded separator, which a backend could resolve to
+    /// another resource than the one routed (BAD_REQUEST_PARAMETERS).
+    #[error("{0}")]
+    InvalidPath(#[from] PathError),
     /// The client went away before the response was ready (the connection closed, or the
     /// HTTP/2 stream was reset): nobody receives the response, the access log says 499, as
     /// nginx's "Client Closed Request" does.
@@ -100,7 +112,9 @@ impl GatewayError {
             Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             Self::TooManyRequests(_) | Self::LimitExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::AuthorizerConfiguration(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::ClientClosed => client_closed_request(),
             Self::IntegrationTimeout | Self::IntegrationFailure(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::BadLambdaResult(_) => StatusCode::BAD_GATEWAY,
@@ -129,6 +143,9 @@ impl GatewayError {
             // Amazon API Gateway answers authorizer errors with a null message.
             Self::AuthorizerConfiguration(_) => "",
             Self::BadRequest(_) => "Bad Request",
+            Self::InvalidPath(e) => e.message(),
+            Self::RequestTimeout => "Request Timeout",
+            Self::Overloaded(_) => "Service Unavailable",
             Self::ClientClosed => "Client Closed Request",
             Self::IntegrationTimeout => "Endpoint request timed out",
             Self::IntegrationFailure(_) | Self::BadLambdaResult(_) | Self::Configuration(_) => {
@@ -153,11 +170,15 @@ impl GatewayError {
             | Self::TooManyRequests(_)
             | Self::LimitExceeded(_)
             | Self::BadRequest(_)
+            | Self::InvalidPath(_)
+            | Self::RequestTimeout
             | Self::ClientClosed => Fault::Client,
             Self::IntegrationTimeout | Self::IntegrationFailure(_) | Self::BadLambdaResult(_) => {
                 Fault::Upstream
             }
-            Self::Configuration(_) | Self::AuthorizerConfiguration(_) => Fault::Gateway,
+            Self::Configuration(_) | Self::AuthorizerConfiguration(_) | Self::Overloaded(_) => {
+                Fault::Gateway
+            }
         }
     }
 
@@ -177,7 +198,9 @@ impl GatewayError {
             Self::TooManyRequests(_) => "TooManyRequestsException",
             Self::LimitExceeded(_) => "LimitExceededException",
             Self::AuthorizerConfiguration(_) => "AuthorizerConfigurationException",
-            Self::BadRequest(_) => "BadRequestException",
+            Self::BadRequest(_) | Self::InvalidPath(_) => "BadRequestException",
+            Self::RequestTimeout => "RequestTimeoutException",
+            Self::Overloaded(_) => "ServiceUnavailableException",
             Self::ClientClosed => "ClientClosedRequestException",
             Self::IntegrationTimeout
             | Self::IntegrationFailure(_)
@@ -301,6 +324,11 @@ mod tests {
                 GatewayError::HeadersTooLarge,
                 431,
                 r#"{"message":"Request Header Fields Too Large"}"#,
+            ),
+            (
+                GatewayError::InvalidPath(PathError::DotSegment),
+                400,
+                r#"{"message":"Invalid request path: dot-segments ('.' and '..') are not allowed"}"#,
             ),
             (
                 GatewayError::BadLambdaResult("x".into()),

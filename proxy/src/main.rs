@@ -15,6 +15,7 @@ use tollgate_proxy::dispatch::Dispatch;
 use tollgate_proxy::fleet::Fleet;
 use tollgate_proxy::metrics::Metrics;
 use tollgate_proxy::pipeline::Shared;
+use tollgate_proxy::request_body::{BodyBudget, BodyLimits};
 use tollgate_proxy::server::{self, Listeners, ServerOptions, TlsListener};
 use tollgate_proxy::standalone::Standalone;
 use tollgate_proxy::throttle::Limiter;
@@ -67,6 +68,14 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
         AccessLogTarget::Stdout => AccessLog::stdout(metrics.access_log_dropped.clone()),
         AccessLogTarget::Off => AccessLog::off(metrics.access_log_dropped.clone()),
     };
+    let body_limits = BodyLimits {
+        read_timeout: Duration::from_secs(args.body_read_timeout_seconds),
+        budget: BodyBudget::new(
+            args.max_buffered_body_bytes,
+            metrics.buffered_body_bytes.clone(),
+            metrics.body_budget_refusals.clone(),
+        ),
+    };
     let shared = Arc::new(Shared {
         dispatch: ArcSwap::from_pointee(Dispatch::default()),
         client: client::build(args.upstream_ca_file.as_deref())?,
@@ -76,6 +85,7 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
         auth: AuthState::default(),
         limiter: Limiter::default(),
         https_port: tls.as_ref().map(|_| args.https_port),
+        body_limits,
     });
     let report = Arc::new(ArcSwap::from_pointee(ConfigReport::default()));
 

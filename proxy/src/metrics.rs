@@ -1,8 +1,8 @@
 //! The proxy's Prometheus metrics, in one registry owned by [`Metrics`] (no global state).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -21,6 +21,8 @@ pub struct Metrics {
     tls_handshake_failures: IntCounter,
     certificate_expiry: IntGaugeVec,
     pub default_certificate_expiry: IntGaugeVec,
+    pub buffered_body_bytes: IntGauge,
+    pub body_budget_refusals: IntCounter,
 }
 
 /// The labels of one request.
@@ -109,6 +111,17 @@ impl Metrics {
             &["certificate"],
         )
         .expect("valid metric");
+        let buffered_body_bytes = IntGauge::new(
+            "tollgate_buffered_request_body_bytes",
+            "Bytes of request bodies held in memory now (bounded by --max-buffered-body-bytes)",
+        )
+        .expect("valid metric");
+        let body_budget_refusals = IntCounter::new(
+            "tollgate_request_body_budget_refusals_total",
+            "Requests refused with 503 because buffering their body would pass \
+             --max-buffered-body-bytes",
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -120,6 +133,8 @@ impl Metrics {
             Box::new(tls_handshake_failures.clone()),
             Box::new(certificate_expiry.clone()),
             Box::new(default_certificate_expiry.clone()),
+            Box::new(buffered_body_bytes.clone()),
+            Box::new(body_budget_refusals.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
         }
@@ -135,6 +150,8 @@ impl Metrics {
             tls_handshake_failures,
             certificate_expiry,
             default_certificate_expiry,
+            buffered_body_bytes,
+            body_budget_refusals,
         }
     }
 

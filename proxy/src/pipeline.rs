@@ -6,17 +6,19 @@
 //! 2. **policy** — the client's address against the resource policy
 //!    ([`resource_policy`](crate::resource_policy));
 //! 3. **preflight** — a CORS preflight is answered here ([`cors::preflight`]);
-//! 4. **route** — method and path to a route
+//! 4. **route** — a path with dot-segments or encoded separators refused
+//!    ([`request_path::check`]), then method and path to a route
 //!    ([`StageRouter::find`](crate::router::StageRouter::find));
 //! 5. **auth** — stable or canary deployment ([`canary`]), the authorizer
 //!    ([`auth::authorize`]), then the API key ([`api_key::check`]);
 //! 6. **throttle** — gateway, route and per-key rates, and the key's quota
 //!    ([`Limiter::admit`]);
-//! 7. **body** — read, bounded by the payload limit;
+//! 7. **body** — streamed to an HTTP backend, read whole for Lambda and mocks; bounded by
+//!    the payload limit, a read deadline and the buffered-body budget ([`request_body`]);
 //! 8. **integration** — HTTP, Lambda or mock ([`integration::invoke`]);
 //! 9. **response** — deployment, rate-limit and CORS headers;
-//! 10. **log** — one access-log line and the metrics (`Logged`; 499 when the client goes
-//!     away first).
+//! 10. **log** — the metrics with the response head, one access-log line when the body has
+//!     been sent ([`request_log`]; 499 when the client goes away first).
 //!
 //! A phase that fails ends the request with its [`GatewayError`]'s status and JSON body.
 
@@ -27,12 +29,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response};
 use tollgate_crds::resources::ApiKeySource;
+use tollgate_crds::table::IntegrationTable;
 
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::auth::{self, AuthRequest, AuthState};
@@ -42,14 +43,14 @@ use crate::client::HttpClient;
 use crate::dispatch::Dispatch;
 use crate::dispatch::Target;
 use crate::errors::{Fault, GatewayError};
-use crate::integration::{self, Call};
+use crate::integration::{self, Call, RequestBody};
 use crate::metrics::{Metrics, RequestLabels};
+use crate::request_body::{self, BodyLimits};
+use crate::request_log::{Logged, LoggedBody};
 use crate::throttle::{self, Limiter};
 use crate::tls::{ClientCert, TlsSession};
-use crate::{api_key, cors, transport};
+use crate::{api_key, cors, request_path, transport};
 
-/// Amazon API Gateway's payload limit.
-pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// The response header carrying the request id, as Amazon API Gateway's.
 pub const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
 
@@ -69,6 +70,8 @@ pub struct Shared {
     pub limiter: Limiter,
     /// The port HTTPS redirects name, when the proxy serves TLS.
     pub https_port: Option<u16>,
+    /// The payload limit, the body read deadline and the buffered-body budget.
+    pub body_limits: BodyLimits,
 }
 
 /// Where a connection comes from.
@@ -85,19 +88,19 @@ pub async fn handle(
     shared: Arc<Shared>,
     conn: Connection,
     request: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+) -> Result<Response<LoggedBody>, Infallible> {
     let started = Instant::now();
     let received_at = jiff::Timestamp::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let dispatch = shared.dispatch.load_full();
 
     let (parts, body) = request.into_parts();
-    // Phase 10 is armed from here: the line is written once, with the response, or with 499
-    // if the client goes away first.
-    let mut log = Logged {
-        shared: &shared,
+    // Phase 10 is armed from here: the line is written once, when the response has been
+    // sent, or with 499 if the client goes away first.
+    let mut log = Logged::new(
+        shared.clone(),
         started,
-        record: AccessRecord {
+        AccessRecord {
             request_id: request_id.clone(),
             request_time: received_at.to_string(),
             source_ip: conn.peer.ip().to_string(),
@@ -107,8 +110,7 @@ pub async fn handle(
             user_agent: header_str(&parts.headers, header::USER_AGENT).map(str::to_string),
             ..AccessRecord::default()
         },
-        written: false,
-    };
+    );
 
     let outcome = serve(
         &shared,
@@ -131,62 +133,7 @@ pub async fn handle(
     }
 
     // Phase 10: log.
-    log.answered(&response);
-    Ok(response)
-}
-
-/// Phase 10, armed when the request arrives: its access-log line and metrics, written exactly
-/// once. [`answered`](Self::answered) writes them with the response. When hyper drops the
-/// request first, because its client went away (the connection closed, or the HTTP/2 stream
-/// was reset), `Drop` writes them with 499, as nginx logs a request nobody waits for any
-/// more. (Requests still running when the drain ends are dropped after the access log's last
-/// flush, so their lines may be lost.)
-struct Logged<'a> {
-    shared: &'a Shared,
-    started: Instant,
-    record: AccessRecord,
-    written: bool,
-}
-
-impl Logged<'_> {
-    fn answered(mut self, response: &Response<Body>) {
-        // The header when a backend sent one; else the body's size when it is known (mocks
-        // and gateway responses, whose Content-Length hyper adds later).
-        self.record.response_length = response
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok())
-            .or_else(|| hyper::body::Body::size_hint(response.body()).exact());
-        self.write(response.status().as_u16());
-    }
-
-    fn write(&mut self, status: u16) {
-        let elapsed = self.started.elapsed();
-        self.record.status = status;
-        self.record.response_latency = elapsed.as_millis() as u64;
-        let record = &self.record;
-        self.shared.metrics.observe_request(
-            &RequestLabels {
-                gateway: record.gateway.as_deref().unwrap_or(""),
-                stage: record.stage.as_deref().unwrap_or(""),
-                route: record.route_key.as_deref().unwrap_or(""),
-            },
-            record.status,
-            elapsed.as_secs_f64(),
-        );
-        self.shared.access_log.write(record);
-        self.written = true;
-    }
-}
-
-impl Drop for Logged<'_> {
-    fn drop(&mut self) {
-        if !self.written {
-            let gone = GatewayError::ClientClosed;
-            self.record.error_message = Some(gone.to_string());
-            self.write(gone.status().as_u16());
-        }
-    }
+    Ok(log.answered(&parts.method, response))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -284,7 +231,9 @@ async fn admitted(
     let gateway = &target.gateway.table;
     let stage = target.gateway.stage_table(target.stage);
 
-    // Phase 4: route.
+    // Phase 4: route, on a path with no dot-segment or encoded separator, so that the route
+    // matched (and authorised) is the resource the backend serves.
+    request_path::check(target.path)?;
     let found = target
         .stage
         .router
@@ -342,8 +291,17 @@ async fn admitted(
     let fleet_size = shared.fleet_size.load(Ordering::Relaxed);
     let rate_status = shared.limiter.admit(&subject, fleet_size).await?;
 
-    // Phase 7: body.
-    let body = read_body(&parts.headers, body).await?;
+    // Phase 7: body: streamed to an HTTP backend as it arrives, read whole for the others.
+    let body = match route.integration {
+        IntegrationTable::Http { .. } => RequestBody::Stream(request_body::stream(
+            &parts.headers,
+            body,
+            shared.body_limits.read_timeout,
+        )?),
+        _ => {
+            RequestBody::Whole(request_body::read(&parts.headers, body, &shared.body_limits).await?)
+        }
+    };
 
     // Phase 8: integration.
     let call = Call {
@@ -354,7 +312,6 @@ async fn admitted(
         raw_path: parts.uri.path(),
         path: target.path,
         query,
-        body,
         source_ip,
         peer_ip: conn.peer.ip(),
         scheme: conn.scheme,
@@ -371,7 +328,7 @@ async fn admitted(
     };
     let integration_started = Instant::now();
     record.domain_name = Some(host.to_string());
-    let outcome = integration::invoke(&call, &shared.client).await;
+    let outcome = integration::invoke(&call, body, &shared.client).await;
     let integration_elapsed = integration_started.elapsed();
     record.integration_latency = Some(integration_elapsed.as_millis() as u64);
     let labels = RequestLabels {
@@ -456,48 +413,6 @@ fn strip_port(host: &str) -> &str {
 
 fn header_str(headers: &hyper::HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Reads the body up to the payload limit: 413 `Request Too Long` past it, refused early when
-/// `Content-Length` already says so.
-async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, GatewayError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(GatewayError::RequestTooLong);
-    }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(GatewayError::RequestTooLong),
-        Err(e) if client_went_away(&*e) => Err(GatewayError::ClientClosed),
-        Err(e) => Err(GatewayError::BadRequest(format!(
-            "reading the request body: {e}"
-        ))),
-    }
-}
-
-/// Whether reading a body failed because the client went away: an HTTP/1 body cut short by
-/// the connection's end or reset, or an HTTP/2 stream the client reset. Anything else (a
-/// malformed chunk, say) is the client's bad request.
-fn client_went_away(error: &(dyn std::error::Error + 'static)) -> bool {
-    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
-    let Some(error) = error.downcast_ref::<hyper::Error>() else {
-        return false;
-    };
-    let source = std::error::Error::source(error);
-    let closed = source
-        .and_then(|s| s.downcast_ref::<std::io::Error>())
-        .is_some_and(|io| {
-            matches!(
-                io.kind(),
-                UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
-            )
-        });
-    let reset = source
-        .and_then(|s| s.downcast_ref::<h2::Error>())
-        .is_some_and(|h2| h2.is_reset() && h2.is_remote());
-    error.is_incomplete_message() || closed || reset
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Real HTTP backends on 127.0.0.1: each answers every request with JSON describing what it
-//! received (method, path, query, headers, body, HTTP version, and which accepted connection
-//! it came on), optionally after a delay or with a fixed status. One variant speaks HTTP/2
+//! received (method, path, query, headers, body or `bodyError`, HTTP version, and which
+//! accepted connection it came on), optionally after a delay or with a fixed status. One variant speaks HTTP/2
 //! over TLS only (ALPN `h2`), with a certificate from a throwaway CA.
 //!
 //! Each backend runs its own tokio runtime on a thread of its own, so tests can be plain
@@ -265,11 +265,11 @@ async fn answer(
 ) -> Response<Full<Bytes>> {
     let at = Instant::now();
     let (parts, body) = request.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    // A body that fails on the way (the proxy gave up on its client) is reported as such.
+    let (body, body_error) = match body.collect().await {
+        Ok(b) => (b.to_bytes(), None),
+        Err(e) => (Bytes::new(), Some(e.to_string())),
+    };
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in &parts.headers {
         headers
@@ -286,6 +286,7 @@ async fn answer(
         "query": parts.uri.query().unwrap_or(""),
         "headers": headers,
         "body": String::from_utf8_lossy(&body),
+        "bodyError": body_error,
     });
     state.received.lock().unwrap().push(Received {
         at,
@@ -338,4 +339,65 @@ pub(crate) fn tls_config() -> (rustls::ServerConfig, tempfile::TempDir) {
     .expect("server certificate");
     config.alpn_protocols = vec![b"h2".to_vec()];
     (config, dir)
+}
+
+/// A backend that speaks raw bytes, to misbehave as real ones sometimes do (stall mid-body,
+/// close early, read slowly): each accepted connection is handed to `serve` on a thread of its
+/// own. Dropping it stops accepting; connections already handed over run to their end.
+pub struct RawBackend {
+    addr: SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RawBackend {
+    pub fn start(serve: impl Fn(std::net::TcpStream) + Send + Sync + 'static) -> RawBackend {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a backend");
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let serve = Arc::new(serve);
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        let serve = serve.clone();
+                        std::thread::spawn(move || serve(stream));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        RawBackend { addr, stop }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for RawBackend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Reads a request head (through the blank line) from a raw connection; returns it and any
+/// body bytes read with it.
+pub fn read_head(stream: &mut impl std::io::Read) -> std::io::Result<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = buf.split_off(end + 4);
+            return Ok((String::from_utf8_lossy(&buf).into_owned(), rest));
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }

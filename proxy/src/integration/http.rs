@@ -3,7 +3,13 @@
 //! through, hop-by-hop headers stripped and `X-Forwarded-*` added. The response streams back.
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
+use tokio::time::Sleep;
 
 use http_body_util::BodyExt;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -11,11 +17,12 @@ use hyper::{Method, Request, Response, Uri};
 use tollgate_crds::resources::HttpMethod;
 use tollgate_crds::table::HttpBackendTable;
 
-use super::Call;
+use super::{Call, RequestBody};
 use crate::auth::identity;
 use crate::body::{Body, BoxError, full};
 use crate::client::HttpClient;
 use crate::errors::{GatewayError, error_chain};
+use crate::request_body::BodyError;
 use crate::template::{Vars, render};
 
 /// The request id sent to backends.
@@ -23,6 +30,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 pub async fn forward(
     call: &Call<'_>,
+    body: RequestBody<'_>,
     client: &HttpClient,
     backends: &[HttpBackendTable],
     method: Option<HttpMethod>,
@@ -43,7 +51,11 @@ pub async fn forward(
         None => call.method.clone(),
     };
 
-    let mut request = Request::new(full(call.body.clone()));
+    let body = match body {
+        RequestBody::Whole(buffered) => full(buffered.bytes.clone()),
+        RequestBody::Stream(stream) => stream.map_err(|e| Box::new(e) as BoxError).boxed(),
+    };
+    let mut request = Request::new(body);
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     let headers = request.headers_mut();
@@ -61,20 +73,73 @@ pub async fn forward(
         headers.insert(name, value);
     }
 
-    let response = tokio::time::timeout(
-        Duration::from_millis(u64::from(timeout_millis)),
-        client.request(request),
-    )
-    .await
-    .map_err(|_| GatewayError::IntegrationTimeout)?
-    .map_err(|e| GatewayError::IntegrationFailure(error_chain(&e)))?;
+    // The timeout covers the whole exchange: the request body, the response head and the
+    // response body.
+    let timeout = Duration::from_millis(u64::from(timeout_millis));
+    let deadline = tokio::time::Instant::now() + timeout;
+    let response = tokio::time::timeout_at(deadline, client.request(request))
+        .await
+        .map_err(|_| GatewayError::IntegrationTimeout)?
+        .map_err(|e| match BodyError::find(&e) {
+            // The client's body failed on the way: the client's fault, not the backend's.
+            Some(body_error) => GatewayError::from(body_error.clone()),
+            None => GatewayError::IntegrationFailure(error_chain(&e)),
+        })?;
 
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(
-        parts,
-        body.map_err(|e| Box::new(e) as BoxError).boxed(),
-    ))
+    let body = UntilDeadline {
+        inner: body,
+        deadline: tokio::time::sleep_until(deadline),
+        timeout,
+    };
+    Ok(Response::from_parts(parts, body.boxed()))
+}
+
+/// The backend's response body must end before the integration's deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("the integration's response body did not end within its {0:?} timeout")]
+pub struct BodyTimedOut(Duration);
+
+pin_project_lite::pin_project! {
+    /// A backend's response body, cut off at the integration's deadline (the client sees the
+    /// response end early; the access log says why).
+    struct UntilDeadline {
+        #[pin]
+        inner: Incoming,
+        #[pin]
+        deadline: Sleep,
+        timeout: Duration,
+    }
+}
+
+impl hyper::body::Body for UntilDeadline {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(frame) => {
+                Poll::Ready(frame.map(|f| f.map_err(|e| Box::new(e) as BoxError)))
+            }
+            Poll::Pending => {
+                ready!(this.deadline.poll(cx));
+                Poll::Ready(Some(Err(Box::new(BodyTimedOut(*this.timeout)))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A backend chosen by weight; `None` when every weight is 0.

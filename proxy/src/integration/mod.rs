@@ -1,5 +1,5 @@
 //! What answers a route: an HTTP backend, a Lambda function or a mock. Each gets the same
-//! [`Call`]: the request as routed, with its body read.
+//! [`Call`]: the request as routed, and its body ([`RequestBody`]).
 
 pub mod http;
 pub mod lambda;
@@ -16,6 +16,7 @@ use crate::auth::Identity;
 use crate::body::Body;
 use crate::client::HttpClient;
 use crate::errors::GatewayError;
+use crate::request_body::{Bounded, Buffered};
 use crate::router::ServedRoute;
 use crate::tls::ClientCert;
 
@@ -31,7 +32,6 @@ pub struct Call<'a> {
     pub path: &'a str,
     /// The query string without '?', "" when none.
     pub query: &'a str,
-    pub body: Bytes,
     /// The client's address (from `X-Forwarded-For` when the peer is a trusted proxy).
     pub source_ip: IpAddr,
     /// The address of the connection's peer: the client, or a proxy in front of it.
@@ -54,8 +54,20 @@ pub struct Call<'a> {
     pub received_at: jiff::Timestamp,
 }
 
+/// A request's body as the body phase hands it on.
+pub enum RequestBody<'a> {
+    /// Read whole (Lambda, mock), holding its share of the buffered-body budget.
+    Whole(Buffered<'a>),
+    /// Still arriving: an HTTP backend gets it as it comes.
+    Stream(Bounded),
+}
+
 /// Runs the route's integration.
-pub async fn invoke(call: &Call<'_>, client: &HttpClient) -> Result<Response<Body>, GatewayError> {
+pub async fn invoke(
+    call: &Call<'_>,
+    body: RequestBody<'_>,
+    client: &HttpClient,
+) -> Result<Response<Body>, GatewayError> {
     match &call.route.table.integration {
         IntegrationTable::Mock {
             status_code,
@@ -70,6 +82,7 @@ pub async fn invoke(call: &Call<'_>, client: &HttpClient) -> Result<Response<Bod
         } => {
             http::forward(
                 call,
+                body,
                 client,
                 backends,
                 *method,
@@ -84,8 +97,14 @@ pub async fn invoke(call: &Call<'_>, client: &HttpClient) -> Result<Response<Bod
             timeout_millis,
             ..
         } => {
+            let empty = Bytes::new();
+            let bytes = match &body {
+                RequestBody::Whole(buffered) => &buffered.bytes,
+                RequestBody::Stream(_) => &empty,
+            };
             lambda::invoke(
                 call,
+                bytes,
                 client,
                 invoke_url,
                 *payload_format_version,

@@ -6,12 +6,14 @@
 //! `cargo test -p tollgate-tests`.
 
 mod api_keys;
+mod bodies;
 mod canary;
 mod http_integration;
 mod lifecycle;
 mod limits;
 mod observability;
 mod reload;
+mod request_path;
 mod routing;
 
 pub use tollgate_tests::proxy::{Served as Running, serve};

@@ -144,10 +144,16 @@ async fn a_client_that_goes_away_is_logged_as_499() {
         ],
         &[],
     );
+    // GETs the backend holds (uploads stream to it too, and end when their client goes).
     let held_by_backend = |n: usize| {
         let backend = &backend;
         eventually_async("requests held by the backend", move || async move {
-            (backend.received().len() == n).then_some(())
+            let held = backend
+                .received()
+                .iter()
+                .filter(|r| r.echo["path"] == "/held")
+                .count();
+            (held == n).then_some(())
         })
     };
 

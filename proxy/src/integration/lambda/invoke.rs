@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -20,6 +21,7 @@ const MAX_RESULT_BYTES: usize = 10 * 1024 * 1024;
 
 pub async fn invoke(
     call: &Call<'_>,
+    body: &Bytes,
     client: &HttpClient,
     invoke_url: &str,
     version: PayloadFormatVersion,
@@ -42,7 +44,7 @@ pub async fn invoke(
         path: call.path,
         raw_query: call.query,
         headers: call.headers,
-        body: &call.body,
+        body,
         source_ip: call.source_ip,
         stage: call.stage,
         route_key: &call.route.table.route_key,

@@ -1,0 +1,198 @@
+//! The log phase: one access-log line and the request metrics, written exactly once.
+//!
+//! [`Logged`] is armed when a request arrives. The metrics are taken when the response head
+//! is ready (`tollgate_request_duration_seconds` is time to headers). The access-log line is
+//! written when the response body has been sent in full, so its `responseLength` is what the
+//! client received: a response whose body fails on the way (a backend that stalls past the
+//! integration timeout, or closes early) is logged with the bytes sent and the reason, and a
+//! client that leaves mid-body is named too. When hyper drops the request before an answer,
+//! because its client went away, the line says 499, as nginx logs a request nobody waits for
+//! any more. (Requests still running when the drain ends are dropped after the access log's
+//! last flush, so their lines may be lost.)
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use hyper::header;
+use hyper::{Method, Response, StatusCode};
+
+use crate::access_log::AccessRecord;
+use crate::body::{Body, BoxError};
+use crate::errors::GatewayError;
+use crate::metrics::RequestLabels;
+use crate::pipeline::Shared;
+
+/// A request's log, until it is written.
+pub struct Logged {
+    shared: Arc<Shared>,
+    started: Instant,
+    pub record: AccessRecord,
+    written: bool,
+}
+
+impl Logged {
+    pub fn new(shared: Arc<Shared>, started: Instant, record: AccessRecord) -> Self {
+        Self {
+            shared,
+            started,
+            record,
+            written: false,
+        }
+    }
+
+    /// Takes the metrics now and hands the line to the response's body, which writes it when
+    /// the body ends (at once for a response without a body to send).
+    pub fn answered(mut self, method: &Method, response: Response<Body>) -> Response<LoggedBody> {
+        let status = response.status();
+        self.record.status = status.as_u16();
+        self.record.response_latency = self.started.elapsed().as_millis() as u64;
+        self.shared.metrics.observe_request(
+            &labels(&self.record),
+            self.record.status,
+            self.started.elapsed().as_secs_f64(),
+        );
+        // The header when a backend sent one; else the body's size when it is known (mocks
+        // and gateway responses, whose Content-Length hyper adds later).
+        self.record.response_length = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .or_else(|| response.body().size_hint().exact());
+        // Nothing more to send: no body, or (499) nobody left to send it to.
+        let no_body = *method == Method::HEAD
+            || status == GatewayError::ClientClosed.status()
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+            || response.body().is_end_stream();
+        let log = if no_body {
+            self.write();
+            None
+        } else {
+            Some(self)
+        };
+        response.map(|inner| LoggedBody {
+            inner,
+            log,
+            sent: 0,
+        })
+    }
+
+    fn write(&mut self) {
+        self.shared.access_log.write(&self.record);
+        self.written = true;
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        if !self.written {
+            let gone = GatewayError::ClientClosed;
+            self.record.error_message = Some(gone.to_string());
+            self.record.status = gone.status().as_u16();
+            self.record.response_latency = self.started.elapsed().as_millis() as u64;
+            self.shared.metrics.observe_request(
+                &labels(&self.record),
+                self.record.status,
+                self.started.elapsed().as_secs_f64(),
+            );
+            self.write();
+        }
+    }
+}
+
+fn labels(record: &AccessRecord) -> RequestLabels<'_> {
+    RequestLabels {
+        gateway: record.gateway.as_deref().unwrap_or(""),
+        stage: record.stage.as_deref().unwrap_or(""),
+        route: record.route_key.as_deref().unwrap_or(""),
+    }
+}
+
+/// A response body that writes its request's access-log line when it ends.
+pub struct LoggedBody {
+    inner: Body,
+    log: Option<Logged>,
+    sent: u64,
+}
+
+impl LoggedBody {
+    /// Writes the line: the body ended (`None`), failed, or was dropped unfinished.
+    fn finish(&mut self, error: Option<String>) {
+        let Some(mut log) = self.log.take() else {
+            return;
+        };
+        log.record.response_length = Some(self.sent);
+        if let Some(error) = error {
+            log.record.error_message = Some(error);
+        }
+        log.write();
+    }
+}
+
+impl HttpBody for LoggedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.sent += data.len() as u64;
+                }
+                // hyper stops polling once the body says it has ended.
+                if self.inner.is_end_stream() {
+                    self.finish(None);
+                }
+            }
+            Poll::Ready(None) => self.finish(None),
+            Poll::Ready(Some(Err(e))) => {
+                let message = format!("the response body failed after {} bytes: {e}", self.sent);
+                if let Some(log) = &self.log {
+                    let l = labels(&log.record);
+                    log.shared
+                        .metrics
+                        .upstream_error(l.gateway, l.stage, "body");
+                }
+                tracing::warn!(
+                    request_id = %self.log.as_ref().map_or("", |l| l.record.request_id.as_str()),
+                    error = %message,
+                    "response cut short"
+                );
+                self.finish(Some(message));
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if self.log.is_some() {
+            let error = (!self.inner.is_end_stream()).then(|| {
+                format!(
+                    "the client went away after {} bytes of the response body",
+                    self.sent
+                )
+            });
+            self.finish(error);
+        }
+    }
+}
