@@ -89,7 +89,9 @@ start_proxy() { # folder port admin
     PIDS+=($!)
 }
 start_proxy "$WORK/plain" "$PLAIN" "$PLAIN_ADMIN"
+PLAIN_PID=${PIDS[-1]}
 start_proxy "$WORK/chain" "$CHAIN" "$CHAIN_ADMIN"
+CHAIN_PID=${PIDS[-1]}
 
 wait_http "http://127.0.0.1:$BACKEND/hello"
 wait_http "http://127.0.0.1:$JWKS/jwks.json"
@@ -115,18 +117,20 @@ plain_wrk() { run_wrk "$PLAIN_URL" "$1" "$CONNECTIONS" -H "x-api-key: $API_KEY" 
 plain_wrk 2 >/dev/null
 chain_wrk 2 >/dev/null
 
-printf '%-8s %-10s %12s %10s\n' round proxy requests/s p99_ms
-PLAIN_RPS=() PLAIN_P99=() CHAIN_RPS=() CHAIN_P99=()
+printf '%-8s %-10s %12s %10s %12s\n' round proxy requests/s p99_ms cpu_us/req
+PLAIN_RPS=() PLAIN_P99=() PLAIN_CPU=() CHAIN_RPS=() CHAIN_P99=() CHAIN_CPU=()
 for round in $(seq 1 "$ROUNDS"); do
-    read -r rps p99 < <(plain_wrk "$SECONDS_PER_RUN")
-    printf '%-8s %-10s %12s %10s\n' "$round" plain "$rps" "$p99"; PLAIN_RPS+=("$rps"); PLAIN_P99+=("$p99")
-    read -r rps p99 < <(chain_wrk "$SECONDS_PER_RUN")
-    printf '%-8s %-10s %12s %10s\n' "$round" chain "$rps" "$p99"; CHAIN_RPS+=("$rps"); CHAIN_P99+=("$p99")
+    read -r rps p99 cpu < <(MEASURE=$PLAIN_PID plain_wrk "$SECONDS_PER_RUN")
+    printf '%-8s %-10s %12s %10s %12s\n' "$round" plain "$rps" "$p99" "$cpu"
+    PLAIN_RPS+=("$rps"); PLAIN_P99+=("$p99"); PLAIN_CPU+=("$cpu")
+    read -r rps p99 cpu < <(MEASURE=$CHAIN_PID chain_wrk "$SECONDS_PER_RUN")
+    printf '%-8s %-10s %12s %10s %12s\n' "$round" chain "$rps" "$p99" "$cpu"
+    CHAIN_RPS+=("$rps"); CHAIN_P99+=("$p99"); CHAIN_CPU+=("$cpu")
 done
 
-p_rps=$(median "${PLAIN_RPS[@]}"); p_p99=$(median "${PLAIN_P99[@]}")
-c_rps=$(median "${CHAIN_RPS[@]}"); c_p99=$(median "${CHAIN_P99[@]}")
+p_rps=$(median "${PLAIN_RPS[@]}"); p_p99=$(median "${PLAIN_P99[@]}"); p_cpu=$(median "${PLAIN_CPU[@]}")
+c_rps=$(median "${CHAIN_RPS[@]}"); c_p99=$(median "${CHAIN_P99[@]}"); c_cpu=$(median "${CHAIN_CPU[@]}")
 echo
-echo "median plain: ${p_rps} req/s, p99 ${p_p99} ms ($ROUTES routes, no checks)"
-echo "median chain: ${c_rps} req/s, p99 ${c_p99} ms (API key + JWT RS256 + plan throttle and quota)"
-echo "ratio chain/plain: throughput $(ratio "$c_rps" "$p_rps")x, p99 $(ratio "$c_p99" "$p_p99")x"
+echo "median plain: ${p_rps} req/s, p99 ${p_p99} ms, ${p_cpu} µs CPU/request ($ROUTES routes, no checks)"
+echo "median chain: ${c_rps} req/s, p99 ${c_p99} ms, ${c_cpu} µs CPU/request (API key + JWT RS256 + plan throttle and quota)"
+echo "ratio chain/plain: throughput $(ratio "$c_rps" "$p_rps")x, p99 $(ratio "$c_p99" "$p_p99")x, CPU/request $(ratio "$c_cpu" "$p_cpu")x"

@@ -67,19 +67,39 @@ start_backend() { # port
 CONF
 }
 
-# wrk's requests/s and p99 latency (ms) for one run: prints "RPS P99"; fails on any non-2xx.
+# wrk's requests/s, p99 latency (ms) and the measured processes' CPU time per request (µs)
+# for one run: prints "RPS P99 CPU_US". The processes are the pids in $MEASURE (and their
+# children: an nginx master's worker); without it CPU_US is "-". Fails on any non-2xx.
+# CPU time per request is far less noisy than requests/s on a shared machine.
 run_wrk() { # url seconds connections [wrk args, such as -H "name: value"...]
-    local url=$1 seconds=$2 connections=$3 out
+    local url=$1 seconds=$2 connections=$3 out before after
     shift 3
+    before=$(cpu_ticks ${MEASURE:-})
     out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$connections" -d"$seconds"s --latency "$@" "$url")
+    after=$(cpu_ticks ${MEASURE:-})
     # A 429 or 403 is not what is being measured.
     if grep -q "Non-2xx" <<<"$out"; then
         echo "bench: $url answered non-2xx under load:" >&2; echo "$out" >&2; exit 1
     fi
-    local rps p99
+    local rps p99 requests cpu=-
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-    echo "$rps $(to_ms "$p99")"
+    requests=$(awk '/requests in/ {print $1}' <<<"$out")
+    if [ -n "${MEASURE:-}" ]; then
+        cpu=$(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+            'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
+    fi
+    echo "$rps $(to_ms "$p99") $cpu"
+}
+
+# User + system CPU ticks of the given processes and their children, summed.
+cpu_ticks() { # pid...
+    local total=0 pid
+    for pid in "$@" $(for p in "$@"; do pgrep -P "$p" || true; done); do
+        [ -r "/proc/$pid/stat" ] || continue
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$total"
 }
 
 to_ms() { # "1.23ms" | "456.00us" | "1.02s" -> milliseconds
@@ -107,6 +127,34 @@ $2
         }
     }
 CONF
+}
+
+# HAProxy proxying /bench/hello to the backend's /hello, one thread pinned to $PROXY_CPU,
+# connections to the backend kept and reused (as nginx's keepalive pool).
+start_haproxy() { # backend-port listen-port
+    local dir="$WORK/haproxy"
+    mkdir -p "$dir"
+    cat >"$dir/haproxy.cfg" <<CONF
+global
+    nbthread 1
+    maxconn 20000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    option http-keep-alive
+frontend bench
+    bind 127.0.0.1:$2
+    http-request deny unless { path /bench/hello }
+    http-request set-path /hello
+    default_backend backend
+backend backend
+    http-reuse always
+    server b 127.0.0.1:$1
+CONF
+    taskset -c "$PROXY_CPU" haproxy -db -f "$dir/haproxy.cfg" &
+    PIDS+=($!)
 }
 
 # tollgate's side of the same: gateway bench, stage bench, GET /hello to the backend.

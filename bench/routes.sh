@@ -46,21 +46,21 @@ measure() { # routes -> prints "RPS P99 RSS_KB COMPILE_MS BUILD_MS"
     PIDS+=("$pid")
     wait_http "http://127.0.0.1:$port/bench/hello/world" >/dev/null
     run_wrk "http://127.0.0.1:$port/bench/hello/world" 2 50 >/dev/null
-    read -r rps p99 < <(run_wrk "http://127.0.0.1:$port/bench/hello/world" "$SECONDS_PER_RUN" 50)
+    read -r rps p99 cpu < <(MEASURE=$pid run_wrk "http://127.0.0.1:$port/bench/hello/world" "$SECONDS_PER_RUN" 50)
     local rss compile build
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
     compile=$(grep -o '"compile_ms":"[0-9.]*"' "$log" | head -1 | grep -o '[0-9.]*')
     build=$(grep -o '"build_ms":"[0-9.]*"' "$log" | head -1 | grep -o '[0-9.]*')
     kill "$pid"; wait "$pid" 2>/dev/null || true
-    echo "$rps $p99 $rss $compile $build"
+    echo "$rps $p99 $cpu $rss $compile $build"
 }
 
-read -r rps1 p991 rss1 compile1 build1 < <(measure 1)
-read -r rpsn p99n rssn compilen buildn < <(measure "$ROUTES")
-printf '%-8s %12s %10s %10s %12s %10s\n' routes requests/s p99_ms rss_kb compile_ms build_ms
-printf '%-8s %12s %10s %10s %12s %10s\n' 1 "$rps1" "$p991" "$rss1" "$compile1" "$build1"
-printf '%-8s %12s %10s %10s %12s %10s\n' "$ROUTES" "$rpsn" "$p99n" "$rssn" "$compilen" "$buildn"
+read -r rps1 p991 cpu1 rss1 compile1 build1 < <(measure 1)
+read -r rpsn p99n cpun rssn compilen buildn < <(measure "$ROUTES")
+printf '%-8s %12s %10s %12s %10s %12s %10s\n' routes requests/s p99_ms cpu_us/req rss_kb compile_ms build_ms
+printf '%-8s %12s %10s %12s %10s %12s %10s\n' 1 "$rps1" "$p991" "$cpu1" "$rss1" "$compile1" "$build1"
+printf '%-8s %12s %10s %12s %10s %12s %10s\n' "$ROUTES" "$rpsn" "$p99n" "$cpun" "$rssn" "$compilen" "$buildn"
 echo
-echo "throughput ratio ${ROUTES} routes / 1 route: $(ratio "$rpsn" "$rps1")x"
+echo "throughput ratio ${ROUTES} routes / 1 route: $(ratio "$rpsn" "$rps1")x, CPU/request $(ratio "$cpun" "$cpu1")x"
 echo "memory per route: $(awk -v a="$rssn" -v b="$rss1" -v n="$ROUTES" 'BEGIN { printf "%.2f KiB", (a - b) / (n - 1) }')"
 echo "compile ${compilen} ms, router build ${buildn} ms for ${ROUTES} routes"

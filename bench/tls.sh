@@ -41,12 +41,14 @@ start_nginx_proxy "$BACKEND" "        listen 127.0.0.1:$NGINX;
         ssl_certificate $WORK/tls/cert.pem;
         ssl_certificate_key $WORK/tls/key.pem;
         ssl_protocols TLSv1.2 TLSv1.3;"
+NGINX_PID=${PIDS[-1]}
 write_bench_api "$WORK/tollgate" "$BACKEND"
 taskset -c "$PROXY_CPU" "$BIN" --config "$WORK/tollgate" --listen "127.0.0.1:$TOLLGATE" \
     --tls-listen "127.0.0.1:$TOLLGATE_TLS" --tls-default-certificate "$WORK/tls/cert.pem" \
     --tls-default-key "$WORK/tls/key.pem" \
     --admin-listen "127.0.0.1:$ADMIN" --worker-threads 1 --access-log off --log-level warn &
 PIDS+=($!)
+TOLLGATE_PID=$!
 
 wait_http "http://127.0.0.1:$BACKEND/hello"
 wait_http "http://127.0.0.1:$NGINX/bench/hello"
@@ -70,28 +72,29 @@ URLS=(
     "https://localhost:$TOLLGATE_TLS/bench/hello"
 )
 NAMES=(nginx tollgate nginx tollgate)
+MEASURED=("$NGINX_PID" "$TOLLGATE_PID" "$NGINX_PID" "$TOLLGATE_PID")
 SCHEMES=(http http https https)
 
 # Warm all four (connection pools, caches, TLS sessions).
 for url in "${URLS[@]}"; do run_wrk "$url" 2 "$CONNECTIONS" >/dev/null; done
 
-printf '%-8s %-10s %-7s %12s %10s\n' round proxy scheme requests/s p99_ms
-declare -A RPS P99
+printf '%-8s %-10s %-7s %12s %10s %12s\n' round proxy scheme requests/s p99_ms cpu_us/req
+declare -A RPS P99 CPU
 for round in $(seq 1 "$ROUNDS"); do
     for i in "${!URLS[@]}"; do
-        read -r rps p99 < <(run_wrk "${URLS[$i]}" "$SECONDS_PER_RUN" "$CONNECTIONS")
-        printf '%-8s %-10s %-7s %12s %10s\n' "$round" "${NAMES[$i]}" "${SCHEMES[$i]}" "$rps" "$p99"
+        read -r rps p99 cpu < <(MEASURE=${MEASURED[$i]} run_wrk "${URLS[$i]}" "$SECONDS_PER_RUN" "$CONNECTIONS")
+        printf '%-8s %-10s %-7s %12s %10s %12s\n' "$round" "${NAMES[$i]}" "${SCHEMES[$i]}" "$rps" "$p99" "$cpu"
         key="${NAMES[$i]}-${SCHEMES[$i]}"
-        RPS[$key]+="$rps "; P99[$key]+="$p99 "
+        RPS[$key]+="$rps "; P99[$key]+="$p99 "; CPU[$key]+="$cpu "
     done
 done
 
 echo
-declare -A MED_RPS MED_P99
+declare -A MED_RPS MED_P99 MED_CPU
 for key in nginx-http tollgate-http nginx-https tollgate-https; do
     # shellcheck disable=SC2086 # the lists are space-separated numbers
-    MED_RPS[$key]=$(median ${RPS[$key]}); MED_P99[$key]=$(median ${P99[$key]})
-    printf 'median %-15s %12s req/s, p99 %s ms\n' "$key:" "${MED_RPS[$key]}" "${MED_P99[$key]}"
+    MED_RPS[$key]=$(median ${RPS[$key]}); MED_P99[$key]=$(median ${P99[$key]}); MED_CPU[$key]=$(median ${CPU[$key]})
+    printf 'median %-15s %12s req/s, p99 %s ms, %s µs CPU/request\n' "$key:" "${MED_RPS[$key]}" "${MED_P99[$key]}" "${MED_CPU[$key]}"
 done
 n_ratio=$(ratio "${MED_RPS[nginx-https]}" "${MED_RPS[nginx-http]}")
 t_ratio=$(ratio "${MED_RPS[tollgate-https]}" "${MED_RPS[tollgate-http]}")
