@@ -3,16 +3,20 @@
 //! recompiled and swapped in atomically. A change that is refused keeps the last good table
 //! of each gateway serving, and the reasons are logged as the controller would write them
 //! into status conditions.
+//!
+//! Files have no `creationTimestamp`, so each route and usage plan is ranked by the load that
+//! first read it ([`FirstSeen`]): a route added later never takes a method and path from a
+//! route that was there first. Objects read by the same load fall back to name order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
-use tollgate_crds::compile::{Diagnostic, Resources, compile};
+use tollgate_crds::compile::{Diagnostic, FirstSeen, Resources, RouteConflict, compile};
 use tollgate_crds::load::load_str;
 use tollgate_crds::table::{GatewayTable, ObjectKey};
 
@@ -23,7 +27,6 @@ use crate::pipeline::Shared;
 
 /// How long the files must be quiet before a reload: editors write in several steps.
 const SETTLE: Duration = Duration::from_millis(150);
-
 pub struct Standalone {
     path: PathBuf,
     base_domain: String,
@@ -31,6 +34,10 @@ pub struct Standalone {
     report: Arc<ArcSwap<ConfigReport>>,
     /// The table each gateway is served from: kept when a reload rejects the gateway.
     served: BTreeMap<ObjectKey, GatewayTable>,
+    /// The load that first read each route and usage plan (loads are numbered from 0).
+    first_seen: FirstSeen,
+    /// Loads read so far.
+    loads: u64,
 }
 
 impl Standalone {
@@ -46,6 +53,8 @@ impl Standalone {
             shared,
             report,
             served: BTreeMap::new(),
+            first_seen: FirstSeen::default(),
+            loads: 0,
         }
     }
 
@@ -99,27 +108,82 @@ impl Standalone {
                 return;
             }
         };
-        let compile_started = std::time::Instant::now();
+        let mut resources = self.remember(resources);
+        resources.first_seen = self.first_seen.clone();
+
+        let compile_started = Instant::now();
         let compiled = compile(&resources);
         let compile_ms = compile_started.elapsed().as_secs_f64() * 1000.0;
         log_diagnostics(&compiled.diagnostics);
-        let build_started = std::time::Instant::now();
+        log_conflicts(&compiled.conflicts);
 
-        let mut next: BTreeMap<ObjectKey, GatewayTable> = BTreeMap::new();
+        let build_started = Instant::now();
+        let next = self.tables_to_serve(&resources, &compiled.tables);
+        let (gateways, kept) = self.build(next);
+        let build_ms = build_started.elapsed().as_secs_f64() * 1000.0;
+
+        let reports = install(&self.shared, gateways, &self.base_domain);
+        let routes: usize = reports.iter().map(|r| r.routes).sum();
+        self.served = kept;
+        self.shared.metrics.reloads.with_label_values(&["ok"]).inc();
+        tracing::info!(
+            source = %source,
+            gateways = self.served.len(),
+            routes,
+            conflicts = compiled.conflicts.len(),
+            compile_ms = format!("{compile_ms:.1}"),
+            build_ms = format!("{build_ms:.1}"),
+            "tables loaded"
+        );
+        self.report.store(Arc::new(ConfigReport {
+            source,
+            loaded_at: Some(jiff::Timestamp::now().to_string()),
+            gateways: reports,
+            diagnostics: compiled.diagnostics,
+            conflicts: compiled.conflicts,
+            last_error: None,
+        }));
+    }
+
+    /// Keeps the load that first read each route and usage plan (forgotten when it is gone
+    /// from the files).
+    fn remember(&mut self, resources: Resources) -> Resources {
+        let load = self.loads;
+        self.loads += 1;
+        rank(&mut self.first_seen.routes, resources.routes.keys(), load);
+        rank(
+            &mut self.first_seen.usage_plans,
+            resources.usage_plans.keys(),
+            load,
+        );
+        resources
+    }
+
+    /// Each gateway in the files with the table to serve: the new one, else (refused now) its
+    /// last good one; a gateway never served and refused now has none.
+    fn tables_to_serve(
+        &self,
+        resources: &Resources,
+        compiled: &BTreeMap<ObjectKey, GatewayTable>,
+    ) -> BTreeMap<ObjectKey, GatewayTable> {
+        let mut next = BTreeMap::new();
         for key in resources.gateways.keys() {
-            match compiled.tables.get(key) {
-                Some(table) => {
-                    next.insert(key.clone(), table.clone());
-                }
-                None => {
-                    if let Some(previous) = self.served.get(key) {
-                        tracing::warn!(gateway = %key, version = %previous.version, "gateway refused; its last good table keeps serving");
-                        next.insert(key.clone(), previous.clone());
-                    }
-                }
+            if let Some(table) = compiled.get(key) {
+                next.insert(key.clone(), table.clone());
+            } else if let Some(previous) = self.served.get(key) {
+                tracing::warn!(gateway = %key, version = %previous.version, "gateway refused; its last good table keeps serving");
+                next.insert(key.clone(), previous.clone());
             }
         }
+        next
+    }
 
+    /// Builds each table to serve; one that cannot be served falls back to its last good one.
+    /// Returns the built gateways and the tables they were built from.
+    fn build(
+        &self,
+        next: BTreeMap<ObjectKey, GatewayTable>,
+    ) -> (Vec<ServedGateway>, BTreeMap<ObjectKey, GatewayTable>) {
         let mut gateways = Vec::new();
         let mut kept = BTreeMap::new();
         for (key, table) in next {
@@ -139,27 +203,21 @@ impl Standalone {
                 }
             }
         }
+        (gateways, kept)
+    }
+}
 
-        let build_ms = build_started.elapsed().as_secs_f64() * 1000.0;
-        let reports = install(&self.shared, gateways, &self.base_domain);
-        let routes: usize = reports.iter().map(|r| r.routes).sum();
-        self.served = kept;
-        self.shared.metrics.reloads.with_label_values(&["ok"]).inc();
-        tracing::info!(
-            source = %source,
-            gateways = self.served.len(),
-            routes,
-            compile_ms = format!("{compile_ms:.1}"),
-            build_ms = format!("{build_ms:.1}"),
-            "tables loaded"
-        );
-        self.report.store(Arc::new(ConfigReport {
-            source,
-            loaded_at: Some(jiff::Timestamp::now().to_string()),
-            gateways: reports,
-            diagnostics: compiled.diagnostics,
-            last_error: None,
-        }));
+/// Gives every key in `present` without a rank the rank `load`, and forgets the ranks of keys
+/// no longer present.
+fn rank<'a>(
+    ranks: &mut BTreeMap<ObjectKey, u64>,
+    present: impl Iterator<Item = &'a ObjectKey>,
+    load: u64,
+) {
+    let present: BTreeSet<&ObjectKey> = present.collect();
+    ranks.retain(|key, _| present.contains(key));
+    for key in present {
+        ranks.entry(key.clone()).or_insert(load);
     }
 }
 
@@ -197,6 +255,27 @@ fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Logs each route conflict, naming both routes: a route that is not served because another
+/// holds its method and path is a mistake the user must hear about.
+fn log_conflicts(conflicts: &[RouteConflict]) {
+    for c in conflicts {
+        tracing::warn!(
+            gateway = %c.gateway,
+            stage = %c.stage,
+            method = %c.method,
+            path = %c.path,
+            served = %c.served,
+            refused = %c.refused,
+            why = c.precedence.because(),
+            "route conflict: Route {} is not served on this stage, Route {} keeps {} {}",
+            c.refused,
+            c.served,
+            c.method,
+            c.path
+        );
+    }
 }
 
 /// Logs each resource's conditions, as the controller would write them.

@@ -12,6 +12,7 @@ mod lifecycle;
 mod limits;
 mod observability;
 mod reload;
+mod reload_safety;
 mod routing;
 
 pub use tollgate_tests::proxy::{Served as Running, serve};
