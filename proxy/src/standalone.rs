@@ -4,9 +4,15 @@
 //! of each gateway serving, and the reasons are logged as the controller would write them
 //! into status conditions.
 //!
-//! Files have no `creationTimestamp`, so each route and usage plan is ranked by the load that
-//! first read it ([`FirstSeen`]): a route added later never takes a method and path from a
-//! route that was there first. Objects read by the same load fall back to name order.
+//! Reload safety:
+//! - A file caught mid-write is never served: the folder must be quiet for [`SETTLE`] before a
+//!   reload; YAML that does not parse is refused as a whole; and a file that turns blank
+//!   (empty, whitespace or comments) while the last load read objects from it is taken as a
+//!   rewrite in progress (editors truncate, then write) and re-read for up to
+//!   [`BLANK_GRACE`] before its emptiness is believed.
+//! - Files have no `creationTimestamp`, so each route and usage plan is ranked by the load that
+//!   first read it ([`FirstSeen`]): a route added later never takes a method and path from a
+//!   route that was there first. Objects read by the same load fall back to name order.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -16,8 +22,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
 use tollgate_crds::compile::{Diagnostic, FirstSeen, Resources, RouteConflict, compile};
-use tollgate_crds::load::load_str;
+use tollgate_crds::load::{Loaded, load_str};
 use tollgate_crds::table::{GatewayTable, ObjectKey};
 
 use crate::admin::ConfigReport;
@@ -27,6 +34,14 @@ use crate::pipeline::Shared;
 
 /// How long the files must be quiet before a reload: editors write in several steps.
 const SETTLE: Duration = Duration::from_millis(150);
+/// A folder that never goes quiet is reloaded after this long anyway.
+const SETTLE_AT_MOST: Duration = Duration::from_secs(2);
+/// How long a file that turned blank is given to get its content back before the reload
+/// believes it was emptied on purpose.
+const BLANK_GRACE: Duration = Duration::from_millis(1500);
+/// Pause between two reads of a file that turned blank.
+const BLANK_POLL: Duration = Duration::from_millis(50);
+
 pub struct Standalone {
     path: PathBuf,
     base_domain: String,
@@ -34,10 +49,19 @@ pub struct Standalone {
     report: Arc<ArcSwap<ConfigReport>>,
     /// The table each gateway is served from: kept when a reload rejects the gateway.
     served: BTreeMap<ObjectKey, GatewayTable>,
+    /// What each file held at the last load read: a file that held objects and reads blank
+    /// now is probably being rewritten.
+    files: BTreeMap<PathBuf, Loaded>,
     /// The load that first read each route and usage plan (loads are numbered from 0).
     first_seen: FirstSeen,
     /// Loads read so far.
     loads: u64,
+}
+
+/// The files as one load read them.
+struct Read {
+    resources: Resources,
+    files: BTreeMap<PathBuf, Loaded>,
 }
 
 impl Standalone {
@@ -53,6 +77,7 @@ impl Standalone {
             shared,
             report,
             served: BTreeMap::new(),
+            files: BTreeMap::new(),
             first_seen: FirstSeen::default(),
             loads: 0,
         }
@@ -60,7 +85,7 @@ impl Standalone {
 
     /// Loads the files now, then reloads on every change until the process ends.
     pub async fn run(mut self) -> anyhow::Result<()> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+        let (tx, mut rx) = mpsc::channel::<()>(1);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 if event.is_ok_and(|e| !e.kind.is_access()) {
@@ -83,18 +108,19 @@ impl Standalone {
         // Load after the watch starts: a change made meanwhile triggers a reload.
         self.reload();
         while rx.recv().await.is_some() {
-            tokio::time::sleep(SETTLE).await;
-            while rx.try_recv().is_ok() {}
+            settle(&mut rx).await;
             self.reload();
         }
         Ok(())
     }
 
     /// Reads, compiles and installs the files; on any refusal the last good tables stay.
+    /// Blocks (file reads, the compiler, possibly [`BLANK_GRACE`]).
     pub fn reload(&mut self) {
         let source = self.path.display().to_string();
-        let resources = match read_resources(&self.path) {
-            Ok(r) => r,
+        tracing::info!(source = %source, "reading the configuration");
+        let read = match self.read_settled() {
+            Ok(read) => read,
             Err(e) => {
                 tracing::error!(source = %source, error = %format!("{e:#}"), "configuration refused; the last good tables keep serving");
                 self.shared
@@ -108,7 +134,7 @@ impl Standalone {
                 return;
             }
         };
-        let mut resources = self.remember(resources);
+        let mut resources = self.remember(read);
         resources.first_seen = self.first_seen.clone();
 
         let compile_started = Instant::now();
@@ -145,11 +171,61 @@ impl Standalone {
         }));
     }
 
-    /// Keeps the load that first read each route and usage plan (forgotten when it is gone
-    /// from the files).
-    fn remember(&mut self, resources: Resources) -> Resources {
+    /// Reads the files; while one that held objects at the last load reads blank, reads them
+    /// again, for up to [`BLANK_GRACE`]: an editor rewriting a file in place truncates it
+    /// first, and serving that instant would drop its routes. A file still blank after that
+    /// was emptied on purpose, and is logged as such.
+    fn read_settled(&self) -> anyhow::Result<Read> {
+        let started = Instant::now();
+        loop {
+            let read = read_files(&self.path)?;
+            let emptied = self.emptied(&read);
+            if emptied.is_empty() {
+                return Ok(read);
+            }
+            if started.elapsed() >= BLANK_GRACE {
+                for (file, objects) in emptied {
+                    tracing::warn!(
+                        file = %file.display(),
+                        objects_before = objects,
+                        waited_ms = started.elapsed().as_millis(),
+                        "file stayed empty: its resources are no longer served"
+                    );
+                }
+                return Ok(read);
+            }
+            if started.elapsed() < BLANK_POLL {
+                for (file, objects) in &emptied {
+                    tracing::info!(
+                        file = %file.display(),
+                        objects_before = objects,
+                        "file reads empty, probably mid-write: reading it again before serving it"
+                    );
+                }
+            }
+            std::thread::sleep(BLANK_POLL);
+        }
+    }
+
+    /// Files that read blank now and held objects at the last load, with how many.
+    fn emptied(&self, read: &Read) -> Vec<(PathBuf, usize)> {
+        read.files
+            .iter()
+            .filter(|(_, now)| **now == Loaded::default())
+            .filter_map(|(file, _)| {
+                let before = self.files.get(file)?.objects;
+                (before > 0).then(|| (file.clone(), before))
+            })
+            .collect()
+    }
+
+    /// Keeps what this load read for the next one: each file's contents, and the load that
+    /// first read each route and usage plan (forgotten when it is gone from the files).
+    fn remember(&mut self, read: Read) -> Resources {
         let load = self.loads;
         self.loads += 1;
+        self.files = read.files;
+        let resources = read.resources;
         rank(&mut self.first_seen.routes, resources.routes.keys(), load);
         rank(
             &mut self.first_seen.usage_plans,
@@ -207,6 +283,22 @@ impl Standalone {
     }
 }
 
+/// Waits until the folder has been quiet for [`SETTLE`] (or [`SETTLE_AT_MOST`] passed), taking
+/// the change notices that arrive meanwhile.
+async fn settle(rx: &mut mpsc::Receiver<()>) {
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(SETTLE).await;
+        let mut changed = false;
+        while rx.try_recv().is_ok() {
+            changed = true;
+        }
+        if !changed || started.elapsed() >= SETTLE_AT_MOST {
+            return;
+        }
+    }
+}
+
 /// Gives every key in `present` without a rank the rank `load`, and forgets the ranks of keys
 /// no longer present.
 fn rank<'a>(
@@ -221,18 +313,21 @@ fn rank<'a>(
     }
 }
 
-/// Every `.yaml` / `.yml` file under `path` (or `path` itself), in name order.
-fn read_resources(path: &Path) -> anyhow::Result<Resources> {
-    let mut files = Vec::new();
-    collect_files(path, &mut files).with_context(|| format!("reading {}", path.display()))?;
-    files.sort();
+/// Every `.yaml` / `.yml` file under `path` (or `path` itself), in name order, with what
+/// each held.
+fn read_files(path: &Path) -> anyhow::Result<Read> {
+    let mut paths = Vec::new();
+    collect_files(path, &mut paths).with_context(|| format!("reading {}", path.display()))?;
+    paths.sort();
     let mut resources = Resources::default();
-    for file in files {
+    let mut files = BTreeMap::new();
+    for file in paths {
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("reading {}", file.display()))?;
-        load_str(&text, &file.display().to_string(), &mut resources)?;
+        let loaded = load_str(&text, &file.display().to_string(), &mut resources)?;
+        files.insert(file, loaded);
     }
-    Ok(resources)
+    Ok(Read { resources, files })
 }
 
 fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {

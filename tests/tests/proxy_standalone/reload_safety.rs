@@ -1,10 +1,29 @@
-//! Standalone mode's reload safety: a route added later never takes a method and path from the
-//! route that serves it.
+//! Standalone mode's reload safety: a file caught mid-write never drops routes, and a route
+//! added later never takes a method and path from the route that serves it.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tollgate_tests::client::Client;
-use tollgate_tests::config::{ConfigDir, dev_gateway, mock, route};
+use tollgate_tests::config::{ConfigDir, dev_gateway, mock, route, to_yaml};
 use tollgate_tests::proxy::Proxy;
 use tollgate_tests::wait::eventually_async;
+
+/// The gateway `app` and its route `GET /a` answering `{"route":"<body>"}`, as one file.
+fn gateway_and_route(body: &str) -> String {
+    to_yaml(&[
+        dev_gateway("app"),
+        route(
+            "route-a",
+            "app",
+            "GET",
+            "/a",
+            mock(200, &format!(r#"{{"route":"{body}"}}"#)),
+        ),
+    ])
+}
 
 /// Lines of the proxy's log containing every one of `parts`.
 fn logged(proxy: &Proxy, parts: &[&str]) -> Vec<String> {
@@ -13,6 +32,83 @@ fn logged(proxy: &Proxy, parts: &[&str]) -> Vec<String> {
         .into_iter()
         .filter(|l| parts.iter().all(|p| l.contains(p)))
         .collect()
+}
+
+/// An editor saving in place: the file is truncated, stays empty a moment, gets half its text
+/// (YAML that does not load), then the rest. Requests sent all along must all be answered by
+/// the route, old or new; then the file is emptied for good, and its routes go, logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_rewritten_in_place_never_drops_its_routes() {
+    let config = ConfigDir::new();
+    let file = config.write_raw("api.yaml", &gateway_and_route("a0"));
+    let proxy = Proxy::start_standalone(config.path(), &[]);
+    let client = Client::new();
+
+    // Requests in a loop, each answer kept, until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let requests = {
+        let (client, url, stop) = (client.clone(), proxy.url("/dev/a"), stop.clone());
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let r = client.get(&url, &[]).await;
+                answers.push((r.status, r.text()));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            answers
+        })
+    };
+
+    for round in 1..=3 {
+        let text = gateway_and_route(&format!("a{round}"));
+        let cut = text.find("method:").expect("the route has a method");
+        let mut f = std::fs::File::create(&file).expect("truncating the file");
+        // Long enough for the proxy to notice the change and read the empty file.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        f.write_all(&text.as_bytes()[..cut]).unwrap();
+        f.flush().unwrap();
+        // Half a file: refused as a whole, so the last good tables keep serving.
+        eventually_async("/config to report the half-written file", || async {
+            proxy.config_report()["lastError"]
+                .as_str()
+                .filter(|e| e.contains("api.yaml"))
+                .map(String::from)
+        })
+        .await;
+        f.write_all(&text.as_bytes()[cut..]).unwrap();
+        f.flush().unwrap();
+        drop(f);
+        let expected = format!(r#"{{"route":"a{round}"}}"#);
+        eventually_async(&format!("round {round}'s route to be served"), || async {
+            let r = client.get(&proxy.url("/dev/a"), &[]).await;
+            (r.status == 200 && r.text() == expected).then_some(())
+        })
+        .await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let answers = requests.await.expect("the request loop");
+    let failed: Vec<&(u16, String)> = answers.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed while the file was rewritten in place, first: {:?}",
+        failed.len(),
+        answers.len(),
+        failed.first()
+    );
+    assert!(
+        logged(&proxy, &["file reads empty", "api.yaml"]).len() >= 3,
+        "each truncation is logged as a probable write in progress"
+    );
+
+    // Emptied for good: believed after a grace, its routes go, and the log says so.
+    std::fs::File::create(&file).expect("truncating the file");
+    eventually_async("the emptied file's routes to go", || async {
+        let r = client.get(&proxy.url("/dev/a"), &[]).await;
+        (r.status == 403).then_some(())
+    })
+    .await;
+    let line = logged(&proxy, &["file stayed empty", "api.yaml"]);
+    assert!(line.iter().any(|l| l.contains("WARN")), "{line:?}");
 }
 
 /// A route added later asks for the method and path a served route has: the served one keeps
