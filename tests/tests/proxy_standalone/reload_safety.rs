@@ -1,11 +1,13 @@
-//! Standalone mode's reload safety: a file caught mid-write never drops routes, and a route
-//! added later never takes a method and path from the route that serves it.
+//! Standalone mode's reload safety: a file caught mid-write never drops routes, a big reload
+//! compiles while the current tables serve, and a route added later never takes a method and
+//! path from the route that serves it.
 
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use serde_json::Value;
 use tollgate_tests::client::Client;
 use tollgate_tests::config::{ConfigDir, dev_gateway, mock, route, to_yaml};
 use tollgate_tests::proxy::Proxy;
@@ -109,6 +111,60 @@ async fn a_file_rewritten_in_place_never_drops_its_routes() {
     .await;
     let line = logged(&proxy, &["file stayed empty", "api.yaml"]);
     assert!(line.iter().any(|l| l.contains("WARN")), "{line:?}");
+}
+
+/// 20,000 routes replace a table served on a single-threaded runtime (`--worker-threads 1`):
+/// a request made once the reload has started is answered, and by the old table, so the
+/// compile did not run on the thread that serves requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_reload_compiles_while_the_current_tables_serve() {
+    let config = ConfigDir::new();
+    config.write("gateway.yaml", &[dev_gateway("app")]);
+    let probe = |body: &str| {
+        route(
+            "probe",
+            "app",
+            "GET",
+            "/probe",
+            mock(200, &format!(r#"{{"table":"{body}"}}"#)),
+        )
+    };
+    config.write("routes.yaml", &[probe("old")]);
+    let proxy = Proxy::start_standalone(config.path(), &["--worker-threads", "1"]);
+    let client = Client::new();
+    let old = client.get(&proxy.url("/dev/probe"), &[]).await;
+    assert_eq!(old.text(), r#"{"table":"old"}"#);
+
+    let mut routes: Vec<Value> = (0..20_000)
+        .map(|i| {
+            route(
+                &format!("r{i}"),
+                "app",
+                "GET",
+                &format!("/items{i}/{{id}}"),
+                mock(200, "{}"),
+            )
+        })
+        .collect();
+    routes.push(probe("new"));
+    let reads_before = logged(&proxy, &["reading the configuration"]).len();
+    config.write("routes.yaml", &routes);
+    eventually_async("the reload to start", || async {
+        (logged(&proxy, &["reading the configuration"]).len() > reads_before).then_some(())
+    })
+    .await;
+    let during = client.get(&proxy.url("/dev/probe"), &[]).await;
+    assert_eq!(
+        (during.status, during.text()),
+        (200, r#"{"table":"old"}"#.to_string()),
+        "a request made while the reload compiles is answered by the current table"
+    );
+    eventually_async("the new table to be served", || async {
+        let r = client.get(&proxy.url("/dev/probe"), &[]).await;
+        (r.text() == r#"{"table":"new"}"#).then_some(())
+    })
+    .await;
+    assert_eq!(proxy.config_report()["gateways"][0]["routes"], 20_001);
 }
 
 /// A route added later asks for the method and path a served route has: the served one keeps
