@@ -98,8 +98,8 @@ async fn a_file_rewritten_in_place_never_drops_its_routes() {
         failed.first()
     );
     assert!(
-        logged(&proxy, &["file reads empty", "api.yaml"]).len() >= 3,
-        "each truncation is logged as a probable write in progress"
+        !logged(&proxy, &["file reads empty", "api.yaml"]).is_empty(),
+        "a truncation is logged as a probable write in progress"
     );
 
     // Emptied for good: believed after a grace, its routes go, and the log says so.
