@@ -25,7 +25,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
-use tollgate_crds::compile::{Resources, object_key};
+use tollgate_crds::compile::{FirstSeen, Resources, object_key};
 use tollgate_crds::resources::{
     API_KEY_SECRET_TYPE, ApiGateway, Route, TLS_SECRET_TYPE, TRUSTSTORE_LABEL,
     TRUSTSTORE_SECRET_TYPE, UsagePlan,
@@ -139,6 +139,8 @@ impl Index {
             secrets,
             services: self.services.objects(),
             config_maps: self.truststore_config_maps.objects(),
+            // Every object from the API server has a creationTimestamp: that orders them.
+            first_seen: FirstSeen::default(),
         }
     }
 

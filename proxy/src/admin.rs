@@ -1,5 +1,6 @@
 //! The admin port: `/healthz`, `/readyz` (ready once a table is loaded), `/metrics`
-//! (Prometheus text) and `/config` (table versions per gateway and the diagnostics).
+//! (Prometheus text) and `/config` (table versions per gateway, the diagnostics and the route
+//! conflicts).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tollgate_crds::compile::Diagnostic;
+use tollgate_crds::compile::{Diagnostic, RouteConflict};
 
 use crate::body::{Body, full};
 use crate::pipeline::Shared;
@@ -25,6 +26,9 @@ pub struct ConfigReport {
     pub loaded_at: Option<String>,
     pub gateways: Vec<GatewayReport>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Routes that asked for a (stage, method, path) another route serves, with the route
+    /// that serves it and why it won; also in `diagnostics` as `RouteConflict` problems.
+    pub conflicts: Vec<RouteConflict>,
     /// Why the last load was refused, while the previous tables keep serving.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,

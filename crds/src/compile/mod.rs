@@ -2,9 +2,10 @@
 //! diagnostic per resource.
 //!
 //! Order of work: gateways first (stages, authorizers, domains, policy), then routes (checked,
-//! then placed on their stages, the older route winning a conflict), then usage plans (stages,
-//! route overrides, API keys), then every table is sorted and sealed with its content hash.
-//! The result depends only on the set of resources, never on the order they were given in.
+//! then placed on their stages, the senior route winning a conflict: see [`Seniority`]), then
+//! usage plans (stages, route overrides, API keys), then every table is sorted and sealed with
+//! its content hash. The result depends only on the set of resources (with their
+//! [`FirstSeen`] ranks), never on the order they were given in.
 
 mod diagnostics;
 mod gateway;
@@ -12,6 +13,7 @@ mod path;
 mod pem;
 mod plan;
 mod route;
+mod seniority;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -22,9 +24,12 @@ use serde::Serialize;
 
 pub use diagnostics::{ConditionSpec, Diagnostic, Effect, Kind, Problem, Reason, ResourceRef};
 pub use path::{PathTemplate, Segment, template_params};
+pub use route::RouteConflict;
+pub use seniority::{FirstSeen, Precedence};
 
 use crate::resources::{ApiGateway, Route, UsagePlan};
 use crate::table::{GatewayTable, ObjectKey};
+use seniority::Seniority;
 
 /// The namespace of objects that name none (standalone files).
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -41,6 +46,9 @@ pub struct Resources {
     /// Truststore ConfigMaps (the controller watches only those labelled
     /// `tollgate.dev/truststore`).
     pub config_maps: BTreeMap<ObjectKey, ConfigMap>,
+    /// When the source first saw each route and usage plan, for objects without a
+    /// `creationTimestamp` (standalone files); empty for the controller.
+    pub first_seen: FirstSeen,
 }
 
 /// The key an object is filed under; objects without a namespace are in `default`.
@@ -60,6 +68,10 @@ pub struct Compiled {
     pub tables: BTreeMap<ObjectKey, GatewayTable>,
     /// One per resource, sorted by kind, namespace and name.
     pub diagnostics: Vec<Diagnostic>,
+    /// Every (stage, method, path) two routes asked for, with the one that got it; sorted.
+    /// Each is also a `RouteConflict` problem in the refused route's diagnostic.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<RouteConflict>,
 }
 
 impl Compiled {
@@ -104,7 +116,9 @@ pub fn compile(resources: &Resources) -> Compiled {
     }
 
     let mut placements = route::Placements::default();
-    for (key, rt) in oldest_first(&resources.routes, |r| &r.metadata) {
+    for (key, rt) in seniors_first(&resources.routes, &resources.first_seen.routes, |r| {
+        &r.metadata
+    }) {
         let mut diag = Diagnostic::accepted(ResourceRef {
             kind: Kind::Route,
             key: key.clone(),
@@ -114,7 +128,11 @@ pub fn compile(resources: &Resources) -> Compiled {
     }
 
     let mut bindings = plan::Bindings::default();
-    for (key, up) in oldest_first(&resources.usage_plans, |p| &p.metadata) {
+    for (key, up) in seniors_first(
+        &resources.usage_plans,
+        &resources.first_seen.usage_plans,
+        |p| &p.metadata,
+    ) {
         let mut diag = Diagnostic::accepted(ResourceRef {
             kind: Kind::UsagePlan,
             key: key.clone(),
@@ -136,19 +154,22 @@ pub fn compile(resources: &Resources) -> Compiled {
         })
         .collect();
     diagnostics.sort_by(|a, b| a.resource.cmp(&b.resource));
+    let mut conflicts = placements.into_conflicts();
+    conflicts.sort();
     Compiled {
         tables,
         diagnostics,
+        conflicts,
     }
 }
 
-/// Objects ordered by creation time, then namespace and name: the order in which the older
-/// resource wins a conflict. Objects without a creation time (standalone files) sort by name.
-fn oldest_first<T>(
-    objects: &BTreeMap<ObjectKey, T>,
+/// Objects in the order in which they win conflicts: seniors first (see [`Seniority`]).
+fn seniors_first<'a, T>(
+    objects: &'a BTreeMap<ObjectKey, T>,
+    first_seen: &'a BTreeMap<ObjectKey, u64>,
     meta: impl Fn(&T) -> &ObjectMeta,
-) -> Vec<(&ObjectKey, &T)> {
+) -> Vec<(&'a ObjectKey, &'a T)> {
     let mut sorted: Vec<(&ObjectKey, &T)> = objects.iter().collect();
-    sorted.sort_by_key(|(key, obj)| (meta(obj).creation_timestamp.clone(), (*key).clone()));
+    sorted.sort_by_cached_key(|(key, obj)| Seniority::of(key, meta(obj), first_seen));
     sorted
 }

@@ -1,11 +1,15 @@
 //! A Route onto the stages of its gateway's table: checked, its integration resolved, and
-//! placed unless an older route already serves the same method and path shape there.
+//! placed unless a senior route (see `seniority.rs`) already serves the same method and path
+//! shape there.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
 
 use super::diagnostics::{Diagnostic, Effect, Reason};
 use super::gateway::lambda_invoke_url;
 use super::path::{PathTemplate, template_params};
+use super::seniority::{Precedence, Seniority};
 use super::{Resources, validate};
 use crate::resources::{
     AuthorizerType, HttpIntegration, HttpMethod, Integration, Route, ServiceBackend,
@@ -16,10 +20,32 @@ use crate::table::{GatewayTable, HttpBackendTable, IntegrationTable, ObjectKey, 
 pub const MIN_TIMEOUT_MILLIS: u32 = 50;
 pub const MAX_TIMEOUT_MILLIS: u32 = 29_000;
 
-/// Which route holds each (gateway, stage, method, path shape).
+/// Which route holds each (gateway, stage, method, path shape), and the conflicts so far.
 #[derive(Default)]
 pub(super) struct Placements {
     taken: HashMap<(ObjectKey, String, HttpMethod, String), ObjectKey>,
+    conflicts: Vec<RouteConflict>,
+}
+
+impl Placements {
+    pub(super) fn into_conflicts(self) -> Vec<RouteConflict> {
+        self.conflicts
+    }
+}
+
+/// Two routes asking for one (stage, method, path shape): `served` got it, `refused` did not.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteConflict {
+    pub gateway: ObjectKey,
+    pub stage: String,
+    pub method: HttpMethod,
+    /// The refused route's path (the served route's has the same shape).
+    pub path: String,
+    pub refused: ObjectKey,
+    pub served: ObjectKey,
+    /// Why `served` won.
+    pub precedence: Precedence,
 }
 
 pub(super) fn compile(
@@ -85,16 +111,22 @@ pub(super) fn compile(
         return;
     };
 
-    // Place the route on each stage; an older route holding the same slot keeps it.
+    // Place the route on each stage; a senior route holding the same slot keeps it.
     let shape = path.shape();
-    let conflicts: Vec<(&String, ObjectKey)> = stages
+    let conflicts: Vec<RouteConflict> = stages
         .iter()
         .filter_map(|stage| {
             let slot = (gw_key.clone(), stage.clone(), spec.method, shape.clone());
-            placements
-                .taken
-                .get(&slot)
-                .map(|owner| (stage, owner.clone()))
+            let owner = placements.taken.get(&slot)?;
+            Some(RouteConflict {
+                gateway: gw_key.clone(),
+                stage: stage.clone(),
+                method: spec.method,
+                path: spec.path.clone(),
+                refused: key.clone(),
+                served: owner.clone(),
+                precedence: precedence(owner, key, rt, resources),
+            })
         })
         .collect();
     let effect = if conflicts.len() == stages.len() && !stages.is_empty() {
@@ -102,20 +134,25 @@ pub(super) fn compile(
     } else {
         Effect::Skipped
     };
-    for (stage, owner) in &conflicts {
+    for c in &conflicts {
         diag.push(
             Reason::RouteConflict,
             effect,
             "spec.path",
             format!(
-                "on stage {stage:?}, Route {owner} already serves {} {}: it is older, so it wins; \
+                "on stage {:?}, Route {} already serves {} {}: {}; \
                  change this route's method or path",
-                spec.method, spec.path
+                c.stage,
+                c.served,
+                spec.method,
+                spec.path,
+                c.precedence.because()
             ),
         );
     }
+    placements.conflicts.extend(conflicts.iter().cloned());
     for stage_name in &stages {
-        if conflicts.iter().any(|(s, _)| *s == stage_name) {
+        if conflicts.iter().any(|c| &c.stage == stage_name) {
             continue;
         }
         let slot = (
@@ -145,6 +182,17 @@ pub(super) fn compile(
             integration: integration.clone(),
         });
     }
+}
+
+/// Why the route `owner`, placed earlier, wins over `rt` (filed under `key`).
+fn precedence(owner: &ObjectKey, key: &ObjectKey, rt: &Route, resources: &Resources) -> Precedence {
+    let ranks = &resources.first_seen.routes;
+    let junior = Seniority::of(key, &rt.metadata, ranks);
+    resources
+        .routes
+        .get(owner)
+        .map(|o| Seniority::of(owner, &o.metadata, ranks).precedence_over(&junior))
+        .unwrap_or(Precedence::SortsFirst)
 }
 
 fn check_authorization(rt: &Route, table: &GatewayTable, diag: &mut Diagnostic) {

@@ -267,6 +267,7 @@ impl Fleet {
             loaded_at: Some(jiff::Timestamp::now().to_string()),
             gateways: reports,
             diagnostics: Vec::new(),
+            conflicts: Vec::new(),
             last_error: None,
         }));
         Ok(())

@@ -13,6 +13,7 @@ mod lifecycle;
 mod limits;
 mod observability;
 mod reload;
+mod reload_safety;
 mod request_path;
 mod routing;
 
