@@ -2,31 +2,43 @@
 //! field names. Lines go through a bounded queue to a writer task: a slow stdout drops lines
 //! (counted in `tollgate_access_log_dropped_total`) rather than slowing requests.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{HeaderValue, Method, Uri, Version};
 use prometheus::IntCounter;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
 
 const QUEUE: usize = 16 * 1024;
 
-/// What the access log says of one request.
-#[derive(Serialize, Default, Debug)]
+/// What the access log says of one request. Fields are kept as the request path has them
+/// (addresses, methods, ids, shared names) and turned into text only when a line is written,
+/// so a proxy with `--access-log off` formats nothing.
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessRecord {
-    pub request_id: String,
-    pub request_time: String,
-    pub source_ip: String,
-    pub http_method: String,
-    pub path: String,
-    pub protocol: String,
+    #[serde(serialize_with = "display")]
+    pub request_id: Uuid,
+    #[serde(serialize_with = "display")]
+    pub request_time: jiff::Timestamp,
+    pub source_ip: IpAddr,
+    #[serde(serialize_with = "display")]
+    pub http_method: Method,
+    #[serde(serialize_with = "uri_path")]
+    pub path: Uri,
+    #[serde(serialize_with = "protocol")]
+    pub protocol: Version,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub domain_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gateway: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub route_key: Option<String>,
+    pub domain_name: Option<Box<str>>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "shared_str")]
+    pub gateway: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "shared_str")]
+    pub stage: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "shared_str")]
+    pub route_key: Option<Arc<str>>,
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_length: Option<u64>,
@@ -37,10 +49,70 @@ pub struct AccessRecord {
     pub api_key_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "header_text"
+    )]
+    pub user_agent: Option<HeaderValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+}
+
+impl AccessRecord {
+    /// A request as it arrives: nothing known yet past its head.
+    pub fn arrived(
+        request_id: Uuid,
+        request_time: jiff::Timestamp,
+        peer: IpAddr,
+        parts: &http::request::Parts,
+    ) -> Self {
+        Self {
+            request_id,
+            request_time,
+            source_ip: peer,
+            http_method: parts.method.clone(),
+            path: parts.uri.clone(),
+            protocol: parts.version,
+            domain_name: None,
+            gateway: None,
+            stage: None,
+            route_key: None,
+            status: 0,
+            response_length: None,
+            integration_latency: None,
+            response_latency: 0,
+            api_key_id: None,
+            deployment: None,
+            user_agent: parts.headers.get(http::header::USER_AGENT).cloned(),
+            error_message: None,
+        }
+    }
+}
+
+fn display<S: Serializer>(value: &impl std::fmt::Display, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+fn uri_path<S: Serializer>(uri: &Uri, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(uri.path())
+}
+
+fn protocol<S: Serializer>(version: &Version, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{version:?}"))
+}
+
+fn shared_str<S: Serializer>(value: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.serialize_str(v),
+        None => s.serialize_none(),
+    }
+}
+
+fn header_text<S: Serializer>(value: &Option<HeaderValue>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.serialize_str(&String::from_utf8_lossy(v.as_bytes())),
+        None => s.serialize_none(),
+    }
 }
 
 enum Message {
@@ -87,6 +159,11 @@ impl AccessLog {
 
     pub fn off(dropped: IntCounter) -> Self {
         Self { tx: None, dropped }
+    }
+
+    /// Whether lines are written at all: fields only the log reads need not be filled when not.
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
     }
 
     pub fn write(&self, record: &AccessRecord) {

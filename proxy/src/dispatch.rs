@@ -21,6 +21,8 @@ use crate::tls::{Certificates, DomainTls};
 #[derive(Debug)]
 pub struct ServedGateway {
     pub table: Arc<GatewayTable>,
+    /// `namespace/name`, shared by the access log and the metrics.
+    pub name: Arc<str>,
     /// The name of the gateway-wide throttle bucket, made once.
     pub bucket: Arc<str>,
     pub policy: Policy,
@@ -36,6 +38,8 @@ pub struct ServedGateway {
 pub struct ServedStage {
     /// Index into `ServedGateway::table.stages`.
     index: usize,
+    /// The stage's name, shared by the access log and the metrics.
+    pub name: Arc<str>,
     pub router: StageRouter,
     /// API keys bound on this stage, by SHA-256 of the key.
     keys: HashMap<String, KeyBinding>,
@@ -62,6 +66,7 @@ impl ServedGateway {
                 stage.name.clone(),
                 ServedStage {
                     index,
+                    name: Arc::from(stage.name.as_str()),
                     router,
                     keys,
                 },
@@ -70,6 +75,7 @@ impl ServedGateway {
         Ok(Self {
             tls: domains_tls(&table),
             bucket: Arc::from(format!("g|{}", table.gateway)),
+            name: Arc::from(table.gateway.to_string()),
             policy: Policy::build(table.resource_policy.as_ref(), table.endpoint_type),
             cors: table.cors.as_ref().map(Cors::build),
             table: Arc::new(table),

@@ -231,6 +231,8 @@ impl GatewayError {
     }
 }
 
+const ERROR_TYPE: http::HeaderName = http::HeaderName::from_static("x-amzn-errortype");
+
 /// `{"message": "..."}` with the given status, as every gateway response is shaped.
 pub fn json_message(
     status: StatusCode,
@@ -266,7 +268,7 @@ fn json_body(status: StatusCode, body: String, error_type: Option<&'static str>)
         HeaderValue::from_static("application/json"),
     );
     if let Some(t) = error_type {
-        headers.insert("x-amzn-errortype", HeaderValue::from_static(t));
+        headers.insert(ERROR_TYPE, HeaderValue::from_static(t));
     }
     response
 }

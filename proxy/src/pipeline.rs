@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Request, Response};
 use tollgate_crds::resources::ApiKeySource;
 use tollgate_crds::table::IntegrationTable;
@@ -52,7 +52,7 @@ use crate::tls::{ClientCert, TlsSession};
 use crate::{api_key, cors, request_path, transport};
 
 /// The response header carrying the request id, as Amazon API Gateway's.
-pub const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-amzn-requestid");
 
 /// What every request shares: the tables being served and the proxy's plumbing.
 pub struct Shared {
@@ -78,9 +78,24 @@ pub struct Shared {
 #[derive(Clone, Debug)]
 pub struct Connection {
     pub peer: SocketAddr,
+    /// The peer's address as text, made once per connection (`X-Forwarded-For`).
+    pub peer_text: HeaderValue,
     pub scheme: &'static str,
     /// The handshake's outcome, on the TLS listener.
     pub tls: Option<Arc<TlsSession>>,
+}
+
+impl Connection {
+    pub fn new(peer: SocketAddr, scheme: &'static str, tls: Option<Arc<TlsSession>>) -> Self {
+        let peer_text = HeaderValue::from_str(&peer.ip().to_string())
+            .expect("an IP address is a valid header value");
+        Self {
+            peer,
+            peer_text,
+            scheme,
+            tls,
+        }
+    }
 }
 
 /// Serves one request. Never fails: every error becomes a gateway response.
@@ -91,7 +106,9 @@ pub async fn handle(
 ) -> Result<Response<LoggedBody>, Infallible> {
     let started = Instant::now();
     let received_at = jiff::Timestamp::now();
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let id = uuid::Uuid::new_v4();
+    let mut id_text = uuid::Uuid::encode_buffer();
+    let request_id: &str = id.hyphenated().encode_lower(&mut id_text);
     let dispatch = shared.dispatch.load_full();
 
     let (parts, body) = request.into_parts();
@@ -100,16 +117,7 @@ pub async fn handle(
     let mut log = Logged::new(
         shared.clone(),
         started,
-        AccessRecord {
-            request_id: request_id.clone(),
-            request_time: received_at.to_string(),
-            source_ip: conn.peer.ip().to_string(),
-            http_method: parts.method.to_string(),
-            path: parts.uri.path().to_string(),
-            protocol: format!("{:?}", parts.version),
-            user_agent: header_str(&parts.headers, header::USER_AGENT).map(str::to_string),
-            ..AccessRecord::default()
-        },
+        AccessRecord::arrived(id, received_at, conn.peer.ip(), &parts),
     );
 
     let outcome = serve(
@@ -118,17 +126,17 @@ pub async fn handle(
         &conn,
         &parts,
         body,
-        &request_id,
+        request_id,
         received_at,
-        &mut log.record,
+        &mut log,
     )
     .await;
     let mut response = outcome.unwrap_or_else(|error| {
-        log_refusal(&request_id, &error);
+        log_refusal(request_id, &error);
         log.record.error_message = Some(error.to_string());
         error.into_response()
     });
-    if let Ok(v) = HeaderValue::try_from(request_id.as_str()) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
 
@@ -145,7 +153,7 @@ async fn serve(
     body: Incoming,
     request_id: &str,
     received_at: jiff::Timestamp,
-    record: &mut AccessRecord,
+    log: &mut Logged,
 ) -> Result<Response<Body>, GatewayError> {
     // Phase 0: the head limit, counted as Amazon API Gateway counts it (hyper enforces it for
     // HTTP/1 already; this covers HTTP/2).
@@ -157,9 +165,8 @@ async fn serve(
     let host = host_of(parts).to_ascii_lowercase();
     let target = dispatch.resolve(&host, parts.uri.path())?;
     let gateway = &target.gateway.table;
-    let stage = target.gateway.stage_table(target.stage);
-    record.gateway = Some(gateway.gateway.to_string());
-    record.stage = Some(stage.name.clone());
+    log.record.gateway = Some(target.gateway.name.clone());
+    log.record.stage = Some(target.stage.name.clone());
     if let Some(port) = shared.https_port.filter(|_| gateway.redirect_to_https)
         && conn.tls.is_none()
     {
@@ -172,7 +179,7 @@ async fn serve(
     // proxies); before the preflight, so a refused client learns nothing of the API.
     let policy = &target.gateway.policy;
     let source_ip = policy.client_ip(conn.peer.ip(), &parts.headers);
-    record.source_ip = source_ip.to_string();
+    log.record.source_ip = source_ip;
     let cors = target.gateway.cors.as_ref();
     let outcome = match policy.check(source_ip) {
         Err(refused) => Err(refused),
@@ -194,7 +201,7 @@ async fn serve(
                 request_id,
                 received_at,
                 &host,
-                record,
+                log,
             )
             .await
         }
@@ -204,7 +211,7 @@ async fn serve(
     // can read a 429 or a 403.
     let mut response = outcome.unwrap_or_else(|error| {
         log_refusal(request_id, &error);
-        record.error_message = Some(error.to_string());
+        log.record.error_message = Some(error.to_string());
         error.into_response()
     });
     if let Some(c) = cors {
@@ -226,7 +233,7 @@ async fn admitted(
     request_id: &str,
     received_at: jiff::Timestamp,
     host: &str,
-    record: &mut AccessRecord,
+    log: &mut Logged,
 ) -> Result<Response<Body>, GatewayError> {
     let gateway = &target.gateway.table;
     let stage = target.gateway.stage_table(target.stage);
@@ -240,11 +247,23 @@ async fn admitted(
         .find(&parts.method, target.path)
         .ok_or(GatewayError::MissingAuthenticationToken)?;
     let route = &found.route.table;
-    record.route_key = Some(route.route_key.clone());
+    log.record.route_key = Some(found.route.key.clone());
+    let metrics = found
+        .route
+        .metrics
+        .get_or_init(|| {
+            Arc::new(shared.metrics.route(&RequestLabels {
+                gateway: &target.gateway.name,
+                stage: &target.stage.name,
+                route: &found.route.key,
+            }))
+        })
+        .clone();
+    log.route_metrics = Some(metrics.clone());
 
     // Phase 5: auth. The deployment is chosen first: identity sources may be stage variables.
     let (deployment, stage_variables) = canary::choose(stage, &parts.headers);
-    record.deployment = deployment.map(|d| d.as_str());
+    log.record.deployment = deployment.map(|d| d.as_str());
     let query = parts.uri.query().unwrap_or("");
     let identity = auth::authorize(
         &shared.auth,
@@ -273,7 +292,7 @@ async fn admitted(
             ApiKeySource::AUTHORIZER => identity.usage_identifier_key.as_deref(),
         };
         let binding = api_key::check(presented, target.stage)?;
-        record.api_key_id = Some(binding.tenant.clone());
+        log.record.api_key_id = Some(binding.tenant.clone());
         Some(binding)
     } else {
         None
@@ -314,6 +333,7 @@ async fn admitted(
         query,
         source_ip,
         peer_ip: conn.peer.ip(),
+        peer_text: &conn.peer_text,
         scheme: conn.scheme,
         host,
         authority: parts.uri.authority().map(|a| a.as_str()),
@@ -327,18 +347,13 @@ async fn admitted(
         received_at,
     };
     let integration_started = Instant::now();
-    record.domain_name = Some(host.to_string());
+    if shared.access_log.enabled() {
+        log.record.domain_name = Some(host.into());
+    }
     let outcome = integration::invoke(&call, body, &shared.client).await;
     let integration_elapsed = integration_started.elapsed();
-    record.integration_latency = Some(integration_elapsed.as_millis() as u64);
-    let labels = RequestLabels {
-        gateway: record.gateway.as_deref().unwrap_or(""),
-        stage: &stage.name,
-        route: &route.route_key,
-    };
-    shared
-        .metrics
-        .observe_integration(&labels, integration_elapsed.as_secs_f64());
+    log.record.integration_latency = Some(integration_elapsed.as_millis() as u64);
+    metrics.observe_integration(integration_elapsed.as_secs_f64());
     let mut response = outcome.inspect_err(|e| {
         let kind = match e {
             GatewayError::IntegrationTimeout => "timeout",
@@ -348,7 +363,7 @@ async fn admitted(
         };
         shared
             .metrics
-            .upstream_error(labels.gateway, labels.stage, kind);
+            .upstream_error(&target.gateway.name, &target.stage.name, kind);
     })?;
 
     // Phase 9: response headers.

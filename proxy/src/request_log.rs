@@ -23,7 +23,7 @@ use hyper::{Method, Response, StatusCode};
 use crate::access_log::AccessRecord;
 use crate::body::{Body, BoxError};
 use crate::errors::GatewayError;
-use crate::metrics::RequestLabels;
+use crate::metrics::{RequestLabels, RouteMetrics};
 use crate::pipeline::Shared;
 
 /// A request's log, until it is written.
@@ -31,6 +31,8 @@ pub struct Logged {
     shared: Arc<Shared>,
     started: Instant,
     pub record: AccessRecord,
+    /// The route's metrics, once the request has a route.
+    pub route_metrics: Option<Arc<RouteMetrics>>,
     written: bool,
 }
 
@@ -40,6 +42,7 @@ impl Logged {
             shared,
             started,
             record,
+            route_metrics: None,
             written: false,
         }
     }
@@ -49,12 +52,7 @@ impl Logged {
     pub fn answered(mut self, method: &Method, response: Response<Body>) -> Response<LoggedBody> {
         let status = response.status();
         self.record.status = status.as_u16();
-        self.record.response_latency = self.started.elapsed().as_millis() as u64;
-        self.shared.metrics.observe_request(
-            &labels(&self.record),
-            self.record.status,
-            self.started.elapsed().as_secs_f64(),
-        );
+        self.observe();
         // The header when a backend sent one; else the body's size when it is known (mocks
         // and gateway responses, whose Content-Length hyper adds later).
         self.record.response_length = response
@@ -82,6 +80,20 @@ impl Logged {
         })
     }
 
+    /// The latency so far into the record, and the request into the metrics.
+    fn observe(&mut self) {
+        let elapsed = self.started.elapsed();
+        self.record.response_latency = elapsed.as_millis() as u64;
+        let (status, seconds) = (self.record.status, elapsed.as_secs_f64());
+        match &self.route_metrics {
+            Some(route) => route.observe_request(status, seconds),
+            None => self
+                .shared
+                .metrics
+                .observe_request(&labels(&self.record), status, seconds),
+        }
+    }
+
     fn write(&mut self) {
         self.shared.access_log.write(&self.record);
         self.written = true;
@@ -94,12 +106,7 @@ impl Drop for Logged {
             let gone = GatewayError::ClientClosed;
             self.record.error_message = Some(gone.to_string());
             self.record.status = gone.status().as_u16();
-            self.record.response_latency = self.started.elapsed().as_millis() as u64;
-            self.shared.metrics.observe_request(
-                &labels(&self.record),
-                self.record.status,
-                self.started.elapsed().as_secs_f64(),
-            );
+            self.observe();
             self.write();
         }
     }
@@ -163,7 +170,7 @@ impl HttpBody for LoggedBody {
                         .upstream_error(l.gateway, l.stage, "body");
                 }
                 tracing::warn!(
-                    request_id = %self.log.as_ref().map_or("", |l| l.record.request_id.as_str()),
+                    request_id = %self.log.as_ref().map(|l| l.record.request_id).unwrap_or_default(),
                     error = %message,
                     "response cut short"
                 );

@@ -8,13 +8,15 @@
 //! its own names. Lookup cost depends on the path's length, not on the number of routes.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::Method;
 use tokio::sync::Semaphore;
 use tollgate_crds::compile::{PathTemplate, Segment};
 use tollgate_crds::resources::HttpMethod;
 use tollgate_crds::table::{IntegrationTable, RouteTable};
+
+use crate::metrics::RouteMetrics;
 
 /// A route ready to serve.
 #[derive(Debug)]
@@ -27,6 +29,14 @@ pub struct ServedRoute {
     pub concurrency: Option<Arc<Semaphore>>,
     /// The name of the route's throttle bucket (see [`crate::throttle`]), made once.
     pub bucket: Arc<str>,
+    /// The route key (`GET /pets/{petId}`), shared by the access log and the metrics.
+    pub key: Arc<str>,
+    /// The route's metrics, resolved on its first request.
+    pub metrics: OnceLock<Arc<RouteMetrics>>,
+    /// For an HTTP integration, each backend's URL parsed once when it has nothing to
+    /// substitute and the request path is not appended (`None` otherwise): most requests then
+    /// need no URL built.
+    pub fixed_urls: Vec<Option<http::Uri>>,
 }
 
 /// Concurrency limits by Lambda invoke URL, shared by the routes of one gateway.
@@ -160,6 +170,9 @@ impl StageRouter {
                 param_names: template.param_names().map(str::to_string).collect(),
                 concurrency,
                 bucket: Arc::from(format!("r|{bucket_prefix}|{}", route.route_key)),
+                key: Arc::from(route.route_key.as_str()),
+                metrics: OnceLock::new(),
+                fixed_urls: fixed_urls(&route.integration),
             });
         }
         Ok(router)
@@ -182,6 +195,19 @@ impl StageRouter {
             .collect();
         Some(RouteMatch { route, params })
     }
+}
+
+fn fixed_urls(integration: &IntegrationTable) -> Vec<Option<http::Uri>> {
+    let IntegrationTable::Http { backends, .. } = integration else {
+        return Vec::new();
+    };
+    backends
+        .iter()
+        .map(|b| {
+            let fixed = !b.forward_request_path && !b.url.contains('{');
+            fixed.then(|| b.url.parse().ok()).flatten()
+        })
+        .collect()
 }
 
 /// The matchit path of a template, with parameters named by position, and whether it ends in

@@ -169,11 +169,7 @@ async fn serve_plain(
         offset: 0,
         inner: stream,
     });
-    let conn = Connection {
-        peer,
-        scheme: "http",
-        tls: None,
-    };
+    let conn = Connection::new(peer, "http", None);
     serve_http(io, is_h2, conn, shared, &protocols, watcher).await;
 }
 
@@ -211,11 +207,7 @@ async fn serve_tls(
         }
     };
     let is_h2 = session.h2;
-    let conn = Connection {
-        peer,
-        scheme: "https",
-        tls: Some(Arc::new(session)),
-    };
+    let conn = Connection::new(peer, "https", Some(Arc::new(session)));
     serve_http(
         TokioIo::new(stream),
         is_h2,

@@ -26,7 +26,10 @@ use crate::request_body::BodyError;
 use crate::template::{Vars, render};
 
 /// The request id sent to backends.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 pub async fn forward(
     call: &Call<'_>,
@@ -37,13 +40,17 @@ pub async fn forward(
     request_headers: &BTreeMap<String, String>,
     timeout_millis: u32,
 ) -> Result<Response<Body>, GatewayError> {
-    let backend = pick(backends)
+    let chosen = pick(backends)
         .ok_or_else(|| GatewayError::Configuration("no backend has a weight".into()))?;
     let vars = Vars {
         params: call.params,
         stage_variables: call.stage_variables,
     };
-    let uri = target_uri(call, backend, &vars)?;
+    let fixed = call.route.fixed_urls.get(chosen).cloned().flatten();
+    let uri = match fixed {
+        Some(uri) if call.query.is_empty() => uri,
+        _ => target_uri(call, &backends[chosen], &vars)?,
+    };
     let method = match method {
         Some(m) => {
             Method::from_bytes(m.as_str().as_bytes()).unwrap_or_else(|_| call.method.clone())
@@ -58,8 +65,8 @@ pub async fn forward(
     let mut request = Request::new(body);
     *request.method_mut() = method;
     *request.uri_mut() = uri;
+    *request.headers_mut() = end_to_end(call.headers);
     let headers = request.headers_mut();
-    copy_end_to_end(call.headers, headers);
     headers.remove(header::HOST);
     headers.remove(header::CONTENT_LENGTH);
     forwarded_headers(call, headers);
@@ -142,17 +149,17 @@ impl hyper::body::Body for UntilDeadline {
     }
 }
 
-/// A backend chosen by weight; `None` when every weight is 0.
-fn pick(backends: &[HttpBackendTable]) -> Option<&HttpBackendTable> {
-    if let [only] = backends {
-        return Some(only);
+/// The index of a backend chosen by weight; `None` when every weight is 0.
+fn pick(backends: &[HttpBackendTable]) -> Option<usize> {
+    if backends.len() == 1 {
+        return Some(0);
     }
     let total: u64 = backends.iter().map(|b| u64::from(b.weight)).sum();
     if total == 0 {
         return None;
     }
     let mut ticket = fastrand::u64(0..total);
-    backends.iter().find(|b| {
+    backends.iter().position(|b| {
         let w = u64::from(b.weight);
         if ticket < w {
             true
@@ -183,51 +190,60 @@ fn target_uri(
 }
 
 /// Headers that describe one connection, never forwarded (RFC 9110 section 7.6.1).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
-fn is_hop_by_hop(name: &HeaderName, connection: &[String]) -> bool {
-    HOP_BY_HOP.contains(&name.as_str()) || connection.iter().any(|c| c == name.as_str())
-}
-
-/// Names the `Connection` header lists, which are hop-by-hop too.
-fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
+/// The names a `Connection` header lists, which are hop-by-hop too.
+fn connection_tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
+    value
+        .to_str()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
         .filter(|t| !t.is_empty())
-        .collect()
 }
 
-fn copy_end_to_end(from: &HeaderMap, to: &mut HeaderMap) {
-    let connection = connection_tokens(from);
+fn is_hop_by_hop(name: &HeaderName, from: &HeaderMap) -> bool {
+    HOP_BY_HOP.contains(name)
+        || from
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(connection_tokens)
+            .any(|t| t.eq_ignore_ascii_case(name.as_str()))
+}
+
+/// The end-to-end headers of `from`, in a map sized for them and the few the proxy adds.
+fn end_to_end(from: &HeaderMap) -> HeaderMap {
+    let mut to = HeaderMap::with_capacity(from.len() + 8);
     for (name, value) in from {
-        if !is_hop_by_hop(name, &connection) {
+        if !is_hop_by_hop(name, from) {
             to.append(name.clone(), value.clone());
         }
     }
+    to
 }
 
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let connection = connection_tokens(headers);
-    let names: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| is_hop_by_hop(n, &connection))
-        .cloned()
-        .collect();
-    for name in names {
+    // The Connection values are shared, not copied, while the names they list are removed
+    // (one value needs no list).
+    let mut values = headers.get_all(header::CONNECTION).iter();
+    let first = values.next().cloned();
+    let more: Vec<HeaderValue> = values.cloned().collect();
+    for value in first.iter().chain(&more) {
+        for token in connection_tokens(value) {
+            headers.remove(token);
+        }
+    }
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
@@ -289,24 +305,23 @@ fn client_cert_headers(call: &Call<'_>, headers: &mut HeaderMap) {
 /// `X-Forwarded-For` gets the peer appended (the client itself, or the trusted proxy that
 /// already named it), then `-Proto`, `-Host` and the request id.
 fn forwarded_headers(call: &Call<'_>, headers: &mut HeaderMap) {
-    let ip = call.peer_ip.to_string();
-    // Every X-Forwarded-For line the client sent, in order, as one list.
+    // Every X-Forwarded-For line the client sent, in order, as one list, then the peer.
     let prior: Vec<&str> = headers
-        .get_all("x-forwarded-for")
+        .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .collect();
-    let xff = if prior.is_empty() {
-        ip
+    if prior.is_empty() {
+        headers.insert(X_FORWARDED_FOR, call.peer_text.clone());
     } else {
-        format!("{}, {ip}", prior.join(", "))
-    };
-    if let Ok(v) = HeaderValue::try_from(xff) {
-        headers.insert("x-forwarded-for", v);
+        let ip = call.peer_text.to_str().unwrap_or_default();
+        if let Ok(v) = HeaderValue::try_from(format!("{}, {ip}", prior.join(", "))) {
+            headers.insert(X_FORWARDED_FOR, v);
+        }
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(call.scheme));
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(call.scheme));
     // As the client named it, port included: the Host header, or HTTP/2's :authority.
     let host = call
         .headers
@@ -315,7 +330,7 @@ fn forwarded_headers(call: &Call<'_>, headers: &mut HeaderMap) {
         .or_else(|| call.authority.and_then(|a| HeaderValue::try_from(a).ok()))
         .or_else(|| HeaderValue::try_from(call.host).ok());
     if let Some(v) = host {
-        headers.insert("x-forwarded-host", v);
+        headers.insert(X_FORWARDED_HOST, v);
     }
     if let Ok(v) = HeaderValue::try_from(call.request_id) {
         headers.insert(REQUEST_ID_HEADER, v);
@@ -339,8 +354,7 @@ mod tests {
         let backends = [backend("a", 90), backend("b", 10), backend("c", 0)];
         let mut counts = [0u32; 3];
         for _ in 0..20_000 {
-            let chosen = pick(&backends).unwrap();
-            counts[backends.iter().position(|b| b.url == chosen.url).unwrap()] += 1;
+            counts[pick(&backends).unwrap()] += 1;
         }
         assert_eq!(counts[2], 0, "weight 0 is never chosen");
         // 10% of 20,000 = 2,000; five standard deviations is about 212.

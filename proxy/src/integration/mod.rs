@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use bytes::Bytes;
+use hyper::header::HeaderValue;
 use hyper::{HeaderMap, Method, Response, Version};
 use tollgate_crds::table::IntegrationTable;
 
@@ -36,6 +37,8 @@ pub struct Call<'a> {
     pub source_ip: IpAddr,
     /// The address of the connection's peer: the client, or a proxy in front of it.
     pub peer_ip: IpAddr,
+    /// `peer_ip` as text.
+    pub peer_text: &'a HeaderValue,
     pub scheme: &'static str,
     /// The Host the client asked for (without port).
     pub host: &'a str,

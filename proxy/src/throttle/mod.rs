@@ -27,12 +27,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use hyper::HeaderMap;
-use hyper::header::HeaderValue;
+use hyper::header::{HeaderName, HeaderValue};
 use tollgate_crds::resources::{RateLimitMode, RedisFailureMode, ThrottleSettings};
 use tollgate_crds::table::{GatewayTable, QuotaTable, RouteTable, UsagePlanTable};
 
 use crate::errors::GatewayError;
 use quota::Window;
+
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// What `RateLimit-*` headers say about the per-key limit closest to refusing the request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,9 +63,9 @@ impl RateLimitStatus {
     /// Writes `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`, and `Retry-After`
     /// when the request was refused.
     pub fn write_headers(&self, headers: &mut HeaderMap, refused: bool) {
-        headers.insert("ratelimit-limit", HeaderValue::from(self.limit));
-        headers.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
-        headers.insert("ratelimit-reset", HeaderValue::from(self.reset_seconds));
+        headers.insert(RATELIMIT_LIMIT, HeaderValue::from(self.limit));
+        headers.insert(RATELIMIT_REMAINING, HeaderValue::from(self.remaining));
+        headers.insert(RATELIMIT_RESET, HeaderValue::from(self.reset_seconds));
         if refused {
             headers.insert(
                 hyper::header::RETRY_AFTER,

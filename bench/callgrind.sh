@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Instructions per request, counted by valgrind's callgrind: unlike requests/s, the count does
+# not move with the machine's load. tollgate-proxy (release build, one worker) runs under
+# callgrind in front of an nginx backend; counters are zeroed after a warm-up, wrk sends
+# requests for a while on a few connections, and the count is divided by the requests wrk saw
+# complete. Prints the figure and the functions with the most inclusive cost.
+#
+#   bench/callgrind.sh [seconds, default 10] [connections, default 4]
+source "$(dirname "$0")/lib.sh"
+
+SECONDS_PER_RUN=${1:-10}
+CONNECTIONS=${2:-4}
+PROXY_CPU=0 BACKEND_CPU=1 LOAD_CPU=1
+need nginx wrk curl valgrind
+
+cargo build --release -q -p tollgate-proxy --manifest-path "$ROOT/Cargo.toml"
+BIN="$ROOT/target/release/tollgate-proxy"
+
+BACKEND=$(free_port); TOLLGATE=$(free_port); ADMIN=$(free_port)
+start_backend "$BACKEND"
+write_bench_api "$WORK/tollgate" "$BACKEND"
+OUT="$WORK/callgrind.out"
+taskset -c "$PROXY_CPU" valgrind --tool=callgrind --callgrind-out-file="$OUT" \
+    "$BIN" --config "$WORK/tollgate" --listen "127.0.0.1:$TOLLGATE" \
+    --admin-listen "127.0.0.1:$ADMIN" --worker-threads 1 --access-log off --log-level warn \
+    2>"$WORK/valgrind.log" &
+PIDS+=($!)
+VG=$!
+
+wait_http "http://127.0.0.1:$BACKEND/hello"
+for _ in $(seq 1 600); do curl -fsS -o /dev/null "http://127.0.0.1:$TOLLGATE/bench/hello" 2>/dev/null && break; sleep 0.1; done
+# Warm: connection pools, lazily built state.
+taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$TOLLGATE/bench/hello" >/dev/null
+callgrind_control -z "$VG" >/dev/null
+out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$SECONDS_PER_RUN"s "http://127.0.0.1:$TOLLGATE/bench/hello")
+callgrind_control -d "$VG" >/dev/null
+requests=$(awk '/requests in/ {print $1}' <<<"$out")
+dump=$(ls -t "$OUT".* | head -1)
+total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+echo "requests: $requests"
+echo "instructions: $total"
+awk -v t="$total" -v n="$requests" 'BEGIN { printf "instructions per request: %.0f\n", t / n }'
+echo
+echo "inclusive cost per request, top functions:"
+callgrind_annotate --inclusive=yes "$dump" 2>/dev/null |
+    awk -v n="$requests" '/^ *[0-9,]+ \(/ { c = $1; gsub(",", "", c); $1 = ""; $2 = ""; printf "%10.0f %s\n", c / n, substr($0, 1, 140) }' |
+    head -"${TOP:-40}"
+echo "$dump" > "${CALLGRIND_KEEP:-/dev/null}"
