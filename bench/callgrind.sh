@@ -13,7 +13,8 @@ CONNECTIONS=${2:-4}
 PROXY_CPU=0 BACKEND_CPU=1 LOAD_CPU=1
 need nginx wrk curl valgrind
 
-cargo build --release -q -p tollgate-proxy --manifest-path "$ROOT/Cargo.toml"
+# NO_BUILD=1 measures the release binary as it is.
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p tollgate-proxy --manifest-path "$ROOT/Cargo.toml"
 BIN="$ROOT/target/release/tollgate-proxy"
 
 BACKEND=$(free_port); TOLLGATE=$(free_port); ADMIN=$(free_port)

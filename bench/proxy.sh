@@ -16,7 +16,8 @@ CONNECTIONS=${3:-50}
 PROXY_CPU=0 BACKEND_CPU=1 LOAD_CPU=1
 need nginx haproxy wrk curl
 
-cargo build --release -q -p tollgate-proxy --manifest-path "$ROOT/Cargo.toml"
+# NO_BUILD=1 measures the release binary as it is.
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p tollgate-proxy --manifest-path "$ROOT/Cargo.toml"
 BIN="$ROOT/target/release/tollgate-proxy"
 
 BACKEND=$(free_port); NGINX=$(free_port); HAPROXY=$(free_port); TOLLGATE=$(free_port)
