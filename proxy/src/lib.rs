@@ -12,6 +12,7 @@ pub mod cors;
 pub mod dispatch;
 pub mod errors;
 pub mod fleet;
+pub mod head;
 pub mod install;
 pub mod integration;
 pub mod metrics;
