@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body;
 pub mod canary;
 pub mod client;
+pub mod connections;
 pub mod cors;
 pub mod dispatch;
 pub mod errors;

@@ -1,8 +1,8 @@
 //! The proxy's Prometheus metrics, in one registry owned by [`Metrics`] (no global state).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -21,6 +21,10 @@ pub struct Metrics {
     tls_handshake_failures: IntCounter,
     certificate_expiry: IntGaugeVec,
     pub default_certificate_expiry: IntGaugeVec,
+    /// Client connections being served (both listeners).
+    pub connections_open: IntGauge,
+    /// Client connections closed unserved because `--max-connections` were open.
+    pub connections_refused: IntCounter,
 }
 
 /// The labels of one request.
@@ -109,6 +113,16 @@ impl Metrics {
             &["certificate"],
         )
         .expect("valid metric");
+        let connections_open = IntGauge::new(
+            "tollgate_connections_open",
+            "Client connections being served, plain and TLS (at most --max-connections)",
+        )
+        .expect("valid metric");
+        let connections_refused = IntCounter::new(
+            "tollgate_connections_refused_total",
+            "Client connections closed unserved because --max-connections were open",
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -120,6 +134,8 @@ impl Metrics {
             Box::new(tls_handshake_failures.clone()),
             Box::new(certificate_expiry.clone()),
             Box::new(default_certificate_expiry.clone()),
+            Box::new(connections_open.clone()),
+            Box::new(connections_refused.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
         }
@@ -135,6 +151,8 @@ impl Metrics {
             tls_handshake_failures,
             certificate_expiry,
             default_certificate_expiry,
+            connections_open,
+            connections_refused,
         }
     }
 

@@ -10,6 +10,7 @@ mod canary;
 mod http_integration;
 mod lifecycle;
 mod limits;
+mod listener;
 mod observability;
 mod reload;
 mod routing;
