@@ -32,7 +32,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::{http1, http2};
@@ -259,7 +259,6 @@ async fn serve_tls(
 ) {
     let shared = &listening.shared;
     let timeout = listening.header_read_timeout;
-    let started = Instant::now();
     let handshake = tls::handshake(
         stream,
         |server_name| {
@@ -294,10 +293,8 @@ async fn serve_tls(
         serve_http(TokioIo::new(stream), true, conn, &listening).await;
         return;
     }
-    // HTTP/1.1: the first request line, as on the plain listener, in what is left of the
-    // handshake's time.
-    let left = timeout.saturating_sub(started.elapsed());
-    let (prefix, sniffed) = match tokio::time::timeout(left, sniff(&mut stream, false)).await {
+    // HTTP/1.1: the first request line, as on the plain listener.
+    let (prefix, sniffed) = match tokio::time::timeout(timeout, sniff(&mut stream, false)).await {
         Ok(Ok(sniffed)) => sniffed,
         Ok(Err(_)) | Err(_) => return,
     };
