@@ -15,8 +15,8 @@
 //!
 //! HTTP/1: a first request line longer than the 10,240-byte head limit is answered 414 here,
 //! before hyper parses it (hyper could only say 431); hyper then bounds heads at 10,240 bytes
-//! (431), whatever their number of headers, and closes idle keep-alive connections after the
-//! header read timeout. HTTP/2: a connection with no open stream for the header read timeout
+//! and 512 fields (431), and closes idle keep-alive connections after the header read
+//! timeout. HTTP/2: a connection with no open stream for the header read timeout
 //! (a client that never sends a request, or stops) gets GOAWAY and is closed. The exact head
 //! limits, for both, are [`head::check`](crate::head::check)'s.
 //!
