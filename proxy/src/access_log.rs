@@ -66,13 +66,34 @@ impl AccessRecord {
         peer: IpAddr,
         parts: &http::request::Parts,
     ) -> Self {
+        let mut record = Self::new(
+            request_id,
+            request_time,
+            peer,
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.version,
+        );
+        record.user_agent = parts.headers.get(http::header::USER_AGENT).cloned();
+        record
+    }
+
+    /// A request known by its first line alone.
+    pub fn new(
+        request_id: Uuid,
+        request_time: jiff::Timestamp,
+        source_ip: IpAddr,
+        http_method: Method,
+        path: Uri,
+        protocol: Version,
+    ) -> Self {
         Self {
             request_id,
             request_time,
-            source_ip: peer,
-            http_method: parts.method.clone(),
-            path: parts.uri.clone(),
-            protocol: parts.version,
+            source_ip,
+            http_method,
+            path,
+            protocol,
             domain_name: None,
             gateway: None,
             stage: None,
@@ -83,7 +104,7 @@ impl AccessRecord {
             response_latency: 0,
             api_key_id: None,
             deployment: None,
-            user_agent: parts.headers.get(http::header::USER_AGENT).cloned(),
+            user_agent: None,
             error_message: None,
         }
     }

@@ -99,8 +99,21 @@ pub struct Args {
     #[arg(long, env = "TOLLGATE_DRAIN_SECONDS", default_value_t = 30)]
     pub drain_seconds: u64,
 
+    /// Seconds the proxy keeps accepting and serving after SIGTERM, before it closes its
+    /// listeners and drains: load balancers and endpoints may still send new connections for
+    /// a while. 0 (the default) drains at once; fleet pods wait in a preStop hook instead.
+    #[arg(long, env = "TOLLGATE_SHUTDOWN_DELAY_SECONDS", default_value_t = 0)]
+    pub shutdown_delay_seconds: u64,
+
+    /// Client connections served at once, plain and TLS together; past it new connections
+    /// are closed unserved (`tollgate_connections_refused_total`, and a warning). Default:
+    /// 10,000, or fewer if the open files limit (raised to its hard limit at start) cannot
+    /// hold that many with a backend connection each.
+    #[arg(long, env = "TOLLGATE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+
     /// Seconds a client has to send a request's head (also closes idle keep-alive
-    /// connections).
+    /// connections, and HTTP/2 connections with no open stream for as long).
     #[arg(
         long,
         env = "TOLLGATE_HEADER_READ_TIMEOUT_SECONDS",

@@ -28,6 +28,9 @@ pub enum GatewayError {
     /// The request line and headers exceed 10,240 bytes.
     #[error("request head exceeds 10,240 bytes")]
     HeadersTooLarge,
+    /// The request line alone exceeds the 10,240-byte head limit (RFC 9110, 414).
+    #[error("request line exceeds 10,240 bytes")]
+    UriTooLong,
     /// An authorizer's identity source is missing (UNAUTHORIZED).
     #[error("missing identity source")]
     Unauthorized,
@@ -104,6 +107,7 @@ impl GatewayError {
             Self::MissingAuthenticationToken | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RequestTooLong => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::Unauthorized | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::ExplicitDeny
             | Self::NotAuthorized
@@ -130,6 +134,7 @@ impl GatewayError {
             Self::MisdirectedRequest => "Misdirected Request",
             Self::RequestTooLong => "Request Too Long",
             Self::HeadersTooLarge => "Request Header Fields Too Large",
+            Self::UriTooLong => "Request-URI Too Long",
             Self::Unauthorized | Self::InvalidToken(_) => "Unauthorized",
             Self::ExplicitDeny => {
                 "User is not authorized to access this resource with an explicit deny"
@@ -160,6 +165,7 @@ impl GatewayError {
             | Self::Forbidden(_)
             | Self::RequestTooLong
             | Self::HeadersTooLarge
+            | Self::UriTooLong
             | Self::Unauthorized
             | Self::InvalidToken(_)
             | Self::ExplicitDeny
@@ -189,6 +195,7 @@ impl GatewayError {
             Self::Forbidden(_) => "ForbiddenException",
             Self::RequestTooLong => "RequestTooLongException",
             Self::HeadersTooLarge => "RequestHeaderFieldsTooLargeException",
+            Self::UriTooLong => "RequestUriTooLongException",
             Self::Unauthorized | Self::InvalidToken(_) => "UnauthorizedException",
             Self::ExplicitDeny
             | Self::NotAuthorized

@@ -11,6 +11,7 @@ use tollgate_proxy::admin::{self, ConfigReport};
 use tollgate_proxy::args::{AccessLogTarget, Args, LogFormat, Mode};
 use tollgate_proxy::auth::AuthState;
 use tollgate_proxy::client;
+use tollgate_proxy::connections;
 use tollgate_proxy::dispatch::Dispatch;
 use tollgate_proxy::fleet::Fleet;
 use tollgate_proxy::metrics::Metrics;
@@ -52,6 +53,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
+    let fd_limit = connections::raise_fd_limit();
+    let max_connections = match args.max_connections {
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        None => connections::default_max_connections(fd_limit),
+    };
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -131,11 +137,15 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
         tls_listen = ?args.tls_listen,
         admin = %args.admin_listen,
         source = %source,
+        max_connections,
+        open_files_limit = ?fd_limit,
         "tollgate-proxy serving"
     );
     let options = ServerOptions {
         header_read_timeout: Duration::from_secs(args.header_read_timeout_seconds),
         drain: Duration::from_secs(args.drain_seconds),
+        max_connections,
+        shutdown_delay: Duration::from_secs(args.shutdown_delay_seconds),
     };
     let listeners = Listeners {
         plain: listener,

@@ -23,6 +23,10 @@ pub struct Metrics {
     pub default_certificate_expiry: IntGaugeVec,
     pub buffered_body_bytes: IntGauge,
     pub body_budget_refusals: IntCounter,
+    /// Client connections being served (both listeners).
+    pub connections_open: IntGauge,
+    /// Client connections closed unserved because `--max-connections` were open.
+    pub connections_refused: IntCounter,
 }
 
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -157,6 +161,16 @@ impl Metrics {
              --max-buffered-body-bytes",
         )
         .expect("valid metric");
+        let connections_open = IntGauge::new(
+            "tollgate_connections_open",
+            "Client connections being served, plain and TLS (at most --max-connections)",
+        )
+        .expect("valid metric");
+        let connections_refused = IntCounter::new(
+            "tollgate_connections_refused_total",
+            "Client connections closed unserved because --max-connections were open",
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -170,6 +184,8 @@ impl Metrics {
             Box::new(default_certificate_expiry.clone()),
             Box::new(buffered_body_bytes.clone()),
             Box::new(body_budget_refusals.clone()),
+            Box::new(connections_open.clone()),
+            Box::new(connections_refused.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
         }
@@ -187,6 +203,8 @@ impl Metrics {
             default_certificate_expiry,
             buffered_body_bytes,
             body_budget_refusals,
+            connections_open,
+            connections_refused,
         }
     }
 

@@ -49,7 +49,7 @@ use crate::request_body::{self, BodyLimits};
 use crate::request_log::{Logged, LoggedBody};
 use crate::throttle::{self, Limiter};
 use crate::tls::{ClientCert, TlsSession};
-use crate::{api_key, cors, request_path, transport};
+use crate::{api_key, cors, head, request_path, transport};
 
 /// The response header carrying the request id, as Amazon API Gateway's.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-amzn-requestid");
@@ -155,11 +155,8 @@ async fn serve(
     received_at: jiff::Timestamp,
     log: &mut Logged,
 ) -> Result<Response<Body>, GatewayError> {
-    // Phase 0: the head limit, counted as Amazon API Gateway counts it (hyper enforces it for
-    // HTTP/1 already; this covers HTTP/2).
-    if head_size(parts) > crate::server::MAX_HEAD_BYTES {
-        return Err(GatewayError::HeadersTooLarge);
-    }
+    // Phase 0: the head's limits, counted as Amazon API Gateway counts them, and one host.
+    head::check(parts)?;
 
     // Phase 1: gateway and stage.
     let host = host_of(parts).to_ascii_lowercase();
@@ -387,18 +384,6 @@ fn log_refusal(request_id: &str, error: &GatewayError) {
             tracing::warn!(request_id = %request_id, error = %error, fault = ?error.fault(), "request failed")
         }
     }
-}
-
-/// The size of the request line and headers as HTTP/1.1 writes them.
-fn head_size(parts: &hyper::http::request::Parts) -> usize {
-    let target = parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len());
-    let line = parts.method.as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
-    let headers: usize = parts
-        .headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
-        .sum();
-    line + headers + 2
 }
 
 /// The host the request is for, without port, lowercased: the URI's authority (HTTP/2, or an

@@ -1,4 +1,5 @@
-//! The traffic listeners, with the request-head limits and a graceful drain on shutdown.
+//! The traffic listeners, with the connection limit, the request-head limits and a graceful
+//! drain on shutdown.
 //!
 //! - Plain: HTTP/1.1 and HTTP/2 (prior knowledge) on one port. Each connection's first bytes
 //!   are read under the header read timeout to tell HTTP/2's preface from HTTP/1 (a client
@@ -9,9 +10,22 @@
 //!   HTTP/1.1. A connection keeps the config it was accepted with, so rotating a certificate
 //!   never drops one.
 //!
-//! HTTP/1 heads over 10,240 bytes get 431 from hyper itself; HTTP/2 header lists are bounded
-//! the same.
+//! Connections past `--max-connections` (both listeners together) are closed at once,
+//! counted and warned about ([`ConnectionLimit`]).
+//!
+//! HTTP/1: a first request line longer than the 10,240-byte head limit is answered 414 here,
+//! before hyper parses it (hyper could only say 431); hyper then bounds heads at 10,240 bytes
+//! and 512 fields (431), and closes idle keep-alive connections after the header read
+//! timeout. HTTP/2: a connection with no open stream for the header read timeout
+//! (a client that never sends a request, or stops) gets GOAWAY and is closed. The exact head
+//! limits, for both, are [`head::check`](crate::head::check)'s.
+//!
+//! Shutdown: the listeners keep accepting for `--shutdown-delay-seconds` (endpoints still
+//! name the proxy), then close; HTTP/2 connections get GOAWAY; HTTP/1 answers carry
+//! `Connection: close`, and an idle keep-alive connection stays open for [`DRAIN_GRACE`] so
+//! that a request already on its way is served; everything ends within `--drain-seconds`.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -20,27 +34,45 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper::header::{self, HeaderValue};
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
-use crate::pipeline::{self, Connection, Shared};
+use crate::access_log::AccessRecord;
+use crate::connections::{Admitted, ConnectionLimit, Streams, Tracked};
+use crate::errors::GatewayError;
+use crate::head::{H2_MAX_HEADER_LIST_SIZE, MAX_HEADERS};
+use crate::metrics::RequestLabels;
+use crate::pipeline::{self, Connection, REQUEST_ID_HEADER, Shared};
 use crate::tls::{self, DefaultCertificate};
 
-/// Amazon API Gateway's limit on the request line and headers together.
-pub const MAX_HEAD_BYTES: usize = 10_240;
+pub use crate::head::MAX_HEAD_BYTES;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// During the drain, how long an idle HTTP/1 keep-alive connection stays open for a request
+/// its client may have sent before learning of the shutdown (at most the drain itself).
+pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// After answering a request line too long, how long the rest of the request is read and
+/// discarded, so that closing does not reset the connection before the client reads the
+/// answer.
+const LINGER: Duration = Duration::from_secs(2);
+
 pub struct ServerOptions {
     /// A client must send a request's head within this time; also closes idle keep-alive
-    /// connections and connections that send nothing.
+    /// connections, connections that send nothing and HTTP/2 connections with no stream.
     pub header_read_timeout: Duration,
     /// How long in-flight requests may take to finish after shutdown starts.
     pub drain: Duration,
+    /// Connections served at once, plain and TLS together; past it new ones are closed.
+    pub max_connections: usize,
+    /// How long the listeners keep accepting after the shutdown signal, before the drain.
+    pub shutdown_delay: Duration,
 }
 
 /// The sockets API traffic arrives on.
@@ -55,8 +87,26 @@ pub struct TlsListener {
     pub default_certificate: Option<Arc<DefaultCertificate>>,
 }
 
-/// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
-/// (up to `drain`) and returns.
+/// Whether connections serve as usual or drain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    Draining,
+}
+
+/// What every connection task shares. Each holds it (and with it a receiver of the phase)
+/// until it ends, so the drain is over when the phase has no receiver left.
+struct Listening {
+    shared: Arc<Shared>,
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+    phase: watch::Receiver<Phase>,
+    header_read_timeout: Duration,
+    drain_grace: Duration,
+}
+
+/// Serves until `shutdown` resolves and the shutdown delay passes, then stops accepting, lets
+/// in-flight requests finish (up to `drain`) and returns.
 pub async fn serve(
     listeners: Listeners,
     shared: Arc<Shared>,
@@ -67,14 +117,39 @@ pub async fn serve(
     h1.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
         .max_header_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS)
         .keep_alive(true);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .max_header_list_size(H2_MAX_HEADER_LIST_SIZE)
         .keep_alive_interval(Some(Duration::from_secs(30)));
-    let protocols = Arc::new(Protocols { h1, h2 });
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
+    let limit = ConnectionLimit::new(
+        options.max_connections,
+        shared.metrics.connections_open.clone(),
+        shared.metrics.connections_refused.clone(),
+    );
+    let (phase_tx, phase) = watch::channel(Phase::Serving);
+    let listening = Arc::new(Listening {
+        shared,
+        h1,
+        h2,
+        phase,
+        header_read_timeout: options.header_read_timeout,
+        drain_grace: DRAIN_GRACE.min(options.drain),
+    });
+
+    let shutdown_delay = options.shutdown_delay;
+    let accepting = async move {
+        shutdown.await;
+        if !shutdown_delay.is_zero() {
+            tracing::info!(
+                shutdown_delay_seconds = shutdown_delay.as_secs(),
+                "still accepting connections for the shutdown delay"
+            );
+            tokio::time::sleep(shutdown_delay).await;
+        }
+    };
+    tokio::pin!(accepting);
 
     let tls_listener = listeners.tls.as_ref().map(|t| &t.listener);
     let default_certificate = listeners
@@ -85,28 +160,27 @@ pub async fn serve(
         tokio::select! {
             accepted = listeners.plain.accept() => {
                 let Some((stream, peer)) = accepted_or_back_off(accepted).await else { continue };
-                tokio::spawn(serve_plain(
-                    stream,
-                    peer,
-                    shared.clone(),
-                    protocols.clone(),
-                    graceful.watcher(),
-                    options.header_read_timeout,
-                ));
+                let Some(admitted) = limit.admit() else {
+                    limit.refuse(peer);
+                    continue;
+                };
+                tokio::spawn(serve_plain(stream, peer, listening.clone(), admitted));
             }
             accepted = accept_if_any(tls_listener) => {
                 let Some((stream, peer)) = accepted_or_back_off(accepted).await else { continue };
+                let Some(admitted) = limit.admit() else {
+                    limit.refuse(peer);
+                    continue;
+                };
                 tokio::spawn(serve_tls(
                     stream,
                     peer,
-                    shared.clone(),
+                    listening.clone(),
                     default_certificate.clone(),
-                    protocols.clone(),
-                    graceful.watcher(),
-                    options.header_read_timeout,
+                    admitted,
                 ));
             }
-            () = &mut shutdown => break,
+            () = &mut accepting => break,
         }
     }
 
@@ -115,15 +189,12 @@ pub async fn serve(
         drain_seconds = options.drain.as_secs(),
         "draining in-flight requests"
     );
+    phase_tx.send_replace(Phase::Draining);
+    drop(listening);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = phase_tx.closed() => tracing::info!("all connections drained"),
         () = tokio::time::sleep(options.drain) => tracing::warn!("drain period over; closing remaining connections"),
     }
-}
-
-struct Protocols {
-    h1: http1::Builder,
-    h2: http2::Builder<TokioExecutor>,
 }
 
 async fn accept_if_any(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
@@ -154,34 +225,36 @@ async fn accepted_or_back_off(
 async fn serve_plain(
     mut stream: TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared>,
-    protocols: Arc<Protocols>,
-    watcher: Watcher,
-    first_bytes_timeout: Duration,
+    listening: Arc<Listening>,
+    _admitted: Admitted,
 ) {
-    let (prefix, is_h2) = match tokio::time::timeout(first_bytes_timeout, sniff(&mut stream)).await
-    {
+    let timeout = listening.header_read_timeout;
+    let (prefix, sniffed) = match tokio::time::timeout(timeout, sniff(&mut stream, true)).await {
         Ok(Ok(sniffed)) => sniffed,
         Ok(Err(_)) | Err(_) => return,
     };
+    if sniffed == Sniffed::LineTooLong {
+        answer_uri_too_long(stream, &prefix, peer, &listening.shared).await;
+        return;
+    }
     let io = TokioIo::new(Rewind {
         prefix,
         offset: 0,
         inner: stream,
     });
     let conn = Connection::new(peer, "http", None);
-    serve_http(io, is_h2, conn, shared, &protocols, watcher).await;
+    serve_http(io, sniffed == Sniffed::Http2, conn, &listening).await;
 }
 
 async fn serve_tls(
     stream: TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    listening: Arc<Listening>,
     default_certificate: Option<Arc<DefaultCertificate>>,
-    protocols: Arc<Protocols>,
-    watcher: Watcher,
-    handshake_timeout: Duration,
+    _admitted: Admitted,
 ) {
+    let shared = &listening.shared;
+    let timeout = listening.header_read_timeout;
     let handshake = tls::handshake(
         stream,
         |server_name| {
@@ -194,7 +267,7 @@ async fn serve_tls(
         },
         default_certificate.as_deref(),
     );
-    let (stream, session) = match tokio::time::timeout(handshake_timeout, handshake).await {
+    let (mut stream, session) = match tokio::time::timeout(timeout, handshake).await {
         Ok(Ok(done)) => done,
         Ok(Err(e)) => {
             shared.metrics.tls_handshake_failed();
@@ -208,63 +281,223 @@ async fn serve_tls(
     };
     let is_h2 = session.h2;
     let conn = Connection::new(peer, "https", Some(Arc::new(session)));
-    serve_http(
-        TokioIo::new(stream),
-        is_h2,
-        conn,
-        shared,
-        &protocols,
-        watcher,
-    )
-    .await;
+    if is_h2 {
+        serve_http(TokioIo::new(stream), true, conn, &listening).await;
+        return;
+    }
+    // HTTP/1.1: the first request line, as on the plain listener.
+    let (prefix, sniffed) = match tokio::time::timeout(timeout, sniff(&mut stream, false)).await {
+        Ok(Ok(sniffed)) => sniffed,
+        Ok(Err(_)) | Err(_) => return,
+    };
+    if sniffed == Sniffed::LineTooLong {
+        answer_uri_too_long(stream, &prefix, peer, shared).await;
+        return;
+    }
+    let io = TokioIo::new(Rewind {
+        prefix,
+        offset: 0,
+        inner: stream,
+    });
+    serve_http(io, false, conn, &listening).await;
 }
 
-async fn serve_http<I>(
-    io: TokioIo<I>,
-    is_h2: bool,
-    conn: Connection,
-    shared: Arc<Shared>,
-    protocols: &Protocols,
-    watcher: Watcher,
-) where
+async fn serve_http<I>(io: TokioIo<I>, is_h2: bool, conn: Connection, listening: &Listening)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let peer = conn.peer;
-    let service =
-        service_fn(move |request| pipeline::handle(shared.clone(), conn.clone(), request));
     let result = if is_h2 {
-        watcher
-            .watch(protocols.h2.serve_connection(io, service))
-            .await
+        serve_h2(io, conn, listening).await
     } else {
-        watcher
-            .watch(protocols.h1.serve_connection(io, service))
-            .await
+        serve_h1(io, conn, listening).await
     };
     if let Err(e) = result {
         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
     }
 }
 
-/// Reads until the bytes show whether the client speaks HTTP/2 (the whole preface) or not
-/// (anything that is not a prefix of it). Returns what was read, to be replayed.
-async fn sniff(stream: &mut TcpStream) -> io::Result<(Vec<u8>, bool)> {
-    let mut prefix = Vec::with_capacity(H2_PREFACE.len());
-    let mut chunk = [0u8; 64];
+/// Resolves when the drain starts (never, if the server is gone).
+async fn draining(phase: &mut watch::Receiver<Phase>) {
+    if phase.wait_for(|p| *p == Phase::Draining).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn serve_h1<I>(io: TokioIo<I>, conn: Connection, listening: &Listening) -> hyper::Result<()>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = listening.shared.clone();
+    let phase = listening.phase.clone();
+    let service = service_fn(move |request| {
+        let handled = pipeline::handle(shared.clone(), conn.clone(), request);
+        let phase = phase.clone();
+        async move {
+            let mut response = handled.await?;
+            // Answered during the drain: the client must not send another request here.
+            if *phase.borrow() == Phase::Draining {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let connection = listening.h1.serve_connection(io, service);
+    tokio::pin!(connection);
+    let mut phase = listening.phase.clone();
+    tokio::select! {
+        result = connection.as_mut() => return result,
+        () = draining(&mut phase) => {}
+    }
+    // Draining. A request already on its way is served (and its answer closes the
+    // connection); an idle connection is closed after the grace.
+    tokio::select! {
+        result = connection.as_mut() => return result,
+        () = tokio::time::sleep(listening.drain_grace) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    connection.await
+}
+
+async fn serve_h2<I>(io: TokioIo<I>, conn: Connection, listening: &Listening) -> hyper::Result<()>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let streams = Streams::default();
+    let shared = listening.shared.clone();
+    let counted = streams.clone();
+    let service = service_fn(move |request| {
+        let guard = counted.open();
+        let handled = pipeline::handle(shared.clone(), conn.clone(), request);
+        async move {
+            let response = handled.await?;
+            Ok::<_, Infallible>(response.map(|body| Tracked::new(body, guard)))
+        }
+    });
+    let connection = listening.h2.serve_connection(io, service);
+    tokio::pin!(connection);
+    let idle = listening.header_read_timeout;
+    let mut phase = listening.phase.clone();
+    tokio::select! {
+        result = connection.as_mut() => return result,
+        () = streams.idle_for(idle) => {}
+        () = draining(&mut phase) => {}
+    }
+    // GOAWAY: streams already open finish, no new one starts. A client that holds the
+    // connection open with no stream is dropped after the idle timeout again.
+    connection.as_mut().graceful_shutdown();
+    tokio::select! {
+        result = connection.as_mut() => result,
+        () = streams.idle_for(idle) => Ok(()),
+    }
+}
+
+/// What a connection's first bytes say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sniffed {
+    /// HTTP/2's whole preface.
+    Http2,
+    /// An HTTP/1 request line, whole and within the head limit.
+    Http1,
+    /// More than the head limit without the request line's end.
+    LineTooLong,
+}
+
+/// Reads until the bytes show whether the client speaks HTTP/2 (the whole preface, when
+/// `h2_possible`) or HTTP/1 (its whole first request line, or more of it than the head
+/// limit). Returns what was read, to be replayed.
+async fn sniff<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    h2_possible: bool,
+) -> io::Result<(Vec<u8>, Sniffed)> {
+    let mut prefix = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
     loop {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
+        let before = prefix.len();
         prefix.extend_from_slice(&chunk[..n]);
-        let shared_len = prefix.len().min(H2_PREFACE.len());
-        if prefix[..shared_len] != H2_PREFACE[..shared_len] {
-            return Ok((prefix, false));
+        if h2_possible {
+            let shared_len = prefix.len().min(H2_PREFACE.len());
+            if prefix[..shared_len] == H2_PREFACE[..shared_len] {
+                if prefix.len() >= H2_PREFACE.len() {
+                    return Ok((prefix, Sniffed::Http2));
+                }
+                continue;
+            }
         }
-        if prefix.len() >= H2_PREFACE.len() {
-            return Ok((prefix, true));
+        if let Some(at) = chunk[..n].iter().position(|b| *b == b'\n') {
+            // The request line's size, its line end included.
+            let line = before + at + 1;
+            let sniffed = if line > MAX_HEAD_BYTES {
+                Sniffed::LineTooLong
+            } else {
+                Sniffed::Http1
+            };
+            return Ok((prefix, sniffed));
+        }
+        if prefix.len() > MAX_HEAD_BYTES {
+            return Ok((prefix, Sniffed::LineTooLong));
         }
     }
+}
+
+/// Answers a request whose line alone is longer than the head limit: 414, as the pipeline
+/// would, logged and counted; then reads what the client still sends for a while, so that
+/// closing does not reset the connection under the answer.
+async fn answer_uri_too_long<S>(mut stream: S, prefix: &[u8], peer: SocketAddr, shared: &Shared)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let error = GatewayError::UriTooLong;
+    let request_id = uuid::Uuid::new_v4();
+    let body = serde_json::json!({ "message": error.message() }).to_string();
+    let answer = format!(
+        "HTTP/1.1 414 URI Too Long\r\ncontent-type: application/json\r\n\
+         x-amzn-errortype: {}\r\n{REQUEST_ID_HEADER}: {request_id}\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        error.error_type(),
+        body.len()
+    );
+    let method = prefix
+        .split(|b| *b == b' ')
+        .next()
+        .and_then(|m| hyper::Method::from_bytes(m).ok())
+        .unwrap_or_default();
+    let mut record = AccessRecord::new(
+        request_id,
+        jiff::Timestamp::now(),
+        peer.ip(),
+        method,
+        hyper::Uri::default(),
+        hyper::Version::HTTP_11,
+    );
+    record.status = error.status().as_u16();
+    record.response_length = Some(body.len() as u64);
+    record.error_message = Some(error.to_string());
+    tracing::debug!(peer = %peer, request_id = %record.request_id, "request line too long: 414");
+    shared.metrics.observe_request(
+        &RequestLabels {
+            gateway: "",
+            stage: "",
+            route: "",
+        },
+        record.status,
+        0.0,
+    );
+    shared.access_log.write(&record);
+    if stream.write_all(answer.as_bytes()).await.is_err() || stream.shutdown().await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut discard = [0u8; 8192];
+        while stream.read(&mut discard).await.is_ok_and(|n| n > 0) {}
+    })
+    .await;
 }
 
 /// A stream that first yields bytes already read from it.
@@ -331,7 +564,7 @@ mod tests {
 
     use super::*;
 
-    async fn sniffed(bytes: &'static [u8]) -> io::Result<(Vec<u8>, bool)> {
+    async fn sniffed(bytes: &'static [u8]) -> io::Result<(Vec<u8>, Sniffed)> {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -339,23 +572,55 @@ mod tests {
             client.write_all(bytes).await.unwrap();
         });
         let (mut stream, _) = listener.accept().await.unwrap();
-        sniff(&mut stream).await
+        sniff(&mut stream, true).await
     }
 
     #[tokio::test]
     async fn tells_http2_from_http1_and_keeps_the_bytes() {
-        let (prefix, h2) = sniffed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
-        assert!(!h2);
+        let (prefix, what) = sniffed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        assert_eq!(what, Sniffed::Http1);
         assert!(prefix.starts_with(b"G"));
-        let (prefix, h2) = sniffed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0")
+        let (prefix, what) = sniffed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0")
             .await
             .unwrap();
-        assert!(h2);
+        assert_eq!(what, Sniffed::Http2);
         assert!(prefix.starts_with(H2_PREFACE));
         assert!(
             sniffed(b"PRI * HT").await.is_err(),
             "half a preface then EOF"
         );
+        assert!(
+            sniffed(b"GET /no-line-end").await.is_err(),
+            "half a request line then EOF"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_line_longer_than_the_head_limit_is_told_apart() {
+        let long: &'static [u8] = Box::leak(
+            format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_HEAD_BYTES))
+                .into_bytes()
+                .into_boxed_slice(),
+        );
+        let (prefix, what) = sniffed(long).await.unwrap();
+        assert_eq!(what, Sniffed::LineTooLong);
+        assert!(prefix.len() > MAX_HEAD_BYTES);
+        let fits: &'static [u8] = Box::leak(
+            format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_HEAD_BYTES - 32))
+                .into_bytes()
+                .into_boxed_slice(),
+        );
+        assert_eq!(sniffed(fits).await.unwrap().1, Sniffed::Http1);
+        // Just over, its end read in the same chunk as the limit's.
+        let over: &'static [u8] = Box::leak(
+            format!(
+                "GET /{} HTTP/1.1\r\nHost: x\r\n\r\n",
+                "a".repeat(MAX_HEAD_BYTES - 10)
+            )
+            .into_bytes()
+            .into_boxed_slice(),
+        );
+        assert_eq!(sniffed(over).await.unwrap().1, Sniffed::LineTooLong);
     }
 
     #[tokio::test]

@@ -306,6 +306,33 @@ async fn tls_policies_refuse_what_they_exclude() {
     assert!(!ok, "{out}");
 }
 
+/// A request line too long for the head limit, over HTTP/1.1 on TLS: 414 with Amazon's body,
+/// as on the plain listener (hyper alone could only say 431).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_line_too_long_over_https_gets_414() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let site = Site::start();
+    // HTTP/1.1 only (this client offers no h2); api.example.com asks for no certificate.
+    let http1_only = TlsClient::with_client_cert(&[&site.ca.pem], &site.client_ca.client("c", "o"));
+    let (mut stream, handshake) = http1_only
+        .connect(site.tls, "api.example.com")
+        .await
+        .unwrap();
+    assert_eq!(handshake.alpn.as_deref(), Some(&b"http/1.1"[..]));
+    let request = format!(
+        "GET /v1/hello?q={} HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let response = client::read_response(&mut answer.as_slice()).expect("an answer");
+    assert_eq!(
+        (response.status, response.json()),
+        (414, json!({"message": "Request-URI Too Long"}))
+    );
+}
+
 #[tokio::test]
 async fn alpn_chooses_http2_or_http1_and_base_paths_map_to_stages() {
     let site = Site::start();

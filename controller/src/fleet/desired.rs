@@ -34,6 +34,9 @@ pub const PROXY_PORT: i32 = 8080;
 /// The proxy's TLS listener, present when the gateway has a domain with a certificate.
 pub const PROXY_TLS_PORT: i32 = 8443;
 pub const ADMIN_PORT: i32 = 9901;
+/// How long a fleet proxy keeps accepting after SIGTERM (`--shutdown-delay-seconds`), while
+/// its pod leaves the Service's endpoints.
+const SHUTDOWN_DELAY_SECONDS: u64 = 5;
 pub const TOKEN_DIR: &str = "/var/run/secrets/tollgate";
 pub const CA_DIR: &str = "/etc/tollgate/ca";
 pub const STATE_DIR: &str = "/var/lib/tollgate";
@@ -312,6 +315,12 @@ fn pod_template(gateway: &ApiGateway, name: &str, namespace: &str, settings: &Se
         format!("0.0.0.0:{PROXY_PORT}"),
         "--admin-listen".to_owned(),
         format!("0.0.0.0:{ADMIN_PORT}"),
+        // A terminating pod leaves the Service's endpoints while it gets SIGTERM: load
+        // balancers and kube-proxy keep sending new connections for a few seconds, which the
+        // proxy serves before it drains. (A preStop `sleep` action would need Kubernetes 1.30;
+        // distroless has no sleep binary for an exec hook.)
+        "--shutdown-delay-seconds".to_owned(),
+        SHUTDOWN_DELAY_SECONDS.to_string(),
     ];
     args.extend(log_args(fleet));
     let mut ports = vec![
@@ -329,9 +338,10 @@ fn pod_template(gateway: &ApiGateway, name: &str, namespace: &str, settings: &Se
     let mut spec = json!({
         "serviceAccountName": proxy_service_account(name),
         "automountServiceAccountToken": false,
-        // The proxy drains for 30 s (its --drain-seconds default) after SIGTERM, then flushes
-        // its access log: leave it the time before the kubelet's SIGKILL.
-        "terminationGracePeriodSeconds": 40,
+        // After SIGTERM the proxy serves for its shutdown delay, drains for 30 s (its
+        // --drain-seconds default), then flushes its access log: leave it the time before the
+        // kubelet's SIGKILL.
+        "terminationGracePeriodSeconds": SHUTDOWN_DELAY_SECONDS + 40,
         "containers": [{
             "name": "proxy",
             "image": settings.proxy_image,
@@ -440,6 +450,15 @@ mod tests {
             .map(|a| a.as_str().unwrap())
             .collect();
         assert!(args.windows(2).any(|w| w == ["--gateway", "ns/hello"]));
+        // Keeps serving while the endpoints forget it, and is given the time to drain after.
+        assert!(
+            args.windows(2)
+                .any(|w| w == ["--shutdown-delay-seconds", "5"])
+        );
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+            45
+        );
         assert!(args.windows(2).any(|w| w
             == [
                 "--controller",

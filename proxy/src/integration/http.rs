@@ -322,12 +322,12 @@ fn forwarded_headers(call: &Call<'_>, headers: &mut HeaderMap) {
         }
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(call.scheme));
-    // As the client named it, port included: the Host header, or HTTP/2's :authority.
+    // The host routing used, as the client named it (port included): the URI's authority
+    // (HTTP/2's :authority, an HTTP/1.1 absolute-form target), else the Host header.
     let host = call
-        .headers
-        .get(header::HOST)
-        .cloned()
-        .or_else(|| call.authority.and_then(|a| HeaderValue::try_from(a).ok()))
+        .authority
+        .and_then(|a| HeaderValue::try_from(a).ok())
+        .or_else(|| call.headers.get(header::HOST).cloned())
         .or_else(|| HeaderValue::try_from(call.host).ok());
     if let Some(v) = host {
         headers.insert(X_FORWARDED_HOST, v);

@@ -11,6 +11,7 @@ mod canary;
 mod http_integration;
 mod lifecycle;
 mod limits;
+mod listener;
 mod observability;
 mod reload;
 mod reload_safety;
