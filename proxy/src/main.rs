@@ -22,11 +22,6 @@ use tollgate_proxy::standalone::Standalone;
 use tollgate_proxy::throttle::Limiter;
 use tollgate_proxy::tls::DefaultCertificate;
 
-/// mimalloc instead of glibc's malloc: measured with bench/callgrind.sh, glibc's malloc and
-/// free were 13% of the instructions per request (bench/RESULTS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mode = args.mode().unwrap_or_else(|e| {
