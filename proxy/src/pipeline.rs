@@ -34,6 +34,7 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Request, Response};
 use tollgate_crds::resources::ApiKeySource;
 use tollgate_crds::table::IntegrationTable;
+use tracing::Instrument;
 
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::auth::{self, AuthRequest, AuthState};
@@ -120,6 +121,13 @@ pub async fn handle(
         AccessRecord::arrived(id, received_at, conn.peer.ip(), &parts),
     );
 
+    // Spans (per request at debug, per phase at trace) cost a level check when off.
+    let span = tracing::debug_span!(
+        "request",
+        id = request_id,
+        method = %parts.method,
+        path = parts.uri.path()
+    );
     let outcome = serve(
         &shared,
         &dispatch,
@@ -130,6 +138,7 @@ pub async fn handle(
         received_at,
         &mut log,
     )
+    .instrument(span)
     .await;
     let mut response = outcome.unwrap_or_else(|error| {
         log_refusal(request_id, &error);
@@ -160,7 +169,8 @@ async fn serve(
 
     // Phase 1: gateway and stage.
     let host = host_of(parts).to_ascii_lowercase();
-    let target = dispatch.resolve(&host, parts.uri.path())?;
+    let target =
+        tracing::trace_span!("gateway").in_scope(|| dispatch.resolve(&host, parts.uri.path()))?;
     let gateway = &target.gateway.table;
     log.record.gateway = Some(target.gateway.name.clone());
     log.record.stage = Some(target.stage.name.clone());
@@ -237,12 +247,14 @@ async fn admitted(
 
     // Phase 4: route, on a path with no dot-segment or encoded separator, so that the route
     // matched (and authorised) is the resource the backend serves.
-    request_path::check(target.path)?;
-    let found = target
-        .stage
-        .router
-        .find(&parts.method, target.path)
-        .ok_or(GatewayError::MissingAuthenticationToken)?;
+    let found = tracing::trace_span!("route").in_scope(|| {
+        request_path::check(target.path)?;
+        target
+            .stage
+            .router
+            .find(&parts.method, target.path)
+            .ok_or(GatewayError::MissingAuthenticationToken)
+    })?;
     let route = &found.route.table;
     log.record.route_key = Some(found.route.key.clone());
     let metrics = found
@@ -282,6 +294,7 @@ async fn admitted(
             client_cert,
         },
     )
+    .instrument(tracing::trace_span!("auth"))
     .await?;
     let binding = if route.api_key_required {
         let presented = match gateway.api_key_source {
@@ -305,7 +318,11 @@ async fn admitted(
         plan: binding.map(|b| (&gateway.usage_plans[b.plan], b.tenant.as_str())),
     };
     let fleet_size = shared.fleet_size.load(Ordering::Relaxed);
-    let rate_status = shared.limiter.admit(&subject, fleet_size).await?;
+    let rate_status = shared
+        .limiter
+        .admit(&subject, fleet_size)
+        .instrument(tracing::trace_span!("throttle"))
+        .await?;
 
     // Phase 7: body: streamed to an HTTP backend as it arrives, read whole for the others.
     let body = match route.integration {
@@ -314,9 +331,11 @@ async fn admitted(
             body,
             shared.body_limits.read_timeout,
         )?),
-        _ => {
-            RequestBody::Whole(request_body::read(&parts.headers, body, &shared.body_limits).await?)
-        }
+        _ => RequestBody::Whole(
+            request_body::read(&parts.headers, body, &shared.body_limits)
+                .instrument(tracing::trace_span!("body"))
+                .await?,
+        ),
     };
 
     // Phase 8: integration.
@@ -347,7 +366,9 @@ async fn admitted(
     if shared.access_log.enabled() {
         log.record.domain_name = Some(host.into());
     }
-    let outcome = integration::invoke(&call, body, &shared.client).await;
+    let outcome = integration::invoke(&call, body, &shared.client)
+        .instrument(tracing::trace_span!("integration"))
+        .await;
     let integration_elapsed = integration_started.elapsed();
     log.record.integration_latency = Some(integration_elapsed.as_millis() as u64);
     metrics.observe_integration(integration_elapsed.as_secs_f64());

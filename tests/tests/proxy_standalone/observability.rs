@@ -285,3 +285,80 @@ async fn readyz_waits_for_a_table() {
     let ok = Client::new().get(&proxy.url("/dev/ok"), &[]).await;
     assert_eq!((ok.status, ok.text()), (200, r#"{"ok":true}"#.to_string()));
 }
+
+/// With `--log-level` at trace for the pipeline, each request is a span and each phase a span
+/// inside it, written when they close with their timings; at the default level, none is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_and_phase_spans_close_in_order_when_traced() {
+    let backend = Backend::echo();
+    let resources = [
+        dev_gateway("traced"),
+        route(
+            "hello",
+            "traced",
+            "GET",
+            "/hello",
+            http(&backend.url("/hello")),
+        ),
+    ];
+    let traced = serve(
+        &resources,
+        &[
+            "--log-level",
+            "warn,tollgate_proxy::pipeline=trace",
+            "--log-format",
+            "json",
+        ],
+    );
+    let response = Client::new().get(&traced.url("/dev/hello"), &[]).await;
+    assert_eq!(response.status, 200);
+    let id = response.header("x-amzn-requestid").unwrap();
+
+    let closed = eventually("the request span's close", || {
+        let closed: Vec<serde_json::Value> = traced
+            .stderr_lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|l| l["fields"]["message"] == "close")
+            .collect();
+        closed
+            .iter()
+            .any(|l| l["span"]["name"] == "request")
+            .then_some(closed)
+    });
+    let names: Vec<&str> = closed
+        .iter()
+        .filter_map(|l| l["span"]["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "gateway",
+            "route",
+            "auth",
+            "throttle",
+            "integration",
+            "request"
+        ],
+        "{closed:?}"
+    );
+    let request = closed.last().unwrap();
+    assert_eq!(request["span"]["id"], id.as_str(), "{request}");
+    assert_eq!(request["span"]["path"], "/dev/hello", "{request}");
+    for phase in &closed[..5] {
+        assert_eq!(phase["spans"][0]["name"], "request", "{phase}");
+        assert!(phase["fields"]["time.busy"].is_string(), "{phase}");
+    }
+
+    // At the default level no span is recorded.
+    let quiet = serve(&resources, &["--log-format", "json"]);
+    let response = Client::new().get(&quiet.url("/dev/hello"), &[]).await;
+    assert_eq!(response.status, 200);
+    assert!(
+        !quiet
+            .stderr_lines()
+            .iter()
+            .any(|l| l.contains(r#""message":"close""#)),
+        "spans written at the default level"
+    );
+}
