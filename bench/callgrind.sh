@@ -15,7 +15,7 @@ need nginx wrk curl valgrind
 
 # NO_BUILD=1 measures the release binary as it is.
 [ -n "${NO_BUILD:-}" ] || cargo build --release -q -p tollgate-proxy --manifest-path "$ROOT/Cargo.toml"
-BIN="$ROOT/target/release/tollgate-proxy"
+BIN=${BIN:-"$ROOT/target/release/tollgate-proxy"}
 
 BACKEND=$(free_port); TOLLGATE=$(free_port); ADMIN=$(free_port)
 start_backend "$BACKEND"

@@ -18,7 +18,7 @@ need nginx haproxy wrk curl
 
 # NO_BUILD=1 measures the release binary as it is.
 [ -n "${NO_BUILD:-}" ] || cargo build --release -q -p tollgate-proxy --manifest-path "$ROOT/Cargo.toml"
-BIN="$ROOT/target/release/tollgate-proxy"
+BIN=${BIN:-"$ROOT/target/release/tollgate-proxy"}
 
 BACKEND=$(free_port); NGINX=$(free_port); HAPROXY=$(free_port); TOLLGATE=$(free_port)
 ADMIN=$(free_port)
