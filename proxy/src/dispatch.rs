@@ -313,7 +313,8 @@ impl Dispatch {
         let rest = path.strip_prefix('/').unwrap_or(path);
         for (base, stage_name) in &entry.mappings {
             let remainder = if base.is_empty() {
-                Some(path)
+                // Not the asterisk form (`OPTIONS *`): a target's path starts with '/'.
+                Some(path).filter(|p| p.starts_with('/'))
             } else {
                 rest.strip_prefix(base.as_str())
                     .filter(|r| r.is_empty() || r.starts_with('/'))
@@ -435,6 +436,18 @@ spec:
             resolved(&d, "a.eu.shop.example", "/v2/cart").is_err(),
             "a wildcard matches one label"
         );
+    }
+
+    /// Found by `fuzz/fuzz_targets/request_head.rs`: `OPTIONS * HTTP/1.1` to a domain with an
+    /// empty base path gave the target path `*`.
+    #[test]
+    fn the_asterisk_form_maps_to_no_stage() {
+        let d = dispatch(TWO);
+        assert_eq!(
+            resolved(&d, "api.example.com", "*"),
+            Err(GatewayError::Forbidden("no base path mapping matches"))
+        );
+        assert!(resolved(&d, "hello.default.localhost", "*").is_err());
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! - an encoded separator, `%2F` (`/`) or `%5C` (`\`), which a backend that decodes before it
 //!   normalises turns into a path step (`..%2f`);
 //! - a percent sign that still encodes one of those after one round of decoding (`%252e`), for
-//!   backends that decode twice.
+//!   backends that decode twice;
+//! - a backslash as is (`..\secret`): hyper passes it through, and backends that read URLs as
+//!   browsers do (WHATWG URL parsers) or run on Windows take it for `/`. Browsers never send
+//!   one: they turn `\` in an http(s) URL into `/`.
 //!
 //! Refusing rather than resolving keeps what the client sent and what the backend receives
 //! the same bytes; a client that means `/a/../b` can send `/b`.
@@ -19,6 +22,7 @@ use percent_encoding::percent_decode_str;
 pub enum PathError {
     DotSegment,
     EncodedSeparator,
+    Backslash,
 }
 
 impl PathError {
@@ -27,20 +31,24 @@ impl PathError {
         match self {
             Self::DotSegment => "Invalid request path: dot-segments ('.' and '..') are not allowed",
             Self::EncodedSeparator => "Invalid request path: an encoded '/' or '\\' is not allowed",
+            Self::Backslash => "Invalid request path: '\\' is not allowed",
         }
     }
 }
 
 /// Checks a path (the whole path, or the part after the stage: the same rules hold).
 pub fn check(path: &str) -> Result<(), PathError> {
-    // Most paths have neither a dot nor a percent sign: nothing to decode or compare.
-    if !path.bytes().any(|b| b == b'.' || b == b'%') {
+    // Most paths have no dot, percent sign or backslash: nothing to decode or compare.
+    if !path.bytes().any(|b| b == b'.' || b == b'%' || b == b'\\') {
         return Ok(());
     }
     path.split('/').try_for_each(check_segment)
 }
 
 fn check_segment(segment: &str) -> Result<(), PathError> {
+    if segment.contains('\\') {
+        return Err(PathError::Backslash);
+    }
     if !segment.contains('%') {
         return if is_dot_segment(segment.as_bytes()) {
             Err(PathError::DotSegment)
@@ -124,6 +132,21 @@ mod tests {
             "/files/..%252fsecret",
         ] {
             assert_eq!(check(path), Err(PathError::EncodedSeparator), "{path}");
+        }
+    }
+
+    /// Found by `fuzz/fuzz_targets/request_head.rs` (minimised to the one byte `\`): a raw
+    /// backslash passed, so `/files/..\secret` reached a backend that reads `\` as `/`.
+    #[test]
+    fn backslashes_are_refused() {
+        for path in [
+            "\\",
+            "/files/..\\secret",
+            "/files/a\\b",
+            "/files/%41\\b",
+            "/\\..\\x",
+        ] {
+            assert_eq!(check(path), Err(PathError::Backslash), "{path}");
         }
     }
 }
