@@ -1,5 +1,5 @@
-//! Paths a backend would resolve elsewhere: dot-segments and encoded separators, plain or
-//! encoded, in a greedy or single parameter, are refused with 400 before anything is
+//! Paths a backend would resolve elsewhere: dot-segments, encoded separators and backslashes,
+//! plain or encoded, in a greedy or single parameter, are refused with 400 before anything is
 //! forwarded, so `/files/{proxy+}` -> `/public/{proxy}` never serves outside `public/`.
 
 use serde_json::json;
@@ -60,6 +60,7 @@ fn dot_segments_and_encoded_slashes_never_reach_the_backend() {
         ("/dev/files/..%2F..%2Fsecret", "encoded '/'"),
         ("/dev/files/..%5csecret", "encoded '/'"),
         ("/dev/docs/..%2fsecret", "encoded '/'"),
+        ("/dev/files/..\\secret", "'\\' is not allowed"),
     ] {
         let response = raw_exchange(proxy.addr(), get(path).as_bytes());
         assert_eq!(response.status, 400, "{path}: {}", response.text());
@@ -94,6 +95,6 @@ fn dot_segments_and_encoded_slashes_never_reach_the_backend() {
             .iter()
             .filter(|line| line["status"] == 400)
             .count();
-        (refused == 11).then_some(())
+        (refused == 12).then_some(())
     });
 }
