@@ -42,12 +42,25 @@ fn proxy_for(backend_url: &str, timeout_millis: u32, extra_args: &[&str]) -> Run
     )
 }
 
+/// An unlabelled sample's value.
 fn metric(proxy: &Running, name: &str) -> f64 {
+    metric_labelled(proxy, name, "")
+}
+
+/// The value of the first sample of `name` whose labels contain `label` ("": no labels).
+fn metric_labelled(proxy: &Running, name: &str, label: &str) -> f64 {
     let text = proxy.admin_get("/metrics").text();
     text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .find(|l| {
+            let rest = l.strip_prefix(name).unwrap_or("");
+            if label.is_empty() {
+                rest.starts_with(' ')
+            } else {
+                rest.starts_with('{') && rest.contains(label)
+            }
+        })
         .map(sample_value)
-        .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
+        .unwrap_or_else(|| panic!("no sample {name}{{{label}}} in\n{text}"))
 }
 
 /// A backend that reports each request head as it arrives, then reads the declared body and
@@ -282,12 +295,4 @@ fn a_response_body_cut_short_is_logged_with_the_bytes_sent() {
         metric_labelled(&proxy, "tollgate_upstream_errors_total", "kind=\"body\""),
         1.0
     );
-}
-
-fn metric_labelled(proxy: &Running, name: &str, label: &str) -> f64 {
-    let text = proxy.admin_get("/metrics").text();
-    text.lines()
-        .find(|l| l.starts_with(name) && l.contains(label))
-        .map(sample_value)
-        .unwrap_or_else(|| panic!("no sample {name}{{{label}}} in\n{text}"))
 }
