@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tollgate_crds::compile::{Diagnostic, RouteConflict};
 
 use crate::body::{Body, full};
-use crate::pipeline::Shared;
+use crate::state::Shared;
 
 /// What `/config` shows: where the tables came from and what was made of them.
 #[derive(Serialize, Default, Clone, Debug)]

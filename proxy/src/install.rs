@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::admin::GatewayReport;
 use crate::dispatch::{Dispatch, ServedGateway};
-use crate::pipeline::Shared;
+use crate::state::Shared;
 
 /// Swaps `gateways` in as everything served, updates the table metrics, and returns what
 /// `/config` reports of each.

@@ -25,6 +25,7 @@ pub mod resource_policy;
 pub mod router;
 pub mod server;
 pub mod standalone;
+pub mod state;
 pub mod template;
 pub mod throttle;
 pub mod tls;

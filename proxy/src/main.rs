@@ -15,10 +15,10 @@ use tollgate_proxy::connections;
 use tollgate_proxy::dispatch::Dispatch;
 use tollgate_proxy::fleet::Fleet;
 use tollgate_proxy::metrics::Metrics;
-use tollgate_proxy::pipeline::Shared;
 use tollgate_proxy::request_body::{BodyBudget, BodyLimits};
 use tollgate_proxy::server::{self, Listeners, ServerOptions, TlsListener};
 use tollgate_proxy::standalone::Standalone;
+use tollgate_proxy::state::Shared;
 use tollgate_proxy::throttle::Limiter;
 use tollgate_proxy::tls::DefaultCertificate;
 

@@ -25,10 +25,9 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Request, Response};
@@ -36,44 +35,24 @@ use tollgate_crds::resources::ApiKeySource;
 use tollgate_crds::table::IntegrationTable;
 use tracing::Instrument;
 
-use crate::access_log::{AccessLog, AccessRecord};
-use crate::auth::{self, AuthRequest, AuthState};
+use crate::access_log::AccessRecord;
+use crate::auth::{self, AuthRequest};
 use crate::body::Body;
 use crate::canary::{self, DEPLOYMENT_HEADER};
-use crate::client::HttpClient;
 use crate::dispatch::Dispatch;
 use crate::dispatch::Target;
 use crate::errors::{Fault, GatewayError};
 use crate::integration::{self, Call, RequestBody};
-use crate::metrics::{Metrics, RequestLabels};
-use crate::request_body::{self, BodyLimits};
+use crate::metrics::RequestLabels;
+use crate::request_body;
 use crate::request_log::{Logged, LoggedBody};
-use crate::throttle::{self, Limiter};
+use crate::state::Shared;
+use crate::throttle;
 use crate::tls::{ClientCert, TlsSession};
 use crate::{api_key, cors, head, request_path, transport};
 
 /// The response header carrying the request id, as Amazon API Gateway's.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-amzn-requestid");
-
-/// What every request shares: the tables being served and the proxy's plumbing.
-pub struct Shared {
-    /// The current dispatch; a request holds the one it started with until it ends.
-    pub dispatch: ArcSwap<Dispatch>,
-    pub client: HttpClient,
-    pub metrics: Metrics,
-    pub access_log: AccessLog,
-    /// How many proxies serve the gateway (fleet mode, from the controller; 1 otherwise): in
-    /// local rate-limiting mode each proxy enforces `1 / fleet_size` of every rate.
-    pub fleet_size: AtomicU32,
-    /// Signing keys and cached authorizer answers.
-    pub auth: AuthState,
-    /// Throttle and quota counters.
-    pub limiter: Limiter,
-    /// The port HTTPS redirects name, when the proxy serves TLS.
-    pub https_port: Option<u16>,
-    /// The payload limit, the body read deadline and the buffered-body budget.
-    pub body_limits: BodyLimits,
-}
 
 /// Where a connection comes from.
 #[derive(Clone, Debug)]

@@ -24,7 +24,7 @@ use crate::access_log::AccessRecord;
 use crate::body::{Body, BoxError};
 use crate::errors::GatewayError;
 use crate::metrics::{RequestLabels, RouteMetrics};
-use crate::pipeline::Shared;
+use crate::state::Shared;
 
 /// A request's log, until it is written.
 pub struct Logged {

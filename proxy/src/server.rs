@@ -47,7 +47,8 @@ use crate::connections::{Admitted, ConnectionLimit, Streams, Tracked};
 use crate::errors::GatewayError;
 use crate::head::{H2_MAX_HEADER_LIST_SIZE, MAX_HEADERS};
 use crate::metrics::RequestLabels;
-use crate::pipeline::{self, Connection, REQUEST_ID_HEADER, Shared};
+use crate::pipeline::{self, Connection, REQUEST_ID_HEADER};
+use crate::state::Shared;
 use crate::tls::{self, DefaultCertificate};
 
 pub use crate::head::MAX_HEAD_BYTES;

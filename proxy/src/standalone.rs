@@ -32,7 +32,7 @@ use tollgate_crds::table::{GatewayTable, ObjectKey};
 use crate::admin::ConfigReport;
 use crate::dispatch::ServedGateway;
 use crate::install::install;
-use crate::pipeline::Shared;
+use crate::state::Shared;
 
 /// How long the files must be quiet before a reload: editors write in several steps.
 const SETTLE: Duration = Duration::from_millis(150);

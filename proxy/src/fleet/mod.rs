@@ -23,7 +23,7 @@ use crate::admin::ConfigReport;
 use crate::args::FleetArgs;
 use crate::dispatch::ServedGateway;
 use crate::install::install;
-use crate::pipeline::Shared;
+use crate::state::Shared;
 use backoff::Backoff;
 use subscribe::{Channel, SubscribeError, Subscription};
 
