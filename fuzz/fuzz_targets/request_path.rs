@@ -11,7 +11,7 @@ use tollgate_crds::compile::{Resources, compile};
 use tollgate_crds::load::load_str;
 use tollgate_crds::resources::PayloadFormatVersion;
 use tollgate_proxy::dispatch::{Dispatch, ServedGateway};
-use tollgate_proxy::integration::lambda::result::parse_result;
+use tollgate_proxy::lambda::result::parse_result;
 use tollgate_proxy::template::{Vars, render};
 
 const API: &str = include_str!("../../crds/tests/golden/integrations-all/input.yaml");

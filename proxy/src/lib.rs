@@ -16,6 +16,7 @@ pub mod fleet;
 pub mod head;
 pub mod install;
 pub mod integration;
+pub mod lambda;
 pub mod metrics;
 pub mod pipeline;
 pub mod request_body;

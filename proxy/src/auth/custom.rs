@@ -47,8 +47,8 @@ use super::{AuthRequest, Identity};
 use crate::body::full;
 use crate::client::HttpClient;
 use crate::errors::{GatewayError, error_chain};
-use crate::integration::lambda::event::{ACCOUNT_ID, EventInput, event_v1};
-use crate::integration::lambda::result::runtime_error_type;
+use crate::lambda::event::{ACCOUNT_ID, EventInput, event_v1};
+use crate::lambda::{self, Invocation, InvokeError};
 
 /// The region in every method ARN: Tollgate runs in no AWS region.
 pub const REGION: &str = "local";
@@ -261,8 +261,6 @@ impl AuthorizerError {
 /// What came back from the endpoint, read whole.
 struct Reply {
     status: StatusCode,
-    /// `X-Amz-Function-Error` (Lambda Invoke API only).
-    function_error: Option<String>,
     body: Bytes,
 }
 
@@ -272,16 +270,24 @@ async fn ask(
     endpoint: &AuthorizerEndpoint,
     question: &Value,
 ) -> Result<Answer, AuthorizerError> {
-    let url = match endpoint {
-        AuthorizerEndpoint::Http { url } => url,
-        AuthorizerEndpoint::Lambda { invoke_url } => invoke_url,
-    };
-    let reply = tokio::time::timeout(TIMEOUT, post(client, url, question))
-        .await
-        .map_err(|_| AuthorizerError::Timeout)??;
     match endpoint {
-        AuthorizerEndpoint::Http { .. } => http_answer(reply),
-        AuthorizerEndpoint::Lambda { .. } => lambda_answer(reply),
+        AuthorizerEndpoint::Http { url } => {
+            let reply = tokio::time::timeout(TIMEOUT, post(client, url, question))
+                .await
+                .map_err(|_| AuthorizerError::Timeout)??;
+            http_answer(reply)
+        }
+        AuthorizerEndpoint::Lambda { invoke_url } => {
+            let call = lambda::invoke(client, invoke_url, question.to_string(), MAX_ANSWER_BYTES);
+            let invocation = tokio::time::timeout(TIMEOUT, call)
+                .await
+                .map_err(|_| AuthorizerError::Timeout)?
+                .map_err(|e| match e {
+                    InvokeError::BadUrl { reason, .. } => AuthorizerError::BadUrl(reason),
+                    other => AuthorizerError::Unreachable(other.to_string()),
+                })?;
+            lambda_answer(invocation)
+        }
     }
 }
 
@@ -301,21 +307,12 @@ async fn post(client: &HttpClient, url: &str, question: &Value) -> Result<Reply,
         .await
         .map_err(|e| AuthorizerError::Unreachable(error_chain(&e)))?;
     let status = response.status();
-    let function_error = response
-        .headers()
-        .get("x-amz-function-error")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
     let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
         .collect()
         .await
         .map_err(|e| AuthorizerError::Unreachable(format!("reading the answer: {e}")))?
         .to_bytes();
-    Ok(Reply {
-        status,
-        function_error,
-        body,
-    })
+    Ok(Reply { status, body })
 }
 
 /// An HTTP authorizer: 2xx carries an answer, 401 is `Unauthorized`, 403 an explicit deny.
@@ -329,13 +326,9 @@ fn http_answer(reply: Reply) -> Result<Answer, AuthorizerError> {
 }
 
 /// A function behind the Invoke API: its result is the answer; a function error is a failure,
-/// unless its message is `Unauthorized`. The Runtime Interface Emulator sends no
-/// `X-Amz-Function-Error`, so the runtime's error document is recognised too.
-fn lambda_answer(reply: Reply) -> Result<Answer, AuthorizerError> {
-    let function_error = reply
-        .function_error
-        .or_else(|| runtime_error_type(&reply.body));
-    if let Some(error_type) = function_error {
+/// unless its message is `Unauthorized`.
+fn lambda_answer(reply: Invocation) -> Result<Answer, AuthorizerError> {
+    if let Some(error_type) = reply.function_error {
         return Err(
             if error_message(&reply.body).as_deref() == Some("Unauthorized") {
                 AuthorizerError::Unauthorized
@@ -1025,27 +1018,34 @@ mod tests {
         );
     }
 
-    fn reply(status: u16, function_error: Option<&str>, body: &str) -> Reply {
+    fn reply(status: u16, body: &str) -> Reply {
         Reply {
             status: StatusCode::from_u16(status).unwrap(),
-            function_error: function_error.map(str::to_string),
             body: Bytes::from(body.to_string()),
         }
+    }
+
+    fn invocation(status: u16, function_error: Option<&str>, body: &str) -> Invocation {
+        Invocation::new(
+            StatusCode::from_u16(status).unwrap(),
+            function_error.map(str::to_string),
+            Bytes::from(body.to_string()),
+        )
     }
 
     #[test]
     fn http_authorizer_statuses() {
         assert_eq!(
-            http_answer(reply(401, None, "")),
+            http_answer(reply(401, "")),
             Err(AuthorizerError::Unauthorized)
         );
-        assert_eq!(http_answer(reply(403, None, "")), Ok(Answer::denied()));
+        assert_eq!(http_answer(reply(403, "")), Ok(Answer::denied()));
         assert_eq!(
-            http_answer(reply(500, None, r#"{"isAuthorized": true}"#)),
+            http_answer(reply(500, r#"{"isAuthorized": true}"#)),
             Err(AuthorizerError::Status(StatusCode::INTERNAL_SERVER_ERROR))
         );
         assert!(
-            http_answer(reply(200, None, r#"{"isAuthorized": true}"#))
+            http_answer(reply(200, r#"{"isAuthorized": true}"#))
                 .unwrap()
                 .allows(ARN)
         );
@@ -1055,16 +1055,16 @@ mod tests {
     fn lambda_function_errors() {
         let unauthorized = r#"{"errorMessage": "Unauthorized", "errorType": "Exception"}"#;
         assert_eq!(
-            lambda_answer(reply(200, Some("Unhandled"), unauthorized)),
+            lambda_answer(invocation(200, Some("Unhandled"), unauthorized)),
             Err(AuthorizerError::Unauthorized)
         );
         // The emulator flags nothing: its error document is recognised.
         assert_eq!(
-            lambda_answer(reply(200, None, unauthorized)),
+            lambda_answer(invocation(200, None, unauthorized)),
             Err(AuthorizerError::Unauthorized)
         );
         assert_eq!(
-            lambda_answer(reply(
+            lambda_answer(invocation(
                 200,
                 None,
                 r#"{"errorMessage": "boom", "errorType": "KeyError", "stackTrace": []}"#
@@ -1072,11 +1072,11 @@ mod tests {
             Err(AuthorizerError::FunctionError("KeyError".into()))
         );
         assert_eq!(
-            lambda_answer(reply(502, None, "bad gateway")),
+            lambda_answer(invocation(502, None, "bad gateway")),
             Err(AuthorizerError::Status(StatusCode::BAD_GATEWAY))
         );
         assert!(
-            lambda_answer(reply(200, None, r#"{"isAuthorized": true}"#))
+            lambda_answer(invocation(200, None, r#"{"isAuthorized": true}"#))
                 .unwrap()
                 .allows(ARN)
         );

@@ -9,7 +9,7 @@ use hyper::header::{HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 use tollgate_crds::table::AuthorizerTable;
 
-use crate::integration::lambda::event::parse_query;
+use crate::lambda::event::parse_query;
 
 /// Headers an HTTP backend gets from the authorizer start with this; the proxy removes any a
 /// client sent, so a backend can trust them.

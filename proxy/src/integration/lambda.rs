@@ -1,20 +1,20 @@
-//! Calling the function: the proxy event POSTed to the Lambda Invoke API, the result read
-//! (bounded) and turned into the response.
+//! Lambda proxy integration: the Amazon API Gateway proxy event (payload 1.0 and 2.0) POSTed
+//! to the Lambda Invoke API ([`crate::lambda`]), and the function's result turned into the
+//! HTTP response.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
-use hyper::header::{self, HeaderValue};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use tollgate_crds::resources::PayloadFormatVersion;
 
-use super::event::{EventInput, event_v1, event_v2};
-use super::result::{parse_result, runtime_error_type};
 use crate::body::{Body, full};
 use crate::client::HttpClient;
 use crate::errors::GatewayError;
 use crate::integration::Call;
+use crate::lambda::event::{EventInput, event_v1, event_v2};
+use crate::lambda::result::parse_result;
+use crate::lambda::{self, Invocation, InvokeError};
 
 /// Largest function result read: Lambda's own synchronous response limit is 6 MB.
 const MAX_RESULT_BYTES: usize = 10 * 1024 * 1024;
@@ -62,16 +62,6 @@ pub async fn invoke(
         PayloadFormatVersion::V2 => event_v2(&input),
     };
 
-    let mut request = Request::new(full(event.to_string()));
-    *request.method_mut() = hyper::Method::POST;
-    *request.uri_mut() = invoke_url
-        .parse()
-        .map_err(|e| GatewayError::Configuration(format!("invoke URL {invoke_url:?}: {e}")))?;
-    request.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-
     let timeout = Duration::from_millis(u64::from(timeout_millis));
     let exchange = async {
         // Waiting for a permit counts against the integration timeout.
@@ -81,27 +71,21 @@ pub async fn invoke(
             })?),
             None => None,
         };
-        let response = client
-            .request(request)
+        lambda::invoke(client, invoke_url, event.to_string(), MAX_RESULT_BYTES)
             .await
-            .map_err(|e| GatewayError::IntegrationFailure(format!("Lambda Invoke API: {e}")))?;
-        let status = response.status();
-        let header = response
-            .headers()
-            .get("x-amz-function-error")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let bytes = Limited::new(response.into_body(), MAX_RESULT_BYTES)
-            .collect()
-            .await
-            .map_err(|e| GatewayError::BadLambdaResult(format!("reading the result: {e}")))?
-            .to_bytes();
-        // The Lambda Runtime Interface Emulator flags no error with a header: recognise the
-        // runtime's error document, or a 2.0 function's exception would reach the client.
-        let function_error = header.or_else(|| runtime_error_type(&bytes));
-        Ok::<_, GatewayError>((status, function_error, bytes))
+            .map_err(|e| match e {
+                InvokeError::BadUrl { .. } => GatewayError::Configuration(e.to_string()),
+                InvokeError::Unreachable(_) => {
+                    GatewayError::IntegrationFailure(format!("Lambda Invoke API: {e}"))
+                }
+                InvokeError::Read(_) => GatewayError::BadLambdaResult(e.to_string()),
+            })
     };
-    let (status, function_error, bytes) = tokio::time::timeout(timeout, exchange)
+    let Invocation {
+        status,
+        function_error,
+        body: bytes,
+    } = tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| GatewayError::IntegrationTimeout)??;
     if status != StatusCode::OK && function_error.is_none() {
