@@ -34,21 +34,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
-use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, StatusCode, Uri, Version};
+use hyper::{Method, StatusCode, Version};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tollgate_crds::resources::AuthorizerType;
 use tollgate_crds::table::{AuthorizerEndpoint, AuthorizerTable, ObjectKey};
 
 use super::{AuthRequest, Identity};
-use crate::body::full;
-use crate::client::HttpClient;
-use crate::errors::{GatewayError, error_chain};
+use crate::client::{HttpClient, PostError, Reply, post_json};
+use crate::errors::GatewayError;
 use crate::lambda::event::{ACCOUNT_ID, EventInput, event_v1};
-use crate::lambda::{self, Invocation, InvokeError};
+use crate::lambda::{self, Invocation};
 
 /// The region in every method ARN: Tollgate runs in no AWS region.
 pub const REGION: &str = "local";
@@ -246,6 +242,15 @@ pub enum AuthorizerError {
     Malformed(#[from] AnswerError),
 }
 
+impl From<PostError> for AuthorizerError {
+    fn from(e: PostError) -> Self {
+        match e {
+            PostError::BadUrl { reason, .. } => Self::BadUrl(reason),
+            other => Self::Unreachable(other.to_string()),
+        }
+    }
+}
+
 impl AuthorizerError {
     /// 401 for `Unauthorized`; every other error is the authorizer's failure (500).
     pub fn into_gateway_error(self, authorizer: &str) -> GatewayError {
@@ -258,12 +263,6 @@ impl AuthorizerError {
     }
 }
 
-/// What came back from the endpoint, read whole.
-struct Reply {
-    status: StatusCode,
-    body: Bytes,
-}
-
 /// POSTs the question and reads the answer, within [`TIMEOUT`].
 async fn ask(
     client: &HttpClient,
@@ -272,9 +271,11 @@ async fn ask(
 ) -> Result<Answer, AuthorizerError> {
     match endpoint {
         AuthorizerEndpoint::Http { url } => {
-            let reply = tokio::time::timeout(TIMEOUT, post(client, url, question))
+            let post = post_json(client, url, question.to_string(), MAX_ANSWER_BYTES);
+            let reply = tokio::time::timeout(TIMEOUT, post)
                 .await
-                .map_err(|_| AuthorizerError::Timeout)??;
+                .map_err(|_| AuthorizerError::Timeout)?
+                .map_err(AuthorizerError::from)?;
             http_answer(reply)
         }
         AuthorizerEndpoint::Lambda { invoke_url } => {
@@ -282,37 +283,10 @@ async fn ask(
             let invocation = tokio::time::timeout(TIMEOUT, call)
                 .await
                 .map_err(|_| AuthorizerError::Timeout)?
-                .map_err(|e| match e {
-                    InvokeError::BadUrl { reason, .. } => AuthorizerError::BadUrl(reason),
-                    other => AuthorizerError::Unreachable(other.to_string()),
-                })?;
+                .map_err(AuthorizerError::from)?;
             lambda_answer(invocation)
         }
     }
-}
-
-async fn post(client: &HttpClient, url: &str, question: &Value) -> Result<Reply, AuthorizerError> {
-    let uri = url
-        .parse::<Uri>()
-        .map_err(|e| AuthorizerError::BadUrl(e.to_string()))?;
-    let mut request = Request::new(full(question.to_string()));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = uri;
-    request.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| AuthorizerError::Unreachable(error_chain(&e)))?;
-    let status = response.status();
-    let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
-        .collect()
-        .await
-        .map_err(|e| AuthorizerError::Unreachable(format!("reading the answer: {e}")))?
-        .to_bytes();
-    Ok(Reply { status, body })
 }
 
 /// An HTTP authorizer: 2xx carries an answer, 401 is `Unauthorized`, 403 an explicit deny.
@@ -1021,7 +995,8 @@ mod tests {
     fn reply(status: u16, body: &str) -> Reply {
         Reply {
             status: StatusCode::from_u16(status).unwrap(),
-            body: Bytes::from(body.to_string()),
+            headers: hyper::HeaderMap::new(),
+            body: bytes::Bytes::from(body.to_string()),
         }
     }
 
@@ -1029,7 +1004,7 @@ mod tests {
         Invocation::new(
             StatusCode::from_u16(status).unwrap(),
             function_error.map(str::to_string),
-            Bytes::from(body.to_string()),
+            bytes::Bytes::from(body.to_string()),
         )
     }
 

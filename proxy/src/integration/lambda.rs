@@ -10,11 +10,12 @@ use tollgate_crds::resources::PayloadFormatVersion;
 
 use crate::body::{Body, full};
 use crate::client::HttpClient;
+use crate::client::PostError;
 use crate::errors::GatewayError;
 use crate::integration::Call;
 use crate::lambda::event::{EventInput, event_v1, event_v2};
 use crate::lambda::result::parse_result;
-use crate::lambda::{self, Invocation, InvokeError};
+use crate::lambda::{self, Invocation};
 
 /// Largest function result read: Lambda's own synchronous response limit is 6 MB.
 const MAX_RESULT_BYTES: usize = 10 * 1024 * 1024;
@@ -74,11 +75,11 @@ pub async fn invoke(
         lambda::invoke(client, invoke_url, event.to_string(), MAX_RESULT_BYTES)
             .await
             .map_err(|e| match e {
-                InvokeError::BadUrl { .. } => GatewayError::Configuration(e.to_string()),
-                InvokeError::Unreachable(_) => {
+                PostError::BadUrl { .. } => GatewayError::Configuration(format!("invoke {e}")),
+                PostError::Unreachable(_) => {
                     GatewayError::IntegrationFailure(format!("Lambda Invoke API: {e}"))
                 }
-                InvokeError::Read(_) => GatewayError::BadLambdaResult(e.to_string()),
+                PostError::Read(_) => GatewayError::BadLambdaResult(e.to_string()),
             })
     };
     let Invocation {

@@ -7,13 +7,10 @@ pub mod event;
 pub mod result;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
-use hyper::header::{self, HeaderName, HeaderValue};
-use hyper::{Method, Request, StatusCode, Uri};
+use hyper::StatusCode;
+use hyper::header::HeaderName;
 
-use crate::body::full;
-use crate::client::HttpClient;
-use crate::errors::error_chain;
+use crate::client::{HttpClient, PostError, post_json};
 
 const FUNCTION_ERROR: HeaderName = HeaderName::from_static("x-amz-function-error");
 
@@ -40,17 +37,6 @@ impl Invocation {
     }
 }
 
-/// Why a call of the Invoke API got no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum InvokeError {
-    #[error("invoke URL {url:?}: {reason}")]
-    BadUrl { url: String, reason: String },
-    #[error("{0}")]
-    Unreachable(String),
-    #[error("reading the result: {0}")]
-    Read(String),
-}
-
 /// POSTs `payload` to a function's Invoke API URL and reads the answer, at most `max_bytes`.
 /// The caller bounds the time.
 pub async fn invoke(
@@ -58,32 +44,12 @@ pub async fn invoke(
     invoke_url: &str,
     payload: String,
     max_bytes: usize,
-) -> Result<Invocation, InvokeError> {
-    let uri = invoke_url.parse::<Uri>().map_err(|e| InvokeError::BadUrl {
-        url: invoke_url.to_string(),
-        reason: e.to_string(),
-    })?;
-    let mut request = Request::new(full(payload));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = uri;
-    request.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| InvokeError::Unreachable(error_chain(&e)))?;
-    let status = response.status();
-    let header = response
-        .headers()
+) -> Result<Invocation, PostError> {
+    let reply = post_json(client, invoke_url, payload, max_bytes).await?;
+    let header = reply
+        .headers
         .get(FUNCTION_ERROR)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = Limited::new(response.into_body(), max_bytes)
-        .collect()
-        .await
-        .map_err(|e| InvokeError::Read(e.to_string()))?
-        .to_bytes();
-    Ok(Invocation::new(status, header, body))
+    Ok(Invocation::new(reply.status, header, reply.body))
 }
