@@ -3,13 +3,15 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::body::{Body, Frame, SizeHint};
 use prometheus::{IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+use crate::warn_every::WarnEvery;
 
 /// The default `--max-connections`, unless the file descriptor limit allows fewer.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -25,13 +27,7 @@ pub struct ConnectionLimit {
     max: usize,
     open: IntGauge,
     refused: IntCounter,
-    warned: Mutex<Warned>,
-}
-
-#[derive(Default)]
-struct Warned {
-    at: Option<Instant>,
-    refused_since: u64,
+    warning: WarnEvery,
 }
 
 /// A connection counted against the limit until dropped.
@@ -56,7 +52,7 @@ impl ConnectionLimit {
             max,
             open,
             refused,
-            warned: Mutex::new(Warned::default()),
+            warning: WarnEvery::new(WARN_EVERY),
         }
     }
 
@@ -74,21 +70,13 @@ impl ConnectionLimit {
     /// [`WARN_EVERY`], with how many were refused since the last warning.
     pub fn refuse(&self, peer: SocketAddr) {
         self.refused.inc();
-        let mut warned = self.warned.lock().unwrap_or_else(PoisonError::into_inner);
-        warned.refused_since += 1;
-        let now = Instant::now();
-        if warned
-            .at
-            .is_none_or(|at| now.duration_since(at) >= WARN_EVERY)
-        {
+        if let Some(refused) = self.warning.due() {
             tracing::warn!(
                 max_connections = self.max,
-                refused = warned.refused_since,
+                refused,
                 peer = %peer,
                 "connection limit reached (--max-connections): new connections are closed unserved"
             );
-            warned.at = Some(now);
-            warned.refused_since = 0;
         }
     }
 }

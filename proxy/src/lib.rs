@@ -31,3 +31,4 @@ pub mod template;
 pub mod throttle;
 pub mod tls;
 pub mod transport;
+pub mod warn_every;

@@ -10,9 +10,9 @@
 //!   and logged, so many large or slow bodies cannot take the proxy's memory.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
@@ -23,6 +23,7 @@ use prometheus::{IntCounter, IntGauge};
 use tokio::time::Sleep;
 
 use crate::errors::GatewayError;
+use crate::warn_every::WarnEvery;
 
 /// Amazon API Gateway's payload limit.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -81,9 +82,7 @@ pub struct BodyBudget {
     used: AtomicUsize,
     gauge: IntGauge,
     refused: IntCounter,
-    /// When a refusal was last logged (seconds since `started`), so a flood logs once a second.
-    last_warned: AtomicU64,
-    started: Instant,
+    warning: WarnEvery,
 }
 
 impl BodyBudget {
@@ -93,8 +92,7 @@ impl BodyBudget {
             used: AtomicUsize::new(0),
             gauge,
             refused,
-            last_warned: AtomicU64::new(u64::MAX),
-            started: Instant::now(),
+            warning: WarnEvery::new(Duration::from_secs(1)),
         }
     }
 
@@ -127,9 +125,9 @@ impl BodyBudget {
     /// Counts a refusal, and logs it (at most once a second: a flood must not flood the log).
     fn refuse(&self) {
         self.refused.inc();
-        let now = self.started.elapsed().as_secs();
-        if self.last_warned.swap(now, Ordering::Relaxed) != now {
+        if let Some(refused) = self.warning.due() {
             tracing::warn!(
+                refused,
                 limit_bytes = self.limit,
                 used_bytes = self.used.load(Ordering::Relaxed),
                 "request body refused: the buffered-body budget is spent (--max-buffered-body-bytes)"
