@@ -136,7 +136,7 @@ fn header_text<S: Serializer>(value: &Option<HeaderValue>, s: S) -> Result<S::Ok
     }
 }
 
-enum Message {
+pub(crate) enum Message {
     Line(Vec<u8>),
     /// Answered once every line queued before it is written and flushed.
     Flush(oneshot::Sender<()>),
@@ -176,6 +176,20 @@ impl AccessLog {
             tx: Some(tx),
             dropped,
         }
+    }
+
+    /// Hands each line to the returned receiver instead of writing it: what the in-process
+    /// tests of the request path read.
+    #[cfg(test)]
+    pub(crate) fn captured(dropped: IntCounter) -> (Self, mpsc::Receiver<Message>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (
+            Self {
+                tx: Some(tx),
+                dropped,
+            },
+            rx,
+        )
     }
 
     pub fn off(dropped: IntCounter) -> Self {

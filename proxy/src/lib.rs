@@ -20,6 +20,7 @@ pub mod lambda;
 pub mod metrics;
 pub mod pipeline;
 pub mod request_body;
+pub mod request_ctx;
 pub mod request_log;
 pub mod request_path;
 pub mod resource_policy;

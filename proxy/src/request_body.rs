@@ -17,11 +17,13 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::HeaderMap;
-use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper::header;
 use prometheus::{IntCounter, IntGauge};
 use tokio::time::Sleep;
+use tollgate_crds::table::IntegrationTable;
 
+use crate::body::ClientBody;
 use crate::errors::GatewayError;
 use crate::warn_every::WarnEvery;
 
@@ -154,6 +156,31 @@ impl Drop for Buffered<'_> {
     }
 }
 
+/// A request's body as the body phase hands it on.
+pub enum RequestBody<'a, B> {
+    /// Read whole (Lambda, mock), holding its share of the buffered-body budget.
+    Whole(Buffered<'a>),
+    /// Still arriving: an HTTP backend gets it as it comes.
+    Stream(Bounded<B>),
+}
+
+/// The body phase: streamed to an HTTP backend as it arrives, read whole for the others.
+pub async fn take<'a, B: ClientBody>(
+    integration: &IntegrationTable,
+    headers: &HeaderMap,
+    body: B,
+    limits: &'a BodyLimits,
+) -> Result<RequestBody<'a, B>, BodyError> {
+    Ok(match integration {
+        IntegrationTable::Http { .. } => {
+            RequestBody::Stream(stream(headers, body, limits.read_timeout)?)
+        }
+        IntegrationTable::Lambda { .. } | IntegrationTable::Mock { .. } => {
+            RequestBody::Whole(read(headers, body, limits).await?)
+        }
+    })
+}
+
 /// Refuses a body whose `Content-Length` is over the limit before any of it is read.
 pub fn check_declared(headers: &HeaderMap) -> Result<Option<u64>, BodyError> {
     let declared = headers
@@ -166,9 +193,9 @@ pub fn check_declared(headers: &HeaderMap) -> Result<Option<u64>, BodyError> {
 }
 
 /// Reads the whole body, within the limit, the read deadline and the budget.
-pub async fn read<'a>(
+pub async fn read<'a, B: ClientBody>(
     headers: &HeaderMap,
-    body: Incoming,
+    body: B,
     limits: &'a BodyLimits,
 ) -> Result<Buffered<'a>, BodyError> {
     let declared = check_declared(headers)?;
@@ -207,11 +234,11 @@ pub async fn read<'a>(
 
 /// The body as it arrives, for a backend, within the limit and the read deadline. A backend
 /// call that fails because of it carries the [`BodyError`] (see [`BodyError::find`]).
-pub fn stream(
+pub fn stream<B: ClientBody>(
     headers: &HeaderMap,
-    body: Incoming,
+    body: B,
     read_timeout: Duration,
-) -> Result<Bounded, BodyError> {
+) -> Result<Bounded<B>, BodyError> {
     check_declared(headers)?;
     Ok(Bounded::new(body, read_timeout))
 }
@@ -220,9 +247,9 @@ pin_project_lite::pin_project! {
     /// A client's body with the payload limit and a read deadline: the deadline runs only
     /// while the reader waits on the client, so a backend slow to take the bytes does not
     /// count against the client.
-    pub struct Bounded {
+    pub struct Bounded<B> {
         #[pin]
-        inner: Incoming,
+        inner: B,
         #[pin]
         deadline: Sleep,
         read_timeout: Duration,
@@ -231,8 +258,8 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl Bounded {
-    fn new(inner: Incoming, read_timeout: Duration) -> Self {
+impl<B> Bounded<B> {
+    fn new(inner: B, read_timeout: Duration) -> Self {
         Self {
             inner,
             deadline: tokio::time::sleep(read_timeout),
@@ -243,7 +270,7 @@ impl Bounded {
     }
 }
 
-impl HttpBody for Bounded {
+impl<B: ClientBody> HttpBody for Bounded<B> {
     type Data = Bytes;
     type Error = BodyError;
 
@@ -291,8 +318,11 @@ impl HttpBody for Bounded {
 /// Whether reading a body failed because the client went away (an HTTP/1 body cut short by
 /// the connection's end or reset, or an HTTP/2 stream the client reset), or sent something
 /// malformed (a bad chunk, say).
-fn classify(error: &hyper::Error) -> BodyError {
+fn classify(error: &(dyn std::error::Error + 'static)) -> BodyError {
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    let Some(error) = error.downcast_ref::<hyper::Error>() else {
+        return BodyError::Malformed(error.to_string());
+    };
     let source = std::error::Error::source(error);
     let closed = source
         .and_then(|s| s.downcast_ref::<std::io::Error>())

@@ -47,7 +47,8 @@ use crate::connections::{Admitted, ConnectionLimit, Streams, Tracked};
 use crate::errors::GatewayError;
 use crate::head::{H2_MAX_HEADER_LIST_SIZE, MAX_HEADERS};
 use crate::metrics::RequestLabels;
-use crate::pipeline::{self, Connection, REQUEST_ID_HEADER};
+use crate::pipeline::{self, REQUEST_ID_HEADER};
+use crate::request_ctx::Connection;
 use crate::state::Shared;
 use crate::tls::{self, DefaultCertificate};
 
@@ -345,7 +346,8 @@ where
             Ok::<_, Infallible>(response)
         }
     });
-    let connection = listening.h1.serve_connection(io, service);
+    // Upgrades on: a handler may take the connection over (the WebSocket APIs build on it).
+    let connection = listening.h1.serve_connection(io, service).with_upgrades();
     tokio::pin!(connection);
     let mut phase = listening.phase.clone();
     tokio::select! {

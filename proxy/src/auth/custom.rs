@@ -40,11 +40,12 @@ use sha2::{Digest, Sha256};
 use tollgate_crds::resources::AuthorizerType;
 use tollgate_crds::table::{AuthorizerEndpoint, AuthorizerTable, ObjectKey};
 
-use super::{AuthRequest, Identity};
+use super::Identity;
 use crate::client::{HttpClient, PostError, Reply, post_json};
 use crate::errors::GatewayError;
 use crate::lambda::event::{ACCOUNT_ID, EventInput, event_v1};
 use crate::lambda::{self, Invocation};
+use crate::request_ctx::RouteCtx;
 
 /// The region in every method ARN: Tollgate runs in no AWS region.
 pub const REGION: &str = "local";
@@ -69,7 +70,7 @@ pub async fn authorize(
     client: &HttpClient,
     table: &AuthorizerTable,
     sources: &[String],
-    request: &AuthRequest<'_>,
+    request: &RouteCtx<'_>,
 ) -> Result<Arc<Identity>, GatewayError> {
     let endpoint = table.endpoint.as_ref().ok_or_else(|| {
         GatewayError::AuthorizerConfiguration(format!(
@@ -77,13 +78,14 @@ pub async fn authorize(
             table.name
         ))
     })?;
+    let gateway = &request.gateway().gateway;
     let method_arn = method_arn(
-        &request.gateway.gateway.name,
-        request.stage,
-        request.method,
-        request.path,
+        &gateway.name,
+        &request.stage().name,
+        &request.parts.method,
+        request.path(),
     );
-    let key = CacheKey::new(&request.gateway.gateway, table, endpoint, sources);
+    let key = CacheKey::new(gateway, table, endpoint, sources);
     let ttl = cache_ttl(table, sources);
 
     let cached = cache.get(&key, ttl);
@@ -105,8 +107,8 @@ pub async fn authorize(
     let decision = answer.decide(&method_arn);
     let allowed = decision == Decision::Allow;
     tracing::debug!(
-        request_id = %request.request_id,
-        gateway = %request.gateway.gateway,
+        request_id = %request.id,
+        gateway = %gateway,
         authorizer = %table.name,
         from_cache,
         allowed,
@@ -151,7 +153,7 @@ fn cache_ttl(table: &AuthorizerTable, sources: &[String]) -> Duration {
 fn question(
     table: &AuthorizerTable,
     sources: &[String],
-    request: &AuthRequest<'_>,
+    request: &RouteCtx<'_>,
     method_arn: &str,
 ) -> Result<Value, GatewayError> {
     // `auth::authorize` sends only TOKEN and REQUEST authorizers here.
@@ -173,33 +175,9 @@ fn question(
 
 /// The REQUEST authorizer event: the payload 1.0 proxy event without the body (not read yet)
 /// and without `requestContext.protocol` (not known here), plus `type` and `methodArn`.
-fn request_event(request: &AuthRequest<'_>, method_arn: &str) -> Value {
-    let path_parameters: Vec<(String, String)> = request
-        .params
-        .iter()
-        .map(|(name, raw)| (name.clone(), percent_decode(raw)))
-        .collect();
-    let input = EventInput {
-        request_id: request.request_id,
-        method: request.method,
-        version: Version::HTTP_11,
-        raw_path: request.raw_path,
-        path: request.path,
-        raw_query: request.query,
-        headers: request.headers,
-        body: &[],
-        source_ip: request.source_ip,
-        stage: request.stage,
-        route_key: &request.route.route_key,
-        resource_path: &request.route.path,
-        path_parameters: &path_parameters,
-        stage_variables: request.stage_variables,
-        domain_name: request.host,
-        api_id: &request.gateway.gateway.name,
-        received_at: jiff::Timestamp::now(),
-        authorizer: None,
-        client_cert: request.client_cert,
-    };
+fn request_event(request: &RouteCtx<'_>, method_arn: &str) -> Value {
+    let path_parameters = request.decoded_params();
+    let input = EventInput::of(request, &path_parameters, Version::HTTP_11, &[], None);
     let mut event = event_v1(&input);
     if let Value::Object(fields) = &mut event {
         fields.remove("body");
@@ -211,12 +189,6 @@ fn request_event(request: &AuthRequest<'_>, method_arn: &str) -> Value {
         fields.insert("methodArn".into(), json!(method_arn));
     }
     event
-}
-
-fn percent_decode(raw: &str) -> String {
-    percent_encoding::percent_decode_str(raw)
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 // === The call ===

@@ -11,16 +11,14 @@ pub mod identity;
 pub mod jwt;
 pub mod verified;
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
-use hyper::{HeaderMap, Method};
 use tollgate_crds::resources::AuthorizerType;
-use tollgate_crds::table::{AuthorizerTable, GatewayTable, RouteTable};
+use tollgate_crds::table::{AuthorizerTable, GatewayTable};
 
 use crate::client::HttpClient;
 use crate::errors::GatewayError;
+use crate::request_ctx::RouteCtx;
 pub use identity::Identity;
 
 /// What authorizers keep between requests: fetched signing keys and cached answers. Lives as
@@ -34,46 +32,25 @@ pub struct AuthState {
     anonymous: Arc<Identity>,
 }
 
-/// The request as an authorizer sees it (the body is not read yet).
-pub struct AuthRequest<'a> {
-    pub request_id: &'a str,
-    pub method: &'a Method,
-    pub headers: &'a HeaderMap,
-    /// The query string without '?', "" when none.
-    pub query: &'a str,
-    /// The path as the client sent it, with the stage or base path.
-    pub raw_path: &'a str,
-    /// The path relative to the stage.
-    pub path: &'a str,
-    pub source_ip: IpAddr,
-    pub host: &'a str,
-    pub gateway: &'a GatewayTable,
-    pub stage: &'a str,
-    pub route: &'a RouteTable,
-    /// Path parameters, raw (as in the URL).
-    pub params: &'a [(String, String)],
-    pub stage_variables: &'a BTreeMap<String, String>,
-    /// The verified client certificate of a mutual-TLS domain (REQUEST authorizers get it).
-    pub client_cert: Option<&'a crate::tls::ClientCert>,
+impl AuthState {
+    /// The identity of a request before (or without) an authorizer.
+    pub fn anonymous(&self) -> Arc<Identity> {
+        self.anonymous.clone()
+    }
 }
 
-/// Runs the route's authorizer, if it names one.
+/// Runs the route's authorizer, if it names one. The body is not read yet.
 pub async fn authorize(
     state: &AuthState,
     client: &HttpClient,
-    request: &AuthRequest<'_>,
+    ctx: &RouteCtx<'_>,
 ) -> Result<Arc<Identity>, GatewayError> {
-    let Some(name) = &request.route.authorizer else {
+    let Some(name) = &ctx.route_table().authorizer else {
         return Ok(state.anonymous.clone());
     };
-    let table = find(request.gateway, name)?;
-    let sources = identity::values(
-        table,
-        request.headers,
-        request.query,
-        request.stage_variables,
-    )
-    .ok_or(GatewayError::Unauthorized)?;
+    let table = find(ctx.gateway(), name)?;
+    let sources = identity::values(table, &ctx.parts.headers, ctx.query, ctx.stage_variables)
+        .ok_or(GatewayError::Unauthorized)?;
     match table.type_ {
         AuthorizerType::JWT => {
             let token = sources.first().map(String::as_str).unwrap_or_default();
@@ -85,12 +62,12 @@ pub async fn authorize(
                 client,
                 jwt,
                 token,
-                &request.route.authorization_scopes,
+                &ctx.route_table().authorization_scopes,
             )
             .await
         }
         AuthorizerType::TOKEN | AuthorizerType::REQUEST => {
-            custom::authorize(&state.answers, client, table, &sources, request).await
+            custom::authorize(&state.answers, client, table, &sources, ctx).await
         }
     }
 }

@@ -17,12 +17,12 @@ use hyper::{Method, Request, Response, Uri};
 use tollgate_crds::resources::HttpMethod;
 use tollgate_crds::table::HttpBackendTable;
 
-use super::{Call, RequestBody};
 use crate::auth::identity;
-use crate::body::{Body, BoxError, full};
+use crate::body::{Body, BoxError, ClientBody, full};
 use crate::client::HttpClient;
 use crate::errors::{GatewayError, error_chain};
-use crate::request_body::BodyError;
+use crate::request_body::{BodyError, RequestBody};
+use crate::request_ctx::RouteCtx;
 use crate::template::{Vars, render};
 
 /// The request id sent to backends.
@@ -31,9 +31,9 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-pub async fn forward(
-    call: &Call<'_>,
-    body: RequestBody<'_>,
+pub async fn forward<B: ClientBody>(
+    call: &RouteCtx<'_>,
+    body: RequestBody<'_, B>,
     client: &HttpClient,
     backends: &[HttpBackendTable],
     method: Option<HttpMethod>,
@@ -43,7 +43,7 @@ pub async fn forward(
     let chosen = pick(backends)
         .ok_or_else(|| GatewayError::Configuration("no backend has a weight".into()))?;
     let vars = Vars {
-        params: call.params,
+        params: &call.params,
         stage_variables: call.stage_variables,
     };
     let fixed = call.route.fixed_urls.get(chosen).cloned().flatten();
@@ -53,9 +53,9 @@ pub async fn forward(
     };
     let method = match method {
         Some(m) => {
-            Method::from_bytes(m.as_str().as_bytes()).unwrap_or_else(|_| call.method.clone())
+            Method::from_bytes(m.as_str().as_bytes()).unwrap_or_else(|_| call.parts.method.clone())
         }
-        None => call.method.clone(),
+        None => call.parts.method.clone(),
     };
 
     let body = match body {
@@ -65,7 +65,7 @@ pub async fn forward(
     let mut request = Request::new(body);
     *request.method_mut() = method;
     *request.uri_mut() = uri;
-    *request.headers_mut() = end_to_end(call.headers);
+    *request.headers_mut() = end_to_end(&call.parts.headers);
     let headers = request.headers_mut();
     headers.remove(header::HOST);
     headers.remove(header::CONTENT_LENGTH);
@@ -171,7 +171,7 @@ fn pick(backends: &[HttpBackendTable]) -> Option<usize> {
 }
 
 fn target_uri(
-    call: &Call<'_>,
+    call: &RouteCtx<'_>,
     backend: &HttpBackendTable,
     vars: &Vars<'_>,
 ) -> Result<Uri, GatewayError> {
@@ -179,7 +179,7 @@ fn target_uri(
     if backend.forward_request_path {
         let base = url.trim_end_matches('/').len();
         url.truncate(base);
-        url.push_str(call.path);
+        url.push_str(call.path());
     }
     if !call.query.is_empty() {
         url.push(if url.contains('?') { '&' } else { '?' });
@@ -250,7 +250,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// The authorizer's identity as `x-authorizer-*` headers; any a client sent are dropped
 /// first, so the backend can trust them.
-fn authorizer_headers(call: &Call<'_>, headers: &mut HeaderMap) {
+fn authorizer_headers(call: &RouteCtx<'_>, headers: &mut HeaderMap) {
     let forged: Vec<_> = headers
         .keys()
         .filter(|n| n.as_str().starts_with(identity::HEADER_PREFIX))
@@ -268,7 +268,7 @@ fn authorizer_headers(call: &Call<'_>, headers: &mut HeaderMap) {
 /// carry as `clientCert`); any a client sent are dropped first, so the backend can trust them.
 pub const CLIENT_CERT_HEADER_PREFIX: &str = "x-client-cert";
 
-fn client_cert_headers(call: &Call<'_>, headers: &mut HeaderMap) {
+fn client_cert_headers(call: &RouteCtx<'_>, headers: &mut HeaderMap) {
     let forged: Vec<_> = headers
         .keys()
         .filter(|n| n.as_str().starts_with(CLIENT_CERT_HEADER_PREFIX))
@@ -277,7 +277,7 @@ fn client_cert_headers(call: &Call<'_>, headers: &mut HeaderMap) {
     for name in forged {
         headers.remove(name);
     }
-    let Some(cert) = call.client_cert else {
+    let Some(cert) = call.client_cert.as_deref() else {
         return;
     };
     // URL-encoded as nginx's $ssl_client_escaped_cert: everything but RFC 3986's unreserved.
@@ -304,7 +304,7 @@ fn client_cert_headers(call: &Call<'_>, headers: &mut HeaderMap) {
 
 /// `X-Forwarded-For` gets the peer appended (the client itself, or the trusted proxy that
 /// already named it), then `-Proto`, `-Host` and the request id.
-fn forwarded_headers(call: &Call<'_>, headers: &mut HeaderMap) {
+fn forwarded_headers(call: &RouteCtx<'_>, headers: &mut HeaderMap) {
     // Every X-Forwarded-For line the client sent, in order, as one list, then the peer.
     let prior: Vec<&str> = headers
         .get_all(&X_FORWARDED_FOR)
@@ -314,25 +314,30 @@ fn forwarded_headers(call: &Call<'_>, headers: &mut HeaderMap) {
         .filter(|v| !v.is_empty())
         .collect();
     if prior.is_empty() {
-        headers.insert(X_FORWARDED_FOR, call.peer_text.clone());
+        headers.insert(X_FORWARDED_FOR, call.conn.peer_text.clone());
     } else {
-        let ip = call.peer_text.to_str().unwrap_or_default();
+        let ip = call.conn.peer_text.to_str().unwrap_or_default();
         if let Ok(v) = HeaderValue::try_from(format!("{}, {ip}", prior.join(", "))) {
             headers.insert(X_FORWARDED_FOR, v);
         }
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(call.scheme));
+    headers.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(call.conn.scheme),
+    );
     // The host routing used, as the client named it (port included): the URI's authority
     // (HTTP/2's :authority, an HTTP/1.1 absolute-form target), else the Host header.
     let host = call
-        .authority
-        .and_then(|a| HeaderValue::try_from(a).ok())
-        .or_else(|| call.headers.get(header::HOST).cloned())
+        .parts
+        .uri
+        .authority()
+        .and_then(|a| HeaderValue::try_from(a.as_str()).ok())
+        .or_else(|| call.parts.headers.get(header::HOST).cloned())
         .or_else(|| HeaderValue::try_from(call.host).ok());
     if let Some(v) = host {
         headers.insert(X_FORWARDED_HOST, v);
     }
-    if let Ok(v) = HeaderValue::try_from(call.request_id) {
+    if let Ok(v) = HeaderValue::try_from(call.id) {
         headers.insert(REQUEST_ID_HEADER, v);
     }
 }

@@ -12,52 +12,34 @@ use crate::body::{Body, full};
 use crate::client::HttpClient;
 use crate::client::PostError;
 use crate::errors::GatewayError;
-use crate::integration::Call;
 use crate::lambda::event::{EventInput, event_v1, event_v2};
 use crate::lambda::result::parse_result;
 use crate::lambda::{self, Invocation};
+use crate::request_ctx::RouteCtx;
 
 /// Largest function result read: Lambda's own synchronous response limit is 6 MB.
 const MAX_RESULT_BYTES: usize = 10 * 1024 * 1024;
 
 pub async fn invoke(
-    call: &Call<'_>,
+    call: &RouteCtx<'_>,
     body: &Bytes,
     client: &HttpClient,
     invoke_url: &str,
     version: PayloadFormatVersion,
     timeout_millis: u32,
 ) -> Result<Response<Body>, GatewayError> {
-    let path_parameters: Vec<(String, String)> = call
-        .params
-        .iter()
-        .map(|(name, raw)| (name.clone(), percent_decode(raw)))
-        .collect();
+    let path_parameters = call.decoded_params();
     let authorizer = match version {
         PayloadFormatVersion::V1 => call.identity.lambda_v1(),
         PayloadFormatVersion::V2 => call.identity.lambda_v2(),
     };
-    let input = EventInput {
-        request_id: call.request_id,
-        method: call.method,
-        version: call.version,
-        raw_path: call.raw_path,
-        path: call.path,
-        raw_query: call.query,
-        headers: call.headers,
+    let input = EventInput::of(
+        call,
+        &path_parameters,
+        call.parts.version,
         body,
-        source_ip: call.source_ip,
-        stage: call.stage,
-        route_key: &call.route.table.route_key,
-        resource_path: &call.route.table.path,
-        path_parameters: &path_parameters,
-        stage_variables: call.stage_variables,
-        domain_name: call.host,
-        api_id: call.gateway,
-        received_at: call.received_at,
-        authorizer: authorizer.as_ref(),
-        client_cert: call.client_cert,
-    };
+        authorizer.as_ref(),
+    );
     let event = match version {
         PayloadFormatVersion::V1 => event_v1(&input),
         PayloadFormatVersion::V2 => event_v2(&input),
@@ -101,10 +83,4 @@ pub async fn invoke(
     *response.status_mut() = result.status;
     *response.headers_mut() = result.headers;
     Ok(response)
-}
-
-fn percent_decode(raw: &str) -> String {
-    percent_encoding::percent_decode_str(raw)
-        .decode_utf8_lossy()
-        .into_owned()
 }

@@ -5,19 +5,19 @@ use std::collections::BTreeMap;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
-use super::Call;
 use crate::body::{Body, full};
 use crate::errors::GatewayError;
+use crate::request_ctx::RouteCtx;
 use crate::template::{Vars, render};
 
 pub fn respond(
-    call: &Call<'_>,
+    call: &RouteCtx<'_>,
     status: u16,
     headers: &BTreeMap<String, String>,
     body: &str,
 ) -> Result<Response<Body>, GatewayError> {
     let vars = Vars {
-        params: call.params,
+        params: &call.params,
         stage_variables: call.stage_variables,
     };
     let mut response = Response::new(full(render(body, &vars)));

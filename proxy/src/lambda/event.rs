@@ -27,6 +27,7 @@ use http::header::{CONTENT_TYPE, COOKIE, USER_AGENT};
 use http::{HeaderMap, Method, Version};
 use serde_json::{Map, Value, json};
 
+use crate::request_ctx::RouteCtx;
 use crate::tls::ClientCert;
 
 /// `requestContext.accountId` of every event: Tollgate runs no AWS account.
@@ -65,6 +66,41 @@ pub struct EventInput<'a> {
     pub authorizer: Option<&'a Value>,
     /// The verified client certificate of a mutual-TLS domain.
     pub client_cert: Option<&'a ClientCert>,
+}
+
+impl<'a> EventInput<'a> {
+    /// The event's input for a routed request: the one place a request becomes an event's
+    /// fields (the Lambda integration's and a REQUEST authorizer's).
+    pub fn of(
+        ctx: &'a RouteCtx<'a>,
+        path_parameters: &'a [(String, String)],
+        version: Version,
+        body: &'a [u8],
+        authorizer: Option<&'a Value>,
+    ) -> Self {
+        let route = ctx.route_table();
+        Self {
+            request_id: ctx.id,
+            method: &ctx.parts.method,
+            version,
+            raw_path: ctx.raw_path(),
+            path: ctx.path(),
+            raw_query: ctx.query,
+            headers: &ctx.parts.headers,
+            body,
+            source_ip: ctx.source_ip,
+            stage: &ctx.stage().name,
+            route_key: &route.route_key,
+            resource_path: &route.path,
+            path_parameters,
+            stage_variables: ctx.stage_variables,
+            domain_name: ctx.host,
+            api_id: &ctx.gateway().gateway.name,
+            received_at: ctx.received_at,
+            authorizer,
+            client_cert: ctx.client_cert.as_deref(),
+        }
+    }
 }
 
 /// `clientCert`, as both payload formats carry it.

@@ -32,6 +32,7 @@ use tollgate_crds::resources::{RateLimitMode, RedisFailureMode, ThrottleSettings
 use tollgate_crds::table::{GatewayTable, QuotaTable, RouteTable, UsagePlanTable};
 
 use crate::errors::GatewayError;
+use crate::request_ctx::RouteCtx;
 use quota::Window;
 
 const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -94,6 +95,23 @@ pub struct Subject<'a> {
     pub gateway_bucket: &'a Arc<str>,
     /// The caller's plan and tenant, when the route took an API key.
     pub plan: Option<(&'a UsagePlanTable, &'a str)>,
+}
+
+impl<'a> Subject<'a> {
+    /// What a routed request is limited as.
+    pub fn of(ctx: &'a RouteCtx<'a>) -> Self {
+        let gateway = ctx.request.gateway();
+        Self {
+            gateway,
+            stage: &ctx.request.stage().name,
+            route: &ctx.route.table,
+            route_bucket: &ctx.route.bucket,
+            gateway_bucket: &ctx.request.target.gateway.bucket,
+            plan: ctx
+                .binding
+                .map(|b| (&gateway.usage_plans[b.plan], b.tenant.as_str())),
+        }
+    }
 }
 
 /// One token bucket a request must pass, under a key naming what it limits.

@@ -337,6 +337,7 @@ async fn request_and_phase_spans_close_in_order_when_traced() {
             "route",
             "auth",
             "throttle",
+            "body",
             "integration",
             "request"
         ],
@@ -345,7 +346,7 @@ async fn request_and_phase_spans_close_in_order_when_traced() {
     let request = closed.last().unwrap();
     assert_eq!(request["span"]["id"], id.as_str(), "{request}");
     assert_eq!(request["span"]["path"], "/dev/hello", "{request}");
-    for phase in &closed[..5] {
+    for phase in &closed[..6] {
         assert_eq!(phase["spans"][0]["name"], "request", "{phase}");
         assert!(phase["fields"]["time.busy"].is_string(), "{phase}");
     }

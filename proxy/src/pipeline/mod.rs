@@ -1,0 +1,268 @@
+//! The request path, phase by phase, in the order they run:
+//!
+//! 1. **gateway** — the head's limits, host and path to gateway and stage, then what the
+//!    host asks of the connection: the HTTPS redirect, a custom domain's own handshake and
+//!    client certificate ([`gateway`]);
+//! 2. **policy** — the client's address against the resource policy
+//!    ([`resource_policy`](crate::resource_policy));
+//! 3. **preflight** — a CORS preflight is answered here ([`cors::preflight`]);
+//! 4. **route** — a path with dot-segments or encoded separators refused, then method and
+//!    path to a route, then the stable or canary deployment ([`route`]);
+//! 5. **auth** — the authorizer ([`auth::authorize`]), then the API key
+//!    ([`api_key::binding`]);
+//! 6. **throttle** — gateway, route and per-key rates, and the key's quota
+//!    ([`Limiter::admit`](crate::throttle::Limiter::admit));
+//! 7. **body** — streamed to an HTTP backend, read whole for Lambda and mocks; bounded by
+//!    the payload limit, a read deadline and the buffered-body budget ([`request_body`]);
+//! 8. **integration** — HTTP, Lambda or mock ([`integration::invoke`]);
+//! 9. **response** — deployment and rate-limit headers ([`response`]), CORS headers
+//!    ([`cors::decorate`]);
+//! 10. **log** — the metrics with the response head, one access-log line when the body has
+//!     been sent ([`request_log`]; 499 when the client goes away first).
+//!
+//! A phase that fails ends the request with its [`GatewayError`]'s status and JSON body.
+//!
+//! Each phase is a function of the [`Shared`] state and what the phases before it learned
+//! ([`RequestCtx`], then [`RouteCtx`]); this file only runs them in order and fills the log
+//! record from what they return. It is generic over the request body ([`ClientBody`]), so the
+//! whole chain runs in-process in the tests below, on bodies made in the test.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{Request, Response};
+use tracing::Instrument;
+
+use crate::access_log::AccessRecord;
+use crate::body::{Body, ClientBody};
+use crate::dispatch::Dispatch;
+use crate::errors::{Fault, GatewayError};
+use crate::request_ctx::{Connection, RequestCtx};
+use crate::request_log::{Logged, LoggedBody};
+use crate::state::Shared;
+use crate::throttle::Subject;
+use crate::{api_key, auth, cors, integration, request_body};
+
+pub mod gateway;
+pub mod response;
+pub mod route;
+#[cfg(test)]
+mod tests;
+
+/// The response header carrying the request id, as Amazon API Gateway's.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-amzn-requestid");
+
+/// What is known of a request when it arrives, before any phase.
+struct Arrival<'a> {
+    id: &'a str,
+    received_at: jiff::Timestamp,
+    conn: &'a Connection,
+    parts: &'a Parts,
+}
+
+/// Serves one request. Never fails: every error becomes a gateway response.
+pub async fn handle<B: ClientBody>(
+    shared: Arc<Shared>,
+    conn: Connection,
+    request: Request<B>,
+) -> Result<Response<LoggedBody>, Infallible> {
+    let started = Instant::now();
+    let received_at = jiff::Timestamp::now();
+    let id = uuid::Uuid::new_v4();
+    let mut id_text = uuid::Uuid::encode_buffer();
+    let request_id: &str = id.hyphenated().encode_lower(&mut id_text);
+    let dispatch = shared.dispatch.load_full();
+
+    let (parts, body) = request.into_parts();
+    // Phase 10 is armed from here: the line is written once, when the response has been
+    // sent, or with 499 if the client goes away first.
+    let mut log = Logged::new(
+        shared.clone(),
+        started,
+        AccessRecord::arrived(id, received_at, conn.peer.ip(), &parts),
+    );
+
+    // Spans (per request at debug, per phase at trace) cost a level check when off.
+    let span = tracing::debug_span!(
+        "request",
+        id = request_id,
+        method = %parts.method,
+        path = parts.uri.path()
+    );
+    let arrival = Arrival {
+        id: request_id,
+        received_at,
+        conn: &conn,
+        parts: &parts,
+    };
+    let outcome = serve(&shared, &dispatch, arrival, body, &mut log)
+        .instrument(span)
+        .await;
+    let mut response = outcome.unwrap_or_else(|error| refused(request_id, error, &mut log));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+
+    // Phase 10: log.
+    Ok(log.answered(&parts.method, response))
+}
+
+/// Phases 1 to 3, then the rest ([`admitted`]); the CORS headers on every answer but a
+/// preflight's.
+async fn serve<B: ClientBody>(
+    shared: &Shared,
+    dispatch: &Dispatch,
+    arrival: Arrival<'_>,
+    body: B,
+    log: &mut Logged,
+) -> Result<Response<Body>, GatewayError> {
+    let Arrival {
+        id,
+        received_at,
+        conn,
+        parts,
+    } = arrival;
+
+    // Phase 1: gateway and stage.
+    let host = gateway::host_of(parts);
+    if shared.access_log.enabled() {
+        log.record.domain_name = Some(host.as_str().into());
+    }
+    let resolved = tracing::trace_span!("gateway")
+        .in_scope(|| gateway::resolve(shared, dispatch, conn, parts, &host))?;
+    let (target, client_cert) = match resolved {
+        gateway::Resolved::Serve {
+            target,
+            client_cert,
+        } => (target, client_cert),
+        gateway::Resolved::Redirect(answer) => return Ok(answer),
+    };
+    log.record.gateway = Some(target.gateway.name.clone());
+    log.record.stage = Some(target.stage.name.clone());
+
+    // Phase 2: resource policy, on the client's address (X-Forwarded-For from trusted
+    // proxies); before the preflight, so a refused client learns nothing of the API.
+    let policy = &target.gateway.policy;
+    let source_ip = policy.client_ip(conn.peer.ip(), &parts.headers);
+    log.record.source_ip = source_ip;
+    let ctx = RequestCtx {
+        id,
+        received_at,
+        conn,
+        parts,
+        host: &host,
+        query: parts.uri.query().unwrap_or(""),
+        target,
+        client_cert,
+        source_ip,
+    };
+    let cors = ctx.target.gateway.cors.as_ref();
+    let outcome = match policy.check(source_ip) {
+        Err(refused) => Err(refused),
+        Ok(()) => {
+            // Phase 3: CORS preflight, answered by the gateway itself.
+            if let Some(answer) =
+                cors.and_then(|c| cors::preflight(c, &parts.method, &parts.headers))
+            {
+                return Ok(answer);
+            }
+            admitted(shared, &ctx, body, log).await
+        }
+    };
+
+    // Every answer but a preflight's gets the CORS headers, errors included, so a browser
+    // can read a 429 or a 403.
+    let mut response = outcome.unwrap_or_else(|error| refused(id, error, log));
+    if let Some(c) = cors {
+        cors::decorate(c, &parts.headers, &mut response);
+    }
+    Ok(response)
+}
+
+/// The phases after the preflight: route, auth, throttle, body, integration, response.
+async fn admitted<B: ClientBody>(
+    shared: &Shared,
+    request: &RequestCtx<'_>,
+    body: B,
+    log: &mut Logged,
+) -> Result<Response<Body>, GatewayError> {
+    // Phase 4: route, and the deployment that serves it.
+    let mut ctx =
+        tracing::trace_span!("route").in_scope(|| route::find(request, shared.auth.anonymous()))?;
+    log.record.route_key = Some(ctx.route.key.clone());
+    log.record.deployment = ctx.deployment.map(|d| d.as_str());
+    let metrics = route::metrics(shared, &ctx);
+    log.route_metrics = Some(metrics.clone());
+
+    // Phase 5: auth: the authorizer, then the API key (which the authorizer may give).
+    ctx.identity = auth::authorize(&shared.auth, &shared.client, &ctx)
+        .instrument(tracing::trace_span!("auth"))
+        .await?;
+    ctx.binding = api_key::binding(&ctx)?;
+    log.record.api_key_id = ctx.binding.map(|b| b.tenant.clone());
+
+    // Phase 6: throttle and quota.
+    let fleet_size = shared.fleet_size.load(Ordering::Relaxed);
+    let rate_status = shared
+        .limiter
+        .admit(&Subject::of(&ctx), fleet_size)
+        .instrument(tracing::trace_span!("throttle"))
+        .await?;
+
+    // Phase 7: body.
+    let integration = &ctx.route.table.integration;
+    let body = request_body::take(integration, &ctx.parts.headers, body, &shared.body_limits)
+        .instrument(tracing::trace_span!("body"))
+        .await?;
+
+    // Phase 8: integration.
+    let started = Instant::now();
+    let outcome = integration::invoke(&ctx, body, &shared.client)
+        .instrument(tracing::trace_span!("integration"))
+        .await;
+    let elapsed = started.elapsed();
+    log.record.integration_latency = Some(elapsed.as_millis() as u64);
+    metrics.observe_integration(elapsed.as_secs_f64());
+    let mut answer = outcome.inspect_err(|e| {
+        let (gateway, stage) = (&ctx.target.gateway.name, &ctx.target.stage.name);
+        shared
+            .metrics
+            .upstream_error(gateway, stage, upstream_error_kind(e));
+    })?;
+
+    // Phase 9: response headers.
+    response::decorate(&ctx, rate_status, &mut answer);
+    Ok(answer)
+}
+
+/// The gateway response for a phase's refusal, logged and put in the access record.
+fn refused(request_id: &str, error: GatewayError, log: &mut Logged) -> Response<Body> {
+    log_refusal(request_id, &error);
+    log.record.error_message = Some(error.to_string());
+    error.into_response()
+}
+
+/// How an integration failed, as `tollgate_upstream_errors_total` counts it.
+fn upstream_error_kind(error: &GatewayError) -> &'static str {
+    match error {
+        GatewayError::IntegrationTimeout => "timeout",
+        GatewayError::IntegrationFailure(_) => "connect",
+        GatewayError::BadLambdaResult(_) => "bad_result",
+        _ => "other",
+    }
+}
+
+fn log_refusal(request_id: &str, error: &GatewayError) {
+    match error.fault() {
+        Fault::Client => {
+            tracing::debug!(request_id = %request_id, error = %error, "request refused")
+        }
+        Fault::Upstream | Fault::Gateway => {
+            tracing::warn!(request_id = %request_id, error = %error, fault = ?error.fault(), "request failed")
+        }
+    }
+}
