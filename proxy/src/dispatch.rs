@@ -9,12 +9,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tollgate_crds::resources::TlsPolicy;
-use tollgate_crds::table::{GatewayTable, IntegrationTable, ObjectKey, StageTable, UsagePlanTable};
+use tollgate_crds::table::{GatewayTable, ObjectKey, StageTable, UsagePlanTable};
 
 use crate::cors::Cors;
 use crate::errors::GatewayError;
+use crate::lambda;
 use crate::resource_policy::Policy;
-use crate::router::{ConcurrencyLimits, RouterError, StageRouter};
+use crate::router::{RouterError, StageRouter};
+use crate::throttle;
 use crate::tls::{Certificates, DomainTls};
 
 /// One gateway, ready to serve.
@@ -56,11 +58,12 @@ pub struct KeyBinding {
 
 impl ServedGateway {
     pub fn build(table: GatewayTable) -> Result<Self, RouterError> {
-        let limits = concurrency_limits(&table);
+        let limits = lambda::concurrency::limits(&table);
         let mut stages = HashMap::new();
         for (index, stage) in table.stages.iter().enumerate() {
-            let prefix = format!("{}|{}", table.gateway, stage.name);
-            let router = StageRouter::build(&stage.routes, &limits, &prefix)?;
+            let router = StageRouter::build(&stage.routes, &limits, |route_key| {
+                throttle::names::route_bucket(&table.gateway, &stage.name, route_key)
+            })?;
             let keys = keys_of(&table.usage_plans, &stage.name);
             stages.insert(
                 stage.name.clone(),
@@ -74,7 +77,7 @@ impl ServedGateway {
         }
         Ok(Self {
             tls: domains_tls(&table),
-            bucket: Arc::from(format!("g|{}", table.gateway)),
+            bucket: throttle::names::gateway_bucket(&table.gateway),
             name: Arc::from(table.gateway.to_string()),
             policy: Policy::build(table.resource_policy.as_ref(), table.endpoint_type),
             cors: table.cors.as_ref().map(Cors::build),
@@ -120,32 +123,6 @@ fn domains_tls(table: &GatewayTable) -> Vec<Arc<DomainTls>> {
         }
     }
     out
-}
-
-/// One semaphore per Lambda invoke URL with a `maxConcurrency`, the smallest limit any route
-/// of the gateway gives it.
-fn concurrency_limits(table: &GatewayTable) -> ConcurrencyLimits {
-    let mut smallest: HashMap<&str, u32> = HashMap::new();
-    for route in table.stages.iter().flat_map(|s| &s.routes) {
-        if let IntegrationTable::Lambda {
-            invoke_url,
-            max_concurrency: Some(n),
-            ..
-        } = &route.integration
-        {
-            let entry = smallest.entry(invoke_url).or_insert(*n);
-            *entry = (*entry).min(*n);
-        }
-    }
-    smallest
-        .into_iter()
-        .map(|(url, n)| {
-            (
-                url.to_string(),
-                Arc::new(tokio::sync::Semaphore::new(n as usize)),
-            )
-        })
-        .collect()
 }
 
 fn keys_of(plans: &[UsagePlanTable], stage: &str) -> HashMap<String, KeyBinding> {

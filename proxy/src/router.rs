@@ -7,11 +7,12 @@
 //! position differently (`/pets/{id}` and `/pets/{petId}/toys`) share the tree; each route keeps
 //! its own names. Lookup cost depends on the path's length, not on the number of routes.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use http::Method;
 use tokio::sync::Semaphore;
+
+use crate::lambda::concurrency::ConcurrencyLimits;
 use tollgate_crds::compile::{PathTemplate, Segment};
 use tollgate_crds::resources::HttpMethod;
 use tollgate_crds::table::{IntegrationTable, RouteTable};
@@ -38,9 +39,6 @@ pub struct ServedRoute {
     /// need no URL built.
     pub fixed_urls: Vec<Option<http::Uri>>,
 }
-
-/// Concurrency limits by Lambda invoke URL, shared by the routes of one gateway.
-pub type ConcurrencyLimits = HashMap<String, Arc<Semaphore>>;
 
 /// The routes of one stage.
 #[derive(Debug)]
@@ -109,11 +107,11 @@ pub struct RouteMatch<'a> {
 }
 
 impl StageRouter {
-    /// `bucket_prefix` names the gateway and stage in the routes' throttle bucket names.
+    /// `bucket_of` names a route's throttle bucket from its route key.
     pub fn build(
         routes: &[RouteTable],
         limits: &ConcurrencyLimits,
-        bucket_prefix: &str,
+        bucket_of: impl Fn(&str) -> Arc<str>,
     ) -> Result<Self, RouterError> {
         let mut router = Self {
             exact: matchit::Router::new(),
@@ -169,7 +167,7 @@ impl StageRouter {
                 table: route.clone(),
                 param_names: template.param_names().map(str::to_string).collect(),
                 concurrency,
-                bucket: Arc::from(format!("r|{bucket_prefix}|{}", route.route_key)),
+                bucket: bucket_of(&route.route_key),
                 key: Arc::from(route.route_key.as_str()),
                 metrics: OnceLock::new(),
                 fixed_urls: fixed_urls(&route.integration),
@@ -262,7 +260,9 @@ mod tests {
 
     impl StageRouter {
         fn build_plain(routes: &[RouteTable]) -> Result<Self, RouterError> {
-            Self::build(routes, &ConcurrencyLimits::new(), "default/test|dev")
+            Self::build(routes, &ConcurrencyLimits::new(), |key: &str| {
+                Arc::from(key)
+            })
         }
     }
 

@@ -3,6 +3,7 @@
 //! ([`result`], function errors included). Used by the Lambda integration and by custom
 //! authorizers alike, so neither depends on the other.
 
+pub mod concurrency;
 pub mod event;
 pub mod result;
 

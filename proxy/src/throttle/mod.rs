@@ -20,6 +20,7 @@
 
 pub mod bucket;
 pub mod local;
+pub mod names;
 pub mod quota;
 pub mod redis;
 
@@ -146,7 +147,7 @@ impl Limits {
         if let Some((plan, tenant)) = subject.plan {
             // Plans are namespaced with their gateway; a key's bucket and quota are shared by
             // every gateway and stage of the plan.
-            let owner = format!("{}/{}|{tenant}", gw.namespace, plan.name);
+            let owner = names::key_owner(&gw.namespace, &plan.name, tenant);
             let route_override = plan
                 .stages
                 .iter()
@@ -154,13 +155,13 @@ impl Limits {
                 .and_then(|s| s.route_throttles.get(&subject.route.route_key));
             if let Some(throttle) = route_override {
                 buckets.push(Limit {
-                    key: Arc::from(format!("k|{owner}|{}", &subject.route_bucket[2..])),
+                    key: names::key_route_bucket(&owner, subject.route_bucket),
                     throttle: *throttle,
                     per_key: true,
                 });
             } else if let Some(throttle) = plan.throttle {
                 buckets.push(Limit {
-                    key: Arc::from(format!("k|{owner}")),
+                    key: names::key_bucket(&owner),
                     throttle,
                     per_key: true,
                 });
@@ -168,7 +169,7 @@ impl Limits {
             quota = plan.quota.as_ref().map(|q| {
                 let window = Window::containing(q, now);
                 QuotaLimit {
-                    key: format!("q|{owner}|{}", window.start.as_second()),
+                    key: names::quota_counter(&owner, window.start),
                     quota: q.clone(),
                     window,
                 }
