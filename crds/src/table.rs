@@ -11,7 +11,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::resources::{
+mod wire;
+
+pub use wire::{
     ApiKeySource, AuthorizerType, EndpointType, HttpMethod, PayloadFormatVersion, QuotaPeriod,
     RateLimitMode, RedisFailureMode, ThrottleSettings, TlsPolicy,
 };

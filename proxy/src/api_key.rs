@@ -2,7 +2,7 @@
 //! stage, sent in `x-api-key` or given by the authorizer as its usage identifier. Keys are compared by SHA-256; the value is never logged.
 
 use hyper::HeaderMap;
-use tollgate_crds::resources::ApiKeySource;
+use tollgate_crds::table::ApiKeySource;
 use tollgate_crds::table::hash_api_key;
 
 use crate::dispatch::{KeyBinding, ServedStage};

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tollgate_crds::resources::TlsPolicy;
+use tollgate_crds::table::TlsPolicy;
 use tollgate_crds::table::{GatewayTable, ObjectKey, StageTable, UsagePlanTable};
 
 use crate::cors::Cors;

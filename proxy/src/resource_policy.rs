@@ -28,7 +28,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use hyper::HeaderMap;
 use hyper::header::HeaderName;
 use ipnet::{IpNet, Ipv4Net};
-use tollgate_crds::resources::EndpointType;
+use tollgate_crds::table::EndpointType;
 use tollgate_crds::table::ResourcePolicyTable;
 
 use crate::errors::GatewayError;

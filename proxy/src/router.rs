@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 
 use crate::lambda::concurrency::ConcurrencyLimits;
 use tollgate_crds::compile::{PathTemplate, Segment};
-use tollgate_crds::resources::HttpMethod;
+use tollgate_crds::table::HttpMethod;
 use tollgate_crds::table::{IntegrationTable, RouteTable};
 
 use crate::metrics::RouteMetrics;
@@ -232,8 +232,8 @@ fn tree_path(template: &PathTemplate) -> (String, bool) {
 
 #[cfg(test)]
 mod tests {
-    use tollgate_crds::resources::ThrottleSettings;
     use tollgate_crds::table::ObjectKey;
+    use tollgate_crds::table::ThrottleSettings;
 
     use super::*;
 

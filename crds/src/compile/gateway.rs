@@ -9,12 +9,12 @@ use super::diagnostics::{Diagnostic, Reason};
 use super::{Resources, pem, validate};
 use crate::resources::{
     ApiGateway, Authorizer, AuthorizerType, CustomDomain, EndpointType, MutualTls, RateLimitMode,
-    TLS_SECRET_TYPE, TRUSTSTORE_KEY, TRUSTSTORE_LABEL, TRUSTSTORE_SECRET_TYPE, ThrottleSettings,
+    TLS_SECRET_TYPE, TRUSTSTORE_KEY, TRUSTSTORE_LABEL, TRUSTSTORE_SECRET_TYPE,
 };
 use crate::table::{
     AuthorizerEndpoint, AuthorizerTable, BasePathTable, CanaryTable, CorsTable,
     DEFAULT_GATEWAY_THROTTLE, DomainTable, GatewayTable, JwtTable, ObjectKey, RateLimitingTable,
-    ResourcePolicyTable, StageTable, TABLE_FORMAT, TlsMaterial,
+    ResourcePolicyTable, StageTable, TABLE_FORMAT, ThrottleSettings, TlsMaterial,
 };
 
 pub const JWT_DEFAULT_IDENTITY_SOURCE: &str = "$request.header.Authorization";
@@ -29,8 +29,8 @@ pub(super) fn compile(
 ) -> Option<GatewayTable> {
     let spec = &gw.spec;
 
-    let throttle = spec.throttle.unwrap_or(DEFAULT_GATEWAY_THROTTLE);
-    if let Err(e) = validate::throttle(&throttle) {
+    let throttle = spec.throttle.map_or(DEFAULT_GATEWAY_THROTTLE, Into::into);
+    if let Err(e) = validate::table_throttle(&throttle) {
         diag.reject(Reason::InvalidThrottle, "spec.throttle", e);
     }
 
@@ -98,16 +98,17 @@ pub(super) fn compile(
         format: TABLE_FORMAT,
         version: String::new(),
         gateway: key.clone(),
-        endpoint_type: spec.endpoint_type,
-        api_key_source: spec.api_key_source,
+        endpoint_type: spec.endpoint_type.into(),
+        api_key_source: spec.api_key_source.into(),
         throttle,
         rate_limiting: RateLimitingTable {
-            mode: rate_limiting.mode,
+            mode: rate_limiting.mode.into(),
             redis_url: rate_limiting.redis.as_ref().map(|r| r.url.clone()),
             on_redis_failure: rate_limiting
                 .redis
                 .map(|r| r.on_failure)
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into(),
         },
         resource_policy,
         cors: spec.cors.as_ref().map(|c| CorsTable {
@@ -337,7 +338,7 @@ fn compile_authorizer(a: &Authorizer) -> Result<AuthorizerTable, (String, String
     };
     Ok(AuthorizerTable {
         name: a.name.clone(),
-        type_: a.type_,
+        type_: a.type_.into(),
         identity_sources,
         jwt,
         endpoint,
@@ -465,7 +466,7 @@ fn compile_domains(
         out.push(DomainTable {
             hostname: d.hostname.clone(),
             tls,
-            security_policy: d.security_policy,
+            security_policy: d.security_policy.into(),
             client_ca_pem,
             mappings,
         });

@@ -135,7 +135,7 @@ pub(super) fn compile(
             throttle: spec.throttle.map(|t| validate::cap(t, table.throttle)),
             quota: spec.quota.as_ref().map(|q| QuotaTable {
                 limit: q.limit,
-                period: q.period,
+                period: q.period.into(),
                 offset: q.offset,
             }),
             stages: plan_stages,

@@ -12,10 +12,9 @@ use super::path::{PathTemplate, template_params};
 use super::seniority::{Precedence, Seniority};
 use super::{Resources, validate};
 use crate::resources::{
-    AuthorizerType, HttpIntegration, HttpMethod, Integration, Route, ServiceBackend,
-    WeightedBackend,
+    HttpIntegration, HttpMethod, Integration, Route, ServiceBackend, WeightedBackend,
 };
-use crate::table::{GatewayTable, HttpBackendTable, IntegrationTable, ObjectKey, RouteTable};
+use crate::table::{self, GatewayTable, HttpBackendTable, IntegrationTable, ObjectKey, RouteTable};
 
 pub const MIN_TIMEOUT_MILLIS: u32 = 50;
 pub const MAX_TIMEOUT_MILLIS: u32 = 29_000;
@@ -172,7 +171,7 @@ pub(super) fn compile(
             .unwrap_or(stage.throttle);
         stage.routes.push(RouteTable {
             route_key: format!("{} {}", spec.method, spec.path),
-            method: spec.method,
+            method: spec.method.into(),
             path: spec.path.clone(),
             source: key.clone(),
             api_key_required: spec.api_key_required,
@@ -215,7 +214,7 @@ fn check_authorization(rt: &Route, table: &GatewayTable, diag: &mut Diagnostic) 
         },
     };
     if !spec.authorization_scopes.is_empty()
-        && authorizer.is_none_or(|a| a.type_ != AuthorizerType::JWT)
+        && authorizer.is_none_or(|a| a.type_ != table::AuthorizerType::JWT)
     {
         diag.reject(
             Reason::InvalidAuthorizer,
@@ -269,7 +268,7 @@ fn compile_integration(
             Some(IntegrationTable::Lambda {
                 invoke_url: lambda_invoke_url(&f.endpoint, &f.function_name),
                 function_name: f.function_name.clone(),
-                payload_format_version: lambda.payload_format_version,
+                payload_format_version: lambda.payload_format_version.into(),
                 max_concurrency: lambda.max_concurrency.filter(|n| *n > 0),
                 timeout_millis,
             })
@@ -383,7 +382,10 @@ fn compile_http(
     )?;
     Some(IntegrationTable::Http {
         backends,
-        method: http.method.filter(|m| *m != HttpMethod::ANY),
+        method: http
+            .method
+            .filter(|m| *m != HttpMethod::ANY)
+            .map(Into::into),
         request_headers: http.request_headers.clone(),
         timeout_millis,
     })

@@ -5,11 +5,25 @@
 use std::net::IpAddr;
 
 use crate::resources::ThrottleSettings;
+use crate::table;
 
 pub const MAX_RATE: f64 = 1_000_000.0;
 pub const MAX_BURST: u32 = 1_000_000;
 
 pub fn throttle(t: &ThrottleSettings) -> Result<(), String> {
+    in_range(t.rate_limit, t.burst_limit)
+}
+
+/// The table's default throttle passes the same bounds as a resource's.
+pub fn table_throttle(t: &table::ThrottleSettings) -> Result<(), String> {
+    in_range(t.rate_limit, t.burst_limit)
+}
+
+fn in_range(rate_limit: f64, burst_limit: u32) -> Result<(), String> {
+    let t = ThrottleSettings {
+        rate_limit,
+        burst_limit,
+    };
     if !t.rate_limit.is_finite() || !(0.0..=MAX_RATE).contains(&t.rate_limit) {
         return Err(format!(
             "rateLimit must be between 0 and {MAX_RATE}, not {}",
@@ -26,8 +40,13 @@ pub fn throttle(t: &ThrottleSettings) -> Result<(), String> {
 }
 
 /// The lower of each limit: a stage or route throttle never exceeds the gateway's.
-pub fn cap(t: ThrottleSettings, ceiling: ThrottleSettings) -> ThrottleSettings {
-    ThrottleSettings {
+/// A throttle no looser than its ceiling, in the table's terms.
+pub fn cap(
+    t: impl Into<table::ThrottleSettings>,
+    ceiling: table::ThrottleSettings,
+) -> table::ThrottleSettings {
+    let t = t.into();
+    table::ThrottleSettings {
         rate_limit: t.rate_limit.min(ceiling.rate_limit),
         burst_limit: t.burst_limit.min(ceiling.burst_limit),
     }
@@ -188,7 +207,11 @@ mod tests {
         assert!(throttle(&t(f64::NAN, 1)).is_err());
         assert!(throttle(&t(-1.0, 1)).is_err());
         assert!(throttle(&t(1.0, MAX_BURST + 1)).is_err());
-        assert_eq!(cap(t(50.0, 10), t(20.0, 100)), t(20.0, 10));
+        let table = |r, b| table::ThrottleSettings {
+            rate_limit: r,
+            burst_limit: b,
+        };
+        assert_eq!(cap(t(50.0, 10), table(20.0, 100)), table(20.0, 10));
     }
 
     #[test]

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode, Version};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use tollgate_crds::resources::AuthorizerType;
+use tollgate_crds::table::AuthorizerType;
 use tollgate_crds::table::{AuthorizerEndpoint, AuthorizerTable, ObjectKey};
 
 use super::Identity;

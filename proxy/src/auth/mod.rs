@@ -13,7 +13,7 @@ pub mod verified;
 
 use std::sync::Arc;
 
-use tollgate_crds::resources::AuthorizerType;
+use tollgate_crds::table::AuthorizerType;
 use tollgate_crds::table::{AuthorizerTable, GatewayTable};
 
 use crate::client::HttpClient;

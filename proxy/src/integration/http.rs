@@ -14,8 +14,8 @@ use tokio::time::Sleep;
 use http_body_util::BodyExt;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, Uri};
-use tollgate_crds::resources::HttpMethod;
 use tollgate_crds::table::HttpBackendTable;
+use tollgate_crds::table::HttpMethod;
 
 use crate::auth::identity;
 use crate::body::{Body, BoxError, ClientBody, full};

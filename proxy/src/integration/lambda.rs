@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::{Response, StatusCode};
-use tollgate_crds::resources::PayloadFormatVersion;
+use tollgate_crds::table::PayloadFormatVersion;
 
 use crate::body::{Body, full};
 use crate::client::HttpClient;

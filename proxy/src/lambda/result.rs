@@ -37,7 +37,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, SET_COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::{Map, Value};
-use tollgate_crds::resources::PayloadFormatVersion;
+use tollgate_crds::table::PayloadFormatVersion;
 
 /// The HTTP response a function's result stands for.
 #[derive(Debug, Clone, PartialEq)]

@@ -127,8 +127,8 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use tollgate_crds::resources::{QuotaPeriod, ThrottleSettings};
     use tollgate_crds::table::QuotaTable;
+    use tollgate_crds::table::{QuotaPeriod, ThrottleSettings};
 
     use super::super::quota::Window;
     use super::super::{Limit, QuotaLimit};

@@ -29,8 +29,8 @@ use std::sync::{Arc, Mutex};
 
 use hyper::HeaderMap;
 use hyper::header::{HeaderName, HeaderValue};
-use tollgate_crds::resources::{RateLimitMode, RedisFailureMode, ThrottleSettings};
 use tollgate_crds::table::{GatewayTable, QuotaTable, RouteTable, UsagePlanTable};
+use tollgate_crds::table::{RateLimitMode, RedisFailureMode, ThrottleSettings};
 
 use crate::errors::GatewayError;
 use crate::request_ctx::RouteCtx;
@@ -246,8 +246,8 @@ impl Limiter {
 mod tests {
     use std::collections::BTreeMap;
 
-    use tollgate_crds::resources::QuotaPeriod;
     use tollgate_crds::table::PlanStageTable;
+    use tollgate_crds::table::QuotaPeriod;
 
     use super::*;
 

@@ -2,7 +2,7 @@
 
 use jiff::civil::{Date, Weekday};
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
-use tollgate_crds::resources::QuotaPeriod;
+use tollgate_crds::table::QuotaPeriod;
 use tollgate_crds::table::QuotaTable;
 
 /// The period a moment falls in: `[start, end)`.

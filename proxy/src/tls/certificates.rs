@@ -10,8 +10,8 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ServerConfig, WebPkiClientVerifier};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{RootCertStore, SupportedProtocolVersion};
-use tollgate_crds::resources::TlsPolicy;
 use tollgate_crds::table::DomainTable;
+use tollgate_crds::table::TlsPolicy;
 
 use super::TlsError;
 use super::client_cert::DeferredVerifier;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use prometheus::IntGaugeVec;
 use rustls::server::ServerConfig;
-use tollgate_crds::resources::TlsPolicy;
+use tollgate_crds::table::TlsPolicy;
 
 use super::TlsError;
 use super::certificates::{certified_key, not_after, server_config};
