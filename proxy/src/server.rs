@@ -51,6 +51,7 @@ use crate::pipeline::{self, REQUEST_ID_HEADER};
 use crate::request_ctx::Connection;
 use crate::state::Shared;
 use crate::tls::{self, DefaultCertificate};
+use crate::warn_every::WarnEvery;
 
 pub use crate::head::MAX_HEAD_BYTES;
 
@@ -153,6 +154,7 @@ pub async fn serve(
     };
     tokio::pin!(accepting);
 
+    let accept_failed = WarnEvery::new(Duration::from_secs(10));
     let tls_listener = listeners.tls.as_ref().map(|t| &t.listener);
     let default_certificate = listeners
         .tls
@@ -161,7 +163,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listeners.plain.accept() => {
-                let Some((stream, peer)) = accepted_or_back_off(accepted).await else { continue };
+                let Some((stream, peer)) = accepted_or_back_off(accepted, &accept_failed).await else { continue };
                 let Some(admitted) = limit.admit() else {
                     limit.refuse(peer);
                     continue;
@@ -169,7 +171,7 @@ pub async fn serve(
                 tokio::spawn(serve_plain(stream, peer, listening.clone(), admitted));
             }
             accepted = accept_if_any(tls_listener) => {
-                let Some((stream, peer)) = accepted_or_back_off(accepted).await else { continue };
+                let Some((stream, peer)) = accepted_or_back_off(accepted, &accept_failed).await else { continue };
                 let Some(admitted) = limit.admit() else {
                     limit.refuse(peer);
                     continue;
@@ -207,9 +209,10 @@ async fn accept_if_any(listener: Option<&TcpListener>) -> io::Result<(TcpStream,
 }
 
 /// An accepted connection, or `None` after a pause when accepting failed (out of file
-/// descriptors and the like: back off, keep serving).
+/// descriptors and the like: back off, keep serving; warn at most every 10 s).
 async fn accepted_or_back_off(
     accepted: io::Result<(TcpStream, SocketAddr)>,
+    failed: &WarnEvery,
 ) -> Option<(TcpStream, SocketAddr)> {
     match accepted {
         Ok((stream, peer)) => {
@@ -217,7 +220,9 @@ async fn accepted_or_back_off(
             Some((stream, peer))
         }
         Err(e) => {
-            tracing::warn!(error = %e, "accept failed");
+            if let Some(failures) = failed.due() {
+                tracing::warn!(error = %e, failures, "accept failed; retrying in 50 ms");
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
             None
         }

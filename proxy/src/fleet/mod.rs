@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 
 use arc_swap::ArcSwap;
 use tollgate_crds::snapshot::{Ack, SnapshotFrame, verify};
-use tollgate_crds::table::GatewayTable;
+use tollgate_crds::table::{GatewayTable, ObjectKey};
 
 use crate::admin::ConfigReport;
 use crate::args::FleetArgs;
@@ -83,7 +83,7 @@ impl Fleet {
         if let Err(e) = std::fs::create_dir_all(&self.state_dir) {
             tracing::error!(dir = %self.state_dir.display(), error = %e, "cannot create the state directory; tables received will not survive a restart");
         }
-        self.serve_last_known_good();
+        self.serve_last_known_good().await;
         let mut backoff = Backoff::default();
         loop {
             let ended = match self.channel.connect().await {
@@ -116,7 +116,7 @@ impl Fleet {
     }
 
     /// The table in the state directory, if it still checks out.
-    fn serve_last_known_good(&mut self) {
+    async fn serve_last_known_good(&mut self) {
         let table = match state::load(&self.state_dir) {
             Ok(Some(table)) => table,
             Ok(None) => {
@@ -129,7 +129,7 @@ impl Fleet {
             }
         };
         let version = table.version.clone();
-        match self.check_and_install(table) {
+        match self.check_and_install(table).await {
             Ok(()) => {
                 tracing::info!(version = %version, gateway = %self.channel.gateway, "serving last-known-good table version {version}");
             }
@@ -229,7 +229,7 @@ impl Fleet {
         let table = frame.table;
         let version = table.version.clone();
         let persisted = table.clone();
-        if let Err(reason) = self.check_and_install(table) {
+        if let Err(reason) = self.check_and_install(table).await {
             return Outcome::Refused(reason);
         }
         let dir = self.state_dir.clone();
@@ -247,18 +247,15 @@ impl Fleet {
         Outcome::Accepted
     }
 
-    /// verify + build + install; on error nothing changes.
-    fn check_and_install(&mut self, table: GatewayTable) -> Result<(), String> {
-        if table.gateway != self.channel.gateway {
-            return Err(format!(
-                "the table is for gateway {}; this proxy serves {}",
-                table.gateway, self.channel.gateway
-            ));
-        }
-        verify(&table)?;
-        let version = table.version.clone();
-        let gateway =
-            ServedGateway::build(table).map_err(|e| format!("the table cannot be served: {e}"))?;
+    /// verify + build + install; on error nothing changes. Verifying (hashing the table) and
+    /// building (routers, TLS configs, policies) take long for a large table, so they run on
+    /// tokio's blocking pool while the async workers go on serving the current one.
+    async fn check_and_install(&mut self, table: GatewayTable) -> Result<(), String> {
+        let expected = self.channel.gateway.clone();
+        let (gateway, version) =
+            tokio::task::spawn_blocking(move || checked_build(&expected, table))
+                .await
+                .map_err(|e| format!("the table build task failed: {e}"))??;
         let reports = install(&self.shared, vec![gateway], &self.base_domain);
         self.served = Some(version);
         self.shared.metrics.reloads.with_label_values(&["ok"]).inc();
@@ -292,4 +289,23 @@ impl Fleet {
             self.report.store(Arc::new(report));
         }
     }
+}
+
+/// The table, checked (for this proxy's gateway, in this format, its version its content's)
+/// and built ready to serve, with its version.
+fn checked_build(
+    expected: &ObjectKey,
+    table: GatewayTable,
+) -> Result<(ServedGateway, String), String> {
+    if &table.gateway != expected {
+        return Err(format!(
+            "the table is for gateway {}; this proxy serves {expected}",
+            table.gateway
+        ));
+    }
+    verify(&table)?;
+    let version = table.version.clone();
+    let gateway =
+        ServedGateway::build(table).map_err(|e| format!("the table cannot be served: {e}"))?;
+    Ok((gateway, version))
 }
