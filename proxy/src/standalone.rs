@@ -2,7 +2,10 @@
 //! compiled with the same compiler as the controller's, served, and watched: a change is
 //! recompiled and swapped in atomically. A change that is refused keeps the last good table
 //! of each gateway serving, and the reasons are logged as the controller would write them
-//! into status conditions.
+//! into status conditions, each problem once. The first load must succeed
+//! ([`Standalone::start`]): with nothing loaded there are no last good tables to keep, so the
+//! process stops. Every load warns about what the files hold that nothing reads (a misspelt
+//! field, a kind passed over), as `kubectl apply`'s field validation would.
 //!
 //! Reload safety:
 //! - A file caught mid-write is never served: the folder must be quiet for [`SETTLE`] before a
