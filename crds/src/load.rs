@@ -283,15 +283,44 @@ static SCHEMAS: LazyLock<Schemas> = LazyLock::new(|| {
     }
 });
 
+/// The fields of `metadata` (Kubernetes' `ObjectMeta`), which the CRD schema leaves open.
+const METADATA_FIELDS: &[&str] = &[
+    "annotations",
+    "creationTimestamp",
+    "deletionGracePeriodSeconds",
+    "deletionTimestamp",
+    "finalizers",
+    "generateName",
+    "generation",
+    "labels",
+    "managedFields",
+    "name",
+    "namespace",
+    "ownerReferences",
+    "resourceVersion",
+    "selfLink",
+    "uid",
+];
+
 /// The paths of the fields in `value` that `schema` does not have, in document order.
-/// `apiVersion`, `kind` and `metadata` are the API machinery's, which the schema leaves out.
+/// `apiVersion`, `kind` and `metadata` are the API machinery's, which the schema leaves out:
+/// `metadata`'s own fields are checked against `ObjectMeta`'s (`metadata.namspace` would
+/// otherwise put the object in `default`).
 fn unknown_fields(schema: &JSONSchemaProps, value: &Value) -> Vec<String> {
     let mut unknown = Vec::new();
     if let Value::Mapping(map) = value {
         for (key, v) in map {
             let Some(key) = key.as_str() else { continue };
             match schema.properties.as_ref().and_then(|p| p.get(key)) {
-                _ if ["apiVersion", "kind", "metadata"].contains(&key) => {}
+                _ if key == "metadata" => unknown.extend(
+                    v.as_mapping()
+                        .into_iter()
+                        .flat_map(|m| m.keys())
+                        .filter_map(Value::as_str)
+                        .filter(|k| !METADATA_FIELDS.contains(k))
+                        .map(|k| format!("metadata.{k}")),
+                ),
+                _ if key == "apiVersion" || key == "kind" => {}
                 Some(s) => walk(s, v, key, &mut unknown),
                 None => unknown.push(key.to_string()),
             }
@@ -407,7 +436,7 @@ mod tests {
     #[test]
     fn unknown_fields_are_named_by_path_with_their_document() {
         let source = format!(
-            "{GATEWAY}---\napiVersion: tollgate.dev/v1alpha1\nkind: Route\nmetadata: {{name: r1, labels: {{a: b}}}}\n\
+            "{GATEWAY}---\napiVersion: tollgate.dev/v1alpha1\nkind: Route\nmetadata: {{name: r1, namspace: shop, labels: {{a: b}}}}\n\
              spec:\n  gatewayRef: {{name: hello}}\n  method: GET\n  methd: POST\n  path: /\n  \
              integration:\n    mock: {{statusCode: 200, headers: {{X-A: b}}, bdy: x}}\n"
         );
@@ -416,6 +445,7 @@ mod tests {
         assert_eq!(
             said,
             [
+                "document 2: Route r1: unknown field \"metadata.namspace\"",
                 "document 2: Route r1: unknown field \"spec.methd\"",
                 "document 2: Route r1: unknown field \"spec.integration.mock.bdy\""
             ]
