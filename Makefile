@@ -11,6 +11,12 @@ test: setup lint unit
 setup:
 	scripts/setup
 
+## The standalone quickstart, as README.md runs it. The same build as `make test`'s (whole
+## workspace, debug), so after the tests it starts at once: `cargo run -p tollgate-proxy` would
+## resolve the dependencies' features for the proxy alone, and rebuild 76 crates.
+quickstart:
+	cargo run --bin tollgate-proxy -- --config deploy/examples/quickstart
+
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -6,9 +6,11 @@
 //! debounced watch -> compile -> publish loop), [`snapshot`] (each gateway's table and fleet,
 //! the proxies' HTTPS endpoints, token reviews), [`tls`] (the snapshot service's certificate),
 //! [`leader`] (the Lease: only the leader writes, every replica serves snapshots), [`metrics`]
-//! (Prometheus metrics, `/healthz`, `/readyz`), [`replicas`] (fleet counts across replicas).
+//! (Prometheus metrics, `/healthz`, `/readyz`), [`replicas`] (fleet counts across replicas),
+//! [`fatal`] (the error that stops it, in one line).
 
 mod args;
+mod fatal;
 mod fleet;
 mod index;
 mod leader;
@@ -20,6 +22,7 @@ mod snapshot;
 mod status;
 mod tls;
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -28,12 +31,35 @@ use clap::Parser as _;
 use crate::args::{Args, LogFormat};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let args = Args::parse();
-    init_logs(&args)?;
-    let client = kube::Client::try_default()
-        .await
-        .context("connecting to the Kubernetes API server (KUBECONFIG, then in-cluster)")?;
+    if let Err(e) = init_logs(&args) {
+        eprintln!("tollgate-controller: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let config = match kube::Config::infer().await {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(
+                error = %e,
+                "no Kubernetes client configuration: set KUBECONFIG, or run in a pod"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let api_server = config.cluster_url.to_string();
+    match run(args, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let fatal = fatal::describe(&e, Some(&api_server));
+            tracing::error!(error = %fatal.causes, "{}", fatal.headline);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args, config: kube::Config) -> anyhow::Result<()> {
+    let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
     tracing::info!(base_domain = %args.base_domain, "tollgate-controller starting");
 
     let (tls, renewal) = tls::server_config(
@@ -169,7 +195,13 @@ async fn shutdown() -> anyhow::Result<()> {
 }
 
 fn init_logs(args: &Args) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+    // The client logs every failed request at error level, and the controller logs each
+    // failure itself, with what it was doing: quiet unless the filter names it.
+    let mut directives = args.log_level.clone();
+    if !directives.contains("kube_client") {
+        directives.push_str(",kube_client::client::builder=off");
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .with_context(|| format!("log level {:?}", args.log_level))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

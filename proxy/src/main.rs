@@ -1,3 +1,4 @@
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
@@ -22,14 +23,28 @@ use tollgate_proxy::state::Shared;
 use tollgate_proxy::throttle::Limiter;
 use tollgate_proxy::tls::DefaultCertificate;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let args = Args::parse();
     let mode = args.mode().unwrap_or_else(|e| {
         Args::command()
             .error(clap::error::ErrorKind::ArgumentConflict, e)
             .exit()
     });
-    init_logs(&args)?;
+    if let Err(e) = init_logs(&args) {
+        eprintln!("tollgate-proxy: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    match start(args, mode) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, in the log's format: the causes joined, no backtrace.
+            tracing::error!(error = %format!("{e:#}"), "tollgate-proxy cannot start");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(args: Args, mode: Mode) -> anyhow::Result<()> {
     // One worker: a current-thread runtime, which never hands tasks between threads.
     let mut runtime = match args.worker_threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
@@ -98,12 +113,15 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
     let source = match mode {
         Mode::Standalone { config } => {
             let source = config.display().to_string();
+            // The first load must succeed: with nothing loaded there is nothing to keep serving.
             let standalone = Standalone::new(
                 config,
                 args.base_domain.clone(),
                 shared.clone(),
                 report.clone(),
-            );
+            )
+            .start()
+            .await?;
             tokio::spawn(async move {
                 if let Err(e) = standalone.run().await {
                     tracing::error!(error = %format!("{e:#}"), "standalone mode stopped watching its files");

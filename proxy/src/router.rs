@@ -90,10 +90,10 @@ fn table_method_index(m: HttpMethod) -> Option<usize> {
 pub enum RouterError {
     #[error("route {route}: invalid path: {reason}")]
     InvalidPath { route: String, reason: String },
-    #[error("route {route}: {source}")]
+    #[error("route {route}: {error}")]
     Insert {
         route: String,
-        source: matchit::InsertError,
+        error: matchit::InsertError,
     },
     #[error("routes {first} and {second} have the same method and path")]
     Duplicate { first: String, second: String },
@@ -139,9 +139,9 @@ impl StageRouter {
                         &mut router.exact
                     };
                     tree.insert(tree_path.clone(), slot)
-                        .map_err(|source| RouterError::Insert {
+                        .map_err(|error| RouterError::Insert {
                             route: route.route_key.clone(),
-                            source,
+                            error,
                         })?;
                     router.slots.push(MethodSlot::default());
                     slot_of.insert(tree_path, slot);

@@ -2,7 +2,10 @@
 //! compiled with the same compiler as the controller's, served, and watched: a change is
 //! recompiled and swapped in atomically. A change that is refused keeps the last good table
 //! of each gateway serving, and the reasons are logged as the controller would write them
-//! into status conditions.
+//! into status conditions, each problem once. The first load must succeed
+//! ([`Standalone::start`]): with nothing loaded there are no last good tables to keep, so the
+//! process stops. Every load warns about what the files hold that nothing reads (a misspelt
+//! field, a kind passed over), as `kubectl apply`'s field validation would.
 //!
 //! Reload safety:
 //! - A file caught mid-write is never served: the folder must be quiet for [`SETTLE`] before a
@@ -25,8 +28,10 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
-use tollgate_crds::compile::{Diagnostic, FirstSeen, Resources, RouteConflict, compile};
-use tollgate_crds::load::{Loaded, load_str};
+use tollgate_crds::compile::{
+    Diagnostic, Effect, FirstSeen, Problem, Reason, Resources, RouteConflict, compile,
+};
+use tollgate_crds::load::{Loaded, Unread, load_str};
 use tollgate_crds::table::{GatewayTable, ObjectKey};
 
 use crate::admin::ConfigReport;
@@ -85,9 +90,16 @@ impl Standalone {
         }
     }
 
-    /// Loads the files now, then reloads on every change until the process ends.
-    pub async fn run(self) -> anyhow::Result<()> {
-        let (tx, mut rx) = mpsc::channel::<()>(1);
+    /// Starts watching the files, then loads them. A first load that fails is an error: there
+    /// are no good tables to keep serving, so the caller stops. Then [`Watching::run`]
+    /// reloads on every change.
+    pub async fn start(self) -> anyhow::Result<Watching> {
+        anyhow::ensure!(
+            self.path.exists(),
+            "--config {}: no such file or folder",
+            self.path.display()
+        );
+        let (tx, rx) = mpsc::channel::<()>(1);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 if event.is_ok_and(|e| !e.kind.is_access()) {
@@ -108,33 +120,39 @@ impl Standalone {
             .watch(&watched, RecursiveMode::Recursive)
             .with_context(|| format!("watching {}", watched.display()))?;
         // Load after the watch starts: a change made meanwhile triggers a reload.
-        let mut this = self.reload_off_workers().await?;
-        while rx.recv().await.is_some() {
-            settle(&mut rx).await;
-            this = this.reload_off_workers().await?;
-        }
-        Ok(())
+        let standalone = self.reload_off_workers().await?;
+        Ok(Watching {
+            standalone,
+            changes: rx,
+            _watcher: watcher,
+        })
     }
 
     /// [`Self::reload`] on tokio's blocking pool: reading and compiling 20,000 routes takes
     /// about a second, during which the async workers go on serving the current tables.
     async fn reload_off_workers(mut self) -> anyhow::Result<Self> {
-        tokio::task::spawn_blocking(move || {
-            self.reload();
-            self
+        let (this, loaded) = tokio::task::spawn_blocking(move || {
+            let loaded = self.reload();
+            (self, loaded)
         })
         .await
-        .context("the reload task failed")
+        .context("the reload task failed")?;
+        loaded?;
+        Ok(this)
     }
 
     /// Reads, compiles and installs the files; on any refusal the last good tables stay.
-    /// Blocks (file reads, the compiler, possibly [`BLANK_GRACE`]): call it off the async
-    /// workers.
-    pub fn reload(&mut self) {
+    /// Fails only when the files cannot be read and nothing was ever loaded: there are no
+    /// last good tables then. Blocks (file reads, the compiler, possibly [`BLANK_GRACE`]):
+    /// call it off the async workers.
+    pub fn reload(&mut self) -> anyhow::Result<()> {
         let source = self.path.display().to_string();
         tracing::info!(source = %source, "reading the configuration");
         let read = match self.read_settled() {
             Ok(read) => read,
+            Err(e) if self.loads == 0 => {
+                return Err(e.context(format!("loading the configuration {source}")));
+            }
             Err(e) => {
                 tracing::error!(source = %source, error = %format!("{e:#}"), "configuration refused; the last good tables keep serving");
                 self.shared
@@ -145,9 +163,10 @@ impl Standalone {
                 let mut report = (**self.report.load()).clone();
                 report.last_error = Some(format!("{e:#}"));
                 self.report.store(Arc::new(report));
-                return;
+                return Ok(());
             }
         };
+        log_unread(&read.files);
         let mut resources = self.remember(read);
         resources.first_seen = self.first_seen.clone();
 
@@ -183,6 +202,7 @@ impl Standalone {
             conflicts: compiled.conflicts,
             last_error: None,
         }));
+        Ok(())
     }
 
     /// Reads the files; while one that held objects at the last load reads blank, reads them
@@ -297,6 +317,30 @@ impl Standalone {
     }
 }
 
+/// Standalone mode once its files have loaded: reloads them on every change.
+pub struct Watching {
+    standalone: Standalone,
+    changes: mpsc::Receiver<()>,
+    /// Kept alive: dropping it stops the change notices.
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl Watching {
+    /// Reloads on every change until the process ends.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let Watching {
+            mut standalone,
+            mut changes,
+            _watcher,
+        } = self;
+        while changes.recv().await.is_some() {
+            settle(&mut changes).await;
+            standalone = standalone.reload_off_workers().await?;
+        }
+        Ok(())
+    }
+}
+
 /// Waits until the folder has been quiet for [`SETTLE`] (or [`SETTLE_AT_MOST`] passed), taking
 /// the change notices that arrive meanwhile.
 async fn settle(rx: &mut mpsc::Receiver<()>) {
@@ -387,36 +431,98 @@ fn log_conflicts(conflicts: &[RouteConflict]) {
     }
 }
 
-/// Logs each resource's conditions, as the controller would write them.
-fn log_diagnostics(diagnostics: &[Diagnostic]) {
-    for d in diagnostics.iter().filter(|d| !d.problems.is_empty()) {
-        for c in d.conditions() {
-            let failing = c.status == (c.type_ == "Conflicted");
-            if failing {
-                tracing::warn!(
-                    kind = ?d.resource.kind,
-                    resource = %d.resource.key,
-                    condition = c.type_,
-                    status = if c.status { "True" } else { "False" },
-                    reason = %c.reason,
-                    message = %c.message,
-                    "resource condition"
-                );
+/// Logs what the files hold that nothing reads (a misspelt field, a kind passed over), as
+/// `kubectl apply`'s field validation warns about it.
+fn log_unread(files: &BTreeMap<PathBuf, Loaded>) {
+    for (file, loaded) in files {
+        for unread in &loaded.unread {
+            match unread {
+                Unread::UnknownField {
+                    document,
+                    kind,
+                    name,
+                    field,
+                } => tracing::warn!(
+                    file = %file.display(),
+                    document,
+                    kind = %kind,
+                    name = %name,
+                    field = %field,
+                    "unknown field \"{field}\": it is not read (misspelt?)"
+                ),
+                Unread::OtherKind {
+                    document,
+                    api_version,
+                    kind,
+                } => tracing::warn!(
+                    file = %file.display(),
+                    document,
+                    api_version = %api_version,
+                    kind = %kind,
+                    "{unread}"
+                ),
             }
         }
+    }
+}
+
+/// Logs each problem of each resource once, with the condition the controller would show it
+/// in. Route conflicts are left to [`log_conflicts`], which names both routes.
+fn log_diagnostics(diagnostics: &[Diagnostic]) {
+    for d in diagnostics {
         for p in d
             .problems
             .iter()
-            .filter(|p| p.effect == tollgate_crds::compile::Effect::Skipped)
+            .filter(|p| p.reason != Reason::RouteConflict)
         {
+            let (condition, status) = shown_in(p);
             tracing::warn!(
                 kind = ?d.resource.kind,
                 resource = %d.resource.key,
+                condition,
+                status,
                 reason = ?p.reason,
-                field = %p.field,
-                message = %p.message,
-                "part of the resource is not served"
+                message = %format!("{}: {}", p.field, p.message),
+                "resource condition"
             );
         }
+    }
+}
+
+/// The condition a problem turns (`Accepted` False, `ResolvedRefs` False) or, for a part left
+/// out of an accepted resource, the `Accepted` True that lists it.
+fn shown_in(p: &Problem) -> (&'static str, &'static str) {
+    match p.effect {
+        Effect::Rejected => ("Accepted", "False"),
+        _ if p.reason.is_unresolved_ref() => ("ResolvedRefs", "False"),
+        _ => ("Accepted", "True"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(reason: Reason, effect: Effect) -> Problem {
+        Problem {
+            reason,
+            effect,
+            field: "spec.x".into(),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn each_problem_is_logged_under_one_condition() {
+        // A missing Secret skips a domain: once, under ResolvedRefs (not also as a part left
+        // out).
+        let skipped = problem(Reason::SecretNotFound, Effect::Skipped);
+        assert_eq!(shown_in(&skipped), ("ResolvedRefs", "False"));
+        let rejected = problem(Reason::ServiceNotFound, Effect::Rejected);
+        assert_eq!(shown_in(&rejected), ("Accepted", "False"));
+        let warned = problem(Reason::StageVariableNotFound, Effect::Warned);
+        assert_eq!(shown_in(&warned), ("ResolvedRefs", "False"));
+        let part = problem(Reason::InvalidSecret, Effect::Skipped);
+        assert_eq!(shown_in(&part), ("Accepted", "True"));
     }
 }

@@ -175,6 +175,36 @@ fn quickstart_is_accepted_and_programmed() {
 }
 
 #[test]
+fn a_stage_variable_no_stage_defines_is_a_condition_on_the_route() {
+    let ns = namespace("controller-stage-variable");
+    // The quickstart with its root route's variable misspelt.
+    let quickstart = ns.quickstart();
+    assert!(quickstart.contains("${stageVariables.greeting}"));
+    ns.apply(&quickstart.replace("${stageVariables.greeting}", "${stageVariables.greting}"));
+    let route = wait_for(&ns, "route/hello-root", "ResolvedRefs=False", |o| {
+        condition_status(o, "ResolvedRefs").as_deref() == Some("False") && conditions_current(o)
+    });
+    let (_, reason, message) = condition(&route, "ResolvedRefs").expect("ResolvedRefs");
+    assert_eq!(reason, "StageVariableNotFound");
+    assert!(
+        message.starts_with(
+            "spec.integration.mock.body: ${stageVariables.greting} is defined in no stage"
+        ),
+        "{message}"
+    );
+    // Still served as written: accepted, and the other route untouched.
+    assert_eq!(
+        condition_status(&route, "Accepted").as_deref(),
+        Some("True")
+    );
+    let other = wait_accepted(&ns, "route/hello-states");
+    assert_eq!(
+        condition_status(&other, "ResolvedRefs").as_deref(),
+        Some("True")
+    );
+}
+
+#[test]
 fn a_duplicate_path_parameter_is_rejected_and_the_others_stay() {
     let ns = namespace("controller-invalid-path");
     ns.apply(&ns.quickstart());
@@ -442,4 +472,58 @@ fn truststores_are_seen_by_label_and_by_type() {
             && !message.contains(key.lines().nth(1).expect("a key line")),
         "{message}"
     );
+}
+
+/// Against an API server that does not answer, the controller stops at once with one line
+/// that names it and says what to check (not four causes and a backtrace).
+#[test]
+fn an_unreachable_api_server_stops_the_controller_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"https://127.0.0.1:{port}\"}}\n\
+             users:\n- name: u\n  user: {{token: x}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\n\
+             current-context: c\n"
+        ),
+    )
+    .unwrap();
+    let output =
+        std::process::Command::new(tollgate_tests::proxy::binary_named("tollgate-controller"))
+            .args([
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--snapshot-listen",
+                "127.0.0.1:0",
+            ])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_BACKTRACE", "1")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("running tollgate-controller");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains(&format!(
+            "cannot reach the Kubernetes API server at https://127.0.0.1:{port}/: check"
+        )),
+        "{stderr}"
+    );
+    assert!(errors[0].contains("KUBECONFIG"), "{stderr}");
+    assert_eq!(
+        errors[0].matches("client error (Connect)").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Stack backtrace"), "{stderr}");
+    assert!(stderr.lines().count() <= 3, "{stderr}");
 }

@@ -49,6 +49,7 @@ pub enum Reason {
     KeyAlreadyBound,
     RouteConflict,
     NoStages,
+    StageVariableNotFound,
 }
 
 impl Reason {
@@ -65,6 +66,7 @@ impl Reason {
                 | Self::ConfigMapNotFound
                 | Self::ServiceNotFound
                 | Self::ServicePortNotFound
+                | Self::StageVariableNotFound
         )
     }
 }
@@ -76,6 +78,9 @@ pub enum Effect {
     Rejected,
     /// Only the part at `field` is left out; the rest is served.
     Skipped,
+    /// Nothing is left out: the resource is served as written, which is probably not what
+    /// was meant (a stage variable defined in no stage renders empty).
+    Warned,
 }
 
 /// One problem with a resource.
@@ -146,6 +151,10 @@ impl Diagnostic {
 
     pub fn skip(&mut self, reason: Reason, field: impl Into<String>, message: impl Into<String>) {
         self.push(reason, Effect::Skipped, field, message);
+    }
+
+    pub fn warn(&mut self, reason: Reason, field: impl Into<String>, message: impl Into<String>) {
+        self.push(reason, Effect::Warned, field, message);
     }
 
     /// The `Accepted`, `ResolvedRefs` and (for routes) `Conflicted` conditions.
@@ -313,5 +322,22 @@ mod tests {
         assert!(condition(&d, "Accepted").status);
         assert!(condition(&d, "Conflicted").status);
         assert!(condition(&d, "ResolvedRefs").status);
+    }
+
+    #[test]
+    fn a_warning_keeps_the_route_accepted_and_shows_in_resolved_refs() {
+        let mut d = route();
+        d.warn(
+            Reason::StageVariableNotFound,
+            "spec.integration.mock.body",
+            "${stageVariables.greting} is defined in no stage",
+        );
+        assert!(d.accepted);
+        let accepted = condition(&d, "Accepted");
+        assert!(accepted.status);
+        assert_eq!(accepted.message, "the resource is valid and compiled");
+        let refs = condition(&d, "ResolvedRefs");
+        assert!(!refs.status);
+        assert_eq!(refs.reason, "StageVariableNotFound");
     }
 }

@@ -109,6 +109,7 @@ pub(super) fn compile(
     let Some(integration) = integration.filter(|_| diag.accepted) else {
         return;
     };
+    check_stage_variables(rt, table, &stages, diag);
 
     // Place the route on each stage; a senior route holding the same slot keeps it.
     let shape = path.shape();
@@ -192,6 +193,72 @@ fn precedence(owner: &ObjectKey, key: &ObjectKey, rt: &Route, resources: &Resour
         .get(owner)
         .map(|o| Seniority::of(owner, &o.metadata, ranks).precedence_over(&junior))
         .unwrap_or(Precedence::SortsFirst)
+}
+
+/// Every `${stageVariables.x}` in the integration must be defined by at least one of the
+/// route's stages (or their canaries): one defined nowhere renders empty, surely a typo.
+fn check_stage_variables(
+    rt: &Route,
+    table: &GatewayTable,
+    stages: &[String],
+    diag: &mut Diagnostic,
+) {
+    let defined: BTreeSet<&str> = table
+        .stages
+        .iter()
+        .filter(|s| stages.contains(&s.name))
+        .flat_map(|s| {
+            let canary = s.canary.iter().flat_map(|c| c.variables.keys());
+            s.variables.keys().chain(canary)
+        })
+        .map(String::as_str)
+        .collect();
+    let Ok(integration) = serde_json::to_value(&rt.spec.integration) else {
+        return;
+    };
+    let mut used = Vec::new();
+    stage_variables_in(&integration, "spec.integration", &mut used);
+    for (field, name) in used {
+        if !defined.contains(name.as_str()) {
+            diag.warn(
+                Reason::StageVariableNotFound,
+                field,
+                format!(
+                    "${{stageVariables.{name}}} is defined in no stage this route is on \
+                     ({}): it renders empty; define it under spec.stages[].variables of \
+                     ApiGateway {} or correct its name",
+                    stages.join(", "),
+                    table.gateway
+                ),
+            );
+        }
+    }
+}
+
+/// Each string in `value` with the stage variables it names, as (field path, name).
+fn stage_variables_in(value: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::String(s) => {
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${stageVariables.") {
+                rest = &rest[start + "${stageVariables.".len()..];
+                let Some(end) = rest.find('}') else { break };
+                out.push((path.to_string(), rest[..end].to_string()));
+                rest = &rest[end..];
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                stage_variables_in(v, &format!("{path}.{k}"), out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                stage_variables_in(v, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn check_authorization(rt: &Route, table: &GatewayTable, diag: &mut Diagnostic) {

@@ -69,9 +69,9 @@ impl DomainTls {
             client_verifier.clone(),
             provider,
         )
-        .map_err(|source| TlsError::Rustls {
+        .map_err(|error| TlsError::Rustls {
             what: what.clone(),
-            source,
+            error,
         })?;
         Ok(Some(Self {
             hostname: domain.hostname.clone(),
@@ -136,9 +136,9 @@ pub fn certified_key(
         what: what.to_string(),
     })?;
     // Parses the key and checks it matches the leaf certificate's public key.
-    let key = CertifiedKey::from_der(chain, key, provider).map_err(|source| TlsError::Rustls {
+    let key = CertifiedKey::from_der(chain, key, provider).map_err(|error| TlsError::Rustls {
         what: what.to_string(),
-        source,
+        error,
     })?;
     Ok(Arc::new(key))
 }

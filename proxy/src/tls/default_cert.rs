@@ -94,9 +94,9 @@ impl DefaultCertificate {
 
     fn read(&self) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
         let read = |path: &Path| {
-            std::fs::read(path).map_err(|source| TlsError::Read {
+            std::fs::read(path).map_err(|error| TlsError::Read {
                 path: path.display().to_string(),
-                source,
+                error,
             })
         };
         Ok((read(&self.certificate)?, read(&self.key)?))
@@ -108,7 +108,7 @@ impl DefaultCertificate {
         let key = certified_key(&what, &files.0, &files.1, &provider)?;
         let not_after = not_after(&key);
         let config = server_config(TlsPolicy::TLS_1_2, key, None, provider)
-            .map_err(|source| TlsError::Rustls { what, source })?;
+            .map_err(|error| TlsError::Rustls { what, error })?;
         Ok(Loaded {
             files,
             config: Arc::new(config),

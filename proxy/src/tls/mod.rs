@@ -30,30 +30,38 @@ pub use certificates::{Certificates, DomainTls};
 pub use client_cert::{ClientCert, ClientCertCheck};
 pub use default_cert::DefaultCertificate;
 
-/// What a certificate or truststore could not be used for.
+/// What a certificate or truststore could not be used for. The underlying error is part of the
+/// message, not a separate cause: printed as a chain, it would be said twice.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("{what} holds no PEM certificate")]
     NoCertificate { what: String },
     #[error("{what} holds no PEM private key")]
     NoPrivateKey { what: String },
-    #[error("{what}: {source}")]
-    Rustls {
-        what: String,
-        #[source]
-        source: rustls::Error,
-    },
+    #[error("{what}: {error}")]
+    Rustls { what: String, error: rustls::Error },
     #[error("truststore of {what}: {message}")]
     Truststore { what: String, message: String },
-    #[error("reading {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("reading {path}: {error}")]
+    Read { path: String, error: std::io::Error },
 }
 
 /// The provider every TLS config of the proxy is built with.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_is_said_once_when_printed_with_its_causes() {
+        let error = TlsError::Read {
+            path: "/etc/tls/tls.crt".into(),
+            error: std::io::Error::new(std::io::ErrorKind::NotFound, "No such file"),
+        };
+        let chain = format!("{:#}", anyhow::Error::new(error));
+        assert_eq!(chain, "reading /etc/tls/tls.crt: No such file");
+    }
 }

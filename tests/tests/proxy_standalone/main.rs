@@ -13,10 +13,12 @@ mod lifecycle;
 mod limits;
 mod listener;
 mod observability;
+mod quickstart;
 mod reload;
 mod reload_safety;
 mod request_path;
 mod routing;
+mod startup;
 
 pub use tollgate_tests::proxy::{Served as Running, serve};
 
