@@ -10,7 +10,6 @@ use tollgate_proxy::access_log::AccessLog;
 use tollgate_proxy::admin::{self, ConfigReport};
 use tollgate_proxy::args::{AccessLogTarget, Args, LogFormat, Mode};
 use tollgate_proxy::auth::AuthState;
-use tollgate_proxy::client;
 use tollgate_proxy::connections;
 use tollgate_proxy::dispatch::Dispatch;
 use tollgate_proxy::fleet::Fleet;
@@ -21,6 +20,7 @@ use tollgate_proxy::standalone::Standalone;
 use tollgate_proxy::state::Shared;
 use tollgate_proxy::throttle::Limiter;
 use tollgate_proxy::tls::DefaultCertificate;
+use tollgate_proxy::upstream::Upstream;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -84,7 +84,7 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
     };
     let shared = Arc::new(Shared {
         dispatch: ArcSwap::from_pointee(Dispatch::default()),
-        client: client::build(args.upstream_ca_file.as_deref())?,
+        client: Upstream::build(args.upstream_ca_file.as_deref(), metrics.upstream())?,
         metrics,
         access_log,
         fleet_size: AtomicU32::new(1),

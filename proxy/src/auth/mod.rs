@@ -19,8 +19,8 @@ use hyper::{HeaderMap, Method};
 use tollgate_crds::resources::AuthorizerType;
 use tollgate_crds::table::{AuthorizerTable, GatewayTable, RouteTable};
 
-use crate::client::HttpClient;
 use crate::errors::GatewayError;
+use crate::upstream::Upstream;
 pub use identity::Identity;
 
 /// What authorizers keep between requests: fetched signing keys and cached answers. Lives as
@@ -60,7 +60,7 @@ pub struct AuthRequest<'a> {
 /// Runs the route's authorizer, if it names one.
 pub async fn authorize(
     state: &AuthState,
-    client: &HttpClient,
+    client: &Upstream,
     request: &AuthRequest<'_>,
 ) -> Result<Arc<Identity>, GatewayError> {
     let Some(name) = &request.route.authorizer else {

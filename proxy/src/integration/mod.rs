@@ -15,11 +15,11 @@ use tollgate_crds::table::IntegrationTable;
 
 use crate::auth::Identity;
 use crate::body::Body;
-use crate::client::HttpClient;
 use crate::errors::GatewayError;
 use crate::request_body::{Bounded, Buffered};
 use crate::router::ServedRoute;
 use crate::tls::ClientCert;
+use crate::upstream::Upstream;
 
 /// A routed request, as the integrations see it.
 pub struct Call<'a> {
@@ -69,7 +69,7 @@ pub enum RequestBody<'a> {
 pub async fn invoke(
     call: &Call<'_>,
     body: RequestBody<'_>,
-    client: &HttpClient,
+    upstream: &Upstream,
 ) -> Result<Response<Body>, GatewayError> {
     match &call.route.table.integration {
         IntegrationTable::Mock {
@@ -86,7 +86,7 @@ pub async fn invoke(
             http::forward(
                 call,
                 body,
-                client,
+                upstream,
                 backends,
                 *method,
                 request_headers,
@@ -108,7 +108,7 @@ pub async fn invoke(
             lambda::invoke(
                 call,
                 bytes,
-                client,
+                upstream,
                 invoke_url,
                 *payload_format_version,
                 *timeout_millis,
