@@ -211,7 +211,7 @@ impl Upstream {
     pub fn build(extra_ca: Option<&Path>, metrics: UpstreamMetrics) -> anyhow::Result<Self> {
         Ok(Self {
             tls: client::build(extra_ca)?,
-            pool: pool::Limits::default(),
+            pool: pool::Limits::for_current_runtime(),
             metrics,
         })
     }

@@ -1,17 +1,23 @@
 //! Idle HTTP/1 connections to plain `http://` backends, kept per worker thread: a checkout
-//! and a return take no lock and touch no other thread's memory. A connection is returned to
-//! the pool of whichever thread ends its response (a task may move between the threads of a
-//! multi-thread runtime; a connection is `Send`, so that is fine).
+//! and a return take no lock and touch no other thread's memory.
+//!
+//! A connection goes back to the pool of whichever thread ends its response. On a
+//! multi-thread runtime that is often not the thread the next request starts on (tasks move
+//! between workers), and connections would strand on one thread while another opens new
+//! ones: there each thread keeps at most [`LOCAL_IDLE_PER_HOST`] idle connections per host
+//! and passes the rest to a pool shared by all threads (behind a lock), which a thread with
+//! none of its own takes from. A current-thread runtime keeps them all in its thread's pool.
 //!
 //! Idle connections are not polled while they wait, so a backend that closes one is noticed
 //! when it is next checked out (polled once then; a closed one is dropped and the next tried)
-//! or when its host's list is pruned. Each host keeps at most
-//! [`Limits::max_idle_per_host`] idle connections per thread, none older than
-//! [`Limits::idle_timeout`]; every [`SWEEP_INTERVAL`] a return also prunes the other hosts,
-//! so connections to a backend no longer called do not pile up.
+//! or by a sweep. Each host keeps at most [`Limits::max_idle_per_host`] idle connections per
+//! pool, none older than [`Limits::idle_timeout`]; every [`SWEEP_INTERVAL`] a return also
+//! sweeps its pool's other hosts, so connections to a backend no longer called do not pile
+//! up.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
@@ -19,23 +25,32 @@ use hyper::http::uri::Authority;
 
 use super::http1::Http1;
 
-/// How often a return also prunes every host's idle list.
+/// How often a return also sweeps every host of its pool.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// On a multi-thread runtime, the idle connections per host a thread keeps for itself.
+pub const LOCAL_IDLE_PER_HOST: usize = 2;
 
-/// What bounds a worker's idle connections.
+/// What bounds idle connections.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Per host and per worker thread; past it the oldest idle connection is closed.
+    /// Per host and per pool; past it the oldest idle connection is closed.
     pub max_idle_per_host: usize,
     /// An idle connection older than this is closed rather than reused.
     pub idle_timeout: Duration,
+    /// Whether threads share what they do not keep (a multi-thread runtime).
+    pub shared: bool,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
+impl Limits {
+    /// 256 idle connections per host and pool, 60 s at most; shared between threads when
+    /// the current runtime has several.
+    pub fn for_current_runtime() -> Self {
+        let shared = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread);
         Self {
             max_idle_per_host: 256,
             idle_timeout: Duration::from_secs(60),
+            shared,
         }
     }
 }
@@ -45,6 +60,7 @@ struct Parked {
     since: Instant,
 }
 
+/// One pool: idle connections by host.
 #[derive(Default)]
 struct Idle {
     /// Oldest first: a checkout takes the newest (the most likely still open).
@@ -53,15 +69,56 @@ struct Idle {
 }
 
 thread_local! {
-    static IDLE: RefCell<Idle> = RefCell::new(Idle::default());
+    static LOCAL: RefCell<Idle> = RefCell::new(Idle::default());
 }
 
-/// An idle connection to `host` that is still open, if this thread has one. Polled once in
-/// `cx` to notice a backend that closed it.
+static SHARED: LazyLock<Mutex<Idle>> = LazyLock::new(|| Mutex::new(Idle::default()));
+
+/// An idle connection to `host` that is still open: this thread's, else a shared one. Polled
+/// once in `cx` to notice a backend that closed it.
 pub fn checkout(host: &Authority, limits: Limits, cx: &mut Context<'_>) -> Option<Http1> {
-    IDLE.with_borrow_mut(|idle| {
-        let list = idle.hosts.get_mut(host)?;
-        let now = Instant::now();
+    let now = Instant::now();
+    if let Some(conn) = LOCAL.with_borrow_mut(|idle| idle.take(host, now, limits, cx)) {
+        return Some(conn);
+    }
+    if !limits.shared {
+        return None;
+    }
+    SHARED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take(host, now, limits, cx)
+}
+
+/// Keeps a connection whose last exchange ended cleanly for the next request to `host`.
+pub fn checkin(host: &Authority, conn: Http1, limits: Limits) {
+    let now = Instant::now();
+    let keep = match limits.shared {
+        true => LOCAL_IDLE_PER_HOST,
+        false => limits.max_idle_per_host,
+    };
+    let passed = LOCAL.with_borrow_mut(|idle| idle.put(host, conn, now, limits, keep));
+    if let Some(conn) = passed {
+        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = shared.put(host, conn, now, limits, limits.max_idle_per_host);
+    }
+}
+
+/// How many idle connections to `host` this thread holds.
+#[cfg(test)]
+pub fn idle_count(host: &Authority) -> usize {
+    LOCAL.with_borrow(|idle| idle.hosts.get(host).map_or(0, VecDeque::len))
+}
+
+impl Idle {
+    fn take(
+        &mut self,
+        host: &Authority,
+        now: Instant,
+        limits: Limits,
+        cx: &mut Context<'_>,
+    ) -> Option<Http1> {
+        let list = self.hosts.get_mut(host)?;
         while let Some(parked) = list.pop_back() {
             if now.duration_since(parked.since) > limits.idle_timeout {
                 // The rest are older still.
@@ -75,48 +132,53 @@ pub fn checkout(host: &Authority, limits: Limits, cx: &mut Context<'_>) -> Optio
             tracing::trace!(%host, "an idle backend connection was closed by the backend");
         }
         None
-    })
-}
+    }
 
-/// Keeps a connection whose last exchange ended cleanly for the next request to `host`.
-pub fn checkin(host: &Authority, conn: Http1, limits: Limits) {
-    IDLE.with_borrow_mut(|idle| {
-        let now = Instant::now();
-        if idle
+    /// Parks `conn` unless the host already has `keep` idle connections here: then it comes
+    /// back when `limits.shared` (for the shared pool), else the oldest is closed for it.
+    fn put(
+        &mut self,
+        host: &Authority,
+        conn: Http1,
+        now: Instant,
+        limits: Limits,
+        keep: usize,
+    ) -> Option<Http1> {
+        if self
             .last_sweep
             .is_none_or(|last| now.duration_since(last) >= SWEEP_INTERVAL)
         {
-            idle.last_sweep = Some(now);
-            sweep(idle, now, limits);
+            self.last_sweep = Some(now);
+            self.sweep(now, limits.idle_timeout);
         }
-        let parked = Parked { conn, since: now };
-        let list = match idle.hosts.get_mut(host) {
+        let list = match self.hosts.get_mut(host) {
             Some(list) => list,
-            None => idle.hosts.entry(host.clone()).or_default(),
+            None => self.hosts.entry(host.clone()).or_default(),
         };
         prune(list, now, limits.idle_timeout);
-        while list.len() >= limits.max_idle_per_host.max(1) {
-            list.pop_front();
+        let keep = keep.max(1);
+        if list.len() >= keep {
+            if limits.shared && keep < limits.max_idle_per_host {
+                return Some(conn);
+            }
+            while list.len() >= keep {
+                list.pop_front();
+            }
         }
-        list.push_back(parked);
-    })
-}
+        list.push_back(Parked { conn, since: now });
+        None
+    }
 
-/// How many idle connections to `host` this thread holds.
-#[cfg(test)]
-pub fn idle_count(host: &Authority) -> usize {
-    IDLE.with_borrow(|idle| idle.hosts.get(host).map_or(0, VecDeque::len))
-}
-
-/// Drops the expired connections of every host, and those whose backend closed them
-/// (polled without a waker: nothing waits on an idle connection), then the empty hosts.
-fn sweep(idle: &mut Idle, now: Instant, limits: Limits) {
-    let mut cx = Context::from_waker(Waker::noop());
-    idle.hosts.retain(|_, list| {
-        prune(list, now, limits.idle_timeout);
-        list.retain_mut(|parked| parked.conn.is_open(&mut cx));
-        !list.is_empty()
-    });
+    /// Drops the expired connections of every host, and those whose backend closed them
+    /// (polled without a waker: nothing waits on an idle connection), then the empty hosts.
+    fn sweep(&mut self, now: Instant, timeout: Duration) {
+        let mut cx = Context::from_waker(Waker::noop());
+        self.hosts.retain(|_, list| {
+            prune(list, now, timeout);
+            list.retain_mut(|parked| parked.conn.is_open(&mut cx));
+            !list.is_empty()
+        });
+    }
 }
 
 /// Drops the connections idle for longer than `timeout` (at the front: oldest first).

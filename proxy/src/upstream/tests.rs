@@ -145,7 +145,7 @@ fn kinds_and_outcomes_index_their_metrics() {
 #[tokio::test]
 async fn a_connection_is_reused_for_sequential_requests() {
     let (addr, accepted) = server(false).await;
-    let (upstream, metrics) = upstream(pool::Limits::default());
+    let (upstream, metrics) = upstream(pool::Limits::for_current_runtime());
     for _ in 0..5 {
         assert_eq!(get(&upstream, addr).await.unwrap(), "ok");
     }
@@ -180,7 +180,7 @@ async fn a_streamed_request_body_is_sent_while_the_head_is_awaited() {
     }
 
     let (addr, _) = server(false).await;
-    let (upstream, _) = upstream(pool::Limits::default());
+    let (upstream, _) = upstream(pool::Limits::for_current_runtime());
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     tokio::spawn(async move {
         for chunk in ["one ", "two ", "three"] {
@@ -201,7 +201,7 @@ async fn a_streamed_request_body_is_sent_while_the_head_is_awaited() {
 #[tokio::test]
 async fn a_connection_the_backend_closes_is_not_pooled() {
     let (addr, accepted) = server(true).await;
-    let (upstream, _) = upstream(pool::Limits::default());
+    let (upstream, _) = upstream(pool::Limits::for_current_runtime());
     for _ in 0..3 {
         assert_eq!(get(&upstream, addr).await.unwrap(), "ok");
         assert_eq!(pool::idle_count(&authority(addr)), 0);
@@ -212,7 +212,7 @@ async fn a_connection_the_backend_closes_is_not_pooled() {
 #[tokio::test]
 async fn an_idempotent_request_on_a_connection_closed_under_it_is_sent_again() {
     let (addr, accepted) = one_answer_per_connection().await;
-    let (upstream, metrics) = upstream(pool::Limits::default());
+    let (upstream, metrics) = upstream(pool::Limits::for_current_runtime());
     // The first answer of each connection, then the second request finds it closed (written,
     // then the connection ends): sent again on a new connection, which answers.
     for _ in 0..4 {
@@ -256,7 +256,7 @@ async fn an_idle_connection_the_backend_closed_is_skipped_at_checkout() {
             });
         }
     });
-    let (upstream, metrics) = upstream(pool::Limits::default());
+    let (upstream, metrics) = upstream(pool::Limits::for_current_runtime());
     assert_eq!(get(&upstream, addr).await.unwrap(), "ok");
     assert_eq!(pool::idle_count(&authority(addr)), 1);
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -284,6 +284,7 @@ async fn idle_connections_are_bounded_per_host_and_in_age() {
     let limits = pool::Limits {
         max_idle_per_host: 2,
         idle_timeout: Duration::from_millis(200),
+        shared: false,
     };
     let (upstream, _) = upstream(limits);
     // Four at once: four connections, two kept.
