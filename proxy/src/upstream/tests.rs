@@ -20,8 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 use super::*;
 use crate::metrics::Metrics;
 
-/// An HTTP/1.1 server that echoes the request body (or says `ok`), counting connections;
-/// `close` answers with `Connection: close`.
+/// An HTTP/1.1 server that echoes the request body (or says `ok`) and the request id (as
+/// `x-seen-request-id`), counting connections; `close` answers with `Connection: close`.
 async fn server(close: bool) -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -33,6 +33,7 @@ async fn server(close: bool) -> (SocketAddr, Arc<AtomicUsize>) {
             count.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let service = service_fn(move |request: Request<Incoming>| async move {
+                    let id = request.headers().get(REQUEST_ID_HEADER).cloned();
                     let body = request.into_body().collect().await.unwrap().to_bytes();
                     let body = if body.is_empty() {
                         Bytes::from_static(b"ok")
@@ -40,6 +41,9 @@ async fn server(close: bool) -> (SocketAddr, Arc<AtomicUsize>) {
                         body
                     };
                     let mut response = Response::new(http_body_util::Full::new(body));
+                    if let Some(id) = id {
+                        response.headers_mut().insert("x-seen-request-id", id);
+                    }
                     if close {
                         response
                             .headers_mut()
@@ -193,6 +197,7 @@ async fn a_streamed_request_body_is_sent_while_the_head_is_awaited() {
         .send(outbound(), request(Method::POST, addr, payload))
         .await
         .unwrap();
+    assert_eq!(response.headers()["x-seen-request-id"], "req-1");
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "one two three");
     assert_eq!(pool::idle_count(&authority(addr)), 1);
@@ -320,4 +325,30 @@ async fn futures_join4(upstream: &Upstream, addr: SocketAddr) -> Vec<Bytes> {
         );
     }
     bodies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_share_what_they_do_not_keep() {
+    let (addr, accepted) = server(false).await;
+    let (upstream, _) = upstream(pool::Limits::for_current_runtime());
+    assert!(upstream.pool.shared);
+    let upstream = Arc::new(upstream);
+    // Each response read on a task of its own, on whichever thread runs it.
+    for _ in 0..40 {
+        let response = upstream
+            .send(outbound(), request(Method::GET, addr, Payload::Empty))
+            .await
+            .unwrap();
+        let body = tokio::spawn(async move { response.into_body().collect().await })
+            .await
+            .unwrap()
+            .unwrap()
+            .to_bytes();
+        assert_eq!(body, "ok");
+    }
+    let opened = accepted.load(Ordering::SeqCst);
+    assert!(
+        opened <= 2 * pool::LOCAL_IDLE_PER_HOST + 1,
+        "{opened} connections"
+    );
 }
