@@ -47,10 +47,12 @@ pub enum ConnectError {
 }
 
 /// One HTTP/1.1 connection: the handle requests are sent on, and the connection itself,
-/// which makes progress only when polled.
+/// which makes progress only when polled. The connection (its buffers and state, hundreds of
+/// bytes) is boxed once when made, so that handing it between the pool, the request and the
+/// response body moves a pointer, not the whole.
 pub struct Http1 {
     sender: SendRequest<Body>,
-    conn: Connection<TokioIo<TcpStream>, Body>,
+    conn: Box<Connection<TokioIo<TcpStream>, Body>>,
 }
 
 impl Http1 {
@@ -82,12 +84,15 @@ impl Http1 {
                     host: host.to_string(),
                     source,
                 })?;
-        Ok(Self { sender, conn })
+        Ok(Self {
+            sender,
+            conn: Box::new(conn),
+        })
     }
 
     /// Polls the connection: `Ready` once it is over (closed, failed or upgraded).
     fn poll_conn(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.conn).poll(cx).map(|_| ())
+        Pin::new(&mut *self.conn).poll(cx).map(|_| ())
     }
 
     /// Whether the connection can take a request now: polled once, so that a backend that

@@ -224,7 +224,10 @@ impl Upstream {
         request: Request<Payload>,
     ) -> Result<Response<Body>, UpstreamError> {
         let deadline = call.deadline;
-        let result = tokio::time::timeout_at(deadline.at(), self.exchange(call, request))
+        // Boxed: the exchange's future is large (the request, the connection's send), and every
+        // future that awaits this one would otherwise hold it, and move it when made.
+        let exchange = Box::pin(self.exchange(call, request));
+        let result = tokio::time::timeout_at(deadline.at(), exchange)
             .await
             .unwrap_or(Err(UpstreamError::Timeout(deadline.timeout())));
         self.observe(call, result.as_ref().err());
@@ -241,10 +244,10 @@ impl Upstream {
         max_bytes: usize,
     ) -> Result<Reply, UpstreamError> {
         let deadline = call.deadline;
-        let exchange = async {
+        let exchange = Box::pin(async {
             let response = self.exchange(call, request).await?;
             read_whole(response, max_bytes).await
-        };
+        });
         let result = tokio::time::timeout_at(deadline.at(), exchange)
             .await
             .unwrap_or(Err(UpstreamError::Timeout(deadline.timeout())));
@@ -338,7 +341,9 @@ impl Upstream {
                 Some(conn) => conn,
                 None => {
                     self.metrics.connection_opened();
-                    Http1::connect(&host).await?
+                    // Boxed: connecting is rare, and its future (the handshake holds the whole
+                    // connection) would otherwise make every request's future larger.
+                    Box::pin(Http1::connect(&host)).await?
                 }
             };
             let error = match http1::exchange(conn, request, &host, self.pool).await {
@@ -451,8 +456,6 @@ async fn read_whole(response: Response<Answer>, max_bytes: usize) -> Result<Repl
 }
 
 /// A response body from either way out.
-// Boxed as a whole into the response's body: the variants' sizes do not matter.
-#[allow(clippy::large_enum_variant)]
 pub enum Answer {
     Driven(Driven),
     Pooled(Incoming),
