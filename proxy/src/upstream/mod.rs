@@ -2,9 +2,11 @@
 //! custom authorizers, JWKS fetches) goes through [`Upstream`], which owns
 //! - the deadline over the whole exchange, response body included ([`Deadline`]);
 //! - the limit on answers read whole ([`Upstream::fetch`]);
-//! - one retry of a request whose pooled connection turns out to have been closed by the
-//!   backend: any request nothing of which was written, and an idempotent request whose body
-//!   can be sent again, on a fresh connection;
+//! - one retry, on a new connection, of a request whose pooled connection turns out to have
+//!   been closed by the backend: any request nothing of which was written; an idempotent
+//!   request whose body can be sent again even if it was written, when the connection had
+//!   been idle for [`pool::Limits::replay_after_idle`] (1 s) or more, as connections a backend
+//!   closes for idleness have (a copy of the request is kept only then);
 //! - the `x-request-id` header, when the call is made for a request;
 //! - the metrics of outbound calls, by kind and outcome.
 //!
@@ -218,41 +220,46 @@ impl Upstream {
 
     /// Sends a request; the response body streams, cut off at the deadline. Counted when the
     /// response head arrives (or the call fails).
-    pub async fn send(
-        &self,
-        call: Outbound<'_>,
+    ///
+    /// The call's future is boxed, once per call: it holds the request and the exchange on
+    /// the connection (kilobytes), and every future up the request path that awaits it would
+    /// otherwise hold it too, and copy it when made.
+    pub fn send<'a>(
+        &'a self,
+        call: Outbound<'a>,
         request: Request<Payload>,
-    ) -> Result<Response<Body>, UpstreamError> {
-        let deadline = call.deadline;
-        // Boxed: the exchange's future is large (the request, the connection's send), and every
-        // future that awaits this one would otherwise hold it, and move it when made.
-        let exchange = Box::pin(self.exchange(call, request));
-        let result = tokio::time::timeout_at(deadline.at(), exchange)
-            .await
-            .unwrap_or(Err(UpstreamError::Timeout(deadline.timeout())));
-        self.observe(call, result.as_ref().err());
-        let response = result?;
-        Ok(response.map(|body| UntilDeadline::new(body, deadline).boxed()))
+    ) -> impl Future<Output = Result<Response<Body>, UpstreamError>> + Send + 'a {
+        Box::pin(async move {
+            let deadline = call.deadline;
+            let result = tokio::time::timeout_at(deadline.at(), self.exchange(call, request))
+                .await
+                .unwrap_or(Err(UpstreamError::Timeout(deadline.timeout())));
+            self.observe(call, result.as_ref().err());
+            let response = result?;
+            Ok(response.map(|body| UntilDeadline::new(body, deadline).boxed()))
+        })
     }
 
     /// Sends a request and reads the whole answer, at most `max_bytes` of it, within the
-    /// deadline.
-    pub async fn fetch(
-        &self,
-        call: Outbound<'_>,
+    /// deadline. Boxed as [`send`](Self::send) is.
+    pub fn fetch<'a>(
+        &'a self,
+        call: Outbound<'a>,
         request: Request<Payload>,
         max_bytes: usize,
-    ) -> Result<Reply, UpstreamError> {
-        let deadline = call.deadline;
-        let exchange = Box::pin(async {
-            let response = self.exchange(call, request).await?;
-            read_whole(response, max_bytes).await
-        });
-        let result = tokio::time::timeout_at(deadline.at(), exchange)
-            .await
-            .unwrap_or(Err(UpstreamError::Timeout(deadline.timeout())));
-        self.observe(call, result.as_ref().err());
-        result
+    ) -> impl Future<Output = Result<Reply, UpstreamError>> + Send + 'a {
+        Box::pin(async move {
+            let deadline = call.deadline;
+            let exchange = async {
+                let response = self.exchange(call, request).await?;
+                read_whole(response, max_bytes).await
+            };
+            let result = tokio::time::timeout_at(deadline.at(), exchange)
+                .await
+                .unwrap_or(Err(UpstreamError::Timeout(deadline.timeout())));
+            self.observe(call, result.as_ref().err());
+            result
+        })
     }
 
     /// POSTs a JSON document and reads the answer whole: what custom authorizers and Lambda
@@ -325,19 +332,25 @@ impl Upstream {
     ) -> Result<Response<Answer>, UpstreamError> {
         let (mut parts, payload) = request.into_parts();
         origin_form(&mut parts, &host);
-        let mut replay = match is_idempotent(&parts.method) {
-            true => payload.replayable().map(|p| (parts.clone(), p)),
-            false => None,
+        let started = call.deadline.started().into_std();
+        let pooled = poll_fn(|cx| Poll::Ready(pool::checkout(&host, started, self.pool, cx))).await;
+        // A copy to send again if the connection breaks under the request (an idempotent one,
+        // with a body that can be sent twice), when the connection has been idle long enough
+        // for the backend to be closing it: a backend closes idle connections after its
+        // keep-alive timeout, seconds; copying every request would cost more than it saves.
+        let mut replay = match &pooled {
+            Some((_, idle))
+                if *idle >= self.pool.replay_after_idle && is_idempotent(&parts.method) =>
+            {
+                payload.replayable().map(|p| (parts.clone(), p))
+            }
+            _ => None,
         };
         let mut request = Request::from_parts(parts, payload.into_body());
-        let mut pooled_first = true;
+        let mut pooled = pooled.map(|(conn, _)| conn);
         loop {
-            let pooled = match pooled_first {
-                true => poll_fn(|cx| Poll::Ready(pool::checkout(&host, self.pool, cx))).await,
-                false => None,
-            };
             let reused = pooled.is_some();
-            let conn = match pooled {
+            let conn = match pooled.take() {
                 Some(conn) => conn,
                 None => {
                     self.metrics.connection_opened();
@@ -372,7 +385,6 @@ impl Upstream {
                 "a pooled backend connection was closed; sending again on a new one"
             );
             self.metrics.retried(call.kind);
-            pooled_first = false;
         }
     }
 }

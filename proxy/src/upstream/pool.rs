@@ -39,6 +39,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Whether threads share what they do not keep (a multi-thread runtime).
     pub shared: bool,
+    /// A connection idle this long or longer may be being closed by its backend right now:
+    /// an idempotent request sent on it keeps a copy, to be sent again if it breaks.
+    pub replay_after_idle: Duration,
 }
 
 impl Limits {
@@ -51,6 +54,7 @@ impl Limits {
             max_idle_per_host: 256,
             idle_timeout: Duration::from_secs(60),
             shared,
+            replay_after_idle: Duration::from_secs(1),
         }
     }
 }
@@ -60,11 +64,37 @@ struct Parked {
     since: Instant,
 }
 
+/// A pool's key: the authority as written (hashed and compared as bytes, which is cheaper
+/// than `Authority`'s own case-insensitive hash, byte by byte; two spellings of one host are
+/// two keys, which costs at most a connection).
+struct Host(Authority);
+
+impl PartialEq for Host {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Host {}
+
+// As `str` hashes, which `Borrow<str>` requires.
+impl std::hash::Hash for Host {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.as_str().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for Host {
+    fn borrow(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
 /// One pool: idle connections by host.
 #[derive(Default)]
 struct Idle {
     /// Oldest first: a checkout takes the newest (the most likely still open).
-    hosts: HashMap<Authority, VecDeque<Parked>, foldhash::fast::RandomState>,
+    hosts: HashMap<Host, VecDeque<Parked>, foldhash::fast::RandomState>,
     last_sweep: Option<Instant>,
 }
 
@@ -74,12 +104,16 @@ thread_local! {
 
 static SHARED: LazyLock<Mutex<Idle>> = LazyLock::new(|| Mutex::new(Idle::default()));
 
-/// An idle connection to `host` that is still open: this thread's, else a shared one. Polled
-/// once in `cx` to notice a backend that closed it.
-pub fn checkout(host: &Authority, limits: Limits, cx: &mut Context<'_>) -> Option<Http1> {
-    let now = Instant::now();
-    if let Some(conn) = LOCAL.with_borrow_mut(|idle| idle.take(host, now, limits, cx)) {
-        return Some(conn);
+/// An idle connection to `host` that is still open, and how long it was idle: this thread's,
+/// else a shared one. Polled once in `cx` to notice a backend that closed it.
+pub fn checkout(
+    host: &Authority,
+    now: Instant,
+    limits: Limits,
+    cx: &mut Context<'_>,
+) -> Option<(Http1, Duration)> {
+    if let Some(found) = LOCAL.with_borrow_mut(|idle| idle.take(host, now, limits, cx)) {
+        return Some(found);
     }
     if !limits.shared {
         return None;
@@ -107,7 +141,7 @@ pub fn checkin(host: &Authority, conn: Http1, limits: Limits) {
 /// How many idle connections to `host` this thread holds.
 #[cfg(test)]
 pub fn idle_count(host: &Authority) -> usize {
-    LOCAL.with_borrow(|idle| idle.hosts.get(host).map_or(0, VecDeque::len))
+    LOCAL.with_borrow(|idle| idle.hosts.get(host.as_str()).map_or(0, VecDeque::len))
 }
 
 impl Idle {
@@ -117,17 +151,18 @@ impl Idle {
         now: Instant,
         limits: Limits,
         cx: &mut Context<'_>,
-    ) -> Option<Http1> {
-        let list = self.hosts.get_mut(host)?;
+    ) -> Option<(Http1, Duration)> {
+        let list = self.hosts.get_mut(host.as_str())?;
         while let Some(parked) = list.pop_back() {
-            if now.duration_since(parked.since) > limits.idle_timeout {
+            let idle = now.saturating_duration_since(parked.since);
+            if idle > limits.idle_timeout {
                 // The rest are older still.
                 list.clear();
                 break;
             }
             let mut conn = parked.conn;
             if conn.is_open(cx) {
-                return Some(conn);
+                return Some((conn, idle));
             }
             tracing::trace!(%host, "an idle backend connection was closed by the backend");
         }
@@ -151,9 +186,9 @@ impl Idle {
             self.last_sweep = Some(now);
             self.sweep(now, limits.idle_timeout);
         }
-        let list = match self.hosts.get_mut(host) {
+        let list = match self.hosts.get_mut(host.as_str()) {
             Some(list) => list,
-            None => self.hosts.entry(host.clone()).or_default(),
+            None => self.hosts.entry(Host(host.clone())).or_default(),
         };
         prune(list, now, limits.idle_timeout);
         let keep = keep.max(1);

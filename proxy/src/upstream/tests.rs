@@ -217,7 +217,10 @@ async fn a_connection_the_backend_closes_is_not_pooled() {
 #[tokio::test]
 async fn an_idempotent_request_on_a_connection_closed_under_it_is_sent_again() {
     let (addr, accepted) = one_answer_per_connection().await;
-    let (upstream, metrics) = upstream(pool::Limits::for_current_runtime());
+    let (upstream, metrics) = upstream(pool::Limits {
+        replay_after_idle: Duration::ZERO,
+        ..pool::Limits::for_current_runtime()
+    });
     // The first answer of each connection, then the second request finds it closed (written,
     // then the connection ends): sent again on a new connection, which answers.
     for _ in 0..4 {
@@ -232,7 +235,17 @@ async fn an_idempotent_request_on_a_connection_closed_under_it_is_sent_again() {
         3.0
     );
 
+    // Not copied for when its connection was idle for less than `replay_after_idle`: the
+    // pooled connection (it answered once) fails the request. (Pools are per thread, not per
+    // `Upstream`.)
+    let (recent, _) = self::upstream(pool::Limits {
+        replay_after_idle: Duration::from_secs(60),
+        ..pool::Limits::for_current_runtime()
+    });
+    assert!(get(&recent, addr).await.is_err());
+
     // A POST is not sent twice once written.
+    assert_eq!(get(&upstream, addr).await.unwrap(), "ok");
     let post = request(Method::POST, addr, Payload::Whole(Bytes::from_static(b"x")));
     let failed = upstream.send(outbound(), post).await;
     assert!(
@@ -290,6 +303,7 @@ async fn idle_connections_are_bounded_per_host_and_in_age() {
         max_idle_per_host: 2,
         idle_timeout: Duration::from_millis(200),
         shared: false,
+        replay_after_idle: Duration::ZERO,
     };
     let (upstream, _) = upstream(limits);
     // Four at once: four connections, two kept.

@@ -364,14 +364,19 @@ async fn gets_on_connections_the_backend_closed_are_sent_again_and_counted() {
         &["--worker-threads", "1"],
     );
     let client = Client::new();
-    for i in 0..10 {
+    for i in 0..3 {
+        if i > 0 {
+            // Idle long enough (1 s) for the proxy to expect a backend closing it, and keep a
+            // copy of the request to send again.
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+        }
         let response = client.get(&proxy.url("/dev/hello"), &[]).await;
         assert_eq!(response.status, 200, "request {i}: {}", response.text());
         assert_eq!(response.text(), "hello");
     }
     assert_eq!(
         connections.load(std::sync::atomic::Ordering::SeqCst),
-        10,
+        3,
         "each request after the first went to a new connection"
     );
 
@@ -385,11 +390,11 @@ async fn gets_on_connections_the_backend_closed_are_sent_again_and_counted() {
     };
     assert_eq!(
         sample(r#"tollgate_upstream_calls_total{kind="integration",outcome="answered"}"#),
-        10.0
+        3.0
     );
     assert_eq!(
         sample(r#"tollgate_upstream_retries_total{kind="integration"}"#),
-        9.0
+        2.0
     );
-    assert_eq!(sample("tollgate_upstream_connections_opened_total"), 10.0);
+    assert_eq!(sample("tollgate_upstream_connections_opened_total"), 3.0);
 }
