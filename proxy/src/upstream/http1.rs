@@ -14,6 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{Connection, SendRequest, handshake};
+use hyper::header::HeaderValue;
 use hyper::http::uri::Authority;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -53,11 +54,14 @@ pub enum ConnectError {
 pub struct Http1 {
     sender: SendRequest<Body>,
     conn: Box<Connection<TokioIo<TcpStream>, Body>>,
+    /// The `Host` its requests carry, made once.
+    host_header: HeaderValue,
 }
 
 impl Http1 {
-    /// Connects to `host` (port 80 unless it names one), trying each address it resolves to.
-    pub async fn connect(host: &Authority) -> Result<Self, ConnectError> {
+    /// Connects to `host` (port 80 unless it names one), trying each address it resolves to;
+    /// its requests will carry `host_header`.
+    pub async fn connect(host: &Authority, host_header: HeaderValue) -> Result<Self, ConnectError> {
         let name = host.host();
         let name = name
             .strip_prefix('[')
@@ -87,7 +91,12 @@ impl Http1 {
         Ok(Self {
             sender,
             conn: Box::new(conn),
+            host_header,
         })
+    }
+
+    pub fn host_header(&self) -> &HeaderValue {
+        &self.host_header
     }
 
     /// Polls the connection: `Ready` once it is over (closed, failed or upgraded).
@@ -121,10 +130,18 @@ pub async fn exchange(
     host: &Authority,
     limits: Limits,
 ) -> Result<Response<Driven>, Failure> {
-    let Http1 { mut sender, conn } = conn;
+    let Http1 {
+        mut sender,
+        conn,
+        host_header,
+    } = conn;
     // Sending only queues the request: the connection writes it when polled.
     let mut response = std::pin::pin!(sender.try_send_request(request));
-    let mut conn = Some(Http1 { sender, conn });
+    let mut conn = Some(Http1 {
+        sender,
+        conn,
+        host_header,
+    });
     let head = poll_fn(|cx| {
         if let Some(c) = conn.as_mut()
             && c.poll_conn(cx).is_ready()

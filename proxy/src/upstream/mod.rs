@@ -331,9 +331,13 @@ impl Upstream {
         host: Authority,
     ) -> Result<Response<Answer>, UpstreamError> {
         let (mut parts, payload) = request.into_parts();
-        origin_form(&mut parts, &host);
         let started = call.deadline.started().into_std();
         let pooled = poll_fn(|cx| Poll::Ready(pool::checkout(&host, started, self.pool, cx))).await;
+        let host_header = match &pooled {
+            Some((conn, _)) => conn.host_header().clone(),
+            None => host_header(&host),
+        };
+        origin_form(&mut parts, &host_header);
         // A copy to send again if the connection breaks under the request (an idempotent one,
         // with a body that can be sent twice), when the connection has been idle long enough
         // for the backend to be closing it: a backend closes idle connections after its
@@ -356,7 +360,7 @@ impl Upstream {
                     self.metrics.connection_opened();
                     // Boxed: connecting is rare, and its future (the handshake holds the whole
                     // connection) would otherwise make every request's future larger.
-                    Box::pin(Http1::connect(&host)).await?
+                    Box::pin(Http1::connect(&host, host_header.clone())).await?
                 }
             };
             let error = match http1::exchange(conn, request, &host, self.pool).await {
@@ -389,18 +393,22 @@ impl Upstream {
     }
 }
 
+/// The `Host` a backend gets: its host, and its port unless the default.
+fn host_header(host: &Authority) -> HeaderValue {
+    let value = match host.port_u16() {
+        Some(80) | None => HeaderValue::from_str(host.host()),
+        Some(_) if !host.as_str().contains('@') => HeaderValue::from_str(host.as_str()),
+        Some(port) => HeaderValue::try_from(format!("{}:{port}", host.host())),
+    };
+    // An authority's host and port are valid header text.
+    value.unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
 /// The request as an HTTP/1.1 connection sends it: the path and query as the target, and the
-/// backend's own `Host` (its port unless the default), unless the caller set one.
-fn origin_form(parts: &mut hyper::http::request::Parts, host: &Authority) {
+/// backend's own `Host` (made once per connection), unless the caller set one.
+fn origin_form(parts: &mut hyper::http::request::Parts, host: &HeaderValue) {
     if !parts.headers.contains_key(header::HOST) {
-        let value = match host.port_u16() {
-            Some(80) | None => HeaderValue::from_str(host.host()),
-            Some(_) if !host.as_str().contains('@') => HeaderValue::from_str(host.as_str()),
-            Some(port) => HeaderValue::try_from(format!("{}:{port}", host.host())),
-        };
-        if let Ok(value) = value {
-            parts.headers.insert(header::HOST, value);
-        }
+        parts.headers.insert(header::HOST, host.clone());
     }
     let target = parts
         .uri
