@@ -1,5 +1,6 @@
-//! The pooled client every integration shares: keep-alive connections per backend, HTTP/1.1,
-//! and HTTP/2 where a TLS backend offers it by ALPN.
+//! hyper-util's pooled client, with its TLS roots: what [`crate::upstream`] uses for `https://`
+//! backends (HTTP/1.1, or HTTP/2 where the backend offers it by ALPN), and the fleet's client
+//! to the controller. Each connection runs as a task of its own.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,72 +14,11 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
-use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::{Method, Request, StatusCode, Uri};
-
-use crate::body::{Body, full};
-use crate::errors::error_chain;
+use crate::body::Body;
 
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
 
-/// An answer to [`post_json`], read whole.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-/// Why a [`post_json`] got no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum PostError {
-    #[error("URL {url:?}: {reason}")]
-    BadUrl { url: String, reason: String },
-    #[error("{0}")]
-    Unreachable(String),
-    #[error("reading the answer: {0}")]
-    Read(String),
-}
-
-/// POSTs a JSON document and reads the answer, at most `max_bytes`: what custom authorizers
-/// and Lambda invokes send. The caller bounds the time.
-pub async fn post_json(
-    client: &HttpClient,
-    url: &str,
-    payload: String,
-    max_bytes: usize,
-) -> Result<Reply, PostError> {
-    let uri = url.parse::<Uri>().map_err(|e| PostError::BadUrl {
-        url: url.to_string(),
-        reason: e.to_string(),
-    })?;
-    let mut request = Request::new(full(payload));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = uri;
-    request.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| PostError::Unreachable(error_chain(&e)))?;
-    let (parts, body) = response.into_parts();
-    let body = Limited::new(body, max_bytes)
-        .collect()
-        .await
-        .map_err(|e| PostError::Read(e.to_string()))?
-        .to_bytes();
-    Ok(Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    })
-}
-
-/// Builds the client. TLS backends are verified against the Mozilla roots, plus the PEM
+/// Builds the client for backends. TLS backends are verified against the Mozilla roots, plus the PEM
 /// bundle at `extra_ca` (for backends signed by a private CA).
 pub fn build(extra_ca: Option<&Path>) -> anyhow::Result<HttpClient> {
     let mut roots = rustls::RootCertStore::empty();

@@ -32,4 +32,5 @@ pub mod template;
 pub mod throttle;
 pub mod tls;
 pub mod transport;
+pub mod upstream;
 pub mod warn_every;

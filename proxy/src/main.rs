@@ -11,7 +11,6 @@ use tollgate_proxy::access_log::AccessLog;
 use tollgate_proxy::admin::{self, ConfigReport};
 use tollgate_proxy::args::{AccessLogTarget, Args, LogFormat, Mode};
 use tollgate_proxy::auth::AuthState;
-use tollgate_proxy::client;
 use tollgate_proxy::connections;
 use tollgate_proxy::dispatch::Dispatch;
 use tollgate_proxy::fleet::Fleet;
@@ -22,6 +21,7 @@ use tollgate_proxy::standalone::Standalone;
 use tollgate_proxy::state::Shared;
 use tollgate_proxy::throttle::Limiter;
 use tollgate_proxy::tls::DefaultCertificate;
+use tollgate_proxy::upstream::Upstream;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -99,7 +99,7 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
     };
     let shared = Arc::new(Shared {
         dispatch: ArcSwap::from_pointee(Dispatch::default()),
-        client: client::build(args.upstream_ca_file.as_deref())?,
+        client: Upstream::build(args.upstream_ca_file.as_deref(), metrics.upstream())?,
         metrics,
         access_log,
         fleet_size: AtomicU32::new(1),

@@ -1,5 +1,7 @@
 //! The proxy's Prometheus metrics, in one registry owned by [`Metrics`] (no global state).
 
+use crate::upstream::{Kind, Outcome};
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -27,6 +29,10 @@ pub struct Metrics {
     pub connections_open: IntGauge,
     /// Client connections closed unserved because `--max-connections` were open.
     pub connections_refused: IntCounter,
+    upstream_calls: IntCounterVec,
+    upstream_duration: HistogramVec,
+    upstream_retries: IntCounterVec,
+    upstream_connections: IntCounter,
 }
 
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -61,6 +67,30 @@ impl RouteMetrics {
 impl std::fmt::Debug for RouteMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RouteMetrics")
+    }
+}
+
+/// The outbound calls' counters and histograms ([`crate::upstream`]), one per kind and
+/// outcome, resolved once.
+pub struct UpstreamMetrics {
+    calls: [[IntCounter; Outcome::ALL.len()]; Kind::ALL.len()],
+    duration: [Histogram; Kind::ALL.len()],
+    retries: [IntCounter; Kind::ALL.len()],
+    connections: IntCounter,
+}
+
+impl UpstreamMetrics {
+    pub fn observe(&self, kind: Kind, outcome: Outcome, seconds: f64) {
+        self.calls[kind as usize][outcome as usize].inc();
+        self.duration[kind as usize].observe(seconds);
+    }
+
+    pub fn retried(&self, kind: Kind) {
+        self.retries[kind as usize].inc();
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections.inc();
     }
 }
 
@@ -171,6 +201,38 @@ impl Metrics {
             "Client connections closed unserved because --max-connections were open",
         )
         .expect("valid metric");
+        let upstream_calls = IntCounterVec::new(
+            Opts::new(
+                "tollgate_upstream_calls_total",
+                "Outbound calls (integration, lambda, authorizer, jwks), by kind and outcome",
+            ),
+            &["kind", "outcome"],
+        )
+        .expect("valid metric");
+        let upstream_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tollgate_upstream_call_duration_seconds",
+                "Time an outbound call took: to the response head when its body streams, to \
+                 the end of the answer when it is read whole",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let upstream_retries = IntCounterVec::new(
+            Opts::new(
+                "tollgate_upstream_retries_total",
+                "Outbound requests sent again on a new connection because the pooled one had \
+                 been closed by the backend",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let upstream_connections = IntCounter::new(
+            "tollgate_upstream_connections_opened_total",
+            "HTTP/1.1 connections opened to plain http:// backends (the per-worker pools)",
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -186,6 +248,10 @@ impl Metrics {
             Box::new(body_budget_refusals.clone()),
             Box::new(connections_open.clone()),
             Box::new(connections_refused.clone()),
+            Box::new(upstream_calls.clone()),
+            Box::new(upstream_duration.clone()),
+            Box::new(upstream_retries.clone()),
+            Box::new(upstream_connections.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
         }
@@ -205,6 +271,26 @@ impl Metrics {
             body_budget_refusals,
             connections_open,
             connections_refused,
+            upstream_calls,
+            upstream_duration,
+            upstream_retries,
+            upstream_connections,
+        }
+    }
+
+    /// The outbound calls' metrics, resolved from their labels once.
+    pub fn upstream(&self) -> UpstreamMetrics {
+        UpstreamMetrics {
+            calls: Kind::ALL.map(|kind| {
+                Outcome::ALL.map(|outcome| {
+                    self.upstream_calls
+                        .with_label_values(&[kind.label(), outcome.label()])
+                })
+            }),
+            duration: Kind::ALL
+                .map(|kind| self.upstream_duration.with_label_values(&[kind.label()])),
+            retries: Kind::ALL.map(|kind| self.upstream_retries.with_label_values(&[kind.label()])),
+            connections: self.upstream_connections.clone(),
         }
     }
 

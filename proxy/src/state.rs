@@ -8,17 +8,18 @@ use arc_swap::ArcSwap;
 
 use crate::access_log::AccessLog;
 use crate::auth::AuthState;
-use crate::client::HttpClient;
 use crate::dispatch::Dispatch;
 use crate::metrics::Metrics;
 use crate::request_body::BodyLimits;
 use crate::throttle::Limiter;
+use crate::upstream::Upstream;
 
 /// What every request shares: the tables being served and the proxy's plumbing.
 pub struct Shared {
     /// The current dispatch; a request holds the one it started with until it ends.
     pub dispatch: ArcSwap<Dispatch>,
-    pub client: HttpClient,
+    /// Every outbound call a request makes goes through it.
+    pub client: Upstream,
     pub metrics: Metrics,
     pub access_log: AccessLog,
     /// How many proxies serve the gateway (fleet mode, from the controller; 1 otherwise): in

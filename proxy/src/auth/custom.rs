@@ -41,11 +41,11 @@ use tollgate_crds::table::AuthorizerType;
 use tollgate_crds::table::{AuthorizerEndpoint, AuthorizerTable, ObjectKey};
 
 use super::Identity;
-use crate::client::{HttpClient, PostError, Reply, post_json};
-use crate::errors::GatewayError;
+use crate::errors::{GatewayError, error_chain};
 use crate::lambda::event::{ACCOUNT_ID, EventInput, event_v1};
 use crate::lambda::{self, Invocation};
 use crate::request_ctx::RouteCtx;
+use crate::upstream::{Deadline, Kind, Outbound, Reply, Upstream, UpstreamError};
 
 /// The region in every method ARN: Tollgate runs in no AWS region.
 pub const REGION: &str = "local";
@@ -67,7 +67,7 @@ const STATEMENT_ELEMENTS: &[&str] = &["Sid", "Effect", "Action", "Resource"];
 /// cached answer, and decides on the request's method ARN.
 pub async fn authorize(
     cache: &AnswerCache,
-    client: &HttpClient,
+    client: &Upstream,
     table: &AuthorizerTable,
     sources: &[String],
     request: &RouteCtx<'_>,
@@ -95,7 +95,7 @@ pub async fn authorize(
         None => {
             let question = question(table, sources, request, &method_arn)?;
             let answer = Arc::new(
-                ask(client, endpoint, &question)
+                ask(client, endpoint, &question, request.id)
                     .await
                     .map_err(|e| e.into_gateway_error(&table.name))?,
             );
@@ -214,11 +214,12 @@ pub enum AuthorizerError {
     Malformed(#[from] AnswerError),
 }
 
-impl From<PostError> for AuthorizerError {
-    fn from(e: PostError) -> Self {
+impl From<UpstreamError> for AuthorizerError {
+    fn from(e: UpstreamError) -> Self {
         match e {
-            PostError::BadUrl { reason, .. } => Self::BadUrl(reason),
-            other => Self::Unreachable(other.to_string()),
+            UpstreamError::BadUrl { reason, .. } => Self::BadUrl(reason),
+            UpstreamError::Timeout(_) => Self::Timeout,
+            other => Self::Unreachable(error_chain(&other)),
         }
     }
 }
@@ -237,25 +238,32 @@ impl AuthorizerError {
 
 /// POSTs the question and reads the answer, within [`TIMEOUT`].
 async fn ask(
-    client: &HttpClient,
+    upstream: &Upstream,
     endpoint: &AuthorizerEndpoint,
     question: &Value,
+    request_id: &str,
 ) -> Result<Answer, AuthorizerError> {
+    let call = Outbound {
+        kind: Kind::Authorizer,
+        request_id: Some(request_id),
+        deadline: Deadline::after(TIMEOUT),
+    };
     match endpoint {
         AuthorizerEndpoint::Http { url } => {
-            let post = post_json(client, url, question.to_string(), MAX_ANSWER_BYTES);
-            let reply = tokio::time::timeout(TIMEOUT, post)
-                .await
-                .map_err(|_| AuthorizerError::Timeout)?
-                .map_err(AuthorizerError::from)?;
+            let reply = upstream
+                .post_json(call, url, question.to_string(), MAX_ANSWER_BYTES)
+                .await?;
             http_answer(reply)
         }
         AuthorizerEndpoint::Lambda { invoke_url } => {
-            let call = lambda::invoke(client, invoke_url, question.to_string(), MAX_ANSWER_BYTES);
-            let invocation = tokio::time::timeout(TIMEOUT, call)
-                .await
-                .map_err(|_| AuthorizerError::Timeout)?
-                .map_err(AuthorizerError::from)?;
+            let invocation = lambda::invoke(
+                upstream,
+                call,
+                invoke_url,
+                question.to_string(),
+                MAX_ANSWER_BYTES,
+            )
+            .await?;
             lambda_answer(invocation)
         }
     }

@@ -28,10 +28,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::Request;
-use hyper::header::{ACCEPT, CONTENT_LENGTH};
+use hyper::header::ACCEPT;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -42,9 +40,8 @@ use tollgate_crds::table::JwtTable;
 use super::Identity;
 use super::identity::JwtIdentity;
 use super::verified::VerifiedTokens;
-use crate::body::full;
-use crate::client::HttpClient;
 use crate::errors::{GatewayError, error_chain};
+use crate::upstream::{Deadline, Kind, Outbound, Payload, Upstream, UpstreamError};
 
 /// How long fetching a JWKS may take, connection and body included.
 pub const FETCH_TIMEOUT: Duration = Duration::from_millis(1_500);
@@ -66,7 +63,7 @@ const MIN_RSA_BITS: usize = 2048;
 /// signature check, no copy; its claims are checked again on every request.
 pub async fn verify(
     cache: &JwksCache,
-    client: &HttpClient,
+    client: &Upstream,
     table: &JwtTable,
     token: &str,
     required_scopes: &[String],
@@ -111,7 +108,7 @@ fn identity_of(claims: Map<String, Value>) -> Identity {
 /// The claims of a token whose signature checks out against the issuer's key.
 async fn verified_claims(
     cache: &JwksCache,
-    client: &HttpClient,
+    client: &Upstream,
     table: &JwtTable,
     token: &str,
 ) -> Result<Map<String, Value>, GatewayError> {
@@ -365,7 +362,7 @@ impl JwksCache {
     /// than the maximum age, or lacks `kid`.
     async fn key(
         &self,
-        client: &HttpClient,
+        client: &Upstream,
         uri: &str,
         kid: &str,
     ) -> Result<Arc<VerifyKey>, KeyError> {
@@ -391,7 +388,7 @@ impl JwksCache {
         &self,
         source: &Source,
         mut fetches: MutexGuard<'_, Fetches>,
-        client: &HttpClient,
+        client: &Upstream,
         uri: &str,
         kid: &str,
     ) -> Result<Arc<VerifyKey>, KeyError> {
@@ -438,45 +435,31 @@ impl Source {
 
 /// GETs the JWKS, bounded in time and size, and keeps its usable keys.
 async fn fetch(
-    client: &HttpClient,
+    upstream: &Upstream,
     uri: &str,
 ) -> Result<HashMap<String, Arc<VerifyKey>>, JwksError> {
     let request = Request::get(uri)
         .header(ACCEPT, "application/json")
-        .body(full(Bytes::new()))
+        .body(Payload::Empty)
         .map_err(|e| JwksError::Request(e.to_string()))?;
-    let exchange = async {
-        let response = client
-            .request(request)
-            .await
-            .map_err(|e| JwksError::Request(error_chain(&e)))?;
-        if !response.status().is_success() {
-            return Err(JwksError::Status(response.status().as_u16()));
-        }
-        let declared = response
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > MAX_JWKS_BYTES as u64) {
-            return Err(JwksError::TooLarge);
-        }
-        Limited::new(response.into_body(), MAX_JWKS_BYTES)
-            .collect()
-            .await
-            .map(|collected| collected.to_bytes())
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    JwksError::TooLarge
-                } else {
-                    JwksError::Request(e.to_string())
-                }
-            })
+    // Fetched once for every request that needs the set: no request id.
+    let call = Outbound {
+        kind: Kind::Jwks,
+        request_id: None,
+        deadline: Deadline::after(FETCH_TIMEOUT),
     };
-    let body = tokio::time::timeout(FETCH_TIMEOUT, exchange)
+    let reply = upstream
+        .fetch(call, request, MAX_JWKS_BYTES)
         .await
-        .map_err(|_| JwksError::Timeout)??;
-    parse_jwks(&body, uri)
+        .map_err(|e| match e {
+            UpstreamError::Timeout(_) => JwksError::Timeout,
+            UpstreamError::TooLarge(_) => JwksError::TooLarge,
+            other => JwksError::Request(error_chain(&other)),
+        })?;
+    if !reply.status.is_success() {
+        return Err(JwksError::Status(reply.status.as_u16()));
+    }
+    parse_jwks(&reply.body, uri)
 }
 
 #[derive(Deserialize)]
@@ -870,7 +853,7 @@ mod tests {
     #[tokio::test]
     async fn tokens_refused_by_their_header_cost_no_fetch() {
         let cache = JwksCache::default();
-        let client = crate::client::build(None).unwrap();
+        let client = Upstream::build(None, crate::metrics::Metrics::new().upstream()).unwrap();
         let payload = json!({"iss": "https://issuer.example", "aud": "pets", "exp": NOW});
         for (what, value) in [
             ("empty", String::new()),
@@ -923,7 +906,7 @@ mod tests {
                     let service = service_fn(move |_request| {
                         f.fetch_add(1, Ordering::SeqCst);
                         let (status, body) = a.lock().unwrap().clone();
-                        let mut response = Response::new(full(body));
+                        let mut response = Response::new(crate::body::full(body));
                         *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
                         async move { Ok::<_, Infallible>(response) }
                     });
@@ -957,7 +940,7 @@ mod tests {
     async fn an_unknown_kid_refetches_at_most_once_per_interval() {
         let issuer = FakeIssuer::start(json!({"keys": [ed_jwk("one")]})).await;
         let cache = JwksCache::with_intervals(Duration::from_millis(300), MAX_KEY_SET_AGE);
-        let client = crate::client::build(None).unwrap();
+        let client = Upstream::build(None, crate::metrics::Metrics::new().upstream()).unwrap();
 
         assert_eq!(
             kids(cache.key(&client, &issuer.uri, "one").await),
@@ -1005,7 +988,7 @@ mod tests {
     async fn without_a_key_set_a_failing_issuer_is_unavailable_and_not_hammered() {
         let issuer = FakeIssuer::start(json!({})).await;
         let cache = JwksCache::with_intervals(Duration::from_millis(300), MAX_KEY_SET_AGE);
-        let client = crate::client::build(None).unwrap();
+        let client = Upstream::build(None, crate::metrics::Metrics::new().upstream()).unwrap();
 
         issuer.answer(503, "down".into());
         for _ in 0..5 {
@@ -1049,7 +1032,7 @@ mod tests {
     async fn a_stale_set_is_refreshed_and_serves_while_the_issuer_is_down() {
         let issuer = FakeIssuer::start(json!({"keys": [ed_jwk("one"), ed_jwk("two")]})).await;
         let cache = JwksCache::with_intervals(Duration::ZERO, Duration::from_millis(200));
-        let client = crate::client::build(None).unwrap();
+        let client = Upstream::build(None, crate::metrics::Metrics::new().upstream()).unwrap();
         assert!(cache.key(&client, &issuer.uri, "one").await.is_ok());
 
         // Stale, and the issuer is down: the known key goes on working.

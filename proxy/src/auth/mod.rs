@@ -16,9 +16,9 @@ use std::sync::Arc;
 use tollgate_crds::table::AuthorizerType;
 use tollgate_crds::table::{AuthorizerTable, GatewayTable};
 
-use crate::client::HttpClient;
 use crate::errors::GatewayError;
 use crate::request_ctx::RouteCtx;
+use crate::upstream::Upstream;
 pub use identity::Identity;
 
 /// What authorizers keep between requests: fetched signing keys and cached answers. Lives as
@@ -42,7 +42,7 @@ impl AuthState {
 /// Runs the route's authorizer, if it names one. The body is not read yet.
 pub async fn authorize(
     state: &AuthState,
-    client: &HttpClient,
+    client: &Upstream,
     ctx: &RouteCtx<'_>,
 ) -> Result<Arc<Identity>, GatewayError> {
     let Some(name) = &ctx.route_table().authorizer else {

@@ -3,30 +3,21 @@
 //! through, hop-by-hop headers stripped and `X-Forwarded-*` added. The response streams back.
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::Bytes;
-use hyper::body::{Frame, Incoming, SizeHint};
-use tokio::time::Sleep;
-
 use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, Uri};
-use tollgate_crds::table::HttpBackendTable;
-use tollgate_crds::table::HttpMethod;
+use tollgate_crds::table::{HttpBackendTable, HttpMethod};
 
 use crate::auth::identity;
-use crate::body::{Body, BoxError, ClientBody, full};
-use crate::client::HttpClient;
+use crate::body::{Body, BoxError, ClientBody};
 use crate::errors::{GatewayError, error_chain};
 use crate::request_body::{BodyError, RequestBody};
 use crate::request_ctx::RouteCtx;
 use crate::template::{Vars, render};
-
-/// The request id sent to backends.
-pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+use crate::upstream::{Deadline, Kind, Outbound, Payload, Upstream, UpstreamError};
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -34,7 +25,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 pub async fn forward<B: ClientBody>(
     call: &RouteCtx<'_>,
     body: RequestBody<'_, B>,
-    client: &HttpClient,
+    upstream: &Upstream,
     backends: &[HttpBackendTable],
     method: Option<HttpMethod>,
     request_headers: &BTreeMap<String, String>,
@@ -59,8 +50,12 @@ pub async fn forward<B: ClientBody>(
     };
 
     let body = match body {
-        RequestBody::Whole(buffered) => full(buffered.bytes.clone()),
-        RequestBody::Stream(stream) => stream.map_err(|e| Box::new(e) as BoxError).boxed(),
+        RequestBody::Whole(buffered) => Payload::Whole(buffered.bytes.clone()),
+        // Nothing to stream (a GET, say): a body that can be sent again if need be.
+        RequestBody::Stream(stream) if stream.is_end_stream() => Payload::Empty,
+        RequestBody::Stream(stream) => {
+            Payload::Stream(stream.map_err(|e| Box::new(e) as BoxError).boxed())
+        }
     };
     let mut request = Request::new(body);
     *request.method_mut() = method;
@@ -82,71 +77,25 @@ pub async fn forward<B: ClientBody>(
 
     // The timeout covers the whole exchange: the request body, the response head and the
     // response body.
-    let timeout = Duration::from_millis(u64::from(timeout_millis));
-    let deadline = tokio::time::Instant::now() + timeout;
-    let response = tokio::time::timeout_at(deadline, client.request(request))
-        .await
-        .map_err(|_| GatewayError::IntegrationTimeout)?
-        .map_err(|e| match BodyError::find(&e) {
-            // The client's body failed on the way: the client's fault, not the backend's.
-            Some(body_error) => GatewayError::from(body_error.clone()),
-            None => GatewayError::IntegrationFailure(error_chain(&e)),
-        })?;
-
-    let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    let body = UntilDeadline {
-        inner: body,
-        deadline: tokio::time::sleep_until(deadline),
-        timeout,
+    let outbound = Outbound {
+        kind: Kind::Integration,
+        request_id: Some(call.id),
+        deadline: Deadline::after(Duration::from_millis(u64::from(timeout_millis))),
     };
-    Ok(Response::from_parts(parts, body.boxed()))
-}
-
-/// The backend's response body must end before the integration's deadline.
-#[derive(Debug, thiserror::Error)]
-#[error("the integration's response body did not end within its {0:?} timeout")]
-pub struct BodyTimedOut(Duration);
-
-pin_project_lite::pin_project! {
-    /// A backend's response body, cut off at the integration's deadline (the client sees the
-    /// response end early; the access log says why).
-    struct UntilDeadline {
-        #[pin]
-        inner: Incoming,
-        #[pin]
-        deadline: Sleep,
-        timeout: Duration,
-    }
-}
-
-impl hyper::body::Body for UntilDeadline {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        match this.inner.poll_frame(cx) {
-            Poll::Ready(frame) => {
-                Poll::Ready(frame.map(|f| f.map_err(|e| Box::new(e) as BoxError)))
-            }
-            Poll::Pending => {
-                ready!(this.deadline.poll(cx));
-                Poll::Ready(Some(Err(Box::new(BodyTimedOut(*this.timeout)))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
+    let mut response = upstream
+        .send(outbound, request)
+        .await
+        .map_err(|e| match e {
+            UpstreamError::Timeout(_) => GatewayError::IntegrationTimeout,
+            UpstreamError::BadUrl { .. } => GatewayError::Configuration(e.to_string()),
+            // The client's body failed on the way: the client's fault, not the backend's.
+            e => match BodyError::find(&e) {
+                Some(body_error) => GatewayError::from(body_error.clone()),
+                None => GatewayError::IntegrationFailure(error_chain(&e)),
+            },
+        })?;
+    strip_hop_by_hop(response.headers_mut());
+    Ok(response)
 }
 
 /// The index of a backend chosen by weight; `None` when every weight is 0.
@@ -303,7 +252,7 @@ fn client_cert_headers(call: &RouteCtx<'_>, headers: &mut HeaderMap) {
 }
 
 /// `X-Forwarded-For` gets the peer appended (the client itself, or the trusted proxy that
-/// already named it), then `-Proto`, `-Host` and the request id.
+/// already named it), then `-Proto` and `-Host` (the request id is the upstream layer's).
 fn forwarded_headers(call: &RouteCtx<'_>, headers: &mut HeaderMap) {
     // Every X-Forwarded-For line the client sent, in order, as one list, then the peer.
     let prior: Vec<&str> = headers
@@ -336,9 +285,6 @@ fn forwarded_headers(call: &RouteCtx<'_>, headers: &mut HeaderMap) {
         .or_else(|| HeaderValue::try_from(call.host).ok());
     if let Some(v) = host {
         headers.insert(X_FORWARDED_HOST, v);
-    }
-    if let Ok(v) = HeaderValue::try_from(call.id) {
-        headers.insert(REQUEST_ID_HEADER, v);
     }
 }
 

@@ -9,13 +9,12 @@ use hyper::{Response, StatusCode};
 use tollgate_crds::table::PayloadFormatVersion;
 
 use crate::body::{Body, full};
-use crate::client::HttpClient;
-use crate::client::PostError;
-use crate::errors::GatewayError;
+use crate::errors::{GatewayError, error_chain};
 use crate::lambda::event::{EventInput, event_v1, event_v2};
 use crate::lambda::result::parse_result;
 use crate::lambda::{self, Invocation};
 use crate::request_ctx::RouteCtx;
+use crate::upstream::{Deadline, Kind, Outbound, Upstream, UpstreamError};
 
 /// Largest function result read: Lambda's own synchronous response limit is 6 MB.
 const MAX_RESULT_BYTES: usize = 10 * 1024 * 1024;
@@ -23,7 +22,7 @@ const MAX_RESULT_BYTES: usize = 10 * 1024 * 1024;
 pub async fn invoke(
     call: &RouteCtx<'_>,
     body: &Bytes,
-    client: &HttpClient,
+    upstream: &Upstream,
     invoke_url: &str,
     version: PayloadFormatVersion,
     timeout_millis: u32,
@@ -45,32 +44,46 @@ pub async fn invoke(
         PayloadFormatVersion::V2 => event_v2(&input),
     };
 
-    let timeout = Duration::from_millis(u64::from(timeout_millis));
-    let exchange = async {
-        // Waiting for a permit counts against the integration timeout.
-        let _permit = match &call.route.concurrency {
-            Some(limit) => Some(limit.acquire().await.map_err(|_| {
-                GatewayError::Configuration("function concurrency limit closed".into())
-            })?),
-            None => None,
-        };
-        lambda::invoke(client, invoke_url, event.to_string(), MAX_RESULT_BYTES)
-            .await
-            .map_err(|e| match e {
-                PostError::BadUrl { .. } => GatewayError::Configuration(format!("invoke {e}")),
-                PostError::Unreachable(_) => {
-                    GatewayError::IntegrationFailure(format!("Lambda Invoke API: {e}"))
-                }
-                PostError::Read(_) => GatewayError::BadLambdaResult(e.to_string()),
-            })
+    // Waiting for a permit counts against the integration timeout.
+    let deadline = Deadline::after(Duration::from_millis(u64::from(timeout_millis)));
+    let _permit = match &call.route.concurrency {
+        Some(limit) => Some(
+            tokio::time::timeout_at(deadline.at(), limit.acquire())
+                .await
+                .map_err(|_| GatewayError::IntegrationTimeout)?
+                .map_err(|_| {
+                    GatewayError::Configuration("function concurrency limit closed".into())
+                })?,
+        ),
+        None => None,
+    };
+    let outbound = Outbound {
+        kind: Kind::Lambda,
+        request_id: Some(call.id),
+        deadline,
     };
     let Invocation {
         status,
         function_error,
         body: bytes,
-    } = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| GatewayError::IntegrationTimeout)??;
+    } = lambda::invoke(
+        upstream,
+        outbound,
+        invoke_url,
+        event.to_string(),
+        MAX_RESULT_BYTES,
+    )
+    .await
+    .map_err(|e| match e {
+        UpstreamError::BadUrl { .. } => GatewayError::Configuration(format!("invoke {e}")),
+        UpstreamError::Timeout(_) => GatewayError::IntegrationTimeout,
+        UpstreamError::Connect(_) | UpstreamError::Exchange(_) => {
+            GatewayError::IntegrationFailure(format!("Lambda Invoke API: {}", error_chain(&e)))
+        }
+        UpstreamError::TooLarge(_) | UpstreamError::Read(_) => {
+            GatewayError::BadLambdaResult(e.to_string())
+        }
+    })?;
     if status != StatusCode::OK && function_error.is_none() {
         return Err(GatewayError::BadLambdaResult(format!(
             "the Invoke API answered {status}"

@@ -10,16 +10,16 @@ use hyper::Response;
 use tollgate_crds::table::IntegrationTable;
 
 use crate::body::{Body, ClientBody};
-use crate::client::HttpClient;
 use crate::errors::GatewayError;
 use crate::request_body::RequestBody;
 use crate::request_ctx::RouteCtx;
+use crate::upstream::Upstream;
 
 /// Runs the route's integration.
 pub async fn invoke<B: ClientBody>(
     call: &RouteCtx<'_>,
     body: RequestBody<'_, B>,
-    client: &HttpClient,
+    upstream: &Upstream,
 ) -> Result<Response<Body>, GatewayError> {
     match &call.route_table().integration {
         IntegrationTable::Mock {
@@ -36,7 +36,7 @@ pub async fn invoke<B: ClientBody>(
             http::forward(
                 call,
                 body,
-                client,
+                upstream,
                 backends,
                 *method,
                 request_headers,
@@ -58,7 +58,7 @@ pub async fn invoke<B: ClientBody>(
             lambda::invoke(
                 call,
                 bytes,
-                client,
+                upstream,
                 invoke_url,
                 *payload_format_version,
                 *timeout_millis,

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use hyper::StatusCode;
 use hyper::header::HeaderName;
 
-use crate::client::{HttpClient, PostError, post_json};
+use crate::upstream::{Outbound, Upstream, UpstreamError};
 
 const FUNCTION_ERROR: HeaderName = HeaderName::from_static("x-amz-function-error");
 
@@ -38,15 +38,18 @@ impl Invocation {
     }
 }
 
-/// POSTs `payload` to a function's Invoke API URL and reads the answer, at most `max_bytes`.
-/// The caller bounds the time.
+/// POSTs `payload` to a function's Invoke API URL and reads the answer, at most `max_bytes`,
+/// within the call's deadline.
 pub async fn invoke(
-    client: &HttpClient,
+    upstream: &Upstream,
+    call: Outbound<'_>,
     invoke_url: &str,
     payload: String,
     max_bytes: usize,
-) -> Result<Invocation, PostError> {
-    let reply = post_json(client, invoke_url, payload, max_bytes).await?;
+) -> Result<Invocation, UpstreamError> {
+    let reply = upstream
+        .post_json(call, invoke_url, payload, max_bytes)
+        .await?;
     let header = reply
         .headers
         .get(FUNCTION_ERROR)

@@ -18,7 +18,6 @@ use tokio::sync::mpsc;
 use super::handle;
 use crate::access_log::{AccessLog, Message};
 use crate::auth::AuthState;
-use crate::client;
 use crate::dispatch::{Dispatch, ServedGateway};
 use crate::install::install;
 use crate::metrics::Metrics;
@@ -26,6 +25,7 @@ use crate::request_body::{BodyBudget, BodyLimits};
 use crate::request_ctx::Connection;
 use crate::state::Shared;
 use crate::throttle::Limiter;
+use crate::upstream::Upstream;
 
 const TABLES: &str = r#"
 apiVersion: tollgate.dev/v1alpha1
@@ -138,7 +138,7 @@ impl Proxy {
         };
         let shared = Arc::new(Shared {
             dispatch: ArcSwap::from_pointee(Dispatch::default()),
-            client: client::build(None).unwrap(),
+            client: Upstream::build(None, metrics.upstream()).unwrap(),
             metrics,
             access_log,
             fleet_size: AtomicU32::new(1),

@@ -322,3 +322,79 @@ async fn weighted_backends_share_traffic_by_weight() {
         5.0 * sigma
     );
 }
+
+/// A backend that answers one request per connection without `Connection: close`, then
+/// closes the connection when the next request arrives, unanswered: what a backend closing
+/// idle keep-alive connections looks like to a proxy that writes onto one just then.
+fn one_answer_per_connection() -> (
+    tollgate_tests::backend::RawBackend,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let connections = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    let backend = tollgate_tests::backend::RawBackend::start(move |mut stream| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        if tollgate_tests::backend::read_head(&mut stream).is_err() {
+            return;
+        }
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello");
+        // The next request, read and left unanswered: the connection closes under it.
+        let _ = tollgate_tests::backend::read_head(&mut stream);
+    });
+    (backend, connections)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gets_on_connections_the_backend_closed_are_sent_again_and_counted() {
+    let (backend, connections) = one_answer_per_connection();
+    // One worker: every request after the first finds the last one's connection pooled.
+    let proxy = serve(
+        &[
+            dev_gateway("flaky"),
+            route(
+                "get",
+                "flaky",
+                "GET",
+                "/hello",
+                http(&backend.url("/hello")),
+            ),
+        ],
+        &["--worker-threads", "1"],
+    );
+    let client = Client::new();
+    for i in 0..3 {
+        if i > 0 {
+            // Idle long enough (1 s) for the proxy to expect a backend closing it, and keep a
+            // copy of the request to send again.
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+        }
+        let response = client.get(&proxy.url("/dev/hello"), &[]).await;
+        assert_eq!(response.status, 200, "request {i}: {}", response.text());
+        assert_eq!(response.text(), "hello");
+    }
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "each request after the first went to a new connection"
+    );
+
+    let metrics = proxy.admin_get("/metrics").text();
+    let sample = |prefix: &str| {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}:\n{metrics}"));
+        crate::sample_value(line)
+    };
+    assert_eq!(
+        sample(r#"tollgate_upstream_calls_total{kind="integration",outcome="answered"}"#),
+        3.0
+    );
+    assert_eq!(
+        sample(r#"tollgate_upstream_retries_total{kind="integration"}"#),
+        2.0
+    );
+    assert_eq!(sample("tollgate_upstream_connections_opened_total"), 3.0);
+}

@@ -1,0 +1,511 @@
+//! One way out: every outbound call a request makes (the HTTP integration, Lambda invokes,
+//! custom authorizers, JWKS fetches) goes through [`Upstream`], which owns
+//! - the deadline over the whole exchange, response body included ([`Deadline`]);
+//! - the limit on answers read whole ([`Upstream::fetch`]);
+//! - one retry, on a new connection, of a request whose pooled connection turns out to have
+//!   been closed by the backend: any request nothing of which was written; an idempotent
+//!   request whose body can be sent again even if it was written, when the connection had
+//!   been idle for [`pool::Limits::replay_after_idle`] (1 s) or more, as connections a backend
+//!   closes for idleness have (a copy of the request is kept only then);
+//! - the `x-request-id` header, when the call is made for a request;
+//! - the metrics of outbound calls, by kind and outcome.
+//!
+//! Plain `http://` backends are reached over HTTP/1.1 connections driven by the request's
+//! own task, from a pool per worker thread ([`http1`], [`pool`]). `https://` backends
+//! (HTTP/2 when they offer it by ALPN) go through hyper-util's pooled client
+//! ([`crate::client`]), whose connections run as tasks of their own.
+
+mod deadline;
+pub mod http1;
+pub mod pool;
+#[cfg(test)]
+mod tests;
+
+use std::future::poll_fn;
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full, Limited};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::{Authority, Scheme};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+
+use deadline::UntilDeadline;
+pub use deadline::{BodyTimedOut, Deadline};
+use http1::{Driven, Failure, Http1};
+
+use crate::body::{Body, BoxError};
+use crate::client::{self, HttpClient};
+use crate::errors::error_chain;
+use crate::metrics::UpstreamMetrics;
+
+/// The request id sent to backends, authorizers and functions.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What an outbound call is for: its metrics' `kind` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Integration,
+    Lambda,
+    Authorizer,
+    Jwks,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::Integration,
+        Kind::Lambda,
+        Kind::Authorizer,
+        Kind::Jwks,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Integration => "integration",
+            Kind::Lambda => "lambda",
+            Kind::Authorizer => "authorizer",
+            Kind::Jwks => "jwks",
+        }
+    }
+}
+
+/// How an outbound call ended: its metrics' `outcome` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// An answer (any status).
+    Answered,
+    Timeout,
+    /// No connection could be made.
+    Unreachable,
+    /// The exchange broke (the backend closed or reset the connection, or the request's own
+    /// body failed).
+    Failed,
+    /// An answer read whole was over its limit.
+    TooLarge,
+    /// The URL is not one a call can be made to.
+    BadUrl,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Answered,
+        Outcome::Timeout,
+        Outcome::Unreachable,
+        Outcome::Failed,
+        Outcome::TooLarge,
+        Outcome::BadUrl,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Answered => "answered",
+            Outcome::Timeout => "timeout",
+            Outcome::Unreachable => "unreachable",
+            Outcome::Failed => "failed",
+            Outcome::TooLarge => "too_large",
+            Outcome::BadUrl => "bad_url",
+        }
+    }
+}
+
+/// Who makes a call, for what, and by when.
+#[derive(Clone, Copy, Debug)]
+pub struct Outbound<'a> {
+    pub kind: Kind,
+    /// The request the call is made for, sent as `x-request-id`.
+    pub request_id: Option<&'a str>,
+    pub deadline: Deadline,
+}
+
+/// A request's body as a call sends it.
+pub enum Payload {
+    Empty,
+    /// Known whole: can be sent again.
+    Whole(Bytes),
+    /// Streamed as it comes (a client's body): sent once.
+    Stream(Body),
+}
+
+impl Payload {
+    /// A copy to send again, if the body can be.
+    fn replayable(&self) -> Option<Payload> {
+        match self {
+            Payload::Empty => Some(Payload::Empty),
+            Payload::Whole(bytes) => Some(Payload::Whole(bytes.clone())),
+            Payload::Stream(_) => None,
+        }
+    }
+
+    fn into_body(self) -> Body {
+        match self {
+            Payload::Empty => Empty::new().map_err(|never| match never {}).boxed(),
+            Payload::Whole(bytes) => Full::new(bytes).map_err(|never| match never {}).boxed(),
+            Payload::Stream(body) => body,
+        }
+    }
+}
+
+/// An answer read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Why a call got no (usable) answer.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("URL {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error(transparent)]
+    Connect(#[from] http1::ConnectError),
+    /// The exchange broke; the source says how (a request body's own failure included, see
+    /// [`BodyError::find`](crate::request_body::BodyError::find)).
+    #[error(transparent)]
+    Exchange(BoxError),
+    #[error("the answer is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("reading the answer: {0}")]
+    Read(String),
+}
+
+impl UpstreamError {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Self::BadUrl { .. } => Outcome::BadUrl,
+            Self::Timeout(_) => Outcome::Timeout,
+            Self::Connect(_) => Outcome::Unreachable,
+            Self::Exchange(e) => {
+                // hyper-util's client reports a refused connection as a failed request.
+                let connect = e
+                    .downcast_ref::<hyper_util::client::legacy::Error>()
+                    .is_some_and(hyper_util::client::legacy::Error::is_connect);
+                if connect {
+                    Outcome::Unreachable
+                } else {
+                    Outcome::Failed
+                }
+            }
+            Self::TooLarge(_) => Outcome::TooLarge,
+            Self::Read(_) => Outcome::Failed,
+        }
+    }
+}
+
+/// The one way out: plain HTTP/1.1 backends through per-worker pools, TLS backends through
+/// hyper-util's client, each call counted.
+pub struct Upstream {
+    tls: HttpClient,
+    pool: pool::Limits,
+    metrics: UpstreamMetrics,
+}
+
+impl Upstream {
+    /// TLS backends are verified against the Mozilla roots, plus the PEM bundle at
+    /// `extra_ca` (for backends signed by a private CA).
+    pub fn build(extra_ca: Option<&Path>, metrics: UpstreamMetrics) -> anyhow::Result<Self> {
+        Ok(Self {
+            tls: client::build(extra_ca)?,
+            pool: pool::Limits::for_current_runtime(),
+            metrics,
+        })
+    }
+
+    /// Sends a request; the response body streams, cut off at the deadline. Counted when the
+    /// response head arrives (or the call fails).
+    ///
+    /// The call's future is boxed, once per call: it holds the request and the exchange on
+    /// the connection (kilobytes), and every future up the request path that awaits it would
+    /// otherwise hold it too, and copy it when made.
+    pub fn send<'a>(
+        &'a self,
+        call: Outbound<'a>,
+        request: Request<Payload>,
+    ) -> impl Future<Output = Result<Response<Body>, UpstreamError>> + Send + 'a {
+        Box::pin(async move {
+            let deadline = call.deadline;
+            let result = tokio::time::timeout_at(deadline.at(), self.exchange(call, request))
+                .await
+                .unwrap_or(Err(UpstreamError::Timeout(deadline.timeout())));
+            self.observe(call, result.as_ref().err());
+            let response = result?;
+            Ok(response.map(|body| UntilDeadline::new(body, deadline).boxed()))
+        })
+    }
+
+    /// Sends a request and reads the whole answer, at most `max_bytes` of it, within the
+    /// deadline. Boxed as [`send`](Self::send) is.
+    pub fn fetch<'a>(
+        &'a self,
+        call: Outbound<'a>,
+        request: Request<Payload>,
+        max_bytes: usize,
+    ) -> impl Future<Output = Result<Reply, UpstreamError>> + Send + 'a {
+        Box::pin(async move {
+            let deadline = call.deadline;
+            let exchange = async {
+                let response = self.exchange(call, request).await?;
+                read_whole(response, max_bytes).await
+            };
+            let result = tokio::time::timeout_at(deadline.at(), exchange)
+                .await
+                .unwrap_or(Err(UpstreamError::Timeout(deadline.timeout())));
+            self.observe(call, result.as_ref().err());
+            result
+        })
+    }
+
+    /// POSTs a JSON document and reads the answer whole: what custom authorizers and Lambda
+    /// invokes send.
+    pub async fn post_json(
+        &self,
+        call: Outbound<'_>,
+        url: &str,
+        payload: String,
+        max_bytes: usize,
+    ) -> Result<Reply, UpstreamError> {
+        let uri = url.parse::<Uri>().map_err(|e| UpstreamError::BadUrl {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut request = Request::new(Payload::Whole(Bytes::from(payload)));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
+        request.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        self.fetch(call, request, max_bytes).await
+    }
+
+    fn observe(&self, call: Outbound<'_>, error: Option<&UpstreamError>) {
+        let outcome = error.map_or(Outcome::Answered, UpstreamError::outcome);
+        let elapsed = call.deadline.started().elapsed();
+        self.metrics
+            .observe(call.kind, outcome, elapsed.as_secs_f64());
+    }
+
+    /// The exchange up to the response head, by the way the URL's scheme asks for.
+    async fn exchange(
+        &self,
+        call: Outbound<'_>,
+        mut request: Request<Payload>,
+    ) -> Result<Response<Answer>, UpstreamError> {
+        if let Some(id) = call.request_id
+            && let Ok(value) = HeaderValue::try_from(id)
+        {
+            request.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        let uri = request.uri();
+        let Some(host) = uri.authority().cloned() else {
+            return Err(bad_url(uri, "no host"));
+        };
+        match uri.scheme() {
+            Some(s) if *s == Scheme::HTTP => self.plain(call, request, host).await,
+            Some(s) if *s == Scheme::HTTPS => {
+                let response = self
+                    .tls
+                    .request(request.map(Payload::into_body))
+                    .await
+                    .map_err(|e| UpstreamError::Exchange(Box::new(e)))?;
+                Ok(response.map(Answer::Pooled))
+            }
+            _ => Err(bad_url(uri, "the scheme is not http or https")),
+        }
+    }
+
+    /// A plain HTTP/1.1 exchange on a connection of this worker's pool, or a new one; sent
+    /// again once, on a new connection, when a pooled one turns out closed (see the module's
+    /// documentation).
+    async fn plain(
+        &self,
+        call: Outbound<'_>,
+        request: Request<Payload>,
+        host: Authority,
+    ) -> Result<Response<Answer>, UpstreamError> {
+        let (mut parts, payload) = request.into_parts();
+        let started = call.deadline.started().into_std();
+        let pooled = poll_fn(|cx| Poll::Ready(pool::checkout(&host, started, self.pool, cx))).await;
+        let host_header = match &pooled {
+            Some((conn, _)) => conn.host_header().clone(),
+            None => host_header(&host),
+        };
+        origin_form(&mut parts, &host_header);
+        // A copy to send again if the connection breaks under the request (an idempotent one,
+        // with a body that can be sent twice), when the connection has been idle long enough
+        // for the backend to be closing it: a backend closes idle connections after its
+        // keep-alive timeout, seconds; copying every request would cost more than it saves.
+        let mut replay = match &pooled {
+            Some((_, idle))
+                if *idle >= self.pool.replay_after_idle && is_idempotent(&parts.method) =>
+            {
+                payload.replayable().map(|p| (parts.clone(), p))
+            }
+            _ => None,
+        };
+        let mut request = Request::from_parts(parts, payload.into_body());
+        let mut pooled = pooled.map(|(conn, _)| conn);
+        loop {
+            let reused = pooled.is_some();
+            let conn = match pooled.take() {
+                Some(conn) => conn,
+                None => {
+                    self.metrics.connection_opened();
+                    // Boxed: connecting is rare, and its future (the handshake holds the whole
+                    // connection) would otherwise make every request's future larger.
+                    Box::pin(Http1::connect(&host, host_header.clone())).await?
+                }
+            };
+            let error = match http1::exchange(conn, request, &host, self.pool).await {
+                Ok(response) => return Ok(response.map(Answer::Driven)),
+                Err(Failure::Unsent(error, unsent)) if reused => {
+                    request = unsent;
+                    error
+                }
+                Err(Failure::Failed(error)) if reused && closed_early(&error) => {
+                    match replay.take() {
+                        Some((parts, payload)) => {
+                            request = Request::from_parts(parts, payload.into_body());
+                            error
+                        }
+                        None => return Err(UpstreamError::Exchange(Box::new(error))),
+                    }
+                }
+                Err(Failure::Unsent(error, _) | Failure::Failed(error)) => {
+                    return Err(UpstreamError::Exchange(Box::new(error)));
+                }
+            };
+            tracing::debug!(
+                request_id = call.request_id,
+                %host,
+                error = %error_chain(&error),
+                "a pooled backend connection was closed; sending again on a new one"
+            );
+            self.metrics.retried(call.kind);
+        }
+    }
+}
+
+/// The `Host` a backend gets: its host, and its port unless the default.
+fn host_header(host: &Authority) -> HeaderValue {
+    let value = match host.port_u16() {
+        Some(80) | None => HeaderValue::from_str(host.host()),
+        Some(_) if !host.as_str().contains('@') => HeaderValue::from_str(host.as_str()),
+        Some(port) => HeaderValue::try_from(format!("{}:{port}", host.host())),
+    };
+    // An authority's host and port are valid header text.
+    value.unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The request as an HTTP/1.1 connection sends it: the path and query as the target, and the
+/// backend's own `Host` (made once per connection), unless the caller set one.
+fn origin_form(parts: &mut hyper::http::request::Parts, host: &HeaderValue) {
+    if !parts.headers.contains_key(header::HOST) {
+        parts.headers.insert(header::HOST, host.clone());
+    }
+    let target = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/"));
+    parts.uri = Uri::from(target);
+}
+
+/// Methods a backend may see twice (RFC 9110 section 9.2.2).
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// Whether an exchange broke because the connection was closed or reset before any of the
+/// response arrived: what a backend closing an idle connection looks like to a request
+/// written onto it.
+fn closed_early(error: &hyper::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    if error.is_incomplete_message() || error.is_canceled() {
+        return true;
+    }
+    std::error::Error::source(error)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| matches!(io.kind(), BrokenPipe | ConnectionAborted | ConnectionReset))
+}
+
+fn bad_url(uri: &Uri, reason: &str) -> UpstreamError {
+    UpstreamError::BadUrl {
+        url: uri.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads an answer whole, refusing it past `max_bytes` (from its `Content-Length` when it
+/// says so, before reading).
+async fn read_whole(response: Response<Answer>, max_bytes: usize) -> Result<Reply, UpstreamError> {
+    let (parts, body) = response.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_bytes as u64) {
+        return Err(UpstreamError::TooLarge(max_bytes));
+    }
+    let body = Limited::new(body, max_bytes)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                UpstreamError::TooLarge(max_bytes)
+            } else {
+                UpstreamError::Read(error_chain(e.as_ref()))
+            }
+        })?
+        .to_bytes();
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}
+
+/// A response body from either way out.
+pub enum Answer {
+    Driven(Driven),
+    Pooled(Incoming),
+}
+
+impl HttpBody for Answer {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Answer::Driven(body) => Pin::new(body).poll_frame(cx),
+            Answer::Pooled(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Answer::Driven(body) => body.is_end_stream(),
+            Answer::Pooled(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Answer::Driven(body) => body.size_hint(),
+            Answer::Pooled(body) => body.size_hint(),
+        }
+    }
+}
