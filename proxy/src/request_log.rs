@@ -77,6 +77,7 @@ impl Logged {
             inner,
             log,
             sent: 0,
+            held: None,
         })
     }
 
@@ -121,10 +122,16 @@ fn labels(record: &AccessRecord) -> RequestLabels<'_> {
 }
 
 /// A response body that writes its request's access-log line when it ends.
+///
+/// A body that fails right after sending data (a backend that closes mid-body) has its error
+/// held back one turn: the server flushes what it was given before it is told to cut the
+/// connection, so the client receives the head and bytes the log says it did.
 pub struct LoggedBody {
     inner: Body,
     log: Option<Logged>,
     sent: u64,
+    /// The body's error, logged, waiting for the bytes before it to be flushed.
+    held: Option<BoxError>,
 }
 
 impl LoggedBody {
@@ -149,6 +156,9 @@ impl HttpBody for LoggedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(error) = self.held.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -175,6 +185,13 @@ impl HttpBody for LoggedBody {
                     "response cut short"
                 );
                 self.finish(Some(message));
+                if self.sent > 0
+                    && let Poll::Ready(Some(Err(error))) = polled
+                {
+                    self.held = Some(error);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
             }
             Poll::Pending => {}
         }
