@@ -137,6 +137,12 @@ pub async fn exchange(
     } = conn;
     // Sending only queues the request: the connection writes it when polled.
     let mut response = std::pin::pin!(sender.try_send_request(request));
+    // Written after the worker's other ready tasks have run (and its I/O been polled), not at
+    // once: on a busy worker the requests that became ready together reach their backends
+    // together, and a backend is woken once for several, as when a connection task of its
+    // own wrote them. Writing at once measured 20-25% more CPU per request at 50 connections
+    // (bench/RESULTS.md, issue 13: the upstream layer).
+    tokio::task::yield_now().await;
     let mut conn = Some(Http1 {
         sender,
         conn,
