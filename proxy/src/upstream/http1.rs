@@ -3,7 +3,7 @@
 //! head, its task polls the connection (which writes the request and its body as they come,
 //! then reads the head); the response body ([`Driven`]) then owns the connection and polls
 //! it alongside the body. When the body ends and the connection can take another request,
-//! it goes back to the worker's pool ([`pool`](super::pool)); a connection whose exchange
+//! it goes back to the worker's pool ([`super::pool`]); a connection whose exchange
 //! failed, that the backend closes (`Connection: close`), or that was upgraded, is dropped.
 
 use std::future::poll_fn;
