@@ -211,7 +211,13 @@ impl Upstream {
                 }
             };
             let error = match http1::exchange(conn, request, &host, self.pool).await {
-                Ok(response) => return Ok(response.map(Answer::Driven)),
+                Ok(response) => {
+                    // The head is handed on after the worker's other ready tasks have run, as
+                    // a connection task's hand-over was: on a busy worker the responses read
+                    // together are then written to their clients together.
+                    tokio::task::yield_now().await;
+                    return Ok(response.map(Answer::Driven));
+                }
                 Err(Failure::Unsent(error, unsent)) if reused => {
                     request = unsent;
                     error
