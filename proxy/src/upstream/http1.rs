@@ -3,7 +3,7 @@
 //! head, its task polls the connection (which writes the request and its body as they come,
 //! then reads the head); the response body ([`Driven`]) then owns the connection and polls
 //! it alongside the body. When the body ends and the connection can take another request,
-//! it goes back to the worker's pool ([`pool`](super::pool)); a connection whose exchange
+//! it goes back to the worker's pool ([`super::pool`]); a connection whose exchange
 //! failed, that the backend closes (`Connection: close`), or that was upgraded, is dropped.
 
 use std::future::poll_fn;
@@ -137,6 +137,12 @@ pub async fn exchange(
     } = conn;
     // Sending only queues the request: the connection writes it when polled.
     let mut response = std::pin::pin!(sender.try_send_request(request));
+    // Written after the worker's other ready tasks have run (and its I/O been polled), not at
+    // once: on a busy worker the requests that became ready together reach their backends
+    // together, and a backend is woken once for several, as when a connection task of its
+    // own wrote them. Writing at once measured 20-25% more CPU per request at 50 connections
+    // (bench/RESULTS.md, issue 13: the upstream layer).
+    tokio::task::yield_now().await;
     let mut conn = Some(Http1 {
         sender,
         conn,

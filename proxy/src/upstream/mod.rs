@@ -11,10 +11,13 @@
 //! - the metrics of outbound calls, by kind and outcome.
 //!
 //! Plain `http://` backends are reached over HTTP/1.1 connections driven by the request's
-//! own task, from a pool per worker thread ([`http1`], [`pool`]). `https://` backends
+//! own task, from a pool per worker thread ([`http1`], [`pool`]). Each call's future is boxed
+//! once (it is large, and would otherwise be held and copied by every future up the request
+//! path). `https://` backends
 //! (HTTP/2 when they offer it by ALPN) go through hyper-util's pooled client
 //! ([`crate::client`]), whose connections run as tasks of their own.
 
+mod call;
 mod deadline;
 pub mod http1;
 pub mod pool;
@@ -25,179 +28,23 @@ use std::future::poll_fn;
 use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderValue};
 use hyper::http::uri::{Authority, Scheme};
-use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper::{Method, Request, Response, Uri};
 
+pub use call::{Kind, Outbound, Outcome, Payload, REQUEST_ID_HEADER, Reply, UpstreamError};
 use deadline::UntilDeadline;
 pub use deadline::{BodyTimedOut, Deadline};
 use http1::{Driven, Failure, Http1};
 
-use crate::body::{Body, BoxError};
+use crate::body::Body;
 use crate::client::{self, HttpClient};
 use crate::errors::error_chain;
 use crate::metrics::UpstreamMetrics;
-
-/// The request id sent to backends, authorizers and functions.
-pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
-
-/// What an outbound call is for: its metrics' `kind` label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Integration,
-    Lambda,
-    Authorizer,
-    Jwks,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 4] = [
-        Kind::Integration,
-        Kind::Lambda,
-        Kind::Authorizer,
-        Kind::Jwks,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::Integration => "integration",
-            Kind::Lambda => "lambda",
-            Kind::Authorizer => "authorizer",
-            Kind::Jwks => "jwks",
-        }
-    }
-}
-
-/// How an outbound call ended: its metrics' `outcome` label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// An answer (any status).
-    Answered,
-    Timeout,
-    /// No connection could be made.
-    Unreachable,
-    /// The exchange broke (the backend closed or reset the connection, or the request's own
-    /// body failed).
-    Failed,
-    /// An answer read whole was over its limit.
-    TooLarge,
-    /// The URL is not one a call can be made to.
-    BadUrl,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 6] = [
-        Outcome::Answered,
-        Outcome::Timeout,
-        Outcome::Unreachable,
-        Outcome::Failed,
-        Outcome::TooLarge,
-        Outcome::BadUrl,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Outcome::Answered => "answered",
-            Outcome::Timeout => "timeout",
-            Outcome::Unreachable => "unreachable",
-            Outcome::Failed => "failed",
-            Outcome::TooLarge => "too_large",
-            Outcome::BadUrl => "bad_url",
-        }
-    }
-}
-
-/// Who makes a call, for what, and by when.
-#[derive(Clone, Copy, Debug)]
-pub struct Outbound<'a> {
-    pub kind: Kind,
-    /// The request the call is made for, sent as `x-request-id`.
-    pub request_id: Option<&'a str>,
-    pub deadline: Deadline,
-}
-
-/// A request's body as a call sends it.
-pub enum Payload {
-    Empty,
-    /// Known whole: can be sent again.
-    Whole(Bytes),
-    /// Streamed as it comes (a client's body): sent once.
-    Stream(Body),
-}
-
-impl Payload {
-    /// A copy to send again, if the body can be.
-    fn replayable(&self) -> Option<Payload> {
-        match self {
-            Payload::Empty => Some(Payload::Empty),
-            Payload::Whole(bytes) => Some(Payload::Whole(bytes.clone())),
-            Payload::Stream(_) => None,
-        }
-    }
-
-    fn into_body(self) -> Body {
-        match self {
-            Payload::Empty => Empty::new().map_err(|never| match never {}).boxed(),
-            Payload::Whole(bytes) => Full::new(bytes).map_err(|never| match never {}).boxed(),
-            Payload::Stream(body) => body,
-        }
-    }
-}
-
-/// An answer read whole.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-/// Why a call got no (usable) answer.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("URL {url:?}: {reason}")]
-    BadUrl { url: String, reason: String },
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
-    #[error(transparent)]
-    Connect(#[from] http1::ConnectError),
-    /// The exchange broke; the source says how (a request body's own failure included, see
-    /// [`BodyError::find`](crate::request_body::BodyError::find)).
-    #[error(transparent)]
-    Exchange(BoxError),
-    #[error("the answer is larger than {0} bytes")]
-    TooLarge(usize),
-    #[error("reading the answer: {0}")]
-    Read(String),
-}
-
-impl UpstreamError {
-    fn outcome(&self) -> Outcome {
-        match self {
-            Self::BadUrl { .. } => Outcome::BadUrl,
-            Self::Timeout(_) => Outcome::Timeout,
-            Self::Connect(_) => Outcome::Unreachable,
-            Self::Exchange(e) => {
-                // hyper-util's client reports a refused connection as a failed request.
-                let connect = e
-                    .downcast_ref::<hyper_util::client::legacy::Error>()
-                    .is_some_and(hyper_util::client::legacy::Error::is_connect);
-                if connect {
-                    Outcome::Unreachable
-                } else {
-                    Outcome::Failed
-                }
-            }
-            Self::TooLarge(_) => Outcome::TooLarge,
-            Self::Read(_) => Outcome::Failed,
-        }
-    }
-}
 
 /// The one way out: plain HTTP/1.1 backends through per-worker pools, TLS backends through
 /// hyper-util's client, each call counted.
@@ -364,7 +211,13 @@ impl Upstream {
                 }
             };
             let error = match http1::exchange(conn, request, &host, self.pool).await {
-                Ok(response) => return Ok(response.map(Answer::Driven)),
+                Ok(response) => {
+                    // The head is handed on after the worker's other ready tasks have run, as
+                    // a connection task's hand-over was: on a busy worker the responses read
+                    // together are then written to their clients together.
+                    tokio::task::yield_now().await;
+                    return Ok(response.map(Answer::Driven));
+                }
                 Err(Failure::Unsent(error, unsent)) if reused => {
                     request = unsent;
                     error

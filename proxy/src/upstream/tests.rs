@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
+use crate::body::BoxError;
 use crate::metrics::Metrics;
 
 /// An HTTP/1.1 server that echoes the request body (or says `ok`) and the request id (as
