@@ -161,20 +161,21 @@ fn connection_tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
         .filter(|t| !t.is_empty())
 }
 
-fn is_hop_by_hop(name: &HeaderName, from: &HeaderMap) -> bool {
-    HOP_BY_HOP.contains(name)
-        || from
-            .get_all(header::CONNECTION)
-            .iter()
-            .flat_map(connection_tokens)
-            .any(|t| t.eq_ignore_ascii_case(name.as_str()))
-}
-
 /// The end-to-end headers of `from`, in a map sized for them and the few the proxy adds.
 fn end_to_end(from: &HeaderMap) -> HeaderMap {
     let mut to = HeaderMap::with_capacity(from.len() + 8);
+    // The names a Connection header lists are hop-by-hop too; most requests list none, and
+    // then no name is compared with them.
+    let listed = from.get_all(header::CONNECTION);
+    let lists_any = listed.iter().next().is_some();
     for (name, value) in from {
-        if !is_hop_by_hop(name, from) {
+        let hop_by_hop = HOP_BY_HOP.contains(name)
+            || (lists_any
+                && listed
+                    .iter()
+                    .flat_map(connection_tokens)
+                    .any(|t| t.eq_ignore_ascii_case(name.as_str())));
+        if !hop_by_hop {
             to.append(name.clone(), value.clone());
         }
     }
@@ -182,6 +183,17 @@ fn end_to_end(from: &HeaderMap) -> HeaderMap {
 }
 
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the names says which hop-by-hop headers are present (most responses
+    // carry one, `Connection: keep-alive`, or none): only those are looked up and removed.
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
+        return;
+    }
     // The Connection values are shared, not copied, while the names they list are removed
     // (one value needs no list).
     let mut values = headers.get_all(header::CONNECTION).iter();
@@ -192,8 +204,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(token);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
 }
 
@@ -333,5 +347,34 @@ mod tests {
             h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             vec!["x-kept"]
         );
+    }
+
+    #[test]
+    fn the_request_keeps_its_end_to_end_headers_only() {
+        let mut from = HeaderMap::new();
+        from.append("connection", HeaderValue::from_static("keep-alive, X-Hop"));
+        from.append("connection", HeaderValue::from_static("x-also"));
+        from.insert("x-hop", HeaderValue::from_static("1"));
+        from.insert("x-also", HeaderValue::from_static("1"));
+        from.insert("te", HeaderValue::from_static("trailers"));
+        from.append("x-kept", HeaderValue::from_static("1"));
+        from.append("x-kept", HeaderValue::from_static("2"));
+        let to = end_to_end(&from);
+        assert_eq!(
+            to.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            ["x-kept"]
+        );
+        assert_eq!(
+            to.get_all("x-kept").iter().count(),
+            2,
+            "repeated values kept"
+        );
+
+        let mut plain = HeaderMap::new();
+        plain.insert("accept", HeaderValue::from_static("*/*"));
+        assert_eq!(end_to_end(&plain), plain, "nothing listed, nothing dropped");
+        let mut response = plain.clone();
+        strip_hop_by_hop(&mut response);
+        assert_eq!(response, plain);
     }
 }
