@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, HOST, ORIGIN, VARY};
+use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, ORIGIN, VARY};
 use http::request::Parts;
 use http::{HeaderMap, Request, Response};
 use http_body_util::Empty;
@@ -34,6 +34,7 @@ use percent_encoding::percent_decode_str;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tollgate_crds::compile::compile_str;
 use tollgate_proxy::dispatch::{Dispatch, ServedGateway};
+use tollgate_proxy::pipeline::gateway;
 use tollgate_proxy::{api_key, body, canary, cors, request_path, transport};
 
 const GATEWAYS: &str = include_str!("../fixtures/head.yaml");
@@ -101,7 +102,7 @@ async fn serve_http1(data: &[u8]) {
 /// What the pipeline does with a parsed head before the body and the integration.
 fn head(parts: &Parts) {
     let dispatch = dispatch();
-    let host = host_of(parts).to_ascii_lowercase();
+    let host = gateway::host_of(parts);
     let Ok(target) = dispatch.resolve(&host, parts.uri.path()) else {
         return;
     };
@@ -223,25 +224,4 @@ fn forwarded_addresses(headers: &HeaderMap) -> impl Iterator<Item = IpAddr> + '_
                 })?;
             Some(ip.to_canonical())
         })
-}
-
-/// As `pipeline.rs` reads it (its `host_of` and `strip_port` are private there): the URI's
-/// authority, else the `Host` header, without a port.
-fn host_of(parts: &Parts) -> &str {
-    let raw = parts
-        .uri
-        .authority()
-        .map(|a| a.host())
-        .or_else(|| parts.headers.get(HOST).and_then(|v| v.to_str().ok()))
-        .unwrap_or("");
-    if raw.starts_with('[') {
-        return raw
-            .split_once(']')
-            .map(|(h, _)| &raw[..=h.len()])
-            .unwrap_or(raw);
-    }
-    match raw.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => raw,
-    }
 }

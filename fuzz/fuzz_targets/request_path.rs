@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use tollgate_crds::compile::{Resources, compile};
 use tollgate_crds::load::load_str;
-use tollgate_crds::resources::PayloadFormatVersion;
+use tollgate_crds::table::PayloadFormatVersion;
 use tollgate_proxy::dispatch::{Dispatch, ServedGateway};
 use tollgate_proxy::lambda::result::parse_result;
 use tollgate_proxy::template::{Vars, render};
