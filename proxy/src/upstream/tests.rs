@@ -21,9 +21,12 @@ use super::*;
 use crate::body::BoxError;
 use crate::metrics::Metrics;
 
-/// An HTTP/1.1 server that echoes the request body (or says `ok`) and the request id (as
-/// `x-seen-request-id`), counting connections; `close` answers with `Connection: close`.
-async fn server(close: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+/// A TCP server on 127.0.0.1 that runs `serve` on each connection it accepts, counting them.
+async fn listen<F, Fut>(serve: F) -> (SocketAddr, Arc<AtomicUsize>)
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -32,57 +35,54 @@ async fn server(close: bool) -> (SocketAddr, Arc<AtomicUsize>) {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let service = service_fn(move |request: Request<Incoming>| async move {
-                    let id = request.headers().get(REQUEST_ID_HEADER).cloned();
-                    let body = request.into_body().collect().await.unwrap().to_bytes();
-                    let body = if body.is_empty() {
-                        Bytes::from_static(b"ok")
-                    } else {
-                        body
-                    };
-                    let mut response = Response::new(http_body_util::Full::new(body));
-                    if let Some(id) = id {
-                        response.headers_mut().insert("x-seen-request-id", id);
-                    }
-                    if close {
-                        response
-                            .headers_mut()
-                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                    }
-                    Ok::<_, Infallible>(response)
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            tokio::spawn(serve(stream));
         }
     });
     (addr, accepted)
 }
 
+/// An HTTP/1.1 server that echoes the request body (or says `ok`) and the request id (as
+/// `x-seen-request-id`), counting connections; `close` answers with `Connection: close`.
+async fn server(close: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+    listen(move |stream| async move {
+        let service = service_fn(move |request: Request<Incoming>| async move {
+            let id = request.headers().get(REQUEST_ID_HEADER).cloned();
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            let body = if body.is_empty() {
+                Bytes::from_static(b"ok")
+            } else {
+                body
+            };
+            let mut response = Response::new(http_body_util::Full::new(body));
+            if let Some(id) = id {
+                response.headers_mut().insert("x-seen-request-id", id);
+            }
+            if close {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(response)
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    })
+    .await
+}
+
 /// A raw server that answers the first request of each connection, keep-alive, and closes
 /// the connection on the second without answering.
 async fn one_answer_per_connection() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                read_head(&mut stream).await;
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await;
-                read_head(&mut stream).await;
-                // Dropped: closed without an answer.
-            });
-        }
-    });
-    (addr, accepted)
+    listen(|mut stream| async move {
+        read_head(&mut stream).await;
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await;
+        read_head(&mut stream).await;
+        // Dropped: closed without an answer.
+    })
+    .await
 }
 
 async fn read_head(stream: &mut TcpStream) {
@@ -258,23 +258,14 @@ async fn an_idempotent_request_on_a_connection_closed_under_it_is_sent_again() {
 #[tokio::test]
 async fn an_idle_connection_the_backend_closed_is_skipped_at_checkout() {
     // Answers keep-alive, then closes a moment later.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                read_head(&mut stream).await;
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await;
-                tokio::time::sleep(Duration::from_millis(30)).await;
-            });
-        }
-    });
+    let (addr, accepted) = listen(|mut stream| async move {
+        read_head(&mut stream).await;
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    })
+    .await;
     let (upstream, metrics) = upstream(pool::Limits::for_current_runtime());
     assert_eq!(get(&upstream, addr).await.unwrap(), "ok");
     assert_eq!(pool::idle_count(&authority(addr)), 1);
