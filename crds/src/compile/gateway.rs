@@ -30,7 +30,7 @@ pub(super) fn compile(
     let spec = &gw.spec;
 
     let throttle = spec.throttle.map_or(DEFAULT_GATEWAY_THROTTLE, Into::into);
-    if let Err(e) = validate::table_throttle(&throttle) {
+    if let Err(e) = validate::throttle(&throttle) {
         diag.reject(Reason::InvalidThrottle, "spec.throttle", e);
     }
 

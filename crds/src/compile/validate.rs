@@ -4,26 +4,14 @@
 
 use std::net::IpAddr;
 
-use crate::resources::ThrottleSettings;
 use crate::table;
 
 pub const MAX_RATE: f64 = 1_000_000.0;
 pub const MAX_BURST: u32 = 1_000_000;
 
-pub fn throttle(t: &ThrottleSettings) -> Result<(), String> {
-    in_range(t.rate_limit, t.burst_limit)
-}
-
-/// The table's default throttle passes the same bounds as a resource's.
-pub fn table_throttle(t: &table::ThrottleSettings) -> Result<(), String> {
-    in_range(t.rate_limit, t.burst_limit)
-}
-
-fn in_range(rate_limit: f64, burst_limit: u32) -> Result<(), String> {
-    let t = ThrottleSettings {
-        rate_limit,
-        burst_limit,
-    };
+/// A throttle within the bounds the CRD schema states: a resource's, or the table's default.
+pub fn throttle<T: Copy + Into<table::ThrottleSettings>>(t: &T) -> Result<(), String> {
+    let t: table::ThrottleSettings = (*t).into();
     if !t.rate_limit.is_finite() || !(0.0..=MAX_RATE).contains(&t.rate_limit) {
         return Err(format!(
             "rateLimit must be between 0 and {MAX_RATE}, not {}",
@@ -39,8 +27,8 @@ fn in_range(rate_limit: f64, burst_limit: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// The lower of each limit: a stage or route throttle never exceeds the gateway's.
-/// A throttle no looser than its ceiling, in the table's terms.
+/// The lower of each limit, in the table's terms: a stage or route throttle never exceeds
+/// the gateway's.
 pub fn cap(
     t: impl Into<table::ThrottleSettings>,
     ceiling: table::ThrottleSettings,
@@ -173,6 +161,7 @@ pub fn http_url(s: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::ThrottleSettings;
 
     #[test]
     fn cidrs() {
