@@ -34,23 +34,25 @@ for name in A B; do
     run_wrk "${URL[$name]}" 2 "$CONNECTIONS" >/dev/null
 done
 
-printf '%-8s %-6s %12s %10s %12s\n' round build requests/s p99_ms cpu_us/req
-declare -A RPS P99 CPU
+printf '%-8s %-6s %12s %10s %12s %12s\n' round build requests/s p99_ms cpu_us/req kernel_us/req
+declare -A RPS P99 CPU SYS
 for round in $(seq 1 "$ROUNDS"); do
     for name in A B; do
-        read -r rps p99 cpu < <(MEASURE=${PID[$name]} run_wrk "${URL[$name]}" "$SECONDS_PER_RUN" "$CONNECTIONS")
-        printf '%-8s %-6s %12s %10s %12s\n' "$round" "$name" "$rps" "$p99" "$cpu"
-        RPS[$name]+="$rps " P99[$name]+="$p99 " CPU[$name]+="$cpu "
+        read -r rps p99 cpu sys < <(MEASURE=${PID[$name]} run_wrk "${URL[$name]}" "$SECONDS_PER_RUN" "$CONNECTIONS")
+        printf '%-8s %-6s %12s %10s %12s %12s\n' "$round" "$name" "$rps" "$p99" "$cpu" "$sys"
+        RPS[$name]+="$rps " P99[$name]+="$p99 " CPU[$name]+="$cpu " SYS[$name]+="$sys "
     done
 done
 
 echo
-declare -A M_RPS M_P99 M_CPU
+declare -A M_RPS M_P99 M_CPU M_SYS
 for name in A B; do
     # shellcheck disable=SC2086
     M_RPS[$name]=$(median ${RPS[$name]}) M_P99[$name]=$(median ${P99[$name]}) M_CPU[$name]=$(median ${CPU[$name]})
-    printf 'median %-3s %10s req/s, p99 %s ms, %s µs CPU/request (%s)\n' "$name:" "${M_RPS[$name]}" \
-        "${M_P99[$name]}" "${M_CPU[$name]}" "${!name}"
+    # shellcheck disable=SC2086
+    M_SYS[$name]=$(median ${SYS[$name]})
+    printf 'median %-3s %10s req/s, p99 %s ms, %s µs CPU/request (kernel %s) (%s)\n' "$name:" "${M_RPS[$name]}" \
+        "${M_P99[$name]}" "${M_CPU[$name]}" "${M_SYS[$name]}" "${!name}"
 done
 echo "ratio B/A: throughput $(ratio "${M_RPS[B]}" "${M_RPS[A]}")x," \
     "p99 $(ratio "${M_P99[B]}" "${M_P99[A]}")x, CPU/request $(ratio "${M_CPU[B]}" "${M_CPU[A]}")x"

@@ -6,6 +6,11 @@
 # complete. Prints the figure and the functions with the most inclusive cost.
 #
 #   bench/callgrind.sh [seconds, default 10] [connections, default 4]
+#
+# FLOOR=1 counts the floor instead (`proxy/examples/hyper_floor.rs`: hyper's server and
+# hyper-util's pooled client, nothing else), the figure Tollgate's own work is counted above.
+# CALLGRIND_KEEP=FILE keeps the profile there, for `callgrind_annotate` (`--inclusive=no`
+# for each function's own cost, `--tree=caller` for who calls it).
 source "$(dirname "$0")/lib.sh"
 
 SECONDS_PER_RUN=${1:-10}
@@ -14,16 +19,21 @@ PROXY_CPU=0 BACKEND_CPU=1 LOAD_CPU=1
 need nginx wrk curl valgrind
 
 # NO_BUILD=1 measures the release binary as it is.
-[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p tollgate-proxy --manifest-path "$ROOT/Cargo.toml"
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p tollgate-proxy --bin tollgate-proxy --example hyper_floor \
+    --manifest-path "$ROOT/Cargo.toml"
 BIN=${BIN:-"$ROOT/target/release/tollgate-proxy"}
 
 BACKEND=$(free_port); TOLLGATE=$(free_port); ADMIN=$(free_port)
 start_backend "$BACKEND"
 write_bench_api "$WORK/tollgate" "$BACKEND"
 OUT="$WORK/callgrind.out"
-taskset -c "$PROXY_CPU" valgrind --tool=callgrind --callgrind-out-file="$OUT" \
-    "$BIN" --config "$WORK/tollgate" --listen "127.0.0.1:$TOLLGATE" \
-    --admin-listen "127.0.0.1:$ADMIN" --worker-threads 1 --access-log off --log-level warn \
+if [ -n "${FLOOR:-}" ]; then
+    COMMAND=("${FLOOR_BIN:-"$ROOT/target/release/examples/hyper_floor"}" "127.0.0.1:$TOLLGATE" "127.0.0.1:$BACKEND")
+else
+    COMMAND=("$BIN" --config "$WORK/tollgate" --listen "127.0.0.1:$TOLLGATE" --admin-listen "127.0.0.1:$ADMIN"
+        --worker-threads 1 --access-log off --log-level warn)
+fi
+taskset -c "$PROXY_CPU" valgrind --tool=callgrind --callgrind-out-file="$OUT" "${COMMAND[@]}" \
     2>"$WORK/valgrind.log" &
 PIDS+=($!)
 VG=$!
@@ -41,9 +51,9 @@ total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(","
 echo "requests: $requests"
 echo "instructions: $total"
 awk -v t="$total" -v n="$requests" 'BEGIN { printf "instructions per request: %.0f\n", t / n }'
+[ -z "${CALLGRIND_KEEP:-}" ] || cp "$dump" "$CALLGRIND_KEEP"
 echo
 echo "inclusive cost per request, top functions:"
 callgrind_annotate --inclusive=yes "$dump" 2>/dev/null |
     awk -v n="$requests" '/^ *[0-9,]+ \(/ { c = $1; gsub(",", "", c); $1 = ""; $2 = ""; printf "%10.0f %s\n", c / n, substr($0, 1, 140) }' |
-    head -"${TOP:-40}"
-echo "$dump" > "${CALLGRIND_KEEP:-/dev/null}"
+    head -"${TOP:-40}" || true

@@ -120,10 +120,10 @@ chain_wrk 2 >/dev/null
 printf '%-8s %-10s %12s %10s %12s\n' round proxy requests/s p99_ms cpu_us/req
 PLAIN_RPS=() PLAIN_P99=() PLAIN_CPU=() CHAIN_RPS=() CHAIN_P99=() CHAIN_CPU=()
 for round in $(seq 1 "$ROUNDS"); do
-    read -r rps p99 cpu < <(MEASURE=$PLAIN_PID plain_wrk "$SECONDS_PER_RUN")
+    read -r rps p99 cpu _ < <(MEASURE=$PLAIN_PID plain_wrk "$SECONDS_PER_RUN")
     printf '%-8s %-10s %12s %10s %12s\n' "$round" plain "$rps" "$p99" "$cpu"
     PLAIN_RPS+=("$rps"); PLAIN_P99+=("$p99"); PLAIN_CPU+=("$cpu")
-    read -r rps p99 cpu < <(MEASURE=$CHAIN_PID chain_wrk "$SECONDS_PER_RUN")
+    read -r rps p99 cpu _ < <(MEASURE=$CHAIN_PID chain_wrk "$SECONDS_PER_RUN")
     printf '%-8s %-10s %12s %10s %12s\n' "$round" chain "$rps" "$p99" "$cpu"
     CHAIN_RPS+=("$rps"); CHAIN_P99+=("$p99"); CHAIN_CPU+=("$cpu")
 done

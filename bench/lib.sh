@@ -67,37 +67,41 @@ start_backend() { # port
 CONF
 }
 
-# wrk's requests/s, p99 latency (ms) and the measured processes' CPU time per request (µs)
-# for one run: prints "RPS P99 CPU_US". The processes are the pids in $MEASURE (and their
-# children: an nginx master's worker); without it CPU_US is "-". Fails on any non-2xx.
-# CPU time per request is far less noisy than requests/s on a shared machine.
+# wrk's requests/s, p99 latency (ms) and the measured processes' CPU time per request (µs),
+# all of it and the kernel's part, for one run: prints "RPS P99 CPU_US SYS_US". The processes
+# are the pids in $MEASURE (and their children: an nginx master's worker); without it the
+# CPU figures are "-". Fails on any non-2xx. CPU time per request is far less noisy than
+# requests/s on a shared machine.
 run_wrk() { # url seconds connections [wrk args, such as -H "name: value"...]
-    local url=$1 seconds=$2 connections=$3 out before after
+    local url=$1 seconds=$2 connections=$3 out before after sys_before sys_after
     shift 3
-    before=$(cpu_ticks ${MEASURE:-})
+    before=$(cpu_ticks ${MEASURE:-}) sys_before=$(SYS_ONLY=1 cpu_ticks ${MEASURE:-})
     out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$connections" -d"$seconds"s --latency "$@" "$url")
-    after=$(cpu_ticks ${MEASURE:-})
+    after=$(cpu_ticks ${MEASURE:-}) sys_after=$(SYS_ONLY=1 cpu_ticks ${MEASURE:-})
     # A 429 or 403 is not what is being measured.
     if grep -q "Non-2xx" <<<"$out"; then
         echo "bench: $url answered non-2xx under load:" >&2; echo "$out" >&2; exit 1
     fi
-    local rps p99 requests cpu=-
+    local rps p99 requests cpu=- sys=-
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
     requests=$(awk '/requests in/ {print $1}' <<<"$out")
     if [ -n "${MEASURE:-}" ]; then
         cpu=$(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
             'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
+        sys=$(awk -v t="$((sys_after - sys_before))" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+            'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
     fi
-    echo "$rps $(to_ms "$p99") $cpu"
+    echo "$rps $(to_ms "$p99") $cpu $sys"
 }
 
-# User + system CPU ticks of the given processes and their children, summed.
+# User + system CPU ticks of the given processes and their children, summed; with SYS_ONLY
+# set, system (kernel) ticks only.
 cpu_ticks() { # pid...
     local total=0 pid
     for pid in "$@" $(for p in "$@"; do pgrep -P "$p" || true; done); do
         [ -r "/proc/$pid/stat" ] || continue
-        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+        total=$((total + $(awk -v sys="${SYS_ONLY:-}" '{print (sys ? 0 : $14) + $15}' "/proc/$pid/stat")))
     done
     echo "$total"
 }

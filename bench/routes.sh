@@ -46,7 +46,7 @@ measure() { # routes -> prints "RPS P99 RSS_KB COMPILE_MS BUILD_MS"
     PIDS+=("$pid")
     wait_http "http://127.0.0.1:$port/bench/hello/world" >/dev/null
     run_wrk "http://127.0.0.1:$port/bench/hello/world" 2 50 >/dev/null
-    read -r rps p99 cpu < <(MEASURE=$pid run_wrk "http://127.0.0.1:$port/bench/hello/world" "$SECONDS_PER_RUN" 50)
+    read -r rps p99 cpu _ < <(MEASURE=$pid run_wrk "http://127.0.0.1:$port/bench/hello/world" "$SECONDS_PER_RUN" 50)
     local rss compile build
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
     compile=$(grep -o '"compile_ms":"[0-9.]*"' "$log" | head -1 | grep -o '[0-9.]*')

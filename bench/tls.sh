@@ -82,7 +82,7 @@ printf '%-8s %-10s %-7s %12s %10s %12s\n' round proxy scheme requests/s p99_ms c
 declare -A RPS P99 CPU
 for round in $(seq 1 "$ROUNDS"); do
     for i in "${!URLS[@]}"; do
-        read -r rps p99 cpu < <(MEASURE=${MEASURED[$i]} run_wrk "${URLS[$i]}" "$SECONDS_PER_RUN" "$CONNECTIONS")
+        read -r rps p99 cpu _ < <(MEASURE=${MEASURED[$i]} run_wrk "${URLS[$i]}" "$SECONDS_PER_RUN" "$CONNECTIONS")
         printf '%-8s %-10s %-7s %12s %10s %12s\n' "$round" "${NAMES[$i]}" "${SCHEMES[$i]}" "$rps" "$p99" "$cpu"
         key="${NAMES[$i]}-${SCHEMES[$i]}"
         RPS[$key]+="$rps "; P99[$key]+="$p99 "; CPU[$key]+="$cpu "
