@@ -56,6 +56,19 @@ pub struct AccessRecord {
     pub user_agent: Option<HeaderValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+    /// A connection that switched protocols (a WebSocket), when it has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgraded: Option<Upgraded>,
+}
+
+/// What an upgraded connection carried, for its access-log line.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Upgraded {
+    /// From the 101 to the end of the connection.
+    pub duration_ms: u64,
+    pub bytes_from_client: u64,
+    pub bytes_to_client: u64,
 }
 
 impl AccessRecord {
@@ -106,6 +119,7 @@ impl AccessRecord {
             deployment: None,
             user_agent: None,
             error_message: None,
+            upgraded: None,
         }
     }
 }

@@ -34,3 +34,4 @@ pub mod tls;
 pub mod transport;
 pub mod upstream;
 pub mod warn_every;
+pub mod websocket;

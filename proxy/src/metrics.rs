@@ -29,6 +29,8 @@ pub struct Metrics {
     pub connections_open: IntGauge,
     /// Client connections closed unserved because `--max-connections` were open.
     pub connections_refused: IntCounter,
+    /// Upgraded (WebSocket) connections being relayed.
+    pub websocket_connections_open: IntGauge,
     upstream_calls: IntCounterVec,
     upstream_duration: HistogramVec,
     upstream_retries: IntCounterVec,
@@ -201,6 +203,11 @@ impl Metrics {
             "Client connections closed unserved because --max-connections were open",
         )
         .expect("valid metric");
+        let websocket_connections_open = IntGauge::new(
+            "tollgate_websocket_connections_open",
+            "WebSocket connections being relayed between a client and a backend",
+        )
+        .expect("valid metric");
         let upstream_calls = IntCounterVec::new(
             Opts::new(
                 "tollgate_upstream_calls_total",
@@ -248,6 +255,7 @@ impl Metrics {
             Box::new(body_budget_refusals.clone()),
             Box::new(connections_open.clone()),
             Box::new(connections_refused.clone()),
+            Box::new(websocket_connections_open.clone()),
             Box::new(upstream_calls.clone()),
             Box::new(upstream_duration.clone()),
             Box::new(upstream_retries.clone()),
@@ -271,6 +279,7 @@ impl Metrics {
             body_budget_refusals,
             connections_open,
             connections_refused,
+            websocket_connections_open,
             upstream_calls,
             upstream_duration,
             upstream_retries,

@@ -65,6 +65,9 @@ pub struct RequestCtx<'a> {
     /// The client's address: the peer's, or from `X-Forwarded-For` when the peer is a
     /// trusted proxy (set by the policy phase).
     pub source_ip: IpAddr,
+    /// Whether the request is a WebSocket handshake whose connection can be handed over
+    /// ([`websocket`](crate::websocket)).
+    pub websocket: bool,
 }
 
 impl RequestCtx<'_> {

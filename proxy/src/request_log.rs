@@ -20,7 +20,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper::header;
 use hyper::{Method, Response, StatusCode};
 
-use crate::access_log::AccessRecord;
+use crate::access_log::{AccessRecord, Upgraded};
 use crate::body::{Body, BoxError};
 use crate::errors::GatewayError;
 use crate::metrics::{RequestLabels, RouteMetrics};
@@ -79,6 +79,28 @@ impl Logged {
             sent: 0,
             held: None,
         })
+    }
+
+    /// Takes the metrics for a response that switches protocols (101) and holds the line
+    /// back: the connection it upgrades writes it when it ends ([`Logged::closed`]).
+    pub fn switched(mut self, response: Response<Body>) -> (Response<LoggedBody>, Logged) {
+        self.record.status = response.status().as_u16();
+        self.observe();
+        let response = response.map(|inner| LoggedBody {
+            inner,
+            log: None,
+            sent: 0,
+            held: None,
+        });
+        (response, self)
+    }
+
+    /// Writes the line of an upgraded connection that has ended, with what it carried and,
+    /// if it ended on an error, which.
+    pub fn closed(mut self, upgraded: Upgraded, error: Option<String>) {
+        self.record.upgraded = Some(upgraded);
+        self.record.error_message = error;
+        self.write();
     }
 
     /// The latency so far into the record, and the request into the metrics.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Request, Response, Uri};
+use hyper::{Method, Request, Response, StatusCode, Uri};
 use tollgate_crds::table::{HttpBackendTable, HttpMethod};
 
 use crate::auth::identity;
@@ -18,6 +18,7 @@ use crate::request_body::{BodyError, RequestBody};
 use crate::request_ctx::RouteCtx;
 use crate::template::{Vars, render};
 use crate::upstream::{Deadline, Kind, Outbound, Payload, Upstream, UpstreamError};
+use crate::websocket;
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -64,6 +65,9 @@ pub async fn forward<B: ClientBody>(
     let headers = request.headers_mut();
     headers.remove(header::HOST);
     headers.remove(header::CONTENT_LENGTH);
+    if call.websocket {
+        websocket::forward_handshake(&call.parts.headers, headers);
+    }
     forwarded_headers(call, headers);
     authorizer_headers(call, headers);
     client_cert_headers(call, headers);
@@ -82,19 +86,31 @@ pub async fn forward<B: ClientBody>(
         request_id: Some(call.id),
         deadline: Deadline::after(Duration::from_millis(u64::from(timeout_millis))),
     };
-    let mut response = upstream
-        .send(outbound, request)
-        .await
-        .map_err(|e| match e {
-            UpstreamError::Timeout(_) => GatewayError::IntegrationTimeout,
-            UpstreamError::BadUrl { .. } => GatewayError::Configuration(e.to_string()),
-            // The client's body failed on the way: the client's fault, not the backend's.
-            e => match BodyError::find(&e) {
-                Some(body_error) => GatewayError::from(body_error.clone()),
-                None => GatewayError::IntegrationFailure(error_chain(&e)),
-            },
-        })?;
+    let sent = if call.websocket {
+        upstream.upgrade(outbound, request).await
+    } else {
+        upstream.send(outbound, request).await
+    };
+    let mut response = sent.map_err(|e| match e {
+        UpstreamError::Timeout(_) => GatewayError::IntegrationTimeout,
+        UpstreamError::BadUrl { .. } => GatewayError::Configuration(e.to_string()),
+        // The client's body failed on the way: the client's fault, not the backend's.
+        e => match BodyError::find(&e) {
+            Some(body_error) => GatewayError::from(body_error.clone()),
+            None => GatewayError::IntegrationFailure(error_chain(&e)),
+        },
+    })?;
+    let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let upgrade = switched.then(|| response.headers().get(header::UPGRADE).cloned());
     strip_hop_by_hop(response.headers_mut());
+    // A 101 tells the client which protocol the connection now speaks.
+    if let Some(upgrade) = upgrade {
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Some(upgrade) = upgrade {
+            headers.insert(header::UPGRADE, upgrade);
+        }
+    }
     Ok(response)
 }
 

@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::http::request::Parts;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use tracing::Instrument;
 
 use crate::access_log::AccessRecord;
@@ -45,7 +45,7 @@ use crate::request_ctx::{Connection, RequestCtx};
 use crate::request_log::{Logged, LoggedBody};
 use crate::state::Shared;
 use crate::throttle::Subject;
-use crate::{api_key, auth, cors, integration, request_body};
+use crate::{api_key, auth, cors, integration, request_body, websocket};
 
 pub mod gateway;
 pub mod response;
@@ -62,6 +62,8 @@ struct Arrival<'a> {
     received_at: jiff::Timestamp,
     conn: &'a Connection,
     parts: &'a Parts,
+    /// A WebSocket handshake whose connection can be handed over.
+    websocket: bool,
 }
 
 /// Serves one request. Never fails: every error becomes a gateway response.
@@ -77,7 +79,8 @@ pub async fn handle<B: ClientBody>(
     let request_id: &str = id.hyphenated().encode_lower(&mut id_text);
     let dispatch = shared.dispatch.load_full();
 
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let client_upgrade = websocket::client_upgrade(&mut parts);
     // Phase 10 is armed from here: the line is written once, when the response has been
     // sent, or with 499 if the client goes away first.
     let mut log = Logged::new(
@@ -98,6 +101,7 @@ pub async fn handle<B: ClientBody>(
         received_at,
         conn: &conn,
         parts: &parts,
+        websocket: client_upgrade.is_some(),
     };
     let outcome = serve(&shared, &dispatch, arrival, body, &mut log)
         .instrument(span)
@@ -107,7 +111,16 @@ pub async fn handle<B: ClientBody>(
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
 
-    // Phase 10: log.
+    // Phase 10: log (a WebSocket's when its connection ends).
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(websocket::switch(
+            shared,
+            client_upgrade,
+            response,
+            log,
+            &parts.method,
+        ));
+    }
     Ok(log.answered(&parts.method, response))
 }
 
@@ -125,6 +138,7 @@ async fn serve<B: ClientBody>(
         received_at,
         conn,
         parts,
+        websocket,
     } = arrival;
 
     // Phase 1: gateway and stage.
@@ -159,6 +173,7 @@ async fn serve<B: ClientBody>(
         target,
         client_cert,
         source_ip,
+        websocket,
     };
     let cors = ctx.target.gateway.cors.as_ref();
     let outcome = match policy.check(source_ip) {

@@ -99,6 +99,19 @@ impl Http1 {
         &self.host_header
     }
 
+    /// Hands the connection to a task of its own that can upgrade it, for a request that
+    /// asks to switch protocols (a WebSocket handshake): such a connection never goes back
+    /// to a pool. After a 101, `hyper::upgrade::on` on the response gives the connection.
+    pub fn upgradeable(self) -> SendRequest<Body> {
+        let conn = *self.conn;
+        tokio::spawn(async move {
+            if let Err(error) = conn.with_upgrades().await {
+                tracing::debug!(error = %error, "an upgradeable backend connection failed");
+            }
+        });
+        self.sender
+    }
+
     /// Polls the connection: `Ready` once it is over (closed, failed or upgraded).
     fn poll_conn(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         Pin::new(&mut *self.conn).poll(cx).map(|_| ())

@@ -78,7 +78,30 @@ impl Upstream {
     ) -> impl Future<Output = Result<Response<Body>, UpstreamError>> + Send + 'a {
         Box::pin(async move {
             let deadline = call.deadline;
-            let result = tokio::time::timeout_at(deadline.at(), self.exchange(call, request))
+            let exchange = self.exchange(call, request, Way::Pooled);
+            let result = tokio::time::timeout_at(deadline.at(), exchange)
+                .await
+                .unwrap_or(Err(UpstreamError::Timeout(deadline.timeout())));
+            self.observe(call, result.as_ref().err());
+            let response = result?;
+            Ok(response.map(|body| UntilDeadline::new(body, deadline).boxed()))
+        })
+    }
+
+    /// Sends a request that asks to switch protocols (a WebSocket handshake) on a connection
+    /// of its own, which never goes back to a pool. The deadline covers the response head
+    /// (and the body of an answer that is not 101); after a 101, `hyper::upgrade::on` on the
+    /// response gives the backend's connection, for as long as it lasts. Boxed as
+    /// [`send`](Self::send) is.
+    pub fn upgrade<'a>(
+        &'a self,
+        call: Outbound<'a>,
+        request: Request<Payload>,
+    ) -> impl Future<Output = Result<Response<Body>, UpstreamError>> + Send + 'a {
+        Box::pin(async move {
+            let deadline = call.deadline;
+            let exchange = self.exchange(call, request, Way::Upgradeable);
+            let result = tokio::time::timeout_at(deadline.at(), exchange)
                 .await
                 .unwrap_or(Err(UpstreamError::Timeout(deadline.timeout())));
             self.observe(call, result.as_ref().err());
@@ -98,7 +121,7 @@ impl Upstream {
         Box::pin(async move {
             let deadline = call.deadline;
             let exchange = async {
-                let response = self.exchange(call, request).await?;
+                let response = self.exchange(call, request, Way::Pooled).await?;
                 read_whole(response, max_bytes).await
             };
             let result = tokio::time::timeout_at(deadline.at(), exchange)
@@ -144,6 +167,7 @@ impl Upstream {
         &self,
         call: Outbound<'_>,
         mut request: Request<Payload>,
+        way: Way,
     ) -> Result<Response<Answer>, UpstreamError> {
         if let Some(id) = call.request_id
             && let Ok(value) = HeaderValue::try_from(id)
@@ -155,7 +179,12 @@ impl Upstream {
             return Err(bad_url(uri, "no host"));
         };
         match uri.scheme() {
-            Some(s) if *s == Scheme::HTTP => self.plain(call, request, host).await,
+            Some(s) if *s == Scheme::HTTP => match way {
+                Way::Pooled => self.plain(call, request, host).await,
+                Way::Upgradeable => self.upgradeable(request, host).await,
+            },
+            // hyper-util's connections can be upgraded, and one that is never goes back to
+            // its pool.
             Some(s) if *s == Scheme::HTTPS => {
                 let response = self
                     .tls
@@ -166,6 +195,25 @@ impl Upstream {
             }
             _ => Err(bad_url(uri, "the scheme is not http or https")),
         }
+    }
+
+    /// An HTTP/1.1 exchange on a new connection of its own, which can be upgraded.
+    async fn upgradeable(
+        &self,
+        request: Request<Payload>,
+        host: Authority,
+    ) -> Result<Response<Answer>, UpstreamError> {
+        let (mut parts, payload) = request.into_parts();
+        self.metrics.connection_opened();
+        let conn = Box::pin(Http1::connect(&host, host_header(&host))).await?;
+        origin_form(&mut parts, conn.host_header());
+        let mut sender = conn.upgradeable();
+        let request = Request::from_parts(parts, payload.into_body());
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| UpstreamError::Exchange(Box::new(e)))?;
+        Ok(response.map(Answer::Pooled))
     }
 
     /// A plain HTTP/1.1 exchange on a connection of this worker's pool, or a new one; sent
@@ -244,6 +292,14 @@ impl Upstream {
             self.metrics.retried(call.kind);
         }
     }
+}
+
+/// How a plain `http://` request travels: on a pooled connection driven by the request's
+/// task, or on one of its own that can be upgraded.
+#[derive(Clone, Copy)]
+enum Way {
+    Pooled,
+    Upgradeable,
 }
 
 /// The `Host` a backend gets: its host, and its port unless the default.

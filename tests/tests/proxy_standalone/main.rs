@@ -19,6 +19,7 @@ mod reload_safety;
 mod request_path;
 mod routing;
 mod startup;
+mod websocket;
 
 pub use tollgate_tests::proxy::{Served as Running, serve};
 

@@ -1,0 +1,259 @@
+//! WebSocket pass-through. A route with an HTTP integration forwards an HTTP/1.1 WebSocket
+//! handshake (`GET`, `Connection: Upgrade`, `Upgrade: websocket`) to its backend after every
+//! phase an ordinary request passes: resource policy, authorizer, API key, throttle and
+//! quota apply to the handshake. When the backend answers 101, the client's connection and
+//! a backend connection of its own ([`Upstream::upgrade`](crate::upstream::Upstream::upgrade))
+//! are joined, and bytes are relayed both ways until either side closes. Any other answer
+//! goes back to the client as an ordinary response.
+//!
+//! The relay is a task of its own, holding nothing of the table it was admitted by: a new
+//! table, a certificate rotation or the controller going away leaves it running. One
+//! access-log line per connection, written when it ends, with its duration and the bytes each
+//! way (`upgraded`); `tollgate_websocket_connections_open` counts the connections relayed now.
+//!
+//! Frames are relayed as bytes, not read: the backend speaks WebSocket with the client, as
+//! behind nginx or HAProxy.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::upgrade::OnUpgrade;
+use hyper::{Method, Response, Version};
+use hyper_util::rt::TokioIo;
+use prometheus::IntGauge;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use crate::access_log::Upgraded;
+use crate::body::Body;
+use crate::errors::GatewayError;
+use crate::request_log::{Logged, LoggedBody};
+use crate::state::Shared;
+
+/// The client's side of a WebSocket handshake, taken from the request before the phases
+/// run: `None` for any other request (and for HTTP/2, whose extended CONNECT is not served).
+pub fn client_upgrade(parts: &mut Parts) -> Option<OnUpgrade> {
+    if !asks_for_websocket(parts) {
+        return None;
+    }
+    parts.extensions.remove::<OnUpgrade>()
+}
+
+/// Whether the request is an HTTP/1.1 WebSocket handshake (RFC 6455, section 4.1).
+fn asks_for_websocket(parts: &Parts) -> bool {
+    parts.version == Version::HTTP_11
+        && parts.method == Method::GET
+        && has_token(&parts.headers, header::UPGRADE, "websocket")
+        && has_token(&parts.headers, header::CONNECTION, "upgrade")
+}
+
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value
+            .to_str()
+            .unwrap_or("")
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    })
+}
+
+/// The hop-by-hop headers a handshake carries on to its backend, which the HTTP integration
+/// strips from every other request.
+pub fn forward_handshake(from: &HeaderMap, to: &mut HeaderMap) {
+    to.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Some(upgrade) = from.get(header::UPGRADE) {
+        to.insert(header::UPGRADE, upgrade.clone());
+    }
+}
+
+/// Answers a backend's 101: the client's and the backend's connections are joined in a task
+/// of their own, which writes the access-log line when the connection ends. A 101 to a
+/// request that did not ask for it, or with no backend connection behind it (a mock's),
+/// is the integration's fault: 502.
+pub fn switch(
+    shared: Arc<Shared>,
+    client: Option<OnUpgrade>,
+    mut response: Response<Body>,
+    log: Logged,
+    method: &Method,
+) -> Response<LoggedBody> {
+    let backend_connection = response.extensions().get::<OnUpgrade>().is_some();
+    let backend = hyper::upgrade::on(&mut response);
+    let (Some(client), true) = (client, backend_connection) else {
+        let error = GatewayError::IntegrationFailure(
+            "the integration switched protocols for a request that did not ask to".into(),
+        );
+        tracing::warn!(error = %error, "request failed");
+        let mut log = log;
+        log.record.error_message = Some(error.to_string());
+        return log.answered(method, error.into_response());
+    };
+    let (response, log) = log.switched(response);
+    tokio::spawn(relay(shared, client, backend, log));
+    response
+}
+
+/// Relays bytes both ways until either side closes, then writes the line.
+async fn relay(shared: Arc<Shared>, client: OnUpgrade, backend: OnUpgrade, log: Logged) {
+    let _open = OpenGuard::new(shared.metrics.websocket_connections_open.clone());
+    let opened = Instant::now();
+    let mut sent = Sent::default();
+    let outcome = async {
+        let (client, backend) = tokio::try_join!(client, backend).map_err(io::Error::other)?;
+        let client = Counted {
+            io: TokioIo::new(client),
+            sent: &mut sent,
+        };
+        join(client, TokioIo::new(backend)).await
+    }
+    .await;
+    let error = outcome
+        .err()
+        .map(|e| format!("the WebSocket connection failed: {e}"));
+    if let Some(error) = &error {
+        tracing::debug!(request_id = %log.record.request_id, error = %error, "websocket ended");
+    }
+    let upgraded = Upgraded {
+        duration_ms: opened.elapsed().as_millis() as u64,
+        bytes_from_client: sent.from_client,
+        bytes_to_client: sent.to_client,
+    };
+    log.closed(upgraded, error);
+}
+
+/// Copies each side's bytes to the other until one side ends its stream; the other is then
+/// told so and both are closed. A WebSocket is over once either side has closed (after the
+/// closing handshake the server closes first, RFC 6455 section 7.1.1): a client that keeps
+/// its end open after that holds nothing of the proxy's.
+async fn join<C, B>(client: C, backend: B) -> io::Result<()>
+where
+    C: AsyncRead + AsyncWrite,
+    B: AsyncRead + AsyncWrite,
+{
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut backend_read, mut backend_write) = tokio::io::split(backend);
+    let up = async {
+        tokio::io::copy(&mut client_read, &mut backend_write).await?;
+        backend_write.shutdown().await
+    };
+    let down = async {
+        tokio::io::copy(&mut backend_read, &mut client_write).await?;
+        client_write.shutdown().await
+    };
+    tokio::select! {
+        ended = up => ended,
+        ended = down => ended,
+    }
+}
+
+/// `tollgate_websocket_connections_open`, up for as long as the relay runs.
+struct OpenGuard(IntGauge);
+
+impl OpenGuard {
+    fn new(gauge: IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The bytes an upgraded connection carried so far.
+#[derive(Default)]
+struct Sent {
+    from_client: u64,
+    to_client: u64,
+}
+
+/// The client's connection, counting what it reads and writes (so a connection that ends
+/// on an error is logged with what it carried until then).
+struct Counted<'a, T> {
+    io: T,
+    sent: &'a mut Sent,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<'_, T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        self.sent.from_client += (buf.filled().len() - before) as u64;
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<'_, T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.sent.to_client += n as u64;
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(version: Version, method: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut builder = hyper::Request::builder()
+            .method(method)
+            .uri("/chat")
+            .version(version);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn a_handshake_is_an_http11_get_with_both_tokens_in_any_case_and_list() {
+        let handshake = [
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket"),
+        ];
+        assert!(asks_for_websocket(&parts(
+            Version::HTTP_11,
+            "GET",
+            &handshake
+        )));
+        let not = [
+            parts(Version::HTTP_11, "POST", &handshake),
+            parts(Version::HTTP_10, "GET", &handshake),
+            parts(Version::HTTP_11, "GET", &[("upgrade", "websocket")]),
+            parts(Version::HTTP_11, "GET", &[("connection", "upgrade")]),
+            parts(
+                Version::HTTP_11,
+                "GET",
+                &[("connection", "upgrade"), ("upgrade", "h2c")],
+            ),
+        ];
+        for p in not {
+            assert!(!asks_for_websocket(&p), "{p:?}");
+        }
+    }
+}

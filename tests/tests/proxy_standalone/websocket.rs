@@ -1,0 +1,228 @@
+//! WebSocket pass-through: a real WebSocket client (tokio-tungstenite) through the real proxy
+//! to a real WebSocket backend (tokio-tungstenite's server), on a route with an HTTP
+//! integration. The handshake passes the request path's phases; frames are relayed both
+//! ways; the connection outlives a table swap; one access-log line per connection.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tollgate_tests::client::Client;
+use tollgate_tests::config::{ConfigDir, dev_gateway, http, mock, route};
+use tollgate_tests::proxy::Proxy;
+use tollgate_tests::wait::eventually_async;
+
+/// A handshake a backend accepted: its target and headers.
+#[derive(Clone)]
+struct Handshake {
+    target: String,
+    headers: http::HeaderMap,
+}
+
+/// A WebSocket server that echoes every message, and the handshakes it accepted.
+struct EchoServer {
+    addr: SocketAddr,
+    handshakes: Arc<Mutex<Vec<Handshake>>>,
+}
+
+impl EchoServer {
+    /// Notes the handshake, and accepts it (tungstenite's callback, whose error is its own).
+    #[allow(clippy::result_large_err)]
+    fn record(
+        seen: &Mutex<Vec<Handshake>>,
+        request: &Request,
+        response: Response,
+    ) -> Result<Response, ErrorResponse> {
+        seen.lock().unwrap().push(Handshake {
+            target: request.uri().to_string(),
+            headers: request.headers().clone(),
+        });
+        Ok(response)
+    }
+
+    #[allow(clippy::result_large_err)] // the handshake callback's type is tungstenite's
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handshakes = Arc::new(Mutex::new(Vec::new()));
+        let seen = handshakes.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let record = |request: &Request, response: Response| {
+                        Self::record(&seen, request, response)
+                    };
+                    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, record).await
+                    else {
+                        return;
+                    };
+                    while let Some(Ok(message)) = ws.next().await {
+                        if message.is_close() {
+                            break;
+                        }
+                        if ws.send(message).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, handshakes }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+fn resources(echo: &EchoServer, extra: Option<Value>) -> Vec<Value> {
+    let mut closed = route("closed", "chat", "GET", "/closed", http(&echo.url("/ws")));
+    closed["spec"]["throttle"] = json!({"rateLimit": 0, "burstLimit": 0});
+    let mut all = vec![
+        dev_gateway("chat"),
+        route("chat", "chat", "GET", "/chat", http(&echo.url("/ws"))),
+        closed,
+    ];
+    all.extend(extra);
+    all
+}
+
+async fn open_gauge(client: &Client, proxy: &Proxy) -> f64 {
+    let metrics = client.get(&proxy.admin_url("/metrics"), &[]).await.text();
+    metrics
+        .lines()
+        .find(|l| l.starts_with("tollgate_websocket_connections_open "))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .expect("the open WebSocket gauge")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_passes_through_an_http_route_and_outlives_a_table_swap() {
+    let echo = EchoServer::start().await;
+    let config = ConfigDir::new();
+    config.write("api.yaml", &resources(&echo, None));
+    let proxy = Proxy::start_standalone(config.path(), &[]);
+    let client = Client::new();
+
+    let url = format!("ws://{}/dev/chat?room=1", proxy.addr());
+    let (mut ws, response) = tokio_tungstenite::connect_async(url.into_client_request().unwrap())
+        .await
+        .expect("the handshake through the proxy");
+    assert_eq!(response.status(), 101);
+    assert!(response.headers().contains_key("x-amzn-requestid"));
+
+    // The backend saw the handshake on its own path, with the forwarding headers.
+    let handshake = echo.handshakes.lock().unwrap()[0].clone();
+    assert_eq!(handshake.target, "/ws?room=1");
+    assert_eq!(handshake.headers["x-forwarded-for"], "127.0.0.1");
+    assert!(handshake.headers.contains_key("sec-websocket-key"));
+
+    ws.send(Message::text("hello")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello"));
+    let big = vec![7u8; 100_000];
+    ws.send(Message::binary(big.clone())).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(big));
+    assert_eq!(open_gauge(&client, &proxy).await, 1.0);
+
+    // A new table (a route added) does not touch the open connection.
+    let added = route(
+        "more",
+        "chat",
+        "GET",
+        "/more",
+        mock(200, r#"{"more":true}"#),
+    );
+    config.write("api.yaml", &resources(&echo, Some(added)));
+    eventually_async("the new table to serve /dev/more", || async {
+        let r = client.get(&proxy.url("/dev/more"), &[]).await;
+        (r.status == 200).then_some(())
+    })
+    .await;
+    ws.send(Message::text("still here")).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("still here")
+    );
+
+    ws.close(None).await.unwrap();
+    while ws.next().await.is_some() {}
+    eventually_async("the connection's access-log line", || async {
+        let line = proxy
+            .access_log()
+            .into_iter()
+            .find(|l| l["status"] == 101 && l.get("upgraded").is_some())?;
+        Some(line)
+    })
+    .await;
+    let line = proxy
+        .access_log()
+        .into_iter()
+        .find(|l| l["status"] == 101)
+        .unwrap();
+    assert_eq!(line["routeKey"], "GET /chat", "{line}");
+    let upgraded = &line["upgraded"];
+    // The two messages, the close frame and the framing (client frames are masked).
+    let from_client = upgraded["bytesFromClient"].as_u64().unwrap();
+    let to_client = upgraded["bytesToClient"].as_u64().unwrap();
+    assert!((100_015..100_100).contains(&from_client), "{line}");
+    assert!((100_010..100_100).contains(&to_client), "{line}");
+    assert!(upgraded["durationMs"].as_u64().is_some(), "{line}");
+    assert_eq!(open_gauge(&client, &proxy).await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_is_refused_by_the_phases_before_any_backend_sees_it() {
+    let echo = EchoServer::start().await;
+    let config = ConfigDir::new();
+    config.write("api.yaml", &resources(&echo, None));
+    let proxy = Proxy::start_standalone(config.path(), &[]);
+
+    // The throttle phase refuses a route with no rate to spend.
+    let url = format!("ws://{}/dev/closed", proxy.addr());
+    match tokio_tungstenite::connect_async(url).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 429),
+        other => panic!("expected 429, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    // No route: Amazon's 403 for a path nothing serves.
+    let url = format!("ws://{}/dev/nowhere", proxy.addr());
+    match tokio_tungstenite::connect_async(url).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("expected 403, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    assert!(echo.handshakes.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_does_not_switch_protocols_answers_as_any_request() {
+    // A plain HTTP backend answers the handshake with its own 200: the client gets it, and
+    // no connection is relayed.
+    let backend = tollgate_tests::backend::Backend::echo();
+    let config = ConfigDir::new();
+    config.write(
+        "api.yaml",
+        &[
+            dev_gateway("chat"),
+            route("plain", "chat", "GET", "/plain", http(&backend.url("/p"))),
+        ],
+    );
+    let proxy = Proxy::start_standalone(config.path(), &[]);
+    let url = format!("ws://{}/dev/plain", proxy.addr());
+    match tokio_tungstenite::connect_async(url).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 200),
+        other => panic!("expected 200, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    // The backend was asked to upgrade, as the client asked.
+    let received = backend.received();
+    assert_eq!(received[0].echo["headers"]["upgrade"], json!(["websocket"]));
+    let client = Client::new();
+    assert_eq!(open_gauge(&client, &proxy).await, 0.0);
+}
