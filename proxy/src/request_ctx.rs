@@ -20,10 +20,11 @@ use crate::auth::Identity;
 use crate::canary::Deployment;
 use crate::dispatch::{KeyBinding, Target};
 use crate::router::ServedRoute;
+use crate::server::Hold;
 use crate::tls::{ClientCert, TlsSession};
 
 /// Where a connection comes from.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Connection {
     pub peer: SocketAddr,
     /// The peer's address as text, made once per connection (`X-Forwarded-For`).
@@ -31,6 +32,9 @@ pub struct Connection {
     pub scheme: &'static str,
     /// The handshake's outcome, on the TLS listener.
     pub tls: Option<Arc<TlsSession>>,
+    /// The connection's claim on the proxy (its place under the connection cap, and the
+    /// drain's wait), for what outlives the request: a WebSocket relay. `None` in tests.
+    pub hold: Option<Hold>,
 }
 
 impl Connection {
@@ -42,6 +46,14 @@ impl Connection {
             peer_text,
             scheme,
             tls,
+            hold: None,
+        }
+    }
+
+    pub fn held(self, hold: Hold) -> Self {
+        Self {
+            hold: Some(hold),
+            ..self
         }
     }
 }

@@ -97,6 +97,16 @@ enum Phase {
     Draining,
 }
 
+/// A client connection's claim on the proxy: its place under `--max-connections` and a
+/// receiver of the phase, which the drain waits for. The connection's task holds it, and so
+/// does each request's [`Connection`]; a WebSocket relay that outlives the task keeps it
+/// (`websocket`), so an upgraded connection still counts, and still runs through the drain.
+#[derive(Clone)]
+pub struct Hold {
+    _admitted: Arc<Admitted>,
+    _phase: watch::Receiver<Phase>,
+}
+
 /// What every connection task shares. Each holds it (and with it a receiver of the phase)
 /// until it ends, so the drain is over when the phase has no receiver left.
 struct Listening {
@@ -201,6 +211,15 @@ pub async fn serve(
     }
 }
 
+impl Listening {
+    fn hold(&self, admitted: Admitted) -> Hold {
+        Hold {
+            _admitted: Arc::new(admitted),
+            _phase: self.phase.clone(),
+        }
+    }
+}
+
 async fn accept_if_any(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
     match listener {
         Some(listener) => listener.accept().await,
@@ -233,7 +252,7 @@ async fn serve_plain(
     mut stream: TcpStream,
     peer: SocketAddr,
     listening: Arc<Listening>,
-    _admitted: Admitted,
+    admitted: Admitted,
 ) {
     let timeout = listening.header_read_timeout;
     let (prefix, sniffed) = match tokio::time::timeout(timeout, sniff(&mut stream, true)).await {
@@ -249,7 +268,7 @@ async fn serve_plain(
         offset: 0,
         inner: stream,
     });
-    let conn = Connection::new(peer, "http", None);
+    let conn = Connection::new(peer, "http", None).held(listening.hold(admitted));
     serve_http(io, sniffed == Sniffed::Http2, conn, &listening).await;
 }
 
@@ -258,7 +277,7 @@ async fn serve_tls(
     peer: SocketAddr,
     listening: Arc<Listening>,
     default_certificate: Option<Arc<DefaultCertificate>>,
-    _admitted: Admitted,
+    admitted: Admitted,
 ) {
     let shared = &listening.shared;
     let timeout = listening.header_read_timeout;
@@ -287,7 +306,8 @@ async fn serve_tls(
         }
     };
     let is_h2 = session.h2;
-    let conn = Connection::new(peer, "https", Some(Arc::new(session)));
+    let conn =
+        Connection::new(peer, "https", Some(Arc::new(session))).held(listening.hold(admitted));
     if is_h2 {
         serve_http(TokioIo::new(stream), true, conn, &listening).await;
         return;

@@ -31,7 +31,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use crate::access_log::Upgraded;
 use crate::body::Body;
 use crate::errors::GatewayError;
+use crate::request_ctx::Connection;
 use crate::request_log::{Logged, LoggedBody};
+use crate::server::Hold;
 use crate::state::Shared;
 
 /// The client's side of a WebSocket handshake, taken from the request before the phases
@@ -76,6 +78,7 @@ pub fn forward_handshake(from: &HeaderMap, to: &mut HeaderMap) {
 /// is the integration's fault: 502.
 pub fn switch(
     shared: Arc<Shared>,
+    conn: &Connection,
     client: Option<OnUpgrade>,
     mut response: Response<Body>,
     log: Logged,
@@ -93,12 +96,20 @@ pub fn switch(
         return log.answered(method, error.into_response());
     };
     let (response, log) = log.switched(response);
-    tokio::spawn(relay(shared, client, backend, log));
+    tokio::spawn(relay(shared, conn.hold.clone(), client, backend, log));
     response
 }
 
-/// Relays bytes both ways until either side closes, then writes the line.
-async fn relay(shared: Arc<Shared>, client: OnUpgrade, backend: OnUpgrade, log: Logged) {
+/// Relays bytes both ways until either side closes, then writes the line. The connection's
+/// hold keeps it under the connection cap, and keeps the drain waiting for it: after SIGTERM
+/// a WebSocket runs until the drain period ends, and is closed with the process.
+async fn relay(
+    shared: Arc<Shared>,
+    _hold: Option<Hold>,
+    client: OnUpgrade,
+    backend: OnUpgrade,
+    log: Logged,
+) {
     let _open = OpenGuard::new(shared.metrics.websocket_connections_open.clone());
     let opened = Instant::now();
     let mut sent = Sent::default();

@@ -148,6 +148,16 @@ impl TlsClient {
         )
     }
 
+    /// TLS 1.2 and 1.3, ALPN `http/1.1` only (as a WebSocket client offers).
+    pub fn http1(ca_pems: &[&str]) -> TlsClient {
+        Self::build(
+            ca_pems,
+            None,
+            &[&rustls::version::TLS13, &rustls::version::TLS12],
+            false,
+        )
+    }
+
     /// Only TLS 1.2.
     pub fn tls12_only(ca_pems: &[&str]) -> TlsClient {
         Self::build(ca_pems, None, &[&rustls::version::TLS12], true)

@@ -115,6 +115,7 @@ pub async fn handle<B: ClientBody>(
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         return Ok(websocket::switch(
             shared,
+            &conn,
             client_upgrade,
             response,
             log,

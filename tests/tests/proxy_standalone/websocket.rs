@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -14,7 +15,8 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tollgate_tests::client::Client;
 use tollgate_tests::config::{ConfigDir, dev_gateway, http, mock, route};
-use tollgate_tests::proxy::Proxy;
+use tollgate_tests::proxy::{Proxy, free_port};
+use tollgate_tests::tls::{Ca, TlsClient};
 use tollgate_tests::wait::eventually_async;
 
 /// A handshake a backend accepted: its target and headers.
@@ -225,4 +227,109 @@ async fn a_backend_that_does_not_switch_protocols_answers_as_any_request() {
     assert_eq!(received[0].echo["headers"]["upgrade"], json!(["websocket"]));
     let client = Client::new();
     assert_eq!(open_gauge(&client, &proxy).await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigterm_a_websocket_runs_until_the_drain_period_ends() {
+    let echo = EchoServer::start().await;
+    let config = ConfigDir::new();
+    config.write("api.yaml", &resources(&echo, None));
+    let mut proxy = Proxy::start_standalone(config.path(), &["--drain-seconds", "3"]);
+    let url = format!("ws://{}/dev/chat", proxy.addr());
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+
+    proxy.terminate();
+    eventually_async("the proxy to start draining", || async {
+        let lines = proxy.stderr_lines();
+        lines.iter().any(|l| l.contains("draining")).then_some(())
+    })
+    .await;
+    // Draining: no new connection, but the open WebSocket still carries messages.
+    assert!(tokio::net::TcpStream::connect(proxy.addr()).await.is_err());
+    ws.send(Message::text("during the drain")).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("during the drain")
+    );
+    // The drain waited for it, and ended it when its period was over.
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the WebSocket outlived the drain period");
+    let lines = proxy.stderr_lines();
+    assert!(
+        lines.iter().any(|l| l.contains("drain period over")),
+        "the drain did not wait for the WebSocket: {lines:?}"
+    );
+    assert!(proxy.wait_exit(Duration::from_secs(15)).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_counts_against_max_connections_while_it_is_open() {
+    let echo = EchoServer::start().await;
+    let config = ConfigDir::new();
+    config.write("api.yaml", &resources(&echo, None));
+    let proxy = Proxy::start_standalone(config.path(), &["--max-connections", "1"]);
+    let url = format!("ws://{}/dev/chat", proxy.addr());
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.clone()).await.unwrap();
+
+    // The relayed connection holds the only place: a second client is turned away.
+    assert!(tokio_tungstenite::connect_async(url.clone()).await.is_err());
+    ws.close(None).await.unwrap();
+    while ws.next().await.is_some() {}
+    drop(ws);
+    // Its place is free once it has ended.
+    eventually_async("a new connection to be served", || async {
+        tokio_tungstenite::connect_async(url.clone())
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_passes_through_the_tls_listener() {
+    let echo = EchoServer::start().await;
+    let ca = Ca::new("websocket test CA");
+    let certificate = ca.server(&["localhost"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, &certificate.cert_pem).unwrap();
+    std::fs::write(&key, &certificate.key_pem).unwrap();
+    let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = ConfigDir::new();
+    config.write("api.yaml", &resources(&echo, None));
+    let (tls_arg, cert_arg, key_arg) = (
+        tls.to_string(),
+        cert.display().to_string(),
+        key.display().to_string(),
+    );
+    let _proxy = Proxy::start_standalone(
+        config.path(),
+        &[
+            "--tls-listen",
+            &tls_arg,
+            "--tls-default-certificate",
+            &cert_arg,
+            "--tls-default-key",
+            &key_arg,
+        ],
+    );
+
+    let (stream, handshake) = TlsClient::http1(&[&ca.pem])
+        .connect(tls, "localhost")
+        .await
+        .unwrap();
+    assert_eq!(handshake.alpn.as_deref(), Some(&b"http/1.1"[..]));
+    let (mut ws, response) = tokio_tungstenite::client_async("wss://localhost/dev/chat", stream)
+        .await
+        .expect("the handshake over TLS");
+    assert_eq!(response.status(), 101);
+    ws.send(Message::text("over TLS")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("over TLS"));
+    // The backend was told the client came over HTTPS.
+    let handshake = echo.handshakes.lock().unwrap()[0].clone();
+    assert_eq!(handshake.headers["x-forwarded-proto"], "https");
 }
