@@ -135,7 +135,9 @@ pub async fn serve(
     let mut h2 = http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new())
         .max_header_list_size(H2_MAX_HEADER_LIST_SIZE)
-        .keep_alive_interval(Some(Duration::from_secs(30)));
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        // WebSockets over HTTP/2 (RFC 8441), as `websocket` serves them.
+        .enable_connect_protocol();
     let limit = ConnectionLimit::new(
         options.max_connections,
         shared.metrics.connections_open.clone(),

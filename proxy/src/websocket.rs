@@ -11,8 +11,15 @@
 //! access-log line per connection, written when it ends, with its duration and the bytes each
 //! way (`upgraded`); `tollgate_websocket_connections_open` counts the connections relayed now.
 //!
+//! Over HTTP/2 a client opens a WebSocket with an extended CONNECT (RFC 8441: `:method
+//! CONNECT`, `:protocol websocket`), on either listener. The request is turned into the
+//! HTTP/1.1 handshake before the phases run (a `GET` with `Upgrade`, `Connection` and a
+//! `Sec-WebSocket-Key` of the proxy's making), so routes, phases and backends see one kind of
+//! handshake; the backend's 101 goes back to the client as HTTP/2's 200, and the stream
+//! carries the frames.
+//!
 //! Frames are relayed as bytes, not read: the backend speaks WebSocket with the client, as
-//! behind nginx or HAProxy.
+//! behind nginx or HAProxy, extensions (`permessage-deflate`) included.
 
 use std::io;
 use std::pin::Pin;
@@ -20,10 +27,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use base64::Engine;
+use hyper::ext::Protocol;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::upgrade::OnUpgrade;
-use hyper::{Method, Response, Version};
+use hyper::{Method, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use prometheus::IntGauge;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -37,12 +46,49 @@ use crate::server::Hold;
 use crate::state::Shared;
 
 /// The client's side of a WebSocket handshake, taken from the request before the phases
-/// run: `None` for any other request (and for HTTP/2, whose extended CONNECT is not served).
-pub fn client_upgrade(parts: &mut Parts) -> Option<OnUpgrade> {
-    if !asks_for_websocket(parts) {
+/// run; `None` for any other request.
+pub struct ClientUpgrade {
+    on: OnUpgrade,
+    /// An HTTP/2 extended CONNECT, answered 200 rather than 101.
+    h2: bool,
+}
+
+/// Takes the client's side of a WebSocket handshake out of the request. An HTTP/2 extended
+/// CONNECT is turned into the HTTP/1.1 handshake the phases and the backend know.
+pub fn client_upgrade(parts: &mut Parts) -> Option<ClientUpgrade> {
+    let h2 = is_extended_connect(parts);
+    if !h2 && !asks_for_websocket(parts) {
         return None;
     }
-    parts.extensions.remove::<OnUpgrade>()
+    let on = parts.extensions.remove::<OnUpgrade>()?;
+    if h2 {
+        as_http1_handshake(parts);
+    }
+    Some(ClientUpgrade { on, h2 })
+}
+
+/// An HTTP/2 WebSocket: `CONNECT` with `:protocol websocket` (RFC 8441, section 4).
+fn is_extended_connect(parts: &Parts) -> bool {
+    parts.version == Version::HTTP_2
+        && parts.method == Method::CONNECT
+        && parts
+            .extensions
+            .get::<Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+/// RFC 8441's request as the RFC 6455 handshake: `GET`, `Upgrade: websocket`, `Connection:
+/// Upgrade` and a new `Sec-WebSocket-Key` (HTTP/2 has none); `Sec-WebSocket-Version`,
+/// `-Protocol` and `-Extensions` are the client's.
+fn as_http1_handshake(parts: &mut Parts) {
+    parts.method = Method::GET;
+    let headers = &mut parts.headers;
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    let key = base64::engine::general_purpose::STANDARD.encode(fastrand::u128(..).to_le_bytes());
+    if let Ok(key) = HeaderValue::try_from(key) {
+        headers.insert(header::SEC_WEBSOCKET_KEY, key);
+    }
 }
 
 /// Whether the request is an HTTP/1.1 WebSocket handshake (RFC 6455, section 4.1).
@@ -79,7 +125,7 @@ pub fn forward_handshake(from: &HeaderMap, to: &mut HeaderMap) {
 pub fn switch(
     shared: Arc<Shared>,
     conn: &Connection,
-    client: Option<OnUpgrade>,
+    client: Option<ClientUpgrade>,
     mut response: Response<Body>,
     log: Logged,
     method: &Method,
@@ -95,8 +141,20 @@ pub fn switch(
         log.record.error_message = Some(error.to_string());
         return log.answered(method, error.into_response());
     };
+    if client.h2 {
+        // HTTP/2 says yes with 200; the handshake's own headers are HTTP/1.1's.
+        *response.status_mut() = StatusCode::OK;
+        let headers = response.headers_mut();
+        for name in [
+            header::SEC_WEBSOCKET_ACCEPT,
+            header::UPGRADE,
+            header::CONNECTION,
+        ] {
+            headers.remove(name);
+        }
+    }
     let (response, log) = log.switched(response);
-    tokio::spawn(relay(shared, conn.hold.clone(), client, backend, log));
+    tokio::spawn(relay(shared, conn.hold.clone(), client.on, backend, log));
     response
 }
 

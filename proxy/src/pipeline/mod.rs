@@ -80,7 +80,6 @@ pub async fn handle<B: ClientBody>(
     let dispatch = shared.dispatch.load_full();
 
     let (mut parts, body) = request.into_parts();
-    let client_upgrade = websocket::client_upgrade(&mut parts);
     // Phase 10 is armed from here: the line is written once, when the response has been
     // sent, or with 499 if the client goes away first.
     let mut log = Logged::new(
@@ -88,6 +87,7 @@ pub async fn handle<B: ClientBody>(
         started,
         AccessRecord::arrived(id, received_at, conn.peer.ip(), &parts),
     );
+    let client_upgrade = websocket::client_upgrade(&mut parts);
 
     // Spans (per request at debug, per phase at trace) cost a level check when off.
     let span = tracing::debug_span!(

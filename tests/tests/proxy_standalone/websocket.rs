@@ -8,10 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tollgate_tests::client::Client;
 use tollgate_tests::config::{ConfigDir, dev_gateway, http, mock, route};
@@ -332,4 +335,77 @@ async fn a_websocket_passes_through_the_tls_listener() {
     // The backend was told the client came over HTTPS.
     let handshake = echo.handshakes.lock().unwrap()[0].clone();
     assert_eq!(handshake.headers["x-forwarded-proto"], "https");
+}
+
+/// Opens a WebSocket over HTTP/2 (RFC 8441's extended CONNECT) on a prior-knowledge h2c
+/// connection to `addr`: the response head, and the stream as a WebSocket once it is 200.
+async fn h2_websocket(
+    addr: SocketAddr,
+    path: &str,
+) -> (
+    http::StatusCode,
+    Option<WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>>,
+) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut request = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .version(http::Version::HTTP_2)
+        .uri(format!("http://{addr}{path}"))
+        .header("sec-websocket-version", "13")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    // The server's SETTINGS (which allow extended CONNECT) arrive before the first request
+    // can be sent.
+    sender.ready().await.unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status();
+    if status != http::StatusCode::OK {
+        return (status, None);
+    }
+    let upgraded = hyper::upgrade::on(response).await.unwrap();
+    let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
+    (status, Some(ws))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_over_http2_extended_connect_reaches_an_http11_backend() {
+    let echo = EchoServer::start().await;
+    let config = ConfigDir::new();
+    config.write("api.yaml", &resources(&echo, None));
+    let proxy = Proxy::start_standalone(config.path(), &[]);
+
+    let (status, ws) = h2_websocket(proxy.addr(), "/dev/chat").await;
+    assert_eq!(status, 200);
+    let mut ws = ws.unwrap();
+    ws.send(Message::text("over h2")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("over h2"));
+    let big = vec![1u8; 70_000];
+    ws.send(Message::binary(big.clone())).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(big));
+    // The backend got an HTTP/1.1 handshake with a key of the proxy's making.
+    let handshake = echo.handshakes.lock().unwrap()[0].clone();
+    assert_eq!(handshake.headers["upgrade"], "websocket");
+    assert_eq!(handshake.headers["sec-websocket-version"], "13");
+    assert!(handshake.headers.contains_key("sec-websocket-key"));
+    ws.close(None).await.unwrap();
+    while ws.next().await.is_some() {}
+
+    // The phases refuse an HTTP/2 handshake as they do an HTTP/1.1 one.
+    let (status, _) = h2_websocket(proxy.addr(), "/dev/closed").await;
+    assert_eq!(status, 429);
+    eventually_async("the HTTP/2 WebSocket's access-log line", || async {
+        proxy
+            .access_log()
+            .into_iter()
+            .find(|l| l["protocol"] == "HTTP/2.0" && l.get("upgraded").is_some())
+    })
+    .await;
 }
