@@ -42,10 +42,11 @@ start_nginx() { # name cpu
     {
         cat <<CONF
 worker_processes 1;
+${NGINX_CONNECTIONS:+worker_rlimit_nofile $((NGINX_CONNECTIONS * 2));}
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections ${NGINX_CONNECTIONS:-4096}; }
 http {
     access_log off;
     keepalive_requests 1000000;
