@@ -19,6 +19,7 @@ pub mod integration;
 pub mod lambda;
 pub mod metrics;
 pub mod pipeline;
+pub mod relay;
 pub mod request_body;
 pub mod request_ctx;
 pub mod request_log;

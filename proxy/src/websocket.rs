@@ -22,9 +22,7 @@
 //! behind nginx or HAProxy, extensions (`permessage-deflate`) included.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use base64::Engine;
@@ -35,11 +33,11 @@ use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use prometheus::IntGauge;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::access_log::Upgraded;
 use crate::body::Body;
 use crate::errors::GatewayError;
+use crate::relay::{self, Carried};
 use crate::request_ctx::Connection;
 use crate::request_log::{Logged, LoggedBody};
 use crate::server::Hold;
@@ -170,16 +168,12 @@ async fn relay(
 ) {
     let _open = OpenGuard::new(shared.metrics.websocket_connections_open.clone());
     let opened = Instant::now();
-    let mut sent = Sent::default();
-    let outcome = async {
-        let (client, backend) = tokio::try_join!(client, backend).map_err(io::Error::other)?;
-        let client = Counted {
-            io: TokioIo::new(client),
-            sent: &mut sent,
-        };
-        join(client, TokioIo::new(backend)).await
-    }
-    .await;
+    let (carried, outcome) = match tokio::try_join!(client, backend) {
+        Ok((client, backend)) => {
+            relay::join(&mut TokioIo::new(client), &mut TokioIo::new(backend)).await
+        }
+        Err(e) => (Carried::default(), Err(io::Error::other(e))),
+    };
     let error = outcome
         .err()
         .map(|e| format!("the WebSocket connection failed: {e}"));
@@ -188,35 +182,10 @@ async fn relay(
     }
     let upgraded = Upgraded {
         duration_ms: opened.elapsed().as_millis() as u64,
-        bytes_from_client: sent.from_client,
-        bytes_to_client: sent.to_client,
+        bytes_from_client: carried.a_to_b,
+        bytes_to_client: carried.b_to_a,
     };
     log.closed(upgraded, error);
-}
-
-/// Copies each side's bytes to the other until one side ends its stream; the other is then
-/// told so and both are closed. A WebSocket is over once either side has closed (after the
-/// closing handshake the server closes first, RFC 6455 section 7.1.1): a client that keeps
-/// its end open after that holds nothing of the proxy's.
-async fn join<C, B>(client: C, backend: B) -> io::Result<()>
-where
-    C: AsyncRead + AsyncWrite,
-    B: AsyncRead + AsyncWrite,
-{
-    let (mut client_read, mut client_write) = tokio::io::split(client);
-    let (mut backend_read, mut backend_write) = tokio::io::split(backend);
-    let up = async {
-        tokio::io::copy(&mut client_read, &mut backend_write).await?;
-        backend_write.shutdown().await
-    };
-    let down = async {
-        tokio::io::copy(&mut backend_read, &mut client_write).await?;
-        client_write.shutdown().await
-    };
-    tokio::select! {
-        ended = up => ended,
-        ended = down => ended,
-    }
 }
 
 /// `tollgate_websocket_connections_open`, up for as long as the relay runs.
@@ -232,55 +201,6 @@ impl OpenGuard {
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-/// The bytes an upgraded connection carried so far.
-#[derive(Default)]
-struct Sent {
-    from_client: u64,
-    to_client: u64,
-}
-
-/// The client's connection, counting what it reads and writes (so a connection that ends
-/// on an error is logged with what it carried until then).
-struct Counted<'a, T> {
-    io: T,
-    sent: &'a mut Sent,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Counted<'_, T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        self.sent.from_client += (buf.filled().len() - before) as u64;
-        polled
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<'_, T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.io).poll_write(cx, data);
-        if let Poll::Ready(Ok(n)) = polled {
-            self.sent.to_client += n as u64;
-        }
-        polled
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
