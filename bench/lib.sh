@@ -42,7 +42,7 @@ start_nginx() { # name cpu
     {
         cat <<CONF
 worker_processes 1;
-${NGINX_CONNECTIONS:+worker_rlimit_nofile $((NGINX_CONNECTIONS * 2));}
+${NGINX_CONNECTIONS:+worker_rlimit_nofile $NGINX_CONNECTIONS;}
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
