@@ -378,3 +378,73 @@ async fn an_untrusted_controller_certificate_is_refused_and_retried() {
     assert!(controller.subscribers().is_empty());
     assert_eq!(proxy.admin_get("/readyz").status, 503);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_websocket_outlives_the_controller_going_away_and_a_new_table() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+    use tollgate_tests::config::http;
+    use tollgate_tests::websocket::EchoServer;
+
+    let echo = EchoServer::start().await;
+    let chat = |extra: &[(&str, &str)]| {
+        let mut resources = vec![
+            dev_gateway(GATEWAY),
+            route("chat", GATEWAY, "GET", "/chat", http(&echo.url("/ws"))),
+        ];
+        for (i, (path, body)) in extra.iter().enumerate() {
+            resources.push(route(
+                &format!("more-{i}"),
+                GATEWAY,
+                "GET",
+                path,
+                mock(200, body),
+            ));
+        }
+        table_of(&resources, GATEWAY)
+    };
+    let controller = FakeController::start(TOKEN, GATEWAY);
+    let (addr, url) = (controller.addr(), controller.url());
+    controller.push(chat(&[]), 1);
+    let folder = Folder::new(TOKEN);
+    let proxy = start_proxy(&url, &folder);
+    let client = Client::new();
+    eventually_async("the chat route to be served", || async {
+        let r = client.get(&proxy.url("/dev/chat"), &[]).await;
+        (r.status != 403).then_some(())
+    })
+    .await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/dev/chat", proxy.addr()))
+        .await
+        .expect("the handshake through the fleet proxy");
+    async fn echoes<S>(ws: &mut S, text: &'static str)
+    where
+        S: SinkExt<Message> + StreamExt<Item = Result<Message, WsError>> + Unpin,
+        <S as futures::Sink<Message>>::Error: std::fmt::Debug,
+    {
+        ws.send(Message::text(text)).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(text));
+    }
+    echoes(&mut ws, "before").await;
+
+    // The controller goes away: the proxy notices; the WebSocket carries on.
+    controller.stop();
+    eventually("the proxy to notice the controller is gone", || {
+        (stderr_has(&proxy, "subscription failed") || stderr_has(&proxy, "ended the subscription"))
+            .then_some(())
+    });
+    echoes(&mut ws, "controller down").await;
+
+    // It comes back with a new table: swapped in under the open connection.
+    let controller = FakeController::start_on(addr, TOKEN, GATEWAY);
+    let newer = chat(&[("/more", r#"{"more":true}"#)]);
+    controller.push(newer.clone(), 1);
+    until_served(&client, &proxy, "/dev/more", r#"{"more":true}"#).await;
+    until_answered(&controller, &newer.version, None);
+    echoes(&mut ws, "new table").await;
+    assert_eq!(
+        echo.handshakes.lock().unwrap().len(),
+        1,
+        "one handshake, never redone"
+    );
+}

@@ -4,90 +4,18 @@
 //! ways; the connection outlives a table swap; one access-log line per connection.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tollgate_tests::client::Client;
 use tollgate_tests::config::{ConfigDir, dev_gateway, http, mock, route};
 use tollgate_tests::proxy::{Proxy, free_port};
 use tollgate_tests::tls::{Ca, TlsClient};
 use tollgate_tests::wait::eventually_async;
-
-/// A handshake a backend accepted: its target and headers.
-#[derive(Clone)]
-struct Handshake {
-    target: String,
-    headers: http::HeaderMap,
-}
-
-/// A WebSocket server that echoes every message, and the handshakes it accepted.
-struct EchoServer {
-    addr: SocketAddr,
-    handshakes: Arc<Mutex<Vec<Handshake>>>,
-}
-
-impl EchoServer {
-    /// Notes the handshake, and accepts it (tungstenite's callback, whose error is its own).
-    #[allow(clippy::result_large_err)]
-    fn record(
-        seen: &Mutex<Vec<Handshake>>,
-        request: &Request,
-        response: Response,
-    ) -> Result<Response, ErrorResponse> {
-        seen.lock().unwrap().push(Handshake {
-            target: request.uri().to_string(),
-            headers: request.headers().clone(),
-        });
-        Ok(response)
-    }
-
-    #[allow(clippy::result_large_err)] // the handshake callback's type is tungstenite's
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let handshakes = Arc::new(Mutex::new(Vec::new()));
-        let seen = handshakes.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let seen = seen.clone();
-                tokio::spawn(async move {
-                    let record = |request: &Request, response: Response| {
-                        Self::record(&seen, request, response)
-                    };
-                    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, record).await
-                    else {
-                        return;
-                    };
-                    while let Some(Ok(message)) = ws.next().await {
-                        if message.is_close() {
-                            break;
-                        }
-                        if ws.send(message).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Self { addr, handshakes }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
+use tollgate_tests::websocket::{EchoServer, h2_websocket, h2_websocket_over};
 
 fn resources(echo: &EchoServer, extra: Option<Value>) -> Vec<Value> {
     let mut closed = route("closed", "chat", "GET", "/closed", http(&echo.url("/ws")));
@@ -335,44 +263,22 @@ async fn a_websocket_passes_through_the_tls_listener() {
     // The backend was told the client came over HTTPS.
     let handshake = echo.handshakes.lock().unwrap()[0].clone();
     assert_eq!(handshake.headers["x-forwarded-proto"], "https");
-}
 
-/// Opens a WebSocket over HTTP/2 (RFC 8441's extended CONNECT) on a prior-knowledge h2c
-/// connection to `addr`: the response head, and the stream as a WebSocket once it is 200.
-async fn h2_websocket(
-    addr: SocketAddr,
-    path: &str,
-) -> (
-    http::StatusCode,
-    Option<WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>>,
-) {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let mut request = http::Request::builder()
-        .method(http::Method::CONNECT)
-        .version(http::Version::HTTP_2)
-        .uri(format!("http://{addr}{path}"))
-        .header("sec-websocket-version", "13")
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
+    // HTTP/2 over TLS: extended CONNECT on a connection that chose h2 by ALPN.
+    let (stream, handshake) = TlsClient::trusting(&[&ca.pem])
+        .connect(tls, "localhost")
+        .await
         .unwrap();
-    request
-        .extensions_mut()
-        .insert(hyper::ext::Protocol::from_static("websocket"));
-    // The server's SETTINGS (which allow extended CONNECT) arrive before the first request
-    // can be sent.
-    sender.ready().await.unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status();
-    if status != http::StatusCode::OK {
-        return (status, None);
-    }
-    let upgraded = hyper::upgrade::on(response).await.unwrap();
-    let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
-    (status, Some(ws))
+    assert_eq!(handshake.alpn.as_deref(), Some(&b"h2"[..]));
+    let url = format!("https://localhost:{}/dev/chat", tls.port());
+    let (status, ws) = h2_websocket_over(stream, &url).await;
+    assert_eq!(status, 200);
+    let mut ws = ws.unwrap();
+    ws.send(Message::text("h2 over TLS")).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("h2 over TLS")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
