@@ -121,6 +121,16 @@ pub struct Args {
     )]
     pub header_read_timeout_seconds: u64,
 
+    /// Seconds a WebSocket passed through to a backend may carry nothing either way before
+    /// the proxy closes it (Amazon's idle timeout for WebSocket APIs: 10 minutes).
+    #[arg(
+        long,
+        env = "TOLLGATE_WEBSOCKET_IDLE_TIMEOUT_SECONDS",
+        default_value_t = 600,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub websocket_idle_timeout_seconds: u64,
+
     /// Seconds a client may send nothing while the proxy waits for its request body: 408
     /// after that.
     #[arg(long, env = "TOLLGATE_BODY_READ_TIMEOUT_SECONDS", default_value_t = 10)]

@@ -12,12 +12,17 @@
 //! The relay ends when either side ends its stream (the other is told so, with a shutdown)
 //! or fails: a WebSocket is over once either side has closed (after the closing handshake
 //! the server closes first, RFC 6455 section 7.1.1), and a client that keeps its end open
-//! after that holds nothing of the proxy's.
+//! after that holds nothing of the proxy's. It also ends when no byte has crossed either way
+//! for the idle timeout: a peer that vanished without closing (a dropped NAT entry, a
+//! powered-off device) would otherwise hold its place under `--max-connections` for ever.
 
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -31,20 +36,41 @@ pub struct Carried {
     pub b_to_a: u64,
 }
 
-/// Relays between `a` and `b` until either ends or fails; what was carried either way, and
-/// the failure if there was one.
-pub async fn join<A, B>(a: &mut A, b: &mut B) -> (Carried, io::Result<()>)
+/// Relays between `a` and `b` until either ends or fails, or nothing crosses for `idle`;
+/// what was carried either way, and the failure (`TimedOut` for the idle timeout) if there
+/// was one.
+pub async fn join<A, B>(a: &mut A, b: &mut B, idle: Duration) -> (Carried, io::Result<()>)
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let mut a_to_b = Direction::default();
     let mut b_to_a = Direction::default();
+    // Set once, and moved on only when it fires: activity costs a clock read, not a timer
+    // update per message.
+    let mut last_active = Instant::now();
+    let mut seen = 0;
+    let mut timer = Box::pin(tokio::time::sleep_until(last_active + idle));
     let outcome = poll_fn(|cx| {
         if let Poll::Ready(done) = a_to_b.poll(Pin::new(&mut *a), Pin::new(&mut *b), cx) {
             return Poll::Ready(done);
         }
-        b_to_a.poll(Pin::new(&mut *b), Pin::new(&mut *a), cx)
+        if let Poll::Ready(done) = b_to_a.poll(Pin::new(&mut *b), Pin::new(&mut *a), cx) {
+            return Poll::Ready(done);
+        }
+        let carried = a_to_b.written + b_to_a.written;
+        if carried != seen {
+            seen = carried;
+            last_active = Instant::now();
+        }
+        while timer.as_mut().poll(cx).is_ready() {
+            if last_active.elapsed() >= idle {
+                let message = format!("nothing sent either way for {idle:?}");
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, message)));
+            }
+            timer.as_mut().reset(last_active + idle);
+        }
+        Poll::Pending
     })
     .await;
     let carried = Carried {
@@ -147,7 +173,14 @@ mod tests {
     async fn bytes_cross_both_ways_and_either_end_ends_the_relay() {
         let (mut client, mut proxy_client) = duplex(64);
         let (mut proxy_backend, mut backend) = duplex(64);
-        let relay = tokio::spawn(async move { join(&mut proxy_client, &mut proxy_backend).await });
+        let relay = tokio::spawn(async move {
+            join(
+                &mut proxy_client,
+                &mut proxy_backend,
+                Duration::from_secs(60),
+            )
+            .await
+        });
 
         client.write_all(b"hello").await.unwrap();
         let mut got = [0u8; 5];
@@ -180,7 +213,14 @@ mod tests {
         // The pipes hold 1 KiB: the relay must keep what the reader cannot take yet.
         let (mut client, mut proxy_client) = duplex(1024);
         let (mut proxy_backend, mut backend) = duplex(1024);
-        let relay = tokio::spawn(async move { join(&mut proxy_client, &mut proxy_backend).await });
+        let relay = tokio::spawn(async move {
+            join(
+                &mut proxy_client,
+                &mut proxy_backend,
+                Duration::from_secs(60),
+            )
+            .await
+        });
         let sent: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let expected = sent.clone();
         let writer = tokio::spawn(async move {
@@ -197,5 +237,28 @@ mod tests {
         let (carried, outcome) = relay.await.unwrap();
         assert!(outcome.is_ok());
         assert_eq!(carried.b_to_a, expected.len() as u64);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_relay_ends_after_the_idle_timeout_and_not_while_bytes_cross() {
+        let (mut client, mut proxy_client) = duplex(64);
+        let (mut proxy_backend, mut backend) = duplex(64);
+        let idle = Duration::from_secs(600);
+        let relay =
+            tokio::spawn(async move { join(&mut proxy_client, &mut proxy_backend, idle).await });
+        // A byte every 5 minutes keeps it open past the timeout.
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_secs(300)).await;
+            client.write_all(b"x").await.unwrap();
+            let mut got = [0u8; 1];
+            backend.read_exact(&mut got).await.unwrap();
+        }
+        assert!(!relay.is_finished());
+        let (carried, outcome) = tokio::time::timeout(Duration::from_secs(700), relay)
+            .await
+            .expect("the relay ends after the idle timeout")
+            .unwrap();
+        assert_eq!(outcome.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert_eq!(carried.a_to_b, 4);
     }
 }

@@ -3,6 +3,7 @@
 //! modules that install tables, serve the admin port or watch files need not depend on it.
 
 use std::sync::atomic::AtomicU32;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -33,4 +34,6 @@ pub struct Shared {
     pub https_port: Option<u16>,
     /// The payload limit, the body read deadline and the buffered-body budget.
     pub body_limits: BodyLimits,
+    /// How long a WebSocket may carry nothing either way before it is closed.
+    pub websocket_idle_timeout: Duration,
 }

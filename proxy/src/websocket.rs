@@ -170,7 +170,8 @@ async fn relay(
     let opened = Instant::now();
     let (carried, outcome) = match tokio::try_join!(client, backend) {
         Ok((client, backend)) => {
-            relay::join(&mut TokioIo::new(client), &mut TokioIo::new(backend)).await
+            let idle = shared.websocket_idle_timeout;
+            relay::join(&mut TokioIo::new(client), &mut TokioIo::new(backend), idle).await
         }
         Err(e) => (Carried::default(), Err(io::Error::other(e))),
     };

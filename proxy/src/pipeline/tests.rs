@@ -146,6 +146,7 @@ impl Proxy {
             limiter: Limiter::default(),
             https_port: None,
             body_limits,
+            websocket_idle_timeout: Duration::from_secs(600),
         });
         let gateways = compiled
             .tables

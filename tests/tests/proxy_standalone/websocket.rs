@@ -315,3 +315,31 @@ async fn a_websocket_over_http2_extended_connect_reaches_an_http11_backend() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_that_carries_nothing_for_the_idle_timeout_is_closed() {
+    let echo = EchoServer::start().await;
+    let config = ConfigDir::new();
+    config.write("api.yaml", &resources(&echo, None));
+    let proxy = Proxy::start_standalone(config.path(), &["--websocket-idle-timeout-seconds", "1"]);
+    let url = format!("ws://{}/dev/chat", proxy.addr());
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Message::text("once")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("once"));
+
+    // Then nothing, either way: the proxy closes the connection.
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+    assert!(closed.is_ok(), "an idle WebSocket was kept open");
+    let line = eventually_async("the connection's access-log line", || async {
+        proxy
+            .access_log()
+            .into_iter()
+            .find(|l| l.get("upgraded").is_some())
+    })
+    .await;
+    let error = line["errorMessage"].as_str().unwrap_or_default();
+    assert!(error.contains("nothing sent either way"), "{line}");
+}
