@@ -15,8 +15,13 @@
 //! after that holds nothing of the proxy's. It also ends when no byte has crossed either way
 //! for the idle timeout: a peer that vanished without closing (a dropped NAT entry, a
 //! powered-off device) would otherwise hold its place under `--max-connections` for ever.
+//!
+//! And it stops when told to (the end of the drain): each direction carries on only to the
+//! next boundary of the protocol it carries ([`Boundaries`]: the end of a WebSocket frame),
+//! then reads no more, so that the caller can end the conversation in that protocol (a close
+//! frame) rather than cut a message in half.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -36,27 +41,84 @@ pub struct Carried {
     pub b_to_a: u64,
 }
 
-/// Relays between `a` and `b` until either ends or fails, or nothing crosses for `idle`;
-/// what was carried either way, and the failure (`TimedOut` for the idle timeout) if there
-/// was one.
-pub async fn join<A, B>(a: &mut A, b: &mut B, idle: Duration) -> (Carried, io::Result<()>)
+/// Where a stream of a protocol may be cut, followed as its bytes are carried.
+pub trait Boundaries {
+    /// Follows bytes carried this way.
+    fn carried(&mut self, bytes: &[u8]);
+    /// How many more bytes to carry to reach the next boundary: 0 at one; at least 1 while
+    /// the distance is not known yet (a frame header is still arriving).
+    fn to_boundary(&self) -> u64;
+}
+
+/// How a relay ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// One side ended its stream; the other was told.
+    Closed,
+    /// Stopped as asked, both directions at a boundary, both connections still open.
+    Stopped,
+}
+
+/// The two directions' [`Boundaries`].
+pub struct Protocol<'a> {
+    pub a_to_b: &'a mut (dyn Boundaries + Send),
+    pub b_to_a: &'a mut (dyn Boundaries + Send),
+}
+
+/// Relays between `a` and `b` until either ends or fails, nothing crosses for `idle`, or
+/// `stop` resolves and both directions have reached a boundary of `protocol`; what was
+/// carried either way, and how it ended (`TimedOut` for the idle timeout).
+pub async fn join<A, B>(
+    a: &mut A,
+    b: &mut B,
+    idle: Duration,
+    protocol: Protocol<'_>,
+    stop: impl Future<Output = ()>,
+) -> (Carried, io::Result<Ended>)
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
+    let Protocol {
+        a_to_b: a_to_b_bounds,
+        b_to_a: b_to_a_bounds,
+    } = protocol;
     let mut a_to_b = Direction::default();
     let mut b_to_a = Direction::default();
+    let mut stop = std::pin::pin!(stop);
+    let mut stopping = false;
     // Set once, and moved on only when it fires: activity costs a clock read, not a timer
     // update per message.
     let mut last_active = Instant::now();
     let mut seen = 0;
     let mut timer = Box::pin(tokio::time::sleep_until(last_active + idle));
     let outcome = poll_fn(|cx| {
-        if let Poll::Ready(done) = a_to_b.poll(Pin::new(&mut *a), Pin::new(&mut *b), cx) {
-            return Poll::Ready(done);
+        if !stopping && stop.as_mut().poll(cx).is_ready() {
+            stopping = true;
         }
-        if let Poll::Ready(done) = b_to_a.poll(Pin::new(&mut *b), Pin::new(&mut *a), cx) {
-            return Poll::Ready(done);
+        let ab = a_to_b.poll(
+            Pin::new(&mut *a),
+            Pin::new(&mut *b),
+            a_to_b_bounds,
+            stopping,
+            cx,
+        );
+        let ba = b_to_a.poll(
+            Pin::new(&mut *b),
+            Pin::new(&mut *a),
+            b_to_a_bounds,
+            stopping,
+            cx,
+        );
+        match (ab, ba) {
+            (Poll::Ready(Err(e)), _) | (_, Poll::Ready(Err(e))) => return Poll::Ready(Err(e)),
+            (Poll::Ready(Ok(Halt::Ended)), _) | (_, Poll::Ready(Ok(Halt::Ended))) => {
+                return Poll::Ready(Ok(Ended::Closed));
+            }
+            (Poll::Ready(Ok(Halt::AtBoundary)), Poll::Ready(Ok(Halt::AtBoundary))) => {
+                return Poll::Ready(Ok(Ended::Stopped));
+            }
+            _ => {}
         }
         let carried = a_to_b.written + b_to_a.written;
         if carried != seen {
@@ -80,6 +142,14 @@ where
     (carried, outcome)
 }
 
+/// Why a direction stopped.
+enum Halt {
+    /// Its reading side ended, and its writing side was shut down.
+    Ended,
+    /// Stopping, it reached a boundary with nothing left to write.
+    AtBoundary,
+}
+
 /// One direction's state between polls: bytes read but not yet written, and whether the
 /// reading side has ended.
 #[derive(Default)]
@@ -91,14 +161,17 @@ struct Direction {
 }
 
 impl Direction {
-    /// Moves bytes from `from` to `to` for as long as both are ready; `Ready` once `from`
-    /// has ended and `to` has been shut down, or on a failure.
+    /// Moves bytes from `from` to `to` for as long as both are ready (when `stopping`, only
+    /// up to the next boundary); `Ready` once `from` has ended and `to` has been shut down,
+    /// once stopped at a boundary, or on a failure.
     fn poll<R, W>(
         &mut self,
         mut from: Pin<&mut R>,
         mut to: Pin<&mut W>,
+        bounds: &mut dyn Boundaries,
+        stopping: bool,
         cx: &mut Context<'_>,
-    ) -> Poll<io::Result<()>>
+    ) -> Poll<io::Result<Halt>>
     where
         R: AsyncRead + ?Sized,
         W: AsyncWrite + ?Sized,
@@ -114,10 +187,22 @@ impl Direction {
                 self.offset = 0;
             }
             if self.ended {
-                return to.as_mut().poll_shutdown(cx);
+                ready!(to.as_mut().poll_shutdown(cx))?;
+                return Poll::Ready(Ok(Halt::Ended));
             }
+            let limit = if stopping {
+                match bounds.to_boundary() {
+                    0 => {
+                        ready!(to.as_mut().poll_flush(cx))?;
+                        return Poll::Ready(Ok(Halt::AtBoundary));
+                    }
+                    n => n.min(READ_SIZE as u64) as usize,
+                }
+            } else {
+                READ_SIZE
+            };
             let mut buf = [0u8; READ_SIZE];
-            let mut read = ReadBuf::new(&mut buf);
+            let mut read = ReadBuf::new(&mut buf[..limit]);
             match from.as_mut().poll_read(cx, &mut read) {
                 Poll::Ready(result) => result?,
                 Poll::Pending => {
@@ -133,6 +218,7 @@ impl Direction {
                 self.ended = true;
                 continue;
             }
+            bounds.carried(data);
             let mut done = 0;
             while done < data.len() {
                 match self.write(to.as_mut(), cx, Some(&data[done..])) {
@@ -165,16 +251,58 @@ impl Direction {
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 
     use super::*;
+
+    /// A stream with no boundaries but between any two bytes.
+    #[derive(Default)]
+    struct Unframed;
+
+    impl Boundaries for Unframed {
+        fn carried(&mut self, _: &[u8]) {}
+        fn to_boundary(&self) -> u64 {
+            0
+        }
+    }
+
+    /// Lines: a boundary after each newline.
+    #[derive(Default)]
+    struct Lines {
+        mid_line: bool,
+    }
+
+    impl Boundaries for Lines {
+        fn carried(&mut self, bytes: &[u8]) {
+            if let Some(last) = bytes.last() {
+                self.mid_line = *last != b'\n';
+            }
+        }
+        fn to_boundary(&self) -> u64 {
+            u64::from(self.mid_line)
+        }
+    }
+
+    /// A relay never asked to stop.
+    async fn relay_plain(
+        a: &mut DuplexStream,
+        b: &mut DuplexStream,
+        idle: Duration,
+    ) -> (Carried, io::Result<Ended>) {
+        let (mut ab, mut ba) = (Unframed, Unframed);
+        let protocol = Protocol {
+            a_to_b: &mut ab,
+            b_to_a: &mut ba,
+        };
+        join(a, b, idle, protocol, std::future::pending()).await
+    }
 
     #[tokio::test]
     async fn bytes_cross_both_ways_and_either_end_ends_the_relay() {
         let (mut client, mut proxy_client) = duplex(64);
         let (mut proxy_backend, mut backend) = duplex(64);
         let relay = tokio::spawn(async move {
-            join(
+            relay_plain(
                 &mut proxy_client,
                 &mut proxy_backend,
                 Duration::from_secs(60),
@@ -214,7 +342,7 @@ mod tests {
         let (mut client, mut proxy_client) = duplex(1024);
         let (mut proxy_backend, mut backend) = duplex(1024);
         let relay = tokio::spawn(async move {
-            join(
+            relay_plain(
                 &mut proxy_client,
                 &mut proxy_backend,
                 Duration::from_secs(60),
@@ -235,7 +363,7 @@ mod tests {
         assert_eq!(got, expected);
         drop(writer.await.unwrap());
         let (carried, outcome) = relay.await.unwrap();
-        assert!(outcome.is_ok());
+        assert_eq!(outcome.unwrap(), Ended::Closed);
         assert_eq!(carried.b_to_a, expected.len() as u64);
     }
 
@@ -245,7 +373,9 @@ mod tests {
         let (mut proxy_backend, mut backend) = duplex(64);
         let idle = Duration::from_secs(600);
         let relay =
-            tokio::spawn(async move { join(&mut proxy_client, &mut proxy_backend, idle).await });
+            tokio::spawn(
+                async move { relay_plain(&mut proxy_client, &mut proxy_backend, idle).await },
+            );
         // A byte every 5 minutes keeps it open past the timeout.
         for _ in 0..4 {
             tokio::time::sleep(Duration::from_secs(300)).await;
@@ -260,5 +390,53 @@ mod tests {
             .unwrap();
         assert_eq!(outcome.unwrap_err().kind(), io::ErrorKind::TimedOut);
         assert_eq!(carried.a_to_b, 4);
+    }
+
+    #[tokio::test]
+    async fn asked_to_stop_each_direction_finishes_its_unit_then_reads_no_more() {
+        let (mut client, mut proxy_client) = duplex(64);
+        let (mut proxy_backend, mut backend) = duplex(64);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let relay = tokio::spawn(async move {
+            let (mut ab, mut ba) = (Lines::default(), Lines::default());
+            let protocol = Protocol {
+                a_to_b: &mut ab,
+                b_to_a: &mut ba,
+            };
+            let stop = async {
+                let _ = stop_rx.await;
+            };
+            let idle = Duration::from_secs(60);
+            let ended = join(&mut proxy_client, &mut proxy_backend, idle, protocol, stop).await;
+            (ended, proxy_client, proxy_backend)
+        });
+        // Half a line each way when the stop comes.
+        client.write_all(b"one\ntw").await.unwrap();
+        backend.write_all(b"uno\ndo").await.unwrap();
+        let mut got = [0u8; 6];
+        backend.read_exact(&mut got).await.unwrap();
+        client.read_exact(&mut got).await.unwrap();
+        stop_tx.send(()).unwrap();
+        // The rest of each line still crosses, and what follows it does not.
+        client.write_all(b"o\nthree\n").await.unwrap();
+        backend.write_all(b"s\ntres\n").await.unwrap();
+        let ((carried, outcome), mut proxy_client, _) = relay.await.unwrap();
+        assert_eq!(outcome.unwrap(), Ended::Stopped);
+        assert_eq!(
+            carried,
+            Carried {
+                a_to_b: 8,
+                b_to_a: 8
+            }
+        );
+        let mut rest = [0u8; 2];
+        backend.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"o\n");
+        client.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"s\n");
+        // Both connections are still open for the caller, the next line unread.
+        let mut next = [0u8; 6];
+        proxy_client.read_exact(&mut next).await.unwrap();
+        assert_eq!(&next, b"three\n");
     }
 }

@@ -95,6 +95,8 @@ pub struct TlsListener {
 enum Phase {
     Serving,
     Draining,
+    /// The drain period is over: what still runs ends now (a WebSocket with a close frame).
+    Closing,
 }
 
 /// A client connection's claim on the proxy: its place under `--max-connections` and a
@@ -104,7 +106,14 @@ enum Phase {
 #[derive(Clone)]
 pub struct Hold {
     _admitted: Arc<Admitted>,
-    _phase: watch::Receiver<Phase>,
+    phase: watch::Receiver<Phase>,
+}
+
+impl Hold {
+    /// Resolves when the drain period is over and what still runs must end.
+    pub async fn closing(&mut self) {
+        let _ = self.phase.wait_for(|p| *p == Phase::Closing).await;
+    }
 }
 
 /// What every connection task shares. Each holds it (and with it a receiver of the phase)
@@ -208,16 +217,26 @@ pub async fn serve(
     phase_tx.send_replace(Phase::Draining);
     drop(listening);
     tokio::select! {
-        () = phase_tx.closed() => tracing::info!("all connections drained"),
+        () = phase_tx.closed() => {
+            tracing::info!("all connections drained");
+            return;
+        }
         () = tokio::time::sleep(options.drain) => tracing::warn!("drain period over; closing remaining connections"),
     }
+    // What still runs is told to end: WebSockets send their close frames (1001) at the next
+    // frame boundary. A second, bounded by CLOSING_GRACE; then the process closes the rest.
+    phase_tx.send_replace(Phase::Closing);
+    let _ = tokio::time::timeout(CLOSING_GRACE, phase_tx.closed()).await;
 }
+
+/// How long what still runs at the end of the drain gets to end in good order.
+const CLOSING_GRACE: Duration = Duration::from_secs(1);
 
 impl Listening {
     fn hold(&self, admitted: Admitted) -> Hold {
         Hold {
             _admitted: Arc::new(admitted),
-            _phase: self.phase.clone(),
+            phase: self.phase.clone(),
         }
     }
 }
@@ -348,7 +367,7 @@ where
 
 /// Resolves when the drain starts (never, if the server is gone).
 async fn draining(phase: &mut watch::Receiver<Phase>) {
-    if phase.wait_for(|p| *p == Phase::Draining).await.is_err() {
+    if phase.wait_for(|p| *p != Phase::Serving).await.is_err() {
         std::future::pending::<()>().await;
     }
 }
@@ -365,7 +384,7 @@ where
         async move {
             let mut response = handled.await?;
             // Answered during the drain: the client must not send another request here.
-            if *phase.borrow() == Phase::Draining {
+            if *phase.borrow() != Phase::Serving {
                 response
                     .headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -21,7 +21,7 @@
 //! Frames are relayed as bytes, not read: the backend speaks WebSocket with the client, as
 //! behind nginx or HAProxy, extensions (`permessage-deflate`) included.
 
-use std::io;
+use std::io::{self, Cursor};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,11 +33,15 @@ use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use prometheus::IntGauge;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::{Frame, FrameHeader};
 
 use crate::access_log::Upgraded;
 use crate::body::Body;
 use crate::errors::GatewayError;
-use crate::relay::{self, Carried};
+use crate::relay::{self, Boundaries, Carried, Ended};
 use crate::request_ctx::Connection;
 use crate::request_log::{Logged, LoggedBody};
 use crate::server::Hold;
@@ -158,10 +162,12 @@ pub fn switch(
 
 /// Relays bytes both ways until either side closes, then writes the line. The connection's
 /// hold keeps it under the connection cap, and keeps the drain waiting for it: after SIGTERM
-/// a WebSocket runs until the drain period ends, and is closed with the process.
+/// a WebSocket runs until the drain period ends; then each direction is carried to the end
+/// of the frame it is in, and both sides get a close frame, 1001 `going away` (RFC 6455,
+/// section 7.4.1), so clients know to reconnect elsewhere.
 async fn relay(
     shared: Arc<Shared>,
-    _hold: Option<Hold>,
+    mut hold: Option<Hold>,
     client: OnUpgrade,
     backend: OnUpgrade,
     log: Logged,
@@ -170,8 +176,27 @@ async fn relay(
     let opened = Instant::now();
     let (carried, outcome) = match tokio::try_join!(client, backend) {
         Ok((client, backend)) => {
+            let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
+            let (mut to_backend, mut to_client) = (Frames::default(), Frames::default());
+            let protocol = relay::Protocol {
+                a_to_b: &mut to_backend,
+                b_to_a: &mut to_client,
+            };
+            let closing = async {
+                match hold.as_mut() {
+                    Some(hold) => hold.closing().await,
+                    None => std::future::pending().await,
+                }
+            };
             let idle = shared.websocket_idle_timeout;
-            relay::join(&mut TokioIo::new(client), &mut TokioIo::new(backend), idle).await
+            let (carried, ended) =
+                relay::join(&mut client, &mut backend, idle, protocol, closing).await;
+            let outcome = match ended {
+                Ok(Ended::Stopped) => going_away(&mut client, &mut backend).await,
+                Ok(Ended::Closed) => Ok(()),
+                Err(e) => Err(e),
+            };
+            (carried, outcome)
         }
         Err(e) => (Carried::default(), Err(io::Error::other(e))),
     };
@@ -188,6 +213,85 @@ async fn relay(
     };
     log.closed(upgraded, error);
 }
+
+/// Closes both sides of a relay stopped at frame boundaries: a close frame 1001 to each (the
+/// backend's masked, as a client's must be, RFC 6455 section 5.3), then the connections.
+async fn going_away<C, B>(client: &mut C, backend: &mut B) -> io::Result<()>
+where
+    C: AsyncWrite + Unpin,
+    B: AsyncWrite + Unpin,
+{
+    client.write_all(&close_frame(false)).await?;
+    client.shutdown().await?;
+    backend.write_all(&close_frame(true)).await?;
+    backend.shutdown().await
+}
+
+/// A close frame with code 1001, `going away`; masked for the backend.
+fn close_frame(masked: bool) -> Vec<u8> {
+    let mut frame = Frame::close(Some(CloseFrame {
+        code: CloseCode::Away,
+        reason: "going away".into(),
+    }));
+    if masked {
+        frame.header_mut().mask = Some(fastrand::u32(..).to_ne_bytes());
+    }
+    let mut bytes = Vec::with_capacity(16);
+    frame
+        .format(&mut bytes)
+        .expect("a frame is written whole to a Vec");
+    bytes
+}
+
+/// The WebSocket frames going one way, followed as their bytes are relayed, with
+/// tungstenite's frame-header parser: where the current frame ends. The payloads are not
+/// read (nor unmasked, nor inflated): extensions pass through.
+#[derive(Default)]
+struct Frames {
+    /// Payload bytes left in the current frame.
+    remaining: u64,
+    /// A header arriving in pieces (at most 14 bytes).
+    header: Vec<u8>,
+    /// A header tungstenite could not read: boundaries are lost for good.
+    lost: bool,
+}
+
+impl Boundaries for Frames {
+    fn carried(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() && !self.lost {
+            if self.remaining > 0 {
+                let n = self.remaining.min(bytes.len() as u64);
+                self.remaining -= n;
+                bytes = &bytes[n as usize..];
+                continue;
+            }
+            let before = self.header.len();
+            let take = (MAX_FRAME_HEADER - before).min(bytes.len());
+            self.header.extend_from_slice(&bytes[..take]);
+            let mut cursor = Cursor::new(&self.header);
+            match FrameHeader::parse(&mut cursor) {
+                Ok(Some((_, length))) => {
+                    bytes = &bytes[cursor.position() as usize - before..];
+                    self.header.clear();
+                    self.remaining = length;
+                }
+                Ok(None) => bytes = &bytes[take..],
+                Err(_) => self.lost = true,
+            }
+        }
+    }
+
+    fn to_boundary(&self) -> u64 {
+        match (self.lost, self.header.is_empty()) {
+            (true, _) => u64::MAX,
+            (false, false) => 1,
+            (false, true) => self.remaining,
+        }
+    }
+}
+
+/// The longest frame header: 2 bytes, 8 of extended length, 4 of mask (RFC 6455, 5.2).
+const MAX_FRAME_HEADER: usize = 14;
 
 /// `tollgate_websocket_connections_open`, up for as long as the relay runs.
 struct OpenGuard(IntGauge);
@@ -244,6 +348,91 @@ mod tests {
         ];
         for p in not {
             assert!(!asks_for_websocket(&p), "{p:?}");
+        }
+    }
+
+    /// Frames as tungstenite writes them: a masked text frame, a 70,000-byte binary frame
+    /// (64-bit length) and an empty ping.
+    fn frames() -> Vec<Vec<u8>> {
+        let mut text = Frame::message(
+            "hello",
+            tungstenite::protocol::frame::coding::OpCode::Data(
+                tungstenite::protocol::frame::coding::Data::Text,
+            ),
+            true,
+        );
+        text.header_mut().mask = Some([1, 2, 3, 4]);
+        let binary = Frame::message(
+            vec![7u8; 70_000],
+            tungstenite::protocol::frame::coding::OpCode::Data(
+                tungstenite::protocol::frame::coding::Data::Binary,
+            ),
+            true,
+        );
+        let ping = Frame::ping(Vec::new());
+        [text, binary, ping]
+            .into_iter()
+            .map(|f| {
+                let mut bytes = Vec::new();
+                f.format(&mut bytes).unwrap();
+                bytes
+            })
+            .collect()
+    }
+
+    #[test]
+    fn frame_boundaries_are_found_however_the_bytes_are_cut() {
+        let frames = frames();
+        let stream: Vec<u8> = frames.concat();
+        let ends: Vec<usize> = frames
+            .iter()
+            .scan(0, |at, f| {
+                *at += f.len();
+                Some(*at)
+            })
+            .collect();
+        for chunk in [1, 2, 3, 13, 14, 15, 1000, 16 * 1024] {
+            let mut tracked = Frames::default();
+            let mut at = 0;
+            for piece in stream.chunks(chunk) {
+                tracked.carried(piece);
+                at += piece.len();
+                let at_boundary = at == 0 || ends.contains(&at);
+                assert_eq!(
+                    tracked.to_boundary() == 0,
+                    at_boundary,
+                    "chunks of {chunk}, at byte {at}"
+                );
+                if let Some(end) = ends.iter().find(|e| **e > at)
+                    && !at_boundary
+                    && tracked.header.is_empty()
+                {
+                    assert_eq!(
+                        tracked.to_boundary(),
+                        (end - at) as u64,
+                        "chunks of {chunk}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn close_frames_are_1001_and_masked_only_for_the_backend() {
+        for masked in [false, true] {
+            let bytes = close_frame(masked);
+            let mut cursor = Cursor::new(&bytes);
+            let (header, length) = FrameHeader::parse(&mut cursor).unwrap().unwrap();
+            assert_eq!(header.mask.is_some(), masked);
+            let mut payload = bytes[cursor.position() as usize..].to_vec();
+            assert_eq!(payload.len() as u64, length);
+            if let Some(mask) = header.mask {
+                for (i, b) in payload.iter_mut().enumerate() {
+                    *b ^= mask[i % 4];
+                }
+            }
+            assert_eq!(&payload[..2], &1001u16.to_be_bytes());
+            assert_eq!(&payload[2..], b"going away");
         }
     }
 }

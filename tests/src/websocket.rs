@@ -9,6 +9,7 @@ use futures::{SinkExt, StreamExt};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::Role;
 
@@ -19,10 +20,13 @@ pub struct Handshake {
     pub headers: http::HeaderMap,
 }
 
-/// A WebSocket server that echoes every message, and the handshakes it accepted.
+/// A WebSocket server that echoes every message, and the handshakes it accepted and the
+/// close codes it received.
 pub struct EchoServer {
     pub addr: SocketAddr,
     pub handshakes: Arc<Mutex<Vec<Handshake>>>,
+    /// The code of each close frame received (1005 for one without a code).
+    pub closes: Arc<Mutex<Vec<u16>>>,
 }
 
 impl EchoServer {
@@ -46,12 +50,14 @@ impl EchoServer {
         let addr = listener.local_addr().unwrap();
         let handshakes = Arc::new(Mutex::new(Vec::new()));
         let seen = handshakes.clone();
+        let closes = Arc::new(Mutex::new(Vec::new()));
+        let closed = closes.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let seen = seen.clone();
+                let (seen, closed) = (seen.clone(), closed.clone());
                 tokio::spawn(async move {
                     let record = |request: &Request, response: Response| {
                         Self::record(&seen, request, response)
@@ -61,7 +67,9 @@ impl EchoServer {
                         return;
                     };
                     while let Some(Ok(message)) = ws.next().await {
-                        if message.is_close() {
+                        if let Message::Close(frame) = &message {
+                            let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
+                            closed.lock().unwrap().push(code);
                             break;
                         }
                         if ws.send(message).await.is_err() {
@@ -71,7 +79,11 @@ impl EchoServer {
                 });
             }
         });
-        Self { addr, handshakes }
+        Self {
+            addr,
+            handshakes,
+            closes,
+        }
     }
 
     /// The server's `http://` URL for `path`, as an HTTP integration names it.

@@ -161,7 +161,7 @@ async fn a_backend_that_does_not_switch_protocols_answers_as_any_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_sigterm_a_websocket_runs_until_the_drain_period_ends() {
+async fn after_sigterm_a_websocket_runs_until_the_drain_period_ends_then_gets_1001() {
     let echo = EchoServer::start().await;
     let config = ConfigDir::new();
     config.write("api.yaml", &resources(&echo, None));
@@ -182,12 +182,26 @@ async fn after_sigterm_a_websocket_runs_until_the_drain_period_ends() {
         ws.next().await.unwrap().unwrap(),
         Message::text("during the drain")
     );
-    // The drain waited for it, and ended it when its period was over.
-    let ended = tokio::time::timeout(Duration::from_secs(15), async {
-        while let Some(Ok(_)) = ws.next().await {}
+    // The drain waited for it, and ended it when its period was over, with 1001 `going
+    // away` to both sides.
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("the connection ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the WebSocket outlived the drain period");
+    let frame = closed.expect("a close frame with a code");
+    assert_eq!(u16::from(frame.code), 1001);
+    assert_eq!(frame.reason.as_str(), "going away");
+    eventually_async("the backend to get its close frame", || async {
+        (echo.closes.lock().unwrap().as_slice() == [1001]).then_some(())
     })
     .await;
-    assert!(ended.is_ok(), "the WebSocket outlived the drain period");
     let lines = proxy.stderr_lines();
     assert!(
         lines.iter().any(|l| l.contains("drain period over")),
