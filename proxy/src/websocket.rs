@@ -265,6 +265,15 @@ impl Boundaries for Frames {
                 bytes = &bytes[n as usize..];
                 continue;
             }
+            if self.header.is_empty() {
+                // Usually the whole header is in the bytes at hand: read in place.
+                let mut cursor = Cursor::new(bytes);
+                if let Ok(Some((_, length))) = FrameHeader::parse(&mut cursor) {
+                    bytes = &bytes[cursor.position() as usize..];
+                    self.remaining = length;
+                    continue;
+                }
+            }
             let before = self.header.len();
             let take = (MAX_FRAME_HEADER - before).min(bytes.len());
             self.header.extend_from_slice(&bytes[..take]);
