@@ -289,7 +289,7 @@ async fn serve_plain(
         offset: 0,
         inner: stream,
     });
-    let conn = Connection::new(peer, "http", None).held(listening.hold(admitted));
+    let conn = Arc::new(Connection::new(peer, "http", None).held(listening.hold(admitted)));
     serve_http(io, sniffed == Sniffed::Http2, conn, &listening).await;
 }
 
@@ -327,8 +327,9 @@ async fn serve_tls(
         }
     };
     let is_h2 = session.h2;
-    let conn =
-        Connection::new(peer, "https", Some(Arc::new(session))).held(listening.hold(admitted));
+    let conn = Arc::new(
+        Connection::new(peer, "https", Some(Arc::new(session))).held(listening.hold(admitted)),
+    );
     if is_h2 {
         serve_http(TokioIo::new(stream), true, conn, &listening).await;
         return;
@@ -350,7 +351,7 @@ async fn serve_tls(
     serve_http(io, false, conn, &listening).await;
 }
 
-async fn serve_http<I>(io: TokioIo<I>, is_h2: bool, conn: Connection, listening: &Listening)
+async fn serve_http<I>(io: TokioIo<I>, is_h2: bool, conn: Arc<Connection>, listening: &Listening)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -372,7 +373,11 @@ async fn draining(phase: &mut watch::Receiver<Phase>) {
     }
 }
 
-async fn serve_h1<I>(io: TokioIo<I>, conn: Connection, listening: &Listening) -> hyper::Result<()>
+async fn serve_h1<I>(
+    io: TokioIo<I>,
+    conn: Arc<Connection>,
+    listening: &Listening,
+) -> hyper::Result<()>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -410,7 +415,11 @@ where
     connection.await
 }
 
-async fn serve_h2<I>(io: TokioIo<I>, conn: Connection, listening: &Listening) -> hyper::Result<()>
+async fn serve_h2<I>(
+    io: TokioIo<I>,
+    conn: Arc<Connection>,
+    listening: &Listening,
+) -> hyper::Result<()>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

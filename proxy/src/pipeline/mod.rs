@@ -69,7 +69,7 @@ struct Arrival<'a> {
 /// Serves one request. Never fails: every error becomes a gateway response.
 pub async fn handle<B: ClientBody>(
     shared: Arc<Shared>,
-    conn: Connection,
+    conn: Arc<Connection>,
     request: Request<B>,
 ) -> Result<Response<LoggedBody>, Infallible> {
     let started = Instant::now();

@@ -161,7 +161,7 @@ impl Proxy {
     /// the access-log line it wrote.
     async fn send(&mut self, request: Request<Full<Bytes>>, peer: &str) -> Answer {
         let peer: SocketAddr = peer.parse().unwrap();
-        let conn = Connection::new(peer, "http", None);
+        let conn = Arc::new(Connection::new(peer, "http", None));
         let response = handle(self.shared.clone(), conn, request).await.unwrap();
         let (parts, body) = response.into_parts();
         let body = body.collect().await.unwrap().to_bytes();

@@ -181,7 +181,8 @@ impl Upstream {
         match uri.scheme() {
             Some(s) if *s == Scheme::HTTP => match way {
                 Way::Pooled => self.plain(call, request, host).await,
-                Way::Upgradeable => self.upgradeable(request, host).await,
+                // Boxed: rare, and its future would otherwise make every call's larger.
+                Way::Upgradeable => Box::pin(self.upgradeable(request, host)).await,
             },
             // hyper-util's connections can be upgraded, and one that is never goes back to
             // its pool.
