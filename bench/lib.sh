@@ -162,8 +162,10 @@ CONF
     PIDS+=($!)
 }
 
-# tollgate's side of the same: gateway bench, stage bench, GET /hello to the backend.
-write_bench_api() { # folder backend-port
+# tollgate's side of the same: gateway bench, stage bench, GET /hello (or the path given) to
+# the backend's same path.
+write_bench_api() { # folder backend-port [path, default /hello]
+    local path=${3:-/hello}
     mkdir -p "$1"
     cat >"$1/api.yaml" <<YAML
 apiVersion: tollgate.dev/v1alpha1
@@ -176,12 +178,12 @@ spec:
 ---
 apiVersion: tollgate.dev/v1alpha1
 kind: Route
-metadata: {name: hello}
+metadata: {name: ${path#/}}
 spec:
   gatewayRef: {name: bench}
   method: GET
-  path: /hello
+  path: $path
   integration:
-    http: {url: "http://127.0.0.1:$2/hello"}
+    http: {url: "http://127.0.0.1:$2$path"}
 YAML
 }

@@ -59,25 +59,7 @@ NGINX_CONNECTIONS=$NGINX_CONNECTIONS start_nginx nginx "$PROXY_CPU" <<CONF
 CONF
 NGINX_PID=${PIDS[-1]}
 
-mkdir -p "$WORK/tollgate"
-cat >"$WORK/tollgate/api.yaml" <<YAML
-apiVersion: tollgate.dev/v1alpha1
-kind: ApiGateway
-metadata: {name: bench}
-spec:
-  stages: [{name: bench}]
-  throttle: {rateLimit: 1000000, burstLimit: 1000000}
----
-apiVersion: tollgate.dev/v1alpha1
-kind: Route
-metadata: {name: chat}
-spec:
-  gatewayRef: {name: bench}
-  method: GET
-  path: /chat
-  integration:
-    http: {url: "http://127.0.0.1:$BACKEND/chat"}
-YAML
+write_bench_api "$WORK/tollgate" "$BACKEND" /chat
 taskset -c "$PROXY_CPU" "$BIN" --config "$WORK/tollgate" --listen "127.0.0.1:$TOLLGATE" \
     --admin-listen "127.0.0.1:$ADMIN" --worker-threads 1 --access-log off --log-level warn \
     --max-connections "$((2 * IDLE + 1024))" &

@@ -76,16 +76,7 @@ impl Upstream {
         call: Outbound<'a>,
         request: Request<Payload>,
     ) -> impl Future<Output = Result<Response<Body>, UpstreamError>> + Send + 'a {
-        Box::pin(async move {
-            let deadline = call.deadline;
-            let exchange = self.exchange(call, request, Way::Pooled);
-            let result = tokio::time::timeout_at(deadline.at(), exchange)
-                .await
-                .unwrap_or(Err(UpstreamError::Timeout(deadline.timeout())));
-            self.observe(call, result.as_ref().err());
-            let response = result?;
-            Ok(response.map(|body| UntilDeadline::new(body, deadline).boxed()))
-        })
+        Box::pin(self.streamed(call, request, Way::Pooled))
     }
 
     /// Sends a request that asks to switch protocols (a WebSocket handshake) on a connection
@@ -98,16 +89,24 @@ impl Upstream {
         call: Outbound<'a>,
         request: Request<Payload>,
     ) -> impl Future<Output = Result<Response<Body>, UpstreamError>> + Send + 'a {
-        Box::pin(async move {
-            let deadline = call.deadline;
-            let exchange = self.exchange(call, request, Way::Upgradeable);
-            let result = tokio::time::timeout_at(deadline.at(), exchange)
-                .await
-                .unwrap_or(Err(UpstreamError::Timeout(deadline.timeout())));
-            self.observe(call, result.as_ref().err());
-            let response = result?;
-            Ok(response.map(|body| UntilDeadline::new(body, deadline).boxed()))
-        })
+        Box::pin(self.streamed(call, request, Way::Upgradeable))
+    }
+
+    /// The exchange within the deadline, counted; the response body cut off at it.
+    async fn streamed(
+        &self,
+        call: Outbound<'_>,
+        request: Request<Payload>,
+        way: Way,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let deadline = call.deadline;
+        let exchange = self.exchange(call, request, way);
+        let result = tokio::time::timeout_at(deadline.at(), exchange)
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout(deadline.timeout())));
+        self.observe(call, result.as_ref().err());
+        let response = result?;
+        Ok(response.map(|body| UntilDeadline::new(body, deadline).boxed()))
     }
 
     /// Sends a request and reads the whole answer, at most `max_bytes` of it, within the
