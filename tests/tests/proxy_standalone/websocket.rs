@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tollgate_tests::client::Client;
-use tollgate_tests::config::{ConfigDir, dev_gateway, http, mock, route};
+use tollgate_tests::config::{ConfigDir, api_key, dev_gateway, http, mock, route, usage_plan};
 use tollgate_tests::proxy::{Proxy, free_port};
 use tollgate_tests::tls::{Ca, TlsClient};
 use tollgate_tests::wait::eventually_async;
@@ -132,6 +132,51 @@ async fn a_handshake_is_refused_by_the_phases_before_any_backend_sees_it() {
         other => panic!("expected 403, got {:?}", other.map(|(_, r)| r.status())),
     }
     assert!(echo.handshakes.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_needs_the_api_key_a_route_requires() {
+    const KEY: &str = "ws-key-00000000000000000000000001";
+    let echo = EchoServer::start().await;
+    let mut keyed = route("keyed", "chat", "GET", "/keyed", http(&echo.url("/ws")));
+    keyed["spec"]["apiKeyRequired"] = json!(true);
+    let config = ConfigDir::new();
+    config.write(
+        "api.yaml",
+        &[
+            dev_gateway("chat"),
+            keyed,
+            api_key("acme", KEY, true),
+            usage_plan("basic", "chat", "dev", &["acme"]),
+        ],
+    );
+    let proxy = Proxy::start_standalone(config.path(), &[]);
+    let url = format!("ws://{}/dev/keyed", proxy.addr());
+
+    match tokio_tungstenite::connect_async(url.clone()).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("expected 403, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    assert!(echo.handshakes.lock().unwrap().is_empty());
+
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("x-api-key", KEY.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    ws.send(Message::text("keyed")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("keyed"));
+    // The line names the key's tenant, as for any request.
+    ws.close(None).await.unwrap();
+    while ws.next().await.is_some() {}
+    let line = eventually_async("the connection's access-log line", || async {
+        proxy
+            .access_log()
+            .into_iter()
+            .find(|l| l.get("upgraded").is_some())
+    })
+    .await;
+    assert_eq!(line["apiKeyId"], "acme", "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
