@@ -41,6 +41,7 @@ use tungstenite::protocol::frame::{Frame, FrameHeader};
 use crate::access_log::Upgraded;
 use crate::body::Body;
 use crate::errors::GatewayError;
+use crate::pipeline::REQUEST_ID_HEADER;
 use crate::relay::{self, Boundaries, Carried, Ended};
 use crate::request_ctx::Connection;
 use crate::request_log::{Logged, LoggedBody};
@@ -121,9 +122,9 @@ pub fn forward_handshake(from: &HeaderMap, to: &mut HeaderMap) {
 }
 
 /// Answers a backend's 101: the client's and the backend's connections are joined in a task
-/// of their own, which writes the access-log line when the connection ends. A 101 to a
-/// request that did not ask for it, or with no backend connection behind it (a mock's),
-/// is the integration's fault: 502.
+/// of their own, which writes the access-log line when the connection ends. A 101 with no
+/// backend connection behind it (a mock configured to answer 101), or to a request that did
+/// not ask to switch, is a configuration error: 500.
 pub fn switch(
     shared: Arc<Shared>,
     conn: &Connection,
@@ -135,13 +136,18 @@ pub fn switch(
     let backend_connection = response.extensions().get::<OnUpgrade>().is_some();
     let backend = hyper::upgrade::on(&mut response);
     let (Some(client), true) = (client, backend_connection) else {
-        let error = GatewayError::IntegrationFailure(
-            "the integration switched protocols for a request that did not ask to".into(),
+        let error = GatewayError::Configuration(
+            "the integration answered 101 with no WebSocket handshake to complete".into(),
         );
-        tracing::warn!(error = %error, "request failed");
         let mut log = log;
+        let id = log.record.request_id.to_string();
+        tracing::warn!(request_id = %id, error = %error, "request failed");
         log.record.error_message = Some(error.to_string());
-        return log.answered(method, error.into_response());
+        let mut answer = error.into_response();
+        if let Ok(id) = HeaderValue::try_from(id) {
+            answer.headers_mut().insert(REQUEST_ID_HEADER, id);
+        }
+        return log.answered(method, answer);
     };
     if client.h2 {
         // HTTP/2 says yes with 200; the handshake's own headers are HTTP/1.1's.

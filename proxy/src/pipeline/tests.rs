@@ -95,6 +95,16 @@ spec:
     mock: {statusCode: 200, body: never}
 ---
 apiVersion: tollgate.dev/v1alpha1
+kind: Route
+metadata: {name: switch, namespace: default}
+spec:
+  gatewayRef: {name: shop}
+  method: GET
+  path: /switch
+  integration:
+    mock: {statusCode: 101, body: ""}
+---
+apiVersion: tollgate.dev/v1alpha1
 kind: UsagePlan
 metadata: {name: basic, namespace: default}
 spec:
@@ -221,6 +231,16 @@ async fn the_phases_run_in_order_and_each_refusal_is_answered_and_logged() {
             body: "blue item 42",
             error: None,
             route_key: Some("GET /items/{id}"),
+        },
+        Case {
+            name: "an integration that answers 101 with no handshake to complete is a \
+                   configuration error, never a connection handed over",
+            request: || empty(request("GET", "/prod/switch")),
+            peer: ALLOWED,
+            status: 500,
+            body: "Internal server error",
+            error: Some("no WebSocket handshake to complete"),
+            route_key: Some("GET /switch"),
         },
         Case {
             name: "the resource policy runs before the route: an unknown path from a denied \
