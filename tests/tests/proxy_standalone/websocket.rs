@@ -280,7 +280,7 @@ async fn a_websocket_counts_against_max_connections_while_it_is_open() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_websocket_passes_through_the_tls_listener() {
+async fn a_websocket_passes_through_the_tls_listener_and_outlives_a_certificate_renewal() {
     let echo = EchoServer::start().await;
     let ca = Ca::new("websocket test CA");
     let certificate = ca.server(&["localhost"]);
@@ -322,6 +322,25 @@ async fn a_websocket_passes_through_the_tls_listener() {
     // The backend was told the client came over HTTPS.
     let handshake = echo.handshakes.lock().unwrap()[0].clone();
     assert_eq!(handshake.headers["x-forwarded-proto"], "https");
+
+    // The default certificate is renewed under the open WebSocket: new handshakes get the
+    // new one, and the WebSocket carries on.
+    let renewed = ca.server(&["localhost"]);
+    std::fs::write(&key, &renewed.key_pem).unwrap();
+    std::fs::write(&cert, &renewed.cert_pem).unwrap();
+    eventually_async("the renewed certificate to be served", || async {
+        let (_, handshake) = TlsClient::http1(&[&ca.pem])
+            .connect(tls, "localhost")
+            .await
+            .ok()?;
+        (handshake.leaf == renewed.der).then_some(())
+    })
+    .await;
+    ws.send(Message::text("after the rotation")).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("after the rotation")
+    );
 
     // HTTP/2 over TLS: extended CONNECT on a connection that chose h2 by ALPN.
     let (stream, handshake) = TlsClient::trusting(&[&ca.pem])
