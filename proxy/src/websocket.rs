@@ -121,11 +121,48 @@ pub fn forward_handshake(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
+/// Answers a WebSocket handshake, or any response that switches protocols: a 101 is
+/// [`switch`]ed; a 2xx other than 101 to an HTTP/2 client, which would take it for an open
+/// tunnel (RFC 8441, section 5), is the integration's failure to accept the WebSocket;
+/// anything else is answered as it is.
+pub fn answer(
+    shared: Arc<Shared>,
+    conn: &Connection,
+    client: Option<ClientUpgrade>,
+    response: Response<Body>,
+    log: Logged,
+    method: &Method,
+) -> Response<LoggedBody> {
+    let status = response.status();
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return switch(shared, conn, client, response, log, method);
+    }
+    if client.is_some_and(|c| c.h2) && status.is_success() {
+        let error = GatewayError::IntegrationFailure(format!(
+            "the integration answered the WebSocket handshake with {status}, not 101"
+        ));
+        return failed(error, log, method);
+    }
+    log.answered(method, response)
+}
+
+/// Answers with `error`, logged, with the request id.
+fn failed(error: GatewayError, mut log: Logged, method: &Method) -> Response<LoggedBody> {
+    let id = log.record.request_id.to_string();
+    tracing::warn!(request_id = %id, error = %error, "request failed");
+    log.record.error_message = Some(error.to_string());
+    let mut answer = error.into_response();
+    if let Ok(id) = HeaderValue::try_from(id) {
+        answer.headers_mut().insert(REQUEST_ID_HEADER, id);
+    }
+    log.answered(method, answer)
+}
+
 /// Answers a backend's 101: the client's and the backend's connections are joined in a task
 /// of their own, which writes the access-log line when the connection ends. A 101 with no
 /// backend connection behind it (a mock configured to answer 101), or to a request that did
 /// not ask to switch, is a configuration error: 500.
-pub fn switch(
+fn switch(
     shared: Arc<Shared>,
     conn: &Connection,
     client: Option<ClientUpgrade>,
@@ -139,15 +176,7 @@ pub fn switch(
         let error = GatewayError::Configuration(
             "the integration answered 101 with no WebSocket handshake to complete".into(),
         );
-        let mut log = log;
-        let id = log.record.request_id.to_string();
-        tracing::warn!(request_id = %id, error = %error, "request failed");
-        log.record.error_message = Some(error.to_string());
-        let mut answer = error.into_response();
-        if let Ok(id) = HeaderValue::try_from(id) {
-            answer.headers_mut().insert(REQUEST_ID_HEADER, id);
-        }
-        return log.answered(method, answer);
+        return failed(error, log, method);
     };
     if client.h2 {
         // HTTP/2 says yes with 200; the handshake's own headers are HTTP/1.1's.

@@ -112,8 +112,8 @@ pub async fn handle<B: ClientBody>(
     }
 
     // Phase 10: log (a WebSocket's when its connection ends).
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        return Ok(websocket::switch(
+    if client_upgrade.is_some() || response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(websocket::answer(
             shared,
             &conn,
             client_upgrade,

@@ -201,6 +201,20 @@ async fn a_backend_that_does_not_switch_protocols_answers_as_any_request() {
     // The backend was asked to upgrade, as the client asked.
     let received = backend.received();
     assert_eq!(received[0].echo["headers"]["upgrade"], json!(["websocket"]));
+    // Over HTTP/2 a 200 would open the tunnel (RFC 8441): the client is told the
+    // integration failed instead.
+    let (status, ws) = h2_websocket(proxy.addr(), "/dev/plain").await;
+    assert_eq!(status, 504);
+    assert!(ws.is_none());
+    let line = eventually_async("the refused HTTP/2 handshake's line", || async {
+        proxy
+            .access_log()
+            .into_iter()
+            .find(|l| l["protocol"] == "HTTP/2.0")
+    })
+    .await;
+    let error = line["errorMessage"].as_str().unwrap_or_default();
+    assert!(error.contains("with 200 OK, not 101"), "{line}");
     let client = Client::new();
     assert_eq!(open_gauge(&client, &proxy).await, 0.0);
 }
