@@ -41,7 +41,7 @@ use tungstenite::protocol::frame::{Frame, FrameHeader};
 use crate::access_log::Upgraded;
 use crate::body::Body;
 use crate::errors::GatewayError;
-use crate::pipeline::REQUEST_ID_HEADER;
+use crate::pipeline::{self, REQUEST_ID_HEADER};
 use crate::relay::{self, Boundaries, Carried, Ended};
 use crate::request_ctx::Connection;
 use crate::request_log::{Logged, LoggedBody};
@@ -146,12 +146,10 @@ pub fn answer(
     log.answered(method, response)
 }
 
-/// Answers with `error`, logged, with the request id.
+/// Answers with `error` as the pipeline answers a refusal, with the request id.
 fn failed(error: GatewayError, mut log: Logged, method: &Method) -> Response<LoggedBody> {
     let id = log.record.request_id.to_string();
-    tracing::warn!(request_id = %id, error = %error, "request failed");
-    log.record.error_message = Some(error.to_string());
-    let mut answer = error.into_response();
+    let mut answer = pipeline::refused(&id, error, &mut log);
     if let Ok(id) = HeaderValue::try_from(id) {
         answer.headers_mut().insert(REQUEST_ID_HEADER, id);
     }

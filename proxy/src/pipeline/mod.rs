@@ -256,7 +256,7 @@ async fn admitted<B: ClientBody>(
 }
 
 /// The gateway response for a phase's refusal, logged and put in the access record.
-fn refused(request_id: &str, error: GatewayError, log: &mut Logged) -> Response<Body> {
+pub(crate) fn refused(request_id: &str, error: GatewayError, log: &mut Logged) -> Response<Body> {
     log_refusal(request_id, &error);
     log.record.error_message = Some(error.to_string());
     error.into_response()
