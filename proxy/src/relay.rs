@@ -283,32 +283,33 @@ mod tests {
         }
     }
 
-    /// A relay never asked to stop.
-    async fn relay_plain(
-        a: &mut DuplexStream,
-        b: &mut DuplexStream,
+    /// A client and a backend with a relay between them, never asked to stop, over pipes
+    /// that hold `capacity` bytes.
+    fn relayed(
+        capacity: usize,
         idle: Duration,
-    ) -> (Carried, io::Result<Ended>) {
-        let (mut ab, mut ba) = (Unframed, Unframed);
-        let protocol = Protocol {
-            a_to_b: &mut ab,
-            b_to_a: &mut ba,
-        };
-        join(a, b, idle, protocol, std::future::pending()).await
+    ) -> (
+        DuplexStream,
+        DuplexStream,
+        tokio::task::JoinHandle<(Carried, io::Result<Ended>)>,
+    ) {
+        let (client, mut proxy_client) = duplex(capacity);
+        let (mut proxy_backend, backend) = duplex(capacity);
+        let relay = tokio::spawn(async move {
+            let (mut ab, mut ba) = (Unframed, Unframed);
+            let protocol = Protocol {
+                a_to_b: &mut ab,
+                b_to_a: &mut ba,
+            };
+            let stop = std::future::pending();
+            join(&mut proxy_client, &mut proxy_backend, idle, protocol, stop).await
+        });
+        (client, backend, relay)
     }
 
     #[tokio::test]
     async fn bytes_cross_both_ways_and_either_end_ends_the_relay() {
-        let (mut client, mut proxy_client) = duplex(64);
-        let (mut proxy_backend, mut backend) = duplex(64);
-        let relay = tokio::spawn(async move {
-            relay_plain(
-                &mut proxy_client,
-                &mut proxy_backend,
-                Duration::from_secs(60),
-            )
-            .await
-        });
+        let (mut client, mut backend, relay) = relayed(64, Duration::from_secs(60));
 
         client.write_all(b"hello").await.unwrap();
         let mut got = [0u8; 5];
@@ -339,16 +340,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_reader_holds_one_read_and_gets_every_byte_in_order() {
         // The pipes hold 1 KiB: the relay must keep what the reader cannot take yet.
-        let (mut client, mut proxy_client) = duplex(1024);
-        let (mut proxy_backend, mut backend) = duplex(1024);
-        let relay = tokio::spawn(async move {
-            relay_plain(
-                &mut proxy_client,
-                &mut proxy_backend,
-                Duration::from_secs(60),
-            )
-            .await
-        });
+        let (mut client, mut backend, relay) = relayed(1024, Duration::from_secs(60));
         let sent: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let expected = sent.clone();
         let writer = tokio::spawn(async move {
@@ -369,13 +361,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_relay_ends_after_the_idle_timeout_and_not_while_bytes_cross() {
-        let (mut client, mut proxy_client) = duplex(64);
-        let (mut proxy_backend, mut backend) = duplex(64);
-        let idle = Duration::from_secs(600);
-        let relay =
-            tokio::spawn(
-                async move { relay_plain(&mut proxy_client, &mut proxy_backend, idle).await },
-            );
+        let (mut client, mut backend, relay) = relayed(64, Duration::from_secs(600));
         // A byte every 5 minutes keeps it open past the timeout.
         for _ in 0..4 {
             tokio::time::sleep(Duration::from_secs(300)).await;

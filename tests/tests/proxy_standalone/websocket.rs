@@ -29,6 +29,27 @@ fn resources(echo: &EchoServer, extra: Option<Value>) -> Vec<Value> {
     all
 }
 
+/// A standalone proxy serving [`resources`] in front of an echo server.
+struct Chat {
+    echo: EchoServer,
+    config: ConfigDir,
+    proxy: Proxy,
+}
+
+impl Chat {
+    async fn start(args: &[&str]) -> Chat {
+        let echo = EchoServer::start().await;
+        let config = ConfigDir::new();
+        config.write("api.yaml", &resources(&echo, None));
+        let proxy = Proxy::start_standalone(config.path(), args);
+        Chat {
+            echo,
+            config,
+            proxy,
+        }
+    }
+}
+
 async fn open_gauge(client: &Client, proxy: &Proxy) -> f64 {
     let metrics = client.get(&proxy.admin_url("/metrics"), &[]).await.text();
     metrics
@@ -40,10 +61,11 @@ async fn open_gauge(client: &Client, proxy: &Proxy) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_passes_through_an_http_route_and_outlives_a_table_swap() {
-    let echo = EchoServer::start().await;
-    let config = ConfigDir::new();
-    config.write("api.yaml", &resources(&echo, None));
-    let proxy = Proxy::start_standalone(config.path(), &[]);
+    let Chat {
+        echo,
+        config,
+        proxy,
+    } = Chat::start(&[]).await;
     let client = Client::new();
 
     let url = format!("ws://{}/dev/chat?room=1", proxy.addr());
@@ -114,10 +136,11 @@ async fn a_websocket_passes_through_an_http_route_and_outlives_a_table_swap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handshake_is_refused_by_the_phases_before_any_backend_sees_it() {
-    let echo = EchoServer::start().await;
-    let config = ConfigDir::new();
-    config.write("api.yaml", &resources(&echo, None));
-    let proxy = Proxy::start_standalone(config.path(), &[]);
+    let Chat {
+        echo,
+        config: _config,
+        proxy,
+    } = Chat::start(&[]).await;
 
     // The throttle phase refuses a route with no rate to spend.
     let url = format!("ws://{}/dev/closed", proxy.addr());
@@ -221,10 +244,11 @@ async fn a_backend_that_does_not_switch_protocols_answers_as_any_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_sigterm_a_websocket_runs_until_the_drain_period_ends_then_gets_1001() {
-    let echo = EchoServer::start().await;
-    let config = ConfigDir::new();
-    config.write("api.yaml", &resources(&echo, None));
-    let mut proxy = Proxy::start_standalone(config.path(), &["--drain-seconds", "3"]);
+    let Chat {
+        echo,
+        config: _config,
+        mut proxy,
+    } = Chat::start(&["--drain-seconds", "3"]).await;
     let url = format!("ws://{}/dev/chat", proxy.addr());
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
 
@@ -271,10 +295,11 @@ async fn after_sigterm_a_websocket_runs_until_the_drain_period_ends_then_gets_10
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_counts_against_max_connections_while_it_is_open() {
-    let echo = EchoServer::start().await;
-    let config = ConfigDir::new();
-    config.write("api.yaml", &resources(&echo, None));
-    let proxy = Proxy::start_standalone(config.path(), &["--max-connections", "1"]);
+    let Chat {
+        echo: _echo,
+        config: _config,
+        proxy,
+    } = Chat::start(&["--max-connections", "1"]).await;
     let url = format!("ws://{}/dev/chat", proxy.addr());
     let (mut ws, _) = tokio_tungstenite::connect_async(url.clone()).await.unwrap();
 
@@ -295,7 +320,6 @@ async fn a_websocket_counts_against_max_connections_while_it_is_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_passes_through_the_tls_listener_and_outlives_a_certificate_renewal() {
-    let echo = EchoServer::start().await;
     let ca = Ca::new("websocket test CA");
     let certificate = ca.server(&["localhost"]);
     let dir = tempfile::tempdir().unwrap();
@@ -303,24 +327,24 @@ async fn a_websocket_passes_through_the_tls_listener_and_outlives_a_certificate_
     std::fs::write(&cert, &certificate.cert_pem).unwrap();
     std::fs::write(&key, &certificate.key_pem).unwrap();
     let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let config = ConfigDir::new();
-    config.write("api.yaml", &resources(&echo, None));
     let (tls_arg, cert_arg, key_arg) = (
         tls.to_string(),
         cert.display().to_string(),
         key.display().to_string(),
     );
-    let _proxy = Proxy::start_standalone(
-        config.path(),
-        &[
-            "--tls-listen",
-            &tls_arg,
-            "--tls-default-certificate",
-            &cert_arg,
-            "--tls-default-key",
-            &key_arg,
-        ],
-    );
+    let Chat {
+        echo,
+        config: _config,
+        proxy: _proxy,
+    } = Chat::start(&[
+        "--tls-listen",
+        &tls_arg,
+        "--tls-default-certificate",
+        &cert_arg,
+        "--tls-default-key",
+        &key_arg,
+    ])
+    .await;
 
     let (stream, handshake) = TlsClient::http1(&[&ca.pem])
         .connect(tls, "localhost")
@@ -375,10 +399,11 @@ async fn a_websocket_passes_through_the_tls_listener_and_outlives_a_certificate_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_over_http2_extended_connect_reaches_an_http11_backend() {
-    let echo = EchoServer::start().await;
-    let config = ConfigDir::new();
-    config.write("api.yaml", &resources(&echo, None));
-    let proxy = Proxy::start_standalone(config.path(), &[]);
+    let Chat {
+        echo,
+        config: _config,
+        proxy,
+    } = Chat::start(&[]).await;
 
     let (status, ws) = h2_websocket(proxy.addr(), "/dev/chat").await;
     assert_eq!(status, 200);
@@ -410,10 +435,11 @@ async fn a_websocket_over_http2_extended_connect_reaches_an_http11_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_that_carries_nothing_for_the_idle_timeout_is_closed() {
-    let echo = EchoServer::start().await;
-    let config = ConfigDir::new();
-    config.write("api.yaml", &resources(&echo, None));
-    let proxy = Proxy::start_standalone(config.path(), &["--websocket-idle-timeout-seconds", "1"]);
+    let Chat {
+        echo: _echo,
+        config: _config,
+        proxy,
+    } = Chat::start(&["--websocket-idle-timeout-seconds", "1"]).await;
     let url = format!("ws://{}/dev/chat", proxy.addr());
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     ws.send(Message::text("once")).await.unwrap();
