@@ -472,13 +472,13 @@ mod tests {
     fn a_required_field_misspelt_names_the_unknown_one_in_the_error() {
         let source = format!(
             "{GATEWAY}---\napiVersion: tollgate.dev/v1alpha1\nkind: Route\nmetadata: {{name: r1}}\n\
-             spec: {{gatewayRef: {{name: hello}}, methd: POST, path: /, integration: {{mock: {{statusCode: 200}}}}}}\n"
+             spec: {{gatewayRef: {{name: hello}}, method: POST, path: /, integraton: {{mock: {{statusCode: 200}}}}}}\n"
         );
         let err = load_str(&source, "api.yaml", &mut Resources::default())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("missing field `method`"), "{err}");
-        assert!(err.ends_with("(unknown fields: spec.methd)"), "{err}");
+        assert!(err.contains("missing field `integration`"), "{err}");
+        assert!(err.ends_with("(unknown fields: spec.integraton)"), "{err}");
     }
 
     #[test]

@@ -84,6 +84,35 @@ pub struct GatewayTable {
     /// Sorted by plan name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub usage_plans: Vec<UsagePlanTable>,
+    /// A WebSocket API's settings; `None` for a REST API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub websocket: Option<WebSocketTable>,
+}
+
+/// A WebSocket API: how messages pick routes, its limits, and who may call `@connections`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebSocketTable {
+    /// The dotted path of the message's JSON field naming the route (`action`, from
+    /// `$request.body.action`).
+    pub route_selection_field: Vec<String>,
+    pub idle_timeout_seconds: u32,
+    pub max_connection_seconds: u32,
+    pub max_frame_bytes: u32,
+    pub max_message_bytes: u32,
+    /// Sorted by access key id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub management_credentials: Vec<AwsCredentialsTable>,
+}
+
+/// An access key that may sign `@connections` requests.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsCredentialsTable {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// The Secret it came from, for the access log.
+    pub source: ObjectKey,
 }
 
 impl GatewayTable {
@@ -252,11 +281,18 @@ pub struct CanaryTable {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteTable {
-    /// `METHOD /path`, as Amazon API Gateway's `routeKey`; unique within a stage.
+    /// `METHOD /path` (REST API) or the route key (`$connect`, `sendmessage`: WebSocket API),
+    /// as Amazon API Gateway's `routeKey`; unique within a stage.
     pub route_key: String,
-    pub method: HttpMethod,
-    /// The path template: `/pets/{petId}`, `/files/{proxy+}`.
-    pub path: String,
+    /// REST API only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<HttpMethod>,
+    /// The path template: `/pets/{petId}`, `/files/{proxy+}`. REST API only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// WebSocket API: the integration's answer goes back to the client.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub two_way: bool,
     /// The Route resource it came from.
     pub source: ObjectKey,
     pub api_key_required: bool,

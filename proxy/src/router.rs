@@ -40,12 +40,37 @@ pub struct ServedRoute {
     pub fixed_urls: Vec<Option<http::Uri>>,
 }
 
+impl ServedRoute {
+    fn new(
+        route: &RouteTable,
+        param_names: Vec<String>,
+        limits: &ConcurrencyLimits,
+        bucket_of: impl Fn(&str) -> Arc<str>,
+    ) -> Self {
+        let concurrency = match &route.integration {
+            IntegrationTable::Lambda { invoke_url, .. } => limits.get(invoke_url).cloned(),
+            _ => None,
+        };
+        Self {
+            table: route.clone(),
+            param_names,
+            concurrency,
+            bucket: bucket_of(&route.route_key),
+            key: Arc::from(route.route_key.as_str()),
+            metrics: OnceLock::new(),
+            fixed_urls: fixed_urls(&route.integration),
+        }
+    }
+}
+
 /// The routes of one stage.
 #[derive(Debug)]
 pub struct StageRouter {
     exact: matchit::Router<usize>,
     greedy: matchit::Router<usize>,
     slots: Vec<MethodSlot>,
+    /// A WebSocket API's routes, by route key.
+    by_key: std::collections::HashMap<String, usize>,
     routes: Vec<ServedRoute>,
 }
 
@@ -117,14 +142,33 @@ impl StageRouter {
             exact: matchit::Router::new(),
             greedy: matchit::Router::new(),
             slots: Vec::new(),
+            by_key: std::collections::HashMap::new(),
             routes: Vec::with_capacity(routes.len()),
         };
         // Slot per tree-path, so routes of one shape but different methods share it.
         let mut slot_of: std::collections::HashMap<String, usize> =
             std::collections::HashMap::new();
         for route in routes {
+            let index = router.routes.len();
+            let (Some(method), Some(path)) = (route.method, &route.path) else {
+                // A WebSocket route: found by its key.
+                if router
+                    .by_key
+                    .insert(route.route_key.clone(), index)
+                    .is_some()
+                {
+                    return Err(RouterError::Duplicate {
+                        first: route.route_key.clone(),
+                        second: route.route_key.clone(),
+                    });
+                }
+                router
+                    .routes
+                    .push(ServedRoute::new(route, Vec::new(), limits, &bucket_of));
+                continue;
+            };
             let template =
-                PathTemplate::parse(&route.path).map_err(|reason| RouterError::InvalidPath {
+                PathTemplate::parse(path).map_err(|reason| RouterError::InvalidPath {
                     route: route.route_key.clone(),
                     reason,
                 })?;
@@ -148,8 +192,7 @@ impl StageRouter {
                     slot
                 }
             };
-            let index = router.routes.len();
-            let entry = match table_method_index(route.method) {
+            let entry = match table_method_index(method) {
                 Some(i) => &mut router.slots[slot].by_method[i],
                 None => &mut router.slots[slot].any,
             };
@@ -159,21 +202,17 @@ impl StageRouter {
                     second: route.route_key.clone(),
                 });
             }
-            let concurrency = match &route.integration {
-                IntegrationTable::Lambda { invoke_url, .. } => limits.get(invoke_url).cloned(),
-                _ => None,
-            };
-            router.routes.push(ServedRoute {
-                table: route.clone(),
-                param_names: template.param_names().map(str::to_string).collect(),
-                concurrency,
-                bucket: bucket_of(&route.route_key),
-                key: Arc::from(route.route_key.as_str()),
-                metrics: OnceLock::new(),
-                fixed_urls: fixed_urls(&route.integration),
-            });
+            let param_names = template.param_names().map(str::to_string).collect();
+            router
+                .routes
+                .push(ServedRoute::new(route, param_names, limits, &bucket_of));
         }
         Ok(router)
+    }
+
+    /// A WebSocket API's route by its key (`$connect`, `sendmessage`).
+    pub fn by_key(&self, route_key: &str) -> Option<&ServedRoute> {
+        self.by_key.get(route_key).map(|&i| &self.routes[i])
     }
 
     /// The route for a method and a path relative to the stage (`/pets/42`). `None` when no
@@ -240,8 +279,9 @@ mod tests {
     fn route(method: HttpMethod, path: &str) -> RouteTable {
         RouteTable {
             route_key: format!("{method} {path}"),
-            method,
-            path: path.to_string(),
+            method: Some(method),
+            path: Some(path.to_string()),
+            two_way: false,
             source: ObjectKey::new("default", path),
             api_key_required: false,
             authorizer: None,

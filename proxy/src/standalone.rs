@@ -411,22 +411,20 @@ fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// Logs each route conflict, naming both routes: a route that is not served because another
-/// holds its method and path is a mistake the user must hear about.
+/// holds its method and path (or route key) is a mistake the user must hear about.
 fn log_conflicts(conflicts: &[RouteConflict]) {
     for c in conflicts {
         tracing::warn!(
             gateway = %c.gateway,
             stage = %c.stage,
-            method = %c.method,
-            path = %c.path,
+            route_key = %c.route_key,
             served = %c.served,
             refused = %c.refused,
             why = c.precedence.because(),
-            "route conflict: Route {} is not served on this stage, Route {} keeps {} {}",
+            "route conflict: Route {} is not served on this stage, Route {} keeps {}",
             c.refused,
             c.served,
-            c.method,
-            c.path
+            c.route_key
         );
     }
 }

@@ -107,7 +107,7 @@ async fn a_proxy_receives_the_table_then_each_new_one() {
     let paths = |t: &tollgate_crds::table::GatewayTable| -> Vec<String> {
         t.stages
             .iter()
-            .flat_map(|s| s.routes.iter().map(|r| r.path.clone()))
+            .flat_map(|s| s.routes.iter().filter_map(|r| r.path.clone()))
             .collect()
     };
 

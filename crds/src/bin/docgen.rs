@@ -12,7 +12,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
 use tollgate_crds::resources::{
-    API_KEY_SECRET_TYPE, TLS_SECRET_TYPE, TRUSTSTORE_KEY, TRUSTSTORE_LABEL, TRUSTSTORE_SECRET_TYPE,
+    API_KEY_SECRET_TYPE, AWS_CREDENTIALS_SECRET_TYPE, TLS_SECRET_TYPE, TRUSTSTORE_KEY,
+    TRUSTSTORE_LABEL, TRUSTSTORE_SECRET_TYPE,
 };
 
 fn main() -> std::io::Result<()> {
@@ -191,7 +192,10 @@ fn secrets(out: &mut String) {
          `{TRUSTSTORE_KEY}`: PEM bundle of client CAs | \
          `spec.domains[].mutualTls.truststoreSecretRef` |\n\
          | Truststore | ConfigMap, label `{TRUSTSTORE_LABEL}` (any value) | `{TRUSTSTORE_KEY}`: \
-         PEM bundle of client CAs | `spec.domains[].mutualTls.truststoreConfigMapRef` |\n"
+         PEM bundle of client CAs | `spec.domains[].mutualTls.truststoreConfigMapRef` |\n\
+         | `@connections` credentials | Secret, type `{AWS_CREDENTIALS_SECRET_TYPE}` | \
+         `accessKeyId`, `secretAccessKey` (AWS Signature Version 4, service `execute-api`) | \
+         `ApiGateway` `spec.websocket.managementCredentials` |\n"
     );
 }
 

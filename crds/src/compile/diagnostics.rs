@@ -50,6 +50,11 @@ pub enum Reason {
     RouteConflict,
     NoStages,
     StageVariableNotFound,
+    /// A route with the other kind of API's fields (a route key on a REST API, a method and
+    /// path on a WebSocket API).
+    ProtocolMismatch,
+    InvalidRouteKey,
+    InvalidWebSocket,
 }
 
 impl Reason {

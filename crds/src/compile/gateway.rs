@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::Secret;
 
 use super::diagnostics::{Diagnostic, Reason};
-use super::{Resources, pem, validate};
+use super::{Resources, pem, validate, websocket};
 use crate::resources::{
-    ApiGateway, Authorizer, AuthorizerType, CustomDomain, EndpointType, MutualTls, RateLimitMode,
-    TLS_SECRET_TYPE, TRUSTSTORE_KEY, TRUSTSTORE_LABEL, TRUSTSTORE_SECRET_TYPE,
+    ApiGateway, ApiProtocol, Authorizer, AuthorizerType, CustomDomain, EndpointType, MutualTls,
+    RateLimitMode, TLS_SECRET_TYPE, TRUSTSTORE_KEY, TRUSTSTORE_LABEL, TRUSTSTORE_SECRET_TYPE,
 };
 use crate::table::{
     AuthorizerEndpoint, AuthorizerTable, BasePathTable, CanaryTable, CorsTable,
@@ -90,6 +90,24 @@ pub(super) fn compile(
 
     let authorizers = compile_authorizers(&spec.authorizers, diag);
     let domains = compile_domains(key, &spec.domains, &stage_names, resources, diag);
+    let websocket = (spec.protocol == ApiProtocol::WEBSOCKET).then(|| {
+        let settings = spec.websocket.clone().unwrap_or_default();
+        websocket::compile(key, &settings, resources, diag)
+    });
+    if spec.protocol == ApiProtocol::REST && spec.websocket.is_some() {
+        diag.reject(
+            Reason::ProtocolMismatch,
+            "spec.websocket",
+            "spec.websocket is for WebSocket APIs: set spec.protocol to WEBSOCKET, or remove spec.websocket",
+        );
+    }
+    if spec.protocol == ApiProtocol::WEBSOCKET && spec.cors.is_some() {
+        diag.reject(
+            Reason::ProtocolMismatch,
+            "spec.cors",
+            "CORS is for REST APIs (browsers do not preflight a WebSocket): remove spec.cors",
+        );
+    }
 
     if !diag.accepted {
         return None;
@@ -125,6 +143,7 @@ pub(super) fn compile(
         disable_execute_api_endpoint: spec.disable_execute_api_endpoint,
         stages,
         usage_plans: Vec::new(),
+        websocket,
     })
 }
 

@@ -15,6 +15,7 @@ mod plan;
 mod route;
 mod seniority;
 mod validate;
+mod websocket;
 
 use std::collections::BTreeMap;
 
@@ -145,9 +146,9 @@ pub fn compile(resources: &Resources) -> Compiled {
         .into_iter()
         .map(|(key, mut table)| {
             for stage in &mut table.stages {
-                stage
-                    .routes
-                    .sort_by(|a, b| (&a.path, a.method).cmp(&(&b.path, b.method)));
+                stage.routes.sort_by(|a, b| {
+                    (&a.path, a.method, &a.route_key).cmp(&(&b.path, b.method, &b.route_key))
+                });
             }
             table.usage_plans.sort_by(|a, b| a.name.cmp(&b.name));
             (key, table.seal())

@@ -1,6 +1,6 @@
 //! A Route onto the stages of its gateway's table: checked, its integration resolved, and
 //! placed unless a senior route (see `seniority.rs`) already serves the same method and path
-//! shape there.
+//! shape (REST API) or route key (WebSocket API) there.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -19,10 +19,10 @@ use crate::table::{self, GatewayTable, HttpBackendTable, IntegrationTable, Objec
 pub const MIN_TIMEOUT_MILLIS: u32 = 50;
 pub const MAX_TIMEOUT_MILLIS: u32 = 29_000;
 
-/// Which route holds each (gateway, stage, method, path shape), and the conflicts so far.
+/// Which route holds each (gateway, stage, what it matches), and the conflicts so far.
 #[derive(Default)]
 pub(super) struct Placements {
-    taken: HashMap<(ObjectKey, String, HttpMethod, String), ObjectKey>,
+    taken: HashMap<(ObjectKey, String, Matches), ObjectKey>,
     conflicts: Vec<RouteConflict>,
 }
 
@@ -32,19 +32,36 @@ impl Placements {
     }
 }
 
-/// Two routes asking for one (stage, method, path shape): `served` got it, `refused` did not.
+/// Two routes asking for one (stage, what they match): `served` got it, `refused` did not.
 #[derive(Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteConflict {
     pub gateway: ObjectKey,
     pub stage: String,
-    pub method: HttpMethod,
-    /// The refused route's path (the served route's has the same shape).
-    pub path: String,
+    /// The refused route's key: `METHOD /path` (the served route's path has the same shape)
+    /// or a WebSocket route key.
+    pub route_key: String,
     pub refused: ObjectKey,
     pub served: ObjectKey,
     /// Why `served` won.
     pub precedence: Precedence,
+}
+
+/// What a route matches, as two routes of one stage may not share it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Matches {
+    /// REST API: a method and a path shape (parameter names aside).
+    Request { method: HttpMethod, shape: String },
+    /// WebSocket API: a route key.
+    Key(String),
+}
+
+/// A route's own match, checked against its gateway's protocol.
+struct Matcher {
+    matches: Matches,
+    route_key: String,
+    method: Option<HttpMethod>,
+    path: Option<PathTemplate>,
 }
 
 pub(super) fn compile(
@@ -75,14 +92,14 @@ pub(super) fn compile(
         return;
     };
 
-    let path = match PathTemplate::parse(&spec.path) {
-        Ok(p) => p,
-        Err(e) => {
-            diag.reject(Reason::InvalidPath, "spec.path", e);
-            return;
-        }
+    let Some(matcher) = matcher(rt, table, diag) else {
+        return;
     };
-    let params: BTreeSet<&str> = path.param_names().collect();
+    let params: BTreeSet<&str> = matcher
+        .path
+        .as_ref()
+        .map(|p| p.param_names().collect())
+        .unwrap_or_default();
 
     let stages: Vec<String> = if spec.stages.is_empty() {
         table.stages.iter().map(|s| s.name.clone()).collect()
@@ -112,17 +129,15 @@ pub(super) fn compile(
     check_stage_variables(rt, table, &stages, diag);
 
     // Place the route on each stage; a senior route holding the same slot keeps it.
-    let shape = path.shape();
     let conflicts: Vec<RouteConflict> = stages
         .iter()
         .filter_map(|stage| {
-            let slot = (gw_key.clone(), stage.clone(), spec.method, shape.clone());
+            let slot = (gw_key.clone(), stage.clone(), matcher.matches.clone());
             let owner = placements.taken.get(&slot)?;
             Some(RouteConflict {
                 gateway: gw_key.clone(),
                 stage: stage.clone(),
-                method: spec.method,
-                path: spec.path.clone(),
+                route_key: matcher.route_key.clone(),
                 refused: key.clone(),
                 served: owner.clone(),
                 precedence: precedence(owner, key, rt, resources),
@@ -134,18 +149,20 @@ pub(super) fn compile(
     } else {
         Effect::Skipped
     };
+    let (field, change) = match matcher.matches {
+        Matches::Request { .. } => ("spec.path", "method or path"),
+        Matches::Key(_) => ("spec.routeKey", "route key"),
+    };
     for c in &conflicts {
         diag.push(
             Reason::RouteConflict,
             effect,
-            "spec.path",
+            field,
             format!(
-                "on stage {:?}, Route {} already serves {} {}: {}; \
-                 change this route's method or path",
+                "on stage {:?}, Route {} already serves {}: {}; change this route's {change}",
                 c.stage,
                 c.served,
-                spec.method,
-                spec.path,
+                matcher.route_key,
                 c.precedence.because()
             ),
         );
@@ -155,12 +172,7 @@ pub(super) fn compile(
         if conflicts.iter().any(|c| &c.stage == stage_name) {
             continue;
         }
-        let slot = (
-            gw_key.clone(),
-            stage_name.clone(),
-            spec.method,
-            shape.clone(),
-        );
+        let slot = (gw_key.clone(), stage_name.clone(), matcher.matches.clone());
         placements.taken.insert(slot, key.clone());
         let ceiling = table.throttle;
         let Some(stage) = table.stages.iter_mut().find(|s| &s.name == stage_name) else {
@@ -171,9 +183,10 @@ pub(super) fn compile(
             .map(|t| validate::cap(t, ceiling))
             .unwrap_or(stage.throttle);
         stage.routes.push(RouteTable {
-            route_key: format!("{} {}", spec.method, spec.path),
-            method: spec.method.into(),
+            route_key: matcher.route_key.clone(),
+            method: matcher.method.map(Into::into),
             path: spec.path.clone(),
+            two_way: spec.route_response_selection_expression.is_some(),
             source: key.clone(),
             api_key_required: spec.api_key_required,
             authorizer: spec.authorizer.clone(),
@@ -182,6 +195,118 @@ pub(super) fn compile(
             integration: integration.clone(),
         });
     }
+}
+
+/// What the route matches: a method and path on a REST API, a route key on a WebSocket API.
+/// `None` (and the route rejected) when it has the other kind's fields or neither.
+fn matcher(rt: &Route, table: &GatewayTable, diag: &mut Diagnostic) -> Option<Matcher> {
+    let spec = &rt.spec;
+    let gateway = &table.gateway;
+    if table.websocket.is_some() {
+        let Some(route_key) = &spec.route_key else {
+            diag.reject(
+                Reason::ProtocolMismatch,
+                "spec.routeKey",
+                format!(
+                    "ApiGateway {gateway} is a WEBSOCKET API: its routes have a routeKey \
+                     ($connect, $disconnect, $default or a selected key), not a method and path"
+                ),
+            );
+            return None;
+        };
+        if let Err(e) = validate::route_key(route_key) {
+            diag.reject(Reason::InvalidRouteKey, "spec.routeKey", e);
+            return None;
+        }
+        if let Some(field) = websocket_misfit(rt) {
+            diag.reject(Reason::ProtocolMismatch, field.0, field.1);
+            return None;
+        }
+        return Some(Matcher {
+            matches: Matches::Key(route_key.clone()),
+            route_key: route_key.clone(),
+            method: None,
+            path: None,
+        });
+    }
+    let (Some(method), Some(path)) = (spec.method, &spec.path) else {
+        let (field, what) = if spec.route_key.is_some() {
+            (
+                "spec.routeKey",
+                "not a routeKey, which is for WEBSOCKET APIs",
+            )
+        } else if spec.method.is_none() {
+            ("spec.method", "which spec.method lacks")
+        } else {
+            ("spec.path", "which spec.path lacks")
+        };
+        diag.reject(
+            Reason::ProtocolMismatch,
+            field,
+            format!(
+                "ApiGateway {gateway} is a REST API: its routes have a method and a path, {what}"
+            ),
+        );
+        return None;
+    };
+    if spec.route_response_selection_expression.is_some() {
+        diag.reject(
+            Reason::ProtocolMismatch,
+            "spec.routeResponseSelectionExpression",
+            "routeResponseSelectionExpression is for WEBSOCKET APIs: remove it",
+        );
+        return None;
+    }
+    let template = match PathTemplate::parse(path) {
+        Ok(p) => p,
+        Err(e) => {
+            diag.reject(Reason::InvalidPath, "spec.path", e);
+            return None;
+        }
+    };
+    Some(Matcher {
+        matches: Matches::Request {
+            method,
+            shape: template.shape(),
+        },
+        route_key: format!("{method} {path}"),
+        method: Some(method),
+        path: Some(template),
+    })
+}
+
+/// What a WebSocket route may not have, as the field and why: the schema's CEL rules
+/// again, for standalone files that never pass the API server.
+fn websocket_misfit(rt: &Route) -> Option<(&'static str, &'static str)> {
+    let spec = &rt.spec;
+    let connect = spec.route_key.as_deref() == Some("$connect");
+    if spec.method.is_some() || spec.path.is_some() {
+        return Some((
+            "spec.method",
+            "a WebSocket route has a routeKey, not a method and path: remove them",
+        ));
+    }
+    if !connect && spec.authorizer.is_some() {
+        return Some((
+            "spec.authorizer",
+            "a WebSocket API authorizes a connection once, on $connect: move the authorizer there",
+        ));
+    }
+    if !connect && spec.api_key_required {
+        return Some((
+            "spec.apiKeyRequired",
+            "a WebSocket API checks the API key once, on $connect: move apiKeyRequired there",
+        ));
+    }
+    if spec.route_key.as_deref() == Some("$disconnect")
+        && spec.route_response_selection_expression.is_some()
+    {
+        return Some((
+            "spec.routeResponseSelectionExpression",
+            "$disconnect cannot answer: its client is gone",
+        ));
+    }
+    None
 }
 
 /// Why the route `owner`, placed earlier, wins over `rt` (filed under `key`).

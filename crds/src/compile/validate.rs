@@ -212,3 +212,39 @@ mod tests {
         assert!(identity_source("$request.header.").is_err());
     }
 }
+
+/// A WebSocket route key: `$connect`, `$disconnect`, `$default`, or a key of up to 128
+/// characters that does not start with `$` and has no whitespace.
+pub fn route_key(s: &str) -> Result<(), String> {
+    if matches!(s, "$connect" | "$disconnect" | "$default") {
+        return Ok(());
+    }
+    if s.is_empty() || s.len() > 128 || s.starts_with('$') || s.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "{s:?} is not a route key: use $connect, $disconnect, $default, or up to 128 \
+             characters without whitespace that do not start with '$'"
+        ));
+    }
+    Ok(())
+}
+
+/// `$request.body.action` to its field path (`["action"]`).
+pub fn route_selection_expression(s: &str) -> Result<Vec<String>, String> {
+    let err = || {
+        format!(
+            "{s:?} is not a route selection expression: use $request.body. and a dotted path \
+             to a field of the message, such as $request.body.action"
+        )
+    };
+    let path = s.strip_prefix("$request.body.").ok_or_else(err)?;
+    let fields: Vec<String> = path.split('.').map(str::to_string).collect();
+    let valid = |f: &String| {
+        !f.is_empty()
+            && f.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    if s.len() > 256 || !fields.iter().all(valid) {
+        return Err(err());
+    }
+    Ok(fields)
+}

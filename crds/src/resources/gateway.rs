@@ -12,6 +12,9 @@ use super::common::{LocalRef, ThrottleSettings};
 
 /// The Secret type of custom-domain certificates (`tls.crt`, `tls.key`).
 pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+/// The Secret type of the credentials a caller of a WebSocket API's `@connections` API signs
+/// its requests with (AWS Signature Version 4): `accessKeyId` and `secretAccessKey`.
+pub const AWS_CREDENTIALS_SECRET_TYPE: &str = "tollgate.dev/aws-credentials";
 /// The Secret type of a mutual-TLS truststore (`ca.crt`). A truststore Secret may also be of
 /// type [`TLS_SECRET_TYPE`] (cert-manager writes a CA's `ca.crt` there); the controller
 /// watches Secrets of these types only.
@@ -60,9 +63,34 @@ pub const TRUSTSTORE_KEY: &str = "ca.crt";
     {
         "rule": "self.endpointType != 'Private' || (has(self.resourcePolicy) && ((has(self.resourcePolicy.allowCidrs) && size(self.resourcePolicy.allowCidrs) > 0) || (has(self.resourcePolicy.allowNamespaces) && size(self.resourcePolicy.allowNamespaces) > 0)))",
         "message": "a Private gateway needs spec.resourcePolicy.allowCidrs or allowNamespaces to say who may call it"
+    },
+    {
+        "rule": "!has(self.websocket) || (has(self.protocol) && self.protocol == 'WEBSOCKET')",
+        "message": "spec.websocket is for WebSocket APIs: set spec.protocol to WEBSOCKET, or remove spec.websocket"
+    },
+    {
+        "rule": "!has(self.protocol) || self.protocol != 'WEBSOCKET' || !has(self.cors)",
+        "message": "CORS is for REST APIs (browsers do not preflight a WebSocket): remove spec.cors from a WEBSOCKET API"
     }
 ]))]
 pub struct ApiGatewaySpec {
+    /// The kind of API, fixed when it is created. `REST`: routes by method and path answer
+    /// requests. `WEBSOCKET`: the gateway holds each client's WebSocket connection, routes by
+    /// route key (`$connect`, `$disconnect`, `$default` and keys chosen by
+    /// `websocket.routeSelectionExpression`) answer its messages, and backends send to clients
+    /// through the `@connections` API.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self == oldSelf",
+        "message": "spec.protocol cannot change: create a new ApiGateway for the other kind of API"
+    }]))]
+    pub protocol: ApiProtocol,
+
+    /// How a `WEBSOCKET` API routes messages, its limits, and who may call its
+    /// `@connections` API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub websocket: Option<WebSocketSettings>,
+
     /// Where the API is reachable from. `Regional`: a Deployment behind a LoadBalancer
     /// Service. `Edge`: a DaemonSet on the nodes chosen by `fleet.nodeSelector`, Service with
     /// `externalTrafficPolicy: Local`. `Private`: a ClusterIP Service and a NetworkPolicy that
@@ -129,6 +157,99 @@ pub struct ApiGatewaySpec {
     /// How the proxy fleet for this gateway runs in the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetSettings>,
+}
+
+/// The kind of API.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum ApiProtocol {
+    #[default]
+    REST,
+    WEBSOCKET,
+}
+
+/// A WebSocket API's settings. The limits default to Amazon API Gateway's.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.maxFrameBytes) || !has(self.maxMessageBytes) || self.maxFrameBytes <= self.maxMessageBytes",
+        "message": "websocket.maxFrameBytes cannot exceed websocket.maxMessageBytes: a message is one or more frames"
+    }
+]))]
+pub struct WebSocketSettings {
+    /// Which route a message takes: `$request.body.` and a dotted path to a field of the
+    /// message, read as JSON. A message that is not JSON, or whose field is not a string
+    /// naming a route, takes `$default`.
+    #[serde(default = "default_route_selection_expression")]
+    #[schemars(
+        length(max = 256),
+        regex(pattern = r"^\$request\.body(\.[A-Za-z0-9_-]+)+$")
+    )]
+    pub route_selection_expression: String,
+
+    /// Seconds a connection may carry no message either way before the gateway closes it
+    /// (1001 `Going away`). Amazon API Gateway: 10 minutes.
+    #[serde(default = "default_idle_timeout_seconds")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub idle_timeout_seconds: u32,
+
+    /// Seconds a connection may last at all. Amazon API Gateway: 2 hours.
+    #[serde(default = "default_max_connection_seconds")]
+    #[schemars(range(min = 1, max = 604800))]
+    pub max_connection_seconds: u32,
+
+    /// Largest frame a client may send, in bytes; a larger one closes the connection with
+    /// 1009 `Message too big`. Amazon API Gateway: 32 KB.
+    #[serde(default = "default_max_frame_bytes")]
+    #[schemars(range(min = 125, max = 16777216))]
+    pub max_frame_bytes: u32,
+
+    /// Largest message (all its frames) a client may send, in bytes; a larger one closes
+    /// the connection with 1009. Amazon API Gateway: 128 KB.
+    #[serde(default = "default_max_message_bytes")]
+    #[schemars(range(min = 125, max = 16777216))]
+    pub max_message_bytes: u32,
+
+    /// Secrets of type `tollgate.dev/aws-credentials` (`accessKeyId`, `secretAccessKey`):
+    /// callers of the `@connections` API sign with one of them (AWS Signature Version 4,
+    /// service `execute-api`), as an AWS SDK's `ApiGatewayManagementApi` client does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub management_credentials: Vec<LocalRef>,
+}
+
+fn default_route_selection_expression() -> String {
+    "$request.body.action".into()
+}
+
+fn default_idle_timeout_seconds() -> u32 {
+    600
+}
+
+fn default_max_connection_seconds() -> u32 {
+    7200
+}
+
+fn default_max_frame_bytes() -> u32 {
+    32 * 1024
+}
+
+fn default_max_message_bytes() -> u32 {
+    128 * 1024
+}
+
+impl Default for WebSocketSettings {
+    fn default() -> Self {
+        Self {
+            route_selection_expression: default_route_selection_expression(),
+            idle_timeout_seconds: default_idle_timeout_seconds(),
+            max_connection_seconds: default_max_connection_seconds(),
+            max_frame_bytes: default_max_frame_bytes(),
+            max_message_bytes: default_max_message_bytes(),
+            management_credentials: Vec::new(),
+        }
+    }
 }
 
 /// Where an API is reachable from.

@@ -1,4 +1,5 @@
-//! `Route`: a method and path of a gateway, and the integration that answers it.
+//! `Route`: a method and path of a REST API, or a route key of a WebSocket API, and the
+//! integration that answers it.
 
 use std::collections::BTreeMap;
 
@@ -40,6 +41,7 @@ const PATH_MESSAGE: &str = "path must be '/' or '/'-separated segments, each lit
     printcolumn = r#"{"name":"Gateway","type":"string","jsonPath":".spec.gatewayRef.name"}"#,
     printcolumn = r#"{"name":"Method","type":"string","jsonPath":".spec.method"}"#,
     printcolumn = r#"{"name":"Path","type":"string","jsonPath":".spec.path"}"#,
+    printcolumn = r#"{"name":"Route Key","type":"string","jsonPath":".spec.routeKey"}"#,
     printcolumn = r#"{"name":"Accepted","type":"string","jsonPath":".status.conditions[?(@.type==\"Accepted\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -52,22 +54,55 @@ const PATH_MESSAGE: &str = "path must be '/' or '/'-separated segments, each lit
     {
         "rule": "!has(self.stages) || self.stages.all(s, self.stages.filter(t, t == s).size() == 1)",
         "message": "each stage may be listed once in spec.stages"
+    },
+    {
+        "rule": "has(self.routeKey) ? !has(self.method) && !has(self.path) : has(self.method) && has(self.path)",
+        "message": "a Route has spec.method and spec.path (REST API) or spec.routeKey (WebSocket API), not both"
+    },
+    {
+        "rule": "!has(self.routeResponseSelectionExpression) || (has(self.routeKey) && self.routeKey != '$disconnect')",
+        "message": "routeResponseSelectionExpression is for WebSocket routes other than $disconnect (whose client is gone)"
+    },
+    {
+        "rule": "!has(self.routeKey) || self.routeKey == '$connect' || (!has(self.authorizer) && !(has(self.apiKeyRequired) && self.apiKeyRequired))",
+        "message": "a WebSocket API authorizes a connection once, on $connect: move spec.authorizer and spec.apiKeyRequired to the $connect route"
     }
 ]))]
 pub struct RouteSpec {
     /// The ApiGateway (in this namespace) the route belongs to.
     pub gateway_ref: LocalRef,
 
-    /// The HTTP method, or `ANY` for every method not matched by a route of its own.
-    pub method: HttpMethod,
+    /// REST API: the HTTP method, or `ANY` for every method not matched by a route of its
+    /// own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<HttpMethod>,
 
-    /// The resource path: `/`, literal segments, `{param}` segments, and a greedy `{name+}`
+    /// REST API: the resource path: `/`, literal segments, `{param}` segments, and a greedy `{name+}`
     /// last segment that matches the rest of the path (`/pets/{petId}`, `/files/{proxy+}`).
     /// The most specific route wins: literal over parameter over greedy.
     #[schemars(length(min = 1, max = 1024), extend("x-kubernetes-validations" = [
         { "rule": PATH_RULE, "message": PATH_MESSAGE }
     ]))]
-    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+
+    /// WebSocket API: `$connect` (the handshake: authorizer, API key and usage plan apply
+    /// here, and a non-2xx answer from its integration refuses the connection),
+    /// `$disconnect` (told when a connection ends), `$default` (messages no other route
+    /// takes), or the value of the gateway's `websocket.routeSelectionExpression` that
+    /// selects this route (`sendmessage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^(\$connect|\$disconnect|\$default|[^$\s][^\s]*)$")
+    )]
+    pub route_key: Option<String>,
+
+    /// WebSocket API: `$default` makes the route two-way, sending its integration's answer
+    /// back to the client; unset, the route is one-way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^\$default$"))]
+    pub route_response_selection_expression: Option<String>,
 
     /// Stages that serve this route; empty means every stage of the gateway.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

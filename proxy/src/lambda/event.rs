@@ -91,7 +91,7 @@ impl<'a> EventInput<'a> {
             source_ip: ctx.source_ip,
             stage: &ctx.stage().name,
             route_key: &route.route_key,
-            resource_path: &route.path,
+            resource_path: route.path.as_deref().unwrap_or("/"),
             path_parameters,
             stage_variables: ctx.stage_variables,
             domain_name: ctx.host,
