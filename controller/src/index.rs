@@ -2,8 +2,9 @@
 //! `namespace/name`, and a [`Notify`] poked on every change.
 //!
 //! Secrets and ConfigMaps are watched only where Tollgate reads them, never all of them:
-//! Secrets of the types `tollgate.dev/api-key`, `kubernetes.io/tls` and
-//! `tollgate.dev/truststore` (field selectors), ConfigMaps labelled `tollgate.dev/truststore`.
+//! Secrets of the types `tollgate.dev/api-key`, `kubernetes.io/tls`, `tollgate.dev/truststore`
+//! and `tollgate.dev/aws-credentials` (field selectors), ConfigMaps labelled
+//! `tollgate.dev/truststore`.
 //!
 //! Objects are watched untyped and converted one by one, so an object that does not
 //! deserialize is logged and left out instead of failing the whole list (a typed kube-runtime
@@ -27,7 +28,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tollgate_crds::compile::{FirstSeen, Resources, object_key};
 use tollgate_crds::resources::{
-    API_KEY_SECRET_TYPE, ApiGateway, Route, TLS_SECRET_TYPE, TRUSTSTORE_LABEL,
+    API_KEY_SECRET_TYPE, AWS_CREDENTIALS_SECRET_TYPE, ApiGateway, Route, TLS_SECRET_TYPE, TRUSTSTORE_LABEL,
     TRUSTSTORE_SECRET_TYPE, UsagePlan,
 };
 use tollgate_crds::table::ObjectKey;
@@ -43,6 +44,8 @@ pub struct Index {
     tls: Shelf<Secret>,
     /// Secrets of type `tollgate.dev/truststore` (mutual TLS client CAs).
     truststores: Shelf<Secret>,
+    /// Secrets of type `tollgate.dev/aws-credentials` (`@connections` callers).
+    aws_credentials: Shelf<Secret>,
     /// ConfigMaps labelled `tollgate.dev/truststore` (mutual TLS client CAs).
     truststore_config_maps: Shelf<ConfigMap>,
     services: Shelf<Service>,
@@ -62,6 +65,7 @@ impl Index {
             api_keys: Shelf::default(),
             tls: Shelf::default(),
             truststores: Shelf::default(),
+            aws_credentials: Shelf::default(),
             truststore_config_maps: Shelf::default(),
             services: Shelf::default(),
             owned: Owned::default(),
@@ -88,6 +92,12 @@ impl Index {
                 client,
                 all.clone()
                     .fields(&format!("type={TRUSTSTORE_SECRET_TYPE}")),
+                changed.clone(),
+            ),
+            index.aws_credentials.watch(
+                client,
+                all.clone()
+                    .fields(&format!("type={AWS_CREDENTIALS_SECRET_TYPE}")),
                 changed.clone(),
             ),
             index.truststore_config_maps.watch(
@@ -123,6 +133,7 @@ impl Index {
             && self.api_keys.is_ready()
             && self.tls.is_ready()
             && self.truststores.is_ready()
+            && self.aws_credentials.is_ready()
             && self.truststore_config_maps.is_ready()
             && self.services.is_ready()
     }
@@ -132,6 +143,7 @@ impl Index {
         let mut secrets = self.api_keys.objects();
         secrets.extend(self.tls.objects());
         secrets.extend(self.truststores.objects());
+        secrets.extend(self.aws_credentials.objects());
         Resources {
             gateways: self.gateways.objects(),
             routes: self.routes.objects(),

@@ -78,12 +78,24 @@ pub fn conditions(
         .collect()
 }
 
-/// The invoke URL of a gateway's stage: `http://{gateway}.{namespace}.{base domain}/{stage}`.
+/// The invoke URL of a gateway's stage: `http://{gateway}.{namespace}.{base domain}/{stage}`,
+/// `ws://` for a WebSocket API (Amazon's `wss://` URL: TLS comes with a custom domain).
 pub fn invoke_url(table: &GatewayTable, base_domain: &str, stage: &str) -> String {
+    let scheme = if table.websocket.is_some() { "ws" } else { "http" };
     format!(
-        "http://{}.{}.{base_domain}/{stage}",
+        "{scheme}://{}.{}.{base_domain}/{stage}",
         table.gateway.name, table.gateway.namespace
     )
+}
+
+/// A WebSocket API stage's `@connections` URL, which backends post to (Amazon's connection
+/// URL); `None` for a REST API.
+pub fn connection_url(table: &GatewayTable, base_domain: &str, stage: &str) -> Option<String> {
+    table.websocket.as_ref()?;
+    Some(format!(
+        "http://{}.{}.{base_domain}/{stage}/@connections",
+        table.gateway.name, table.gateway.namespace
+    ))
 }
 
 /// An ApiGateway's status: `Accepted` and `ResolvedRefs` from the compiler, `Programmed` when
@@ -158,6 +170,7 @@ pub fn gateway(
                 .map(|s| StageStatus {
                     name: s.name.clone(),
                     invoke_url: invoke_url(t, base_domain, &s.name),
+                    connection_url: connection_url(t, base_domain, &s.name),
                 })
                 .collect()
         })

@@ -745,8 +745,13 @@ pub struct ApiGatewayStatus {
 pub struct StageStatus {
     /// Stage name.
     pub name: String,
-    /// `http://{gateway}.{namespace}.{base domain}/{stage}`: the default endpoint.
+    /// `http://{gateway}.{namespace}.{base domain}/{stage}` (`ws://` for a WebSocket API):
+    /// the default endpoint.
     pub invoke_url: String,
+    /// A WebSocket API's `@connections` URL: `http://{gateway}.{namespace}.{base
+    /// domain}/{stage}/@connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_url: Option<String>,
 }
 
 /// How many proxies are connected and how many serve the current table.
