@@ -27,6 +27,7 @@ pub mod request_path;
 pub mod resource_policy;
 pub mod router;
 pub mod server;
+pub mod sigv4;
 pub mod standalone;
 pub mod state;
 pub mod template;
