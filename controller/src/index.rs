@@ -28,8 +28,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tollgate_crds::compile::{FirstSeen, Resources, object_key};
 use tollgate_crds::resources::{
-    API_KEY_SECRET_TYPE, AWS_CREDENTIALS_SECRET_TYPE, ApiGateway, Route, TLS_SECRET_TYPE, TRUSTSTORE_LABEL,
-    TRUSTSTORE_SECRET_TYPE, UsagePlan,
+    API_KEY_SECRET_TYPE, AWS_CREDENTIALS_SECRET_TYPE, ApiGateway, Route, TLS_SECRET_TYPE,
+    TRUSTSTORE_LABEL, TRUSTSTORE_SECRET_TYPE, UsagePlan,
 };
 use tollgate_crds::table::ObjectKey;
 

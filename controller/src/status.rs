@@ -81,7 +81,11 @@ pub fn conditions(
 /// The invoke URL of a gateway's stage: `http://{gateway}.{namespace}.{base domain}/{stage}`,
 /// `ws://` for a WebSocket API (Amazon's `wss://` URL: TLS comes with a custom domain).
 pub fn invoke_url(table: &GatewayTable, base_domain: &str, stage: &str) -> String {
-    let scheme = if table.websocket.is_some() { "ws" } else { "http" };
+    let scheme = if table.websocket.is_some() {
+        "ws"
+    } else {
+        "http"
+    };
     format!(
         "{scheme}://{}.{}.{base_domain}/{stage}",
         table.gateway.name, table.gateway.namespace

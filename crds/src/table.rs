@@ -103,6 +103,9 @@ pub struct WebSocketTable {
     /// Sorted by access key id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub management_credentials: Vec<AwsCredentialsTable>,
+    /// The fleet's bus for `@connections` calls to other proxies' connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
 }
 
 /// An access key that may sign `@connections` requests.

@@ -62,7 +62,7 @@ pub struct AccessRecord {
 }
 
 /// What an upgraded connection carried, for its access-log line.
-#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Serialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Upgraded {
     /// From the 101 to the end of the connection.

@@ -242,6 +242,14 @@ impl Dispatch {
         self.gateways.is_empty()
     }
 
+    /// A gateway by its `namespace/name` (gateways are sorted by it).
+    pub fn gateway(&self, key: &ObjectKey) -> Option<&ServedGateway> {
+        self.gateways
+            .binary_search_by(|g| g.key().cmp(key))
+            .ok()
+            .map(|i| &self.gateways[i])
+    }
+
     /// The TLS configs of the custom domains served, by server name.
     pub fn certificates(&self) -> &Certificates {
         &self.certificates

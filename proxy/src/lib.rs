@@ -17,6 +17,7 @@ pub mod head;
 pub mod install;
 pub mod integration;
 pub mod lambda;
+pub mod managed;
 pub mod metrics;
 pub mod pipeline;
 pub mod relay;

@@ -108,6 +108,7 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
         https_port: tls.as_ref().map(|_| args.https_port),
         body_limits,
         websocket_idle_timeout: Duration::from_secs(args.websocket_idle_timeout_seconds),
+        managed: Default::default(),
     });
     let report = Arc::new(ArcSwap::from_pointee(ConfigReport::default()));
 

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use crate::access_log::AccessLog;
 use crate::auth::AuthState;
 use crate::dispatch::Dispatch;
+use crate::managed::Managed;
 use crate::metrics::Metrics;
 use crate::request_body::BodyLimits;
 use crate::throttle::Limiter;
@@ -36,4 +37,6 @@ pub struct Shared {
     pub body_limits: BodyLimits,
     /// How long a WebSocket may carry nothing either way before it is closed.
     pub websocket_idle_timeout: Duration,
+    /// The WebSocket API connections this proxy holds, and the bus to the fleet's.
+    pub managed: Managed,
 }

@@ -41,6 +41,7 @@ use tungstenite::protocol::frame::{Frame, FrameHeader};
 use crate::access_log::Upgraded;
 use crate::body::Body;
 use crate::errors::GatewayError;
+use crate::managed;
 use crate::pipeline::{self, REQUEST_ID_HEADER};
 use crate::relay::{self, Boundaries, Carried, Ended};
 use crate::request_ctx::Connection;
@@ -129,11 +130,16 @@ pub fn answer(
     shared: Arc<Shared>,
     conn: &Connection,
     client: Option<ClientUpgrade>,
-    response: Response<Body>,
+    mut response: Response<Body>,
     log: Logged,
     method: &Method,
 ) -> Response<LoggedBody> {
     let status = response.status();
+    if let Some(accepted) = response.extensions_mut().remove::<managed::Accepted>()
+        && let Some(client) = client
+    {
+        return managed_switch(shared, conn, client, accepted, response, log);
+    }
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return switch(shared, conn, client, response, log, method);
     }
@@ -177,19 +183,42 @@ fn switch(
         return failed(error, log, method);
     };
     if client.h2 {
-        // HTTP/2 says yes with 200; the handshake's own headers are HTTP/1.1's.
-        *response.status_mut() = StatusCode::OK;
-        let headers = response.headers_mut();
-        for name in [
-            header::SEC_WEBSOCKET_ACCEPT,
-            header::UPGRADE,
-            header::CONNECTION,
-        ] {
-            headers.remove(name);
-        }
+        as_h2_yes(&mut response);
     }
     let (response, log) = log.switched(response);
     tokio::spawn(relay(shared, conn.hold.clone(), client.on, backend, log));
+    response
+}
+
+/// HTTP/2 says yes with 200; the handshake's own headers are HTTP/1.1's.
+fn as_h2_yes(response: &mut Response<Body>) {
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    for name in [
+        header::SEC_WEBSOCKET_ACCEPT,
+        header::UPGRADE,
+        header::CONNECTION,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// Answers a handshake a WebSocket API's `$connect` admitted: the session runs in a task of
+/// its own ([`managed::session`]), holding the connection's place as a relay does.
+fn managed_switch(
+    shared: Arc<Shared>,
+    conn: &Connection,
+    client: ClientUpgrade,
+    accepted: managed::Accepted,
+    mut response: Response<Body>,
+    log: Logged,
+) -> Response<LoggedBody> {
+    if client.h2 {
+        as_h2_yes(&mut response);
+    }
+    let (response, log) = log.switched(response);
+    let session = managed::session::run(shared, conn.hold.clone(), client.on, accepted, log);
+    tokio::spawn(session);
     response
 }
 
@@ -336,10 +365,10 @@ impl Boundaries for Frames {
 const MAX_FRAME_HEADER: usize = 14;
 
 /// `tollgate_websocket_connections_open`, up for as long as the relay runs.
-struct OpenGuard(IntGauge);
+pub(crate) struct OpenGuard(IntGauge);
 
 impl OpenGuard {
-    fn new(gauge: IntGauge) -> Self {
+    pub(crate) fn new(gauge: IntGauge) -> Self {
         gauge.inc();
         Self(gauge)
     }

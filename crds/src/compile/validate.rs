@@ -248,3 +248,16 @@ pub fn route_selection_expression(s: &str) -> Result<Vec<String>, String> {
     }
     Ok(fields)
 }
+
+/// `redis://host:port/db` or `rediss://…` (TLS).
+pub fn redis_url(s: &str) -> Result<(), String> {
+    let rest = s
+        .strip_prefix("redis://")
+        .or_else(|| s.strip_prefix("rediss://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !s.chars().any(char::is_whitespace) => Ok(()),
+        _ => Err(format!(
+            "{s:?} is not a Redis URL such as redis://redis.tollgate-system:6379"
+        )),
+    }
+}

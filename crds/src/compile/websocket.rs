@@ -75,6 +75,11 @@ pub(super) fn compile(
         );
     }
 
+    if let Some(url) = &settings.redis_url
+        && let Err(e) = validate::redis_url(url)
+    {
+        diag.reject(Reason::InvalidWebSocket, "spec.websocket.redisUrl", e);
+    }
     let mut management_credentials: Vec<AwsCredentialsTable> = settings
         .management_credentials
         .iter()
@@ -97,6 +102,7 @@ pub(super) fn compile(
         max_frame_bytes: settings.max_frame_bytes,
         max_message_bytes: settings.max_message_bytes,
         management_credentials,
+        redis_url: settings.redis_url.clone(),
     }
 }
 

@@ -217,6 +217,14 @@ pub struct WebSocketSettings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
     pub management_credentials: Vec<LocalRef>,
+
+    /// Redis through which the proxies of the fleet reach each other's connections: a
+    /// `@connections` call made to any proxy is carried to the one holding the connection.
+    /// Unset: each proxy answers `@connections` for its own connections only (410 for the
+    /// others'), enough for one proxy or standalone mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^rediss?://[^\s]+$"), length(max = 2048))]
+    pub redis_url: Option<String>,
 }
 
 fn default_route_selection_expression() -> String {
@@ -248,6 +256,7 @@ impl Default for WebSocketSettings {
             max_frame_bytes: default_max_frame_bytes(),
             max_message_bytes: default_max_message_bytes(),
             management_credentials: Vec::new(),
+            redis_url: None,
         }
     }
 }

@@ -115,7 +115,7 @@ pub async fn forward<B: ClientBody>(
 }
 
 /// The index of a backend chosen by weight; `None` when every weight is 0.
-fn pick(backends: &[HttpBackendTable]) -> Option<usize> {
+pub(crate) fn pick(backends: &[HttpBackendTable]) -> Option<usize> {
     if backends.len() == 1 {
         return Some(0);
     }

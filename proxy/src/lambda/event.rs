@@ -119,38 +119,8 @@ fn client_cert(cert: &ClientCert) -> Value {
 
 /// The REST API proxy event (payload format 1.0).
 pub fn event_v1(input: &EventInput<'_>) -> Value {
-    let mut headers = Map::new();
-    let mut multi_headers = Map::new();
-    for name in input.headers.keys() {
-        let values: Vec<Value> = input
-            .headers
-            .get_all(name)
-            .iter()
-            .map(|v| Value::String(header_str(v)))
-            .collect();
-        if let Some(last) = values.last() {
-            headers.insert(name.as_str().to_owned(), last.clone());
-        }
-        multi_headers.insert(name.as_str().to_owned(), Value::Array(values));
-    }
-
-    let query = parse_query(input.raw_query);
-    let (query_single, query_multi) = if query.is_empty() {
-        (Value::Null, Value::Null)
-    } else {
-        let mut single = Map::new();
-        let mut multi: Map<String, Value> = Map::new();
-        for (name, value) in query {
-            single.insert(name.clone(), Value::String(value.clone()));
-            match multi.get_mut(&name) {
-                Some(Value::Array(values)) => values.push(Value::String(value)),
-                _ => {
-                    multi.insert(name, Value::Array(vec![Value::String(value)]));
-                }
-            }
-        }
-        (Value::Object(single), Value::Object(multi))
-    };
+    let (headers, multi_headers) = headers_v1(input.headers);
+    let (query_single, query_multi) = query_v1(input.raw_query);
 
     let user_agent = input
         .headers
@@ -213,6 +183,46 @@ pub fn event_v1(input: &EventInput<'_>) -> Value {
         "body": body,
         "isBase64Encoded": is_base64,
     })
+}
+
+/// `headers` (the last value of each) and `multiValueHeaders`, as payload 1.0 and the
+/// WebSocket event carry them.
+pub fn headers_v1(headers: &HeaderMap) -> (Map<String, Value>, Map<String, Value>) {
+    let mut single = Map::new();
+    let mut multi = Map::new();
+    for name in headers.keys() {
+        let values: Vec<Value> = headers
+            .get_all(name)
+            .iter()
+            .map(|v| Value::String(header_str(v)))
+            .collect();
+        if let Some(last) = values.last() {
+            single.insert(name.as_str().to_owned(), last.clone());
+        }
+        multi.insert(name.as_str().to_owned(), Value::Array(values));
+    }
+    (single, multi)
+}
+
+/// `queryStringParameters` and `multiValueQueryStringParameters`, as payload 1.0 and the
+/// WebSocket event carry them: both `null` without a query.
+pub fn query_v1(raw_query: &str) -> (Value, Value) {
+    let query = parse_query(raw_query);
+    if query.is_empty() {
+        return (Value::Null, Value::Null);
+    }
+    let mut single = Map::new();
+    let mut multi: Map<String, Value> = Map::new();
+    for (name, value) in query {
+        single.insert(name.clone(), Value::String(value.clone()));
+        match multi.get_mut(&name) {
+            Some(Value::Array(values)) => values.push(Value::String(value)),
+            _ => {
+                multi.insert(name, Value::Array(vec![Value::String(value)]));
+            }
+        }
+    }
+    (Value::Object(single), Value::Object(multi))
 }
 
 /// The HTTP API proxy event (payload format 2.0).
@@ -447,7 +457,7 @@ fn protocol(version: Version) -> &'static str {
 }
 
 /// `09/Apr/2015:12:34:56 +0000`, in UTC.
-fn request_time(at: jiff::Timestamp) -> String {
+pub fn request_time(at: jiff::Timestamp) -> String {
     at.strftime("%d/%b/%Y:%H:%M:%S +0000").to_string()
 }
 

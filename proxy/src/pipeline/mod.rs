@@ -5,7 +5,9 @@
 //!    client certificate ([`gateway`]);
 //! 2. **policy** — the client's address against the resource policy
 //!    ([`resource_policy`](crate::resource_policy));
-//! 3. **preflight** — a CORS preflight is answered here ([`cors::preflight`]);
+//! 3. **preflight** — a CORS preflight is answered here ([`cors::preflight`]); a WebSocket
+//!    API's requests go to [`managed::serve`] instead of the phases below: its handshake
+//!    passes them on its `$connect` route;
 //! 4. **route** — a path with dot-segments or encoded separators refused, then method and
 //!    path to a route, then the stable or canary deployment ([`route`]);
 //! 5. **auth** — the authorizer ([`auth::authorize`]), then the API key
@@ -45,7 +47,7 @@ use crate::request_ctx::{Connection, RequestCtx};
 use crate::request_log::{Logged, LoggedBody};
 use crate::state::Shared;
 use crate::throttle::Subject;
-use crate::{api_key, auth, cors, integration, request_body, websocket};
+use crate::{api_key, auth, cors, integration, managed, request_body, websocket};
 
 pub mod gateway;
 pub mod response;
@@ -179,6 +181,10 @@ async fn serve<B: ClientBody>(
     let cors = ctx.target.gateway.cors.as_ref();
     let outcome = match policy.check(source_ip) {
         Err(refused) => Err(refused),
+        // A WebSocket API: the handshake or an `@connections` call (managed::serve).
+        Ok(()) if ctx.gateway().websocket.is_some() => {
+            managed::serve(shared, &ctx, body, log).await
+        }
         Ok(()) => {
             // Phase 3: CORS preflight, answered by the gateway itself.
             if let Some(answer) =

@@ -157,6 +157,7 @@ impl Proxy {
             https_port: None,
             body_limits,
             websocket_idle_timeout: Duration::from_secs(600),
+            managed: Default::default(),
         });
         let gateways = compiled
             .tables

@@ -1,0 +1,251 @@
+//! The fleet's bus for `@connections`: Redis publish/subscribe, one channel per proxy.
+//!
+//! Each proxy subscribes to `tollgate:ws:{tag}`, its own tag being the first bytes of every
+//! connection id it gives out ([`registry`](super::registry)). A call for a connection held
+//! elsewhere is published to the holder's channel with the caller's channel to answer on;
+//! the holder carries it out as its own `@connections` call and publishes the outcome back.
+//! `PUBLISH` says how many subscribers got a message: none means the holder is gone (it
+//! stopped, and its connections with it), which is 410 at once, with no registry of
+//! connections in Redis to keep true.
+//!
+//! Why not proxy-to-proxy HTTP: proxies would have to find each other (addresses of pods
+//! that come and go) and be reachable from each other; every proxy of a fleet that serves
+//! WebSockets already reaches one Redis. Why not a registry of connections in Redis: each
+//! connect and disconnect would be a write, and a proxy that dies would leave its entries;
+//! here a dead proxy's connections are gone the moment its subscription is.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use super::management::{self, Op, Outcome};
+use super::registry::Registry;
+
+/// How long a call waits for the holder's answer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long connecting to Redis may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A call for another proxy's connection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Call {
+    /// `namespace/name` of the gateway and the stage it was made to.
+    pub gateway: String,
+    pub stage: String,
+    pub id: String,
+    pub op: Op,
+}
+
+/// What travels on the bus.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+enum Envelope {
+    #[serde(rename_all = "camelCase")]
+    Call {
+        reply_to: String,
+        correlation: u64,
+        call: Call,
+    },
+    Reply {
+        correlation: u64,
+        outcome: Outcome,
+    },
+}
+
+/// The bus, by Redis URL (each WebSocket API names its own; most fleets share one).
+#[derive(Default)]
+pub struct Bus {
+    links: tokio::sync::Mutex<HashMap<String, Arc<Link>>>,
+}
+
+/// This proxy on one Redis: a connection to publish on, and its subscription.
+struct Link {
+    publisher: ConnectionManager,
+    own_channel: String,
+    next: AtomicU64,
+    waiting: Arc<Mutex<HashMap<u64, oneshot::Sender<Outcome>>>>,
+}
+
+fn channel(tag: &str) -> String {
+    format!("tollgate:ws:{tag}")
+}
+
+impl Bus {
+    /// Makes sure this proxy listens on `url` for calls to its connections. A Redis that
+    /// cannot be reached is logged: the connection is still served, and `@connections`
+    /// calls made to this proxy still reach it.
+    pub async fn listen(&self, url: &str, registry: &Arc<Registry>) {
+        if let Err(e) = self.link(url, registry).await {
+            tracing::warn!(redis = url, error = %e, "the @connections bus is unreachable");
+        }
+    }
+
+    /// Carries a call to the proxy whose tag is `tag`, and its outcome back.
+    pub async fn call(
+        &self,
+        url: &str,
+        registry: &Arc<Registry>,
+        tag: &str,
+        call: Call,
+    ) -> Outcome {
+        let link = match self.link(url, registry).await {
+            Ok(link) => link,
+            Err(e) => {
+                tracing::warn!(redis = url, error = %e, "the @connections bus is unreachable");
+                return Outcome::Unreachable;
+            }
+        };
+        let correlation = link.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&link.waiting).insert(correlation, tx);
+        let envelope = Envelope::Call {
+            reply_to: link.own_channel.clone(),
+            correlation,
+            call,
+        };
+        let outcome = async {
+            let received = publish(&link.publisher, &channel(tag), &envelope).await?;
+            if received == 0 {
+                // Nobody listens on the holder's channel: the proxy is gone, and so are its
+                // connections.
+                return Ok(Outcome::Gone);
+            }
+            Ok::<_, BusError>(
+                tokio::time::timeout(CALL_TIMEOUT, rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or(Outcome::Unreachable),
+            )
+        }
+        .await;
+        lock(&link.waiting).remove(&correlation);
+        outcome.unwrap_or_else(|e| {
+            tracing::warn!(redis = url, error = %e, "@connections call not carried");
+            Outcome::Unreachable
+        })
+    }
+
+    /// The link to `url`, made (and subscribed) on first use.
+    async fn link(&self, url: &str, registry: &Arc<Registry>) -> Result<Arc<Link>, BusError> {
+        let mut links = self.links.lock().await;
+        if let Some(link) = links.get(url) {
+            return Ok(link.clone());
+        }
+        let client = redis::Client::open(url)?;
+        let publisher =
+            tokio::time::timeout(CONNECT_TIMEOUT, ConnectionManager::new(client.clone()))
+                .await
+                .map_err(|_| BusError::Timeout)??;
+        let own_channel = channel(&registry.tag());
+        let mut pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
+            .await
+            .map_err(|_| BusError::Timeout)??;
+        pubsub.subscribe(&own_channel).await?;
+        let link = Arc::new(Link {
+            publisher,
+            own_channel,
+            next: AtomicU64::new(0),
+            waiting: Arc::default(),
+        });
+        tokio::spawn(serve(
+            url.to_string(),
+            pubsub,
+            link.publisher.clone(),
+            link.waiting.clone(),
+            registry.clone(),
+        ));
+        links.insert(url.to_string(), link.clone());
+        tracing::info!(redis = url, channel = %link.own_channel, "listening on the @connections bus");
+        Ok(link)
+    }
+}
+
+/// Answers the calls that come for this proxy's connections and hands replies to the calls
+/// waiting for them, for as long as the subscription lasts.
+async fn serve(
+    url: String,
+    pubsub: redis::aio::PubSub,
+    publisher: ConnectionManager,
+    waiting: Arc<Mutex<HashMap<u64, oneshot::Sender<Outcome>>>>,
+    registry: Arc<Registry>,
+) {
+    let mut messages = pubsub.into_on_message();
+    while let Some(message) = messages.next().await {
+        let envelope: Envelope = match serde_json::from_slice(message.get_payload_bytes()) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                tracing::warn!(redis = %url, error = %e, "unreadable message on the @connections bus");
+                continue;
+            }
+        };
+        match envelope {
+            Envelope::Reply {
+                correlation,
+                outcome,
+            } => {
+                if let Some(tx) = lock(&waiting).remove(&correlation) {
+                    let _ = tx.send(outcome);
+                }
+            }
+            Envelope::Call {
+                reply_to,
+                correlation,
+                call,
+            } => {
+                let (registry, publisher) = (registry.clone(), publisher.clone());
+                tokio::spawn(async move {
+                    let outcome =
+                        management::local(&registry, &call.gateway, &call.stage, &call.id, call.op)
+                            .await;
+                    let reply = Envelope::Reply {
+                        correlation,
+                        outcome,
+                    };
+                    if let Err(e) = publish(&publisher, &reply_to, &reply).await {
+                        tracing::warn!(error = %e, "@connections reply not sent");
+                    }
+                });
+            }
+        }
+    }
+    // The subscription ended (Redis went away): calls to this proxy's connections now find
+    // no subscriber. Drop the link, so the next use makes a new one.
+    tracing::warn!(redis = %url, "the @connections bus subscription ended");
+}
+
+async fn publish(
+    publisher: &ConnectionManager,
+    channel: &str,
+    envelope: &Envelope,
+) -> Result<i64, BusError> {
+    let payload = serde_json::to_vec(envelope)?;
+    let mut connection = publisher.clone();
+    let received: i64 = redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(payload)
+        .query_async(&mut connection)
+        .await?;
+    Ok(received)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum BusError {
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    #[error("connecting to Redis timed out")]
+    Timeout,
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}

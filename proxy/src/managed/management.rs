@@ -1,0 +1,286 @@
+//! The `@connections` API of a WebSocket API's stage, as Amazon API Gateway's
+//! `ApiGatewayManagementApi`: `POST /{stage}/@connections/{id}` sends the body to the client,
+//! `GET` tells when it connected, when it was last active and who it is, `DELETE` closes it;
+//! 410 `GoneException` for a connection that is not (or no longer) there.
+//!
+//! Callers sign with AWS Signature Version 4 (service `execute-api`, any region) using an
+//! access key from the gateway's `websocket.managementCredentials`, so an unchanged AWS SDK
+//! client with its endpoint set to the stage's URL works. The connection may be held by this
+//! proxy or by any other of the fleet: the call then goes over the [`bus`](super::bus).
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::registry::{self, Command, Registry};
+use crate::body::{Body, ClientBody, full};
+use crate::errors::json_message;
+use crate::request_ctx::RequestCtx;
+use crate::sigv4::{self, Credentials, SignedRequest};
+use crate::state::Shared;
+
+/// Largest message a backend may send: Amazon API Gateway's 128 KB.
+pub const MAX_POST_BYTES: usize = 128 * 1024;
+/// How long reading a call's body may take.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a send may wait for room in the connection's queue.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The connection id of an `@connections` path (relative to the stage). SDKs send the `@`
+/// as it is or percent-encoded.
+pub fn connection_id(path: &str) -> Option<&str> {
+    path.strip_prefix("/@connections/")
+        .or_else(|| path.strip_prefix("/%40connections/"))
+}
+
+/// What a call asks of a connection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum Op {
+    /// Send `data` (base64).
+    Post {
+        data: String,
+    },
+    Get,
+    Delete,
+}
+
+/// What became of a call, wherever the connection is held.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum Outcome {
+    Sent,
+    Deleted,
+    #[serde(rename_all = "camelCase")]
+    Info {
+        connected_at_ms: i64,
+        last_active_ms: i64,
+        source_ip: String,
+        user_agent: Option<String>,
+    },
+    /// No such connection (any more).
+    Gone,
+    /// The connection's queue stayed full: its client reads too slowly.
+    Busy,
+    /// The proxy holding the connection did not answer over the bus.
+    Unreachable,
+}
+
+/// Serves one `@connections` call.
+pub async fn serve<B: ClientBody>(
+    shared: &Shared,
+    ctx: &RequestCtx<'_>,
+    id: &str,
+    body: B,
+) -> Response<Body> {
+    let Some(settings) = ctx.gateway().websocket.as_ref() else {
+        return json_message(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            Some("ForbiddenException"),
+        );
+    };
+    let payload = match read(body).await {
+        Ok(payload) => payload,
+        Err(response) => return response,
+    };
+    let credentials: Vec<Credentials> = settings
+        .management_credentials
+        .iter()
+        .map(|c| Credentials {
+            access_key_id: c.access_key_id.clone(),
+            secret_access_key: c.secret_access_key.clone(),
+        })
+        .collect();
+    let mut headers = ctx.parts.headers.clone();
+    if !headers.contains_key(header::HOST)
+        && let Some(authority) = ctx.parts.uri.authority()
+        && let Ok(host) = HeaderValue::try_from(authority.as_str())
+    {
+        // HTTP/2 carries the host as `:authority`; SigV4 signs it as `host`.
+        headers.insert(header::HOST, host);
+    }
+    let signed = SignedRequest {
+        method: &ctx.parts.method,
+        raw_path: ctx.raw_path(),
+        raw_query: ctx.query,
+        headers: &headers,
+        payload: &payload,
+    };
+    let find = |key: &str| credentials.iter().find(|c| c.access_key_id == key);
+    if let Err(e) = sigv4::verify(&signed, jiff::Timestamp::now(), "execute-api", find) {
+        tracing::debug!(request_id = ctx.id, error = %e, "@connections call refused");
+        return json_message(e.status(), &e.to_string(), Some(e.error_type()));
+    }
+
+    let op = match ctx.parts.method {
+        Method::POST => Op::Post {
+            data: STANDARD.encode(&payload),
+        },
+        Method::GET => Op::Get,
+        Method::DELETE => Op::Delete,
+        _ => {
+            return json_message(
+                StatusCode::FORBIDDEN,
+                "Missing Authentication Token",
+                Some("MissingAuthenticationTokenException"),
+            );
+        }
+    };
+    let gateway = ctx.gateway().gateway.to_string();
+    let stage = &ctx.target.stage.name;
+    let managed = &shared.managed;
+    let outcome = match registry::tag_of(id) {
+        Some(tag) if tag == managed.registry.tag() => {
+            local(&managed.registry, &gateway, stage, id, op).await
+        }
+        Some(tag) => match &settings.redis_url {
+            Some(url) => {
+                let call = super::bus::Call {
+                    gateway,
+                    stage: stage.to_string(),
+                    id: id.to_string(),
+                    op,
+                };
+                managed.bus.call(url, &managed.registry, &tag, call).await
+            }
+            None => Outcome::Gone,
+        },
+        None => Outcome::Gone,
+    };
+    answer(outcome)
+}
+
+/// Carries out a call on a connection this proxy holds.
+pub async fn local(registry: &Registry, gateway: &str, stage: &str, id: &str, op: Op) -> Outcome {
+    let Some(handle) = registry
+        .get(id)
+        .filter(|h| h.info.gateway == gateway && h.info.stage == stage)
+    else {
+        return Outcome::Gone;
+    };
+    let command = match op {
+        Op::Get => {
+            return Outcome::Info {
+                connected_at_ms: handle.info.connected_at_ms,
+                last_active_ms: handle.last_active_ms(),
+                source_ip: handle.info.source_ip.to_string(),
+                user_agent: handle.info.user_agent.clone(),
+            };
+        }
+        Op::Post { data } => match STANDARD.decode(data) {
+            Ok(bytes) => Command::Send(Bytes::from(bytes)),
+            Err(_) => return Outcome::Gone,
+        },
+        Op::Delete => Command::Close,
+    };
+    let deleted = matches!(command, Command::Close);
+    match handle.commands.send_timeout(command, QUEUE_TIMEOUT).await {
+        Ok(()) if deleted => Outcome::Deleted,
+        Ok(()) => Outcome::Sent,
+        Err(tokio::sync::mpsc::error::SendTimeoutError::Timeout(_)) => Outcome::Busy,
+        Err(tokio::sync::mpsc::error::SendTimeoutError::Closed(_)) => Outcome::Gone,
+    }
+}
+
+/// The call's body, at most [`MAX_POST_BYTES`].
+async fn read<B: ClientBody>(body: B) -> Result<Bytes, Response<Body>> {
+    let collected =
+        tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_POST_BYTES).collect())
+            .await
+            .map_err(|_| {
+                json_message(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "Request Timeout",
+                    Some("RequestTimeoutException"),
+                )
+            })?;
+    collected.map(|c| c.to_bytes()).map_err(|_| {
+        json_message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request Too Long",
+            Some("PayloadTooLargeException"),
+        )
+    })
+}
+
+/// The answer Amazon API Gateway gives for each outcome.
+fn answer(outcome: Outcome) -> Response<Body> {
+    match outcome {
+        Outcome::Sent => Response::new(full(Bytes::new())),
+        Outcome::Deleted => {
+            let mut response = Response::new(full(Bytes::new()));
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response
+        }
+        Outcome::Info {
+            connected_at_ms,
+            last_active_ms,
+            source_ip,
+            user_agent,
+        } => {
+            let mut identity = json!({ "sourceIp": source_ip });
+            if let Some(agent) = user_agent {
+                identity["userAgent"] = json!(agent);
+            }
+            let body = json!({
+                "connectedAt": iso8601(connected_at_ms),
+                "lastActiveAt": iso8601(last_active_ms),
+                "identity": identity,
+            });
+            let mut response = Response::new(full(body.to_string()));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        // Amazon API Gateway's GoneException has no message (the SDKs say "Unknown").
+        Outcome::Gone => {
+            let mut response = json_message(StatusCode::GONE, "", Some("GoneException"));
+            *response.body_mut() = full(r#"{"message":null}"#);
+            response
+        }
+        Outcome::Busy => json_message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Limit Exceeded",
+            Some("LimitExceededException"),
+        ),
+        Outcome::Unreachable => json_message(
+            StatusCode::GATEWAY_TIMEOUT,
+            "The proxy holding the connection did not answer",
+            Some("InternalServerErrorException"),
+        ),
+    }
+}
+
+fn iso8601(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_paths_with_the_at_sign_as_it_is_or_encoded() {
+        assert_eq!(connection_id("/@connections/abc"), Some("abc"));
+        assert_eq!(connection_id("/%40connections/abc"), Some("abc"));
+        assert_eq!(connection_id("/connections/abc"), None);
+        assert_eq!(connection_id("/"), None);
+    }
+
+    #[test]
+    fn timestamps_are_iso8601_with_milliseconds() {
+        assert_eq!(iso8601(1_586_455_428_587), "2020-04-09T18:03:48.587Z");
+    }
+}
