@@ -26,8 +26,13 @@ impl LambdaRuntime {
     /// Starts the emulator running `handler` (`handler.handler`, `handler.fail`) of the example
     /// function, and waits until it listens.
     pub fn start(handler: &str) -> Self {
+        Self::start_example("deploy/examples/lambda", handler, free_port(), &[])
+    }
+
+    /// Starts the emulator on `port` running `handler` of the example in `folder` (relative
+    /// to the workspace), with `env` added to its environment, and waits until it listens.
+    pub fn start_example(folder: &str, handler: &str, port: u16, env: &[(&str, &str)]) -> Self {
         let dir = runtime_dir();
-        let port = free_port();
         let runtime_api = free_port();
         let child = Command::new(dir.join("aws-lambda-rie"))
             .args([
@@ -38,10 +43,11 @@ impl LambdaRuntime {
             ])
             .arg(dir.join("venv/bin/python"))
             .args(["-m", "awslambdaric", handler])
-            .current_dir(workspace_root().join("deploy/examples/lambda"))
+            .current_dir(workspace_root().join(folder))
             .env("AWS_LAMBDA_FUNCTION_NAME", "hello")
             .env("AWS_LAMBDA_FUNCTION_TIMEOUT", "30")
             .env("PYTHONDONTWRITEBYTECODE", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -65,4 +71,9 @@ impl Drop for LambdaRuntime {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The Python of the emulator's virtualenv (with boto3), for scripts that call AWS APIs.
+pub fn python() -> PathBuf {
+    runtime_dir().join("venv/bin/python")
 }

@@ -1,0 +1,189 @@
+//! Amazon's WebSocket chat app (`deploy/examples/websocket-chat`) on three standalone proxies
+//! sharing a real Redis as their `@connections` bus. Each proxy has its own copy of the
+//! Python function under the Lambda Runtime Interface Emulator (as Lambda runs many), all
+//! sharing one connections table; each copy calls back through its own proxy with boto3's
+//! `apigatewaymanagementapi` client, signing with the example's keys. Clients are spread
+//! over the proxies, so most calls are for a connection another proxy holds.
+
+use std::process::Command;
+
+use futures::SinkExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tollgate_tests::config::ConfigDir;
+use tollgate_tests::lambda::{LambdaRuntime, python};
+use tollgate_tests::proxy::{Proxy, free_port};
+use tollgate_tests::redis::RedisServer;
+use tollgate_tests::workspace_root;
+
+use super::{Ws, close_code, connect, next_text, refused};
+
+const EXAMPLE: &str = "deploy/examples/websocket-chat";
+const ACCESS_KEY: &str = "AKIATOLLGATECHAT0001";
+const SECRET_KEY: &str = "chat-example-secret-do-not-use-in-production";
+
+/// The example's files as one proxy serves them: its function at `lambda_port`, the bus on
+/// `redis`.
+fn example_config(lambda_port: u16, redis: &str) -> ConfigDir {
+    let read = |name: &str| {
+        std::fs::read_to_string(workspace_root().join(EXAMPLE).join(name))
+            .unwrap_or_else(|e| panic!("{EXAMPLE}/{name}: {e}"))
+    };
+    let gateway = read("gateway.yaml").replace(
+        "    routeSelectionExpression: $request.body.action\n",
+        &format!("    routeSelectionExpression: $request.body.action\n    redisUrl: {redis}\n"),
+    );
+    assert!(
+        gateway.contains("redisUrl"),
+        "the example's gateway changed shape"
+    );
+    let routes = read("routes.yaml").replace(
+        "http://127.0.0.1:9001",
+        &format!("http://127.0.0.1:{lambda_port}"),
+    );
+    let config = ConfigDir::new();
+    config.write_raw("gateway.yaml", &gateway);
+    config.write_raw("routes.yaml", &routes);
+    config
+}
+
+async fn say(ws: &mut Ws, action: Value) {
+    ws.send(Message::text(action.to_string())).await.unwrap();
+}
+
+async fn next_json(ws: &mut Ws) -> Value {
+    let text = next_text(ws).await;
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?} is not JSON: {e}"))
+}
+
+/// What boto3 says when it posts to a connection through `proxy`: `sent` or the error code.
+fn boto3_post(proxy: &Proxy, connection_id: &str) -> String {
+    let script = r#"
+import sys, boto3
+client = boto3.client("apigatewaymanagementapi", endpoint_url=sys.argv[1], region_name="us-east-1")
+try:
+    client.post_to_connection(ConnectionId=sys.argv[2], Data=b"hello?")
+    print("sent")
+except client.exceptions.ClientError as e:
+    print(e.response["Error"]["Code"])
+"#;
+    let output = Command::new(python())
+        .args(["-c", script, &proxy.url("/production"), connection_id])
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .output()
+        .expect("running boto3");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_app_runs_on_three_proxies_with_python_functions_calling_back_through_boto3() {
+    let redis = RedisServer::start();
+    let table = tempfile::tempdir().unwrap();
+    let db = table.path().join("connections.sqlite3");
+    let lambda_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let configs: Vec<ConfigDir> = lambda_ports
+        .iter()
+        .map(|port| example_config(*port, &redis.url()))
+        .collect();
+    let proxies: Vec<Proxy> = configs
+        .iter()
+        .map(|c| Proxy::start_standalone(c.path(), &[]))
+        .collect();
+    let _functions: Vec<LambdaRuntime> = lambda_ports
+        .iter()
+        .zip(&proxies)
+        .map(|(port, proxy)| {
+            let endpoint = proxy.url("/production");
+            LambdaRuntime::start_example(
+                EXAMPLE,
+                "chat.handler",
+                *port,
+                &[
+                    ("MANAGEMENT_ENDPOINT", endpoint.as_str()),
+                    ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+                    ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+                    ("AWS_DEFAULT_REGION", "us-east-1"),
+                    ("CONNECTIONS_DB", db.to_str().unwrap()),
+                ],
+            )
+        })
+        .collect();
+    let url = |i: usize, query: &str| format!("ws://{}/production{query}", proxies[i].addr());
+
+    // $connect's function refuses a client that does not say its name.
+    let (status, body) = refused(&url(0, "")).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("say your name"), "{body}");
+
+    let mut alice = connect(&url(0, "?name=alice")).await;
+    let mut bob = connect(&url(1, "?name=bob")).await;
+    let mut carol = connect(&url(2, "?name=carol")).await;
+
+    // Alice's message goes to everyone: the function behind proxy 0 posts to each connection
+    // through proxy 0, which carries the calls for Bob's and Carol's to proxies 1 and 2.
+    say(
+        &mut alice,
+        json!({"action": "sendmessage", "data": "hello"}),
+    )
+    .await;
+    for ws in [&mut alice, &mut bob, &mut carol] {
+        assert_eq!(
+            next_json(ws).await,
+            json!({"from": "alice", "data": "hello"})
+        );
+    }
+    // And Bob's, from the function behind proxy 1.
+    say(&mut bob, json!({"action": "sendmessage", "data": "hi all"})).await;
+    for ws in [&mut alice, &mut bob, &mut carol] {
+        assert_eq!(
+            next_json(ws).await,
+            json!({"from": "bob", "data": "hi all"})
+        );
+    }
+
+    // A two-way route: the function asks GET @connections about the caller.
+    say(&mut carol, json!({"action": "whoami"})).await;
+    let me = next_json(&mut carol).await;
+    assert_eq!(me["sourceIp"], "127.0.0.1");
+    let carol_id = me["connectionId"].as_str().unwrap().to_string();
+    assert!(
+        me["connectedAt"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("20"))
+    );
+
+    // Anything else takes $default.
+    say(&mut carol, json!({"action": "dance"})).await;
+    assert!(next_text(&mut carol).await.contains("sendmessage"));
+
+    // Alice kicks Carol: DELETE @connections through proxy 0 for a connection proxy 2 holds.
+    say(&mut alice, json!({"action": "kick", "name": "carol"})).await;
+    assert_eq!(
+        close_code(&mut carol, std::time::Duration::from_secs(15)).await,
+        1000
+    );
+    // Gone now: 410 GoneException to boto3, from any proxy.
+    for proxy in &proxies {
+        assert_eq!(boto3_post(proxy, &carol_id), "GoneException");
+    }
+    // A live connection held by another proxy takes boto3's post.
+    say(&mut bob, json!({"action": "whoami"})).await;
+    let bob_id = next_json(&mut bob).await["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(boto3_post(&proxies[2], &bob_id), "sent");
+    assert_eq!(next_text(&mut bob).await, "hello?");
+
+    // The others go on without Carol.
+    say(&mut alice, json!({"action": "sendmessage", "data": "bye"})).await;
+    for ws in [&mut alice, &mut bob] {
+        assert_eq!(next_json(ws).await, json!({"from": "alice", "data": "bye"}));
+    }
+}

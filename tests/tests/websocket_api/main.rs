@@ -1,0 +1,310 @@
+//! Managed WebSocket APIs end to end: a real WebSocket client (tokio-tungstenite) through the
+//! real proxy, with mock and HTTP integrations on real backends; and Amazon's chat app with
+//! Python functions under the Lambda Runtime Interface Emulator that call back through boto3
+//! (`chat.rs`), across three proxies sharing a real Redis.
+//!
+//! Needs `cargo build --workspace --bins` (as `make test` does).
+
+mod chat;
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tollgate_tests::backend::Backend;
+use tollgate_tests::client::Client;
+use tollgate_tests::config::{ConfigDir, api_key, mock, usage_plan};
+use tollgate_tests::proxy::Proxy;
+use tollgate_tests::wait::eventually_async;
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket API `chat` in `default` with one stage `dev`.
+fn ws_gateway(websocket: Value) -> Value {
+    json!({
+        "apiVersion": "tollgate.dev/v1alpha1",
+        "kind": "ApiGateway",
+        "metadata": {"name": "chat", "namespace": "default"},
+        "spec": {"protocol": "WEBSOCKET", "websocket": websocket, "stages": [{"name": "dev"}]},
+    })
+}
+
+/// A route of `chat` by route key; `two_way` sends its integration's answer back.
+fn ws_route(name: &str, key: &str, integration: Value, two_way: bool) -> Value {
+    let mut route = json!({
+        "apiVersion": "tollgate.dev/v1alpha1",
+        "kind": "Route",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"gatewayRef": {"name": "chat"}, "routeKey": key, "integration": integration},
+    });
+    if two_way {
+        route["spec"]["routeResponseSelectionExpression"] = json!("$default");
+    }
+    route
+}
+
+async fn connect(url: &str) -> Ws {
+    let (ws, response) = tokio_tungstenite::connect_async(url)
+        .await
+        .unwrap_or_else(|e| panic!("the handshake to {url}: {e}"));
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// The HTTP status a refused handshake got, and its body.
+async fn refused(url: &str) -> (u16, String) {
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            (response.status().as_u16(), body)
+        }
+        Err(e) => panic!("the handshake failed otherwise: {e}"),
+        Ok(_) => panic!("the handshake to {url} was accepted"),
+    }
+}
+
+/// The next text message, within 10 s.
+async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the connection is open")
+            .expect("a message");
+        match message {
+            Message::Text(text) => return text.to_string(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+}
+
+/// The close frame's code, within `within`.
+async fn close_code(ws: &mut Ws, within: Duration) -> u16 {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => panic!("no close frame within {within:?}"),
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return frame.map_or(1005, |f| u16::from(f.code));
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => panic!("the connection failed without a close frame: {e}"),
+            Ok(None) => panic!("the connection ended without a close frame"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_take_their_routes_and_two_way_routes_answer() {
+    let backend = Backend::echo();
+    let key = "ws-key-0123456789-0123456789-0123456789";
+    let mut connect_route = ws_route("connect", "$connect", mock(200, ""), false);
+    connect_route["spec"]["apiKeyRequired"] = json!(true);
+    let config = ConfigDir::with(
+        "api.yaml",
+        &[
+            ws_gateway(json!({})),
+            connect_route,
+            ws_route(
+                "echo",
+                "echo",
+                json!({"http": {"url": backend.url("/echo")}}),
+                true,
+            ),
+            ws_route(
+                "fire",
+                "fire",
+                json!({"http": {"url": backend.url("/fire")}}),
+                false,
+            ),
+            ws_route(
+                "default",
+                "$default",
+                mock(200, r#"{"message": "use an action"}"#),
+                true,
+            ),
+            api_key("tenant-a", key, true),
+            usage_plan("plan", "chat", "dev", &["tenant-a"]),
+        ],
+    );
+    let proxy = Proxy::start_standalone(config.path(), &[]);
+    let url = format!("ws://{}/dev", proxy.addr());
+
+    // $connect's API key: refused without one, as Amazon refuses the handshake.
+    let (status, body) = refused(&url).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["message"],
+        "Forbidden"
+    );
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("x-api-key", key.parse().unwrap());
+    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.status(), 101);
+
+    // A two-way HTTP route: the backend gets a POST of the message with the connection's
+    // context; its answer comes back.
+    ws.send(Message::text(r#"{"action":"echo","n":1}"#))
+        .await
+        .unwrap();
+    let echoed: Value = serde_json::from_str(&next_text(&mut ws).await).unwrap();
+    assert_eq!(echoed["method"], "POST");
+    assert_eq!(echoed["path"], "/echo");
+    assert_eq!(echoed["body"], r#"{"action":"echo","n":1}"#);
+    assert_eq!(echoed["headers"]["x-amzn-route-key"][0], "echo");
+    assert_eq!(echoed["headers"]["x-amzn-event-type"][0], "MESSAGE");
+    let connection_id = echoed["headers"]["x-amzn-connection-id"][0]
+        .as_str()
+        .expect("the connection id header")
+        .to_string();
+    assert_eq!(connection_id.len(), 16);
+
+    // A one-way route answers nothing: the next frame is the next message's answer.
+    ws.send(Message::text(r#"{"action":"fire"}"#))
+        .await
+        .unwrap();
+    ws.send(Message::text("not json")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, r#"{"message": "use an action"}"#);
+    // A key naming no route, and a binary message, take $default too.
+    ws.send(Message::text(r#"{"action":"nothing"}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut ws).await, r#"{"message": "use an action"}"#);
+    ws.send(Message::binary(vec![0u8, 1, 2])).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, r#"{"message": "use an action"}"#);
+
+    // The stage's URL answers handshakes only; other paths are unknown.
+    let client = Client::new();
+    let plain = client.get(&proxy.url("/dev"), &[]).await;
+    assert_eq!(plain.status, 426);
+    let other = client.get(&proxy.url("/dev/elsewhere"), &[]).await;
+    assert_eq!(other.status, 403);
+    // @connections without a signature: Amazon's answer to an unsigned call.
+    let unsigned = client
+        .get(
+            &proxy.url(&format!("/dev/@connections/{connection_id}")),
+            &[],
+        )
+        .await;
+    assert_eq!(unsigned.status, 403);
+    assert_eq!(unsigned.json()["message"], "Missing Authentication Token");
+
+    ws.close(None).await.unwrap();
+    // One access-log line for the connection, with the route that admitted it.
+    eventually_async("the connection's access-log line", || async {
+        proxy
+            .access_log()
+            .into_iter()
+            .find(|l| l.get("upgraded").is_some())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_a_default_route_is_told_forbidden_and_limits_close_with_amazons_codes() {
+    let config = ConfigDir::with(
+        "api.yaml",
+        &[
+            ws_gateway(
+                json!({"maxFrameBytes": 1024, "maxMessageBytes": 2048, "idleTimeoutSeconds": 2}),
+            ),
+            ws_route("ping", "ping", mock(200, "pong"), true),
+        ],
+    );
+    let proxy = Proxy::start_standalone(config.path(), &[]);
+    let url = format!("ws://{}/dev", proxy.addr());
+
+    let mut ws = connect(&url).await;
+    ws.send(Message::text(r#"{"action":"ping"}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut ws).await, "pong");
+    // No route and no $default: Amazon's error frame, and the connection stays open.
+    ws.send(Message::text(r#"{"action":"other"}"#))
+        .await
+        .unwrap();
+    let error: Value = serde_json::from_str(&next_text(&mut ws).await).unwrap();
+    assert_eq!(error["message"], "Forbidden");
+    assert!(error["connectionId"].is_string() && error["requestId"].is_string());
+    ws.send(Message::text(r#"{"action":"ping"}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut ws).await, "pong");
+
+    // A frame over maxFrameBytes: 1009.
+    ws.send(Message::text("x".repeat(1500))).await.unwrap();
+    assert_eq!(
+        close_code(&mut ws, Duration::from_secs(10)).await,
+        u16::from(CloseCode::Size)
+    );
+
+    // Nothing either way for idleTimeoutSeconds: 1001.
+    let mut idle = connect(&url).await;
+    assert_eq!(
+        close_code(&mut idle, Duration::from_secs(30)).await,
+        u16::from(CloseCode::Away)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_takes_new_routes_from_a_new_table_and_gets_1001_at_the_end_of_the_drain() {
+    let resources = vec![
+        ws_gateway(json!({})),
+        ws_route("ping", "ping", mock(200, "pong"), true),
+    ];
+    let config = ConfigDir::with("api.yaml", &resources);
+    let mut proxy = Proxy::start_standalone(config.path(), &["--drain-seconds", "2"]);
+    let mut ws = connect(&format!("ws://{}/dev", proxy.addr())).await;
+    ws.send(Message::text(r#"{"action":"ping"}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut ws).await, "pong");
+
+    // A new table with a new route: the open connection keeps going, and routes to it.
+    let mut more = resources.clone();
+    more.push(ws_route("late", "late", mock(200, "late answer"), true));
+    config.write("api.yaml", &more);
+    let mut answered = false;
+    for _ in 0..50 {
+        ws.send(Message::text(r#"{"action":"late"}"#))
+            .await
+            .unwrap();
+        let answer = next_text(&mut ws).await;
+        if answer == "late answer" {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        answered,
+        "the new route never answered on the open connection"
+    );
+
+    // SIGTERM: the connection runs through the drain period, then gets 1001.
+    proxy.terminate();
+    ws.send(Message::text(r#"{"action":"ping"}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut ws).await, "pong");
+    assert_eq!(
+        close_code(&mut ws, Duration::from_secs(20)).await,
+        u16::from(CloseCode::Away)
+    );
+    proxy.wait_exit(Duration::from_secs(20));
+}
