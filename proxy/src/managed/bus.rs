@@ -31,6 +31,8 @@ use super::registry::Registry;
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long connecting to Redis may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a lost subscription is tried again.
+const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(1);
 
 /// A call for another proxy's connection.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -144,45 +146,68 @@ impl Bus {
             tokio::time::timeout(CONNECT_TIMEOUT, ConnectionManager::new(client.clone()))
                 .await
                 .map_err(|_| BusError::Timeout)??;
-        let own_channel = channel(&registry.tag());
-        let mut pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
-            .await
-            .map_err(|_| BusError::Timeout)??;
-        pubsub.subscribe(&own_channel).await?;
         let link = Arc::new(Link {
             publisher,
-            own_channel,
+            own_channel: channel(&registry.tag()),
             next: AtomicU64::new(0),
             waiting: Arc::default(),
         });
-        tokio::spawn(serve(
-            url.to_string(),
-            pubsub,
-            link.publisher.clone(),
-            link.waiting.clone(),
+        let (subscribed, first) = oneshot::channel();
+        tokio::spawn(subscribe(
+            client,
+            link.clone(),
             registry.clone(),
+            subscribed,
         ));
+        // A connection is reachable through the bus once the subscription is made.
+        tokio::time::timeout(CONNECT_TIMEOUT, first)
+            .await
+            .map_err(|_| BusError::Timeout)?
+            .map_err(|_| BusError::Timeout)?;
         links.insert(url.to_string(), link.clone());
         tracing::info!(redis = url, channel = %link.own_channel, "listening on the @connections bus");
         Ok(link)
     }
 }
 
+/// Keeps this proxy subscribed to its channel for as long as the proxy runs: when Redis goes
+/// away the subscription is made again (every [`RESUBSCRIBE_EVERY`]), so this proxy's
+/// connections become reachable again with it. `subscribed` is told of the first one.
+async fn subscribe(
+    client: redis::Client,
+    link: Arc<Link>,
+    registry: Arc<Registry>,
+    subscribed: oneshot::Sender<()>,
+) {
+    let mut subscribed = Some(subscribed);
+    loop {
+        match tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await {
+            Ok(Ok(mut pubsub)) => match pubsub.subscribe(&link.own_channel).await {
+                Ok(()) => {
+                    if let Some(tx) = subscribed.take() {
+                        let _ = tx.send(());
+                    }
+                    serve(pubsub, &link, &registry).await;
+                    tracing::warn!(channel = %link.own_channel, "the @connections bus subscription ended; subscribing again");
+                }
+                Err(e) => tracing::warn!(error = %e, "subscribing to the @connections bus failed"),
+            },
+            Ok(Err(e)) => tracing::warn!(error = %e, "the @connections bus is unreachable"),
+            Err(_) => tracing::warn!("connecting to the @connections bus timed out"),
+        }
+        tokio::time::sleep(RESUBSCRIBE_EVERY).await;
+    }
+}
+
 /// Answers the calls that come for this proxy's connections and hands replies to the calls
 /// waiting for them, for as long as the subscription lasts.
-async fn serve(
-    url: String,
-    pubsub: redis::aio::PubSub,
-    publisher: ConnectionManager,
-    waiting: Arc<Mutex<HashMap<u64, oneshot::Sender<Outcome>>>>,
-    registry: Arc<Registry>,
-) {
+async fn serve(pubsub: redis::aio::PubSub, link: &Link, registry: &Arc<Registry>) {
     let mut messages = pubsub.into_on_message();
     while let Some(message) = messages.next().await {
         let envelope: Envelope = match serde_json::from_slice(message.get_payload_bytes()) {
             Ok(envelope) => envelope,
             Err(e) => {
-                tracing::warn!(redis = %url, error = %e, "unreadable message on the @connections bus");
+                tracing::warn!(error = %e, "unreadable message on the @connections bus");
                 continue;
             }
         };
@@ -191,7 +216,7 @@ async fn serve(
                 correlation,
                 outcome,
             } => {
-                if let Some(tx) = lock(&waiting).remove(&correlation) {
+                if let Some(tx) = lock(&link.waiting).remove(&correlation) {
                     let _ = tx.send(outcome);
                 }
             }
@@ -200,7 +225,7 @@ async fn serve(
                 correlation,
                 call,
             } => {
-                let (registry, publisher) = (registry.clone(), publisher.clone());
+                let (registry, publisher) = (registry.clone(), link.publisher.clone());
                 tokio::spawn(async move {
                     let outcome =
                         management::local(&registry, &call.gateway, &call.stage, &call.id, call.op)
@@ -216,9 +241,6 @@ async fn serve(
             }
         }
     }
-    // The subscription ended (Redis went away): calls to this proxy's connections now find
-    // no subscriber. Drop the link, so the next use makes a new one.
-    tracing::warn!(redis = %url, "the @connections bus subscription ended");
 }
 
 async fn publish(

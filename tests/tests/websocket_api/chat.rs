@@ -5,22 +5,18 @@
 //! `apigatewaymanagementapi` client, signing with the example's keys. Clients are spread
 //! over the proxies, so most calls are for a connection another proxy holds.
 
-use std::process::Command;
-
 use futures::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tollgate_tests::config::ConfigDir;
-use tollgate_tests::lambda::{LambdaRuntime, python};
+use tollgate_tests::lambda::LambdaRuntime;
 use tollgate_tests::proxy::{Proxy, free_port};
 use tollgate_tests::redis::RedisServer;
 use tollgate_tests::workspace_root;
 
-use super::{Ws, close_code, connect, next_text, refused};
+use super::{ACCESS_KEY, SECRET_KEY, Ws, boto3_post, close_code, connect, next_text, refused};
 
 const EXAMPLE: &str = "deploy/examples/websocket-chat";
-const ACCESS_KEY: &str = "AKIATOLLGATECHAT0001";
-const SECRET_KEY: &str = "chat-example-secret-do-not-use-in-production";
 
 /// The example's files as one proxy serves them: its function at `lambda_port`, the bus on
 /// `redis`.
@@ -54,31 +50,6 @@ async fn say(ws: &mut Ws, action: Value) {
 async fn next_json(ws: &mut Ws) -> Value {
     let text = next_text(ws).await;
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?} is not JSON: {e}"))
-}
-
-/// What boto3 says when it posts to a connection through `proxy`: `sent` or the error code.
-fn boto3_post(proxy: &Proxy, connection_id: &str) -> String {
-    let script = r#"
-import sys, boto3
-client = boto3.client("apigatewaymanagementapi", endpoint_url=sys.argv[1], region_name="us-east-1")
-try:
-    client.post_to_connection(ConnectionId=sys.argv[2], Data=b"hello?")
-    print("sent")
-except client.exceptions.ClientError as e:
-    print(e.response["Error"]["Code"])
-"#;
-    let output = Command::new(python())
-        .args(["-c", script, &proxy.url("/production"), connection_id])
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .output()
-        .expect("running boto3");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,7 +141,10 @@ async fn the_chat_app_runs_on_three_proxies_with_python_functions_calling_back_t
     );
     // Gone now: 410 GoneException to boto3, from any proxy.
     for proxy in &proxies {
-        assert_eq!(boto3_post(proxy, &carol_id), "GoneException");
+        assert_eq!(
+            boto3_post(&proxy.url("/production"), &carol_id),
+            "GoneException"
+        );
     }
     // A live connection held by another proxy takes boto3's post.
     say(&mut bob, json!({"action": "whoami"})).await;
@@ -178,7 +152,7 @@ async fn the_chat_app_runs_on_three_proxies_with_python_functions_calling_back_t
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(boto3_post(&proxies[2], &bob_id), "sent");
+    assert_eq!(boto3_post(&proxies[2].url("/production"), &bob_id), "sent");
     assert_eq!(next_text(&mut bob).await, "hello?");
 
     // The others go on without Carol.

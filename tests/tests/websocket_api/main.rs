@@ -6,6 +6,7 @@
 //! Needs `cargo build --workspace --bins` (as `make test` does).
 
 mod chat;
+mod fleet;
 
 use std::time::Duration;
 
@@ -22,6 +23,36 @@ use tollgate_tests::proxy::Proxy;
 use tollgate_tests::wait::eventually_async;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The chat example's `@connections` keys (`deploy/examples/websocket-chat/gateway.yaml`).
+const ACCESS_KEY: &str = "AKIATOLLGATECHAT0001";
+const SECRET_KEY: &str = "chat-example-secret-do-not-use-in-production";
+
+/// What boto3's `apigatewaymanagementapi` client says when it posts to a connection through
+/// `endpoint` (a stage's URL) with the example's keys: `sent`, or the error code.
+fn boto3_post(endpoint: &str, connection_id: &str) -> String {
+    let script = r#"
+import sys, boto3
+client = boto3.client("apigatewaymanagementapi", endpoint_url=sys.argv[1], region_name="us-east-1")
+try:
+    client.post_to_connection(ConnectionId=sys.argv[2], Data=sys.argv[3].encode())
+    print("sent")
+except client.exceptions.ClientError as e:
+    print(e.response["Error"]["Code"])
+"#;
+    let output = std::process::Command::new(tollgate_tests::lambda::python())
+        .args(["-c", script, endpoint, connection_id, "hello?"])
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .output()
+        .expect("running boto3");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
 
 /// A WebSocket API `chat` in `default` with one stage `dev`.
 fn ws_gateway(websocket: Value) -> Value {
