@@ -158,6 +158,55 @@ pub fn http_url(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A WebSocket route key: `$connect`, `$disconnect`, `$default`, or a key of up to 128
+/// characters that does not start with `$` and has no whitespace.
+pub fn route_key(s: &str) -> Result<(), String> {
+    if matches!(s, "$connect" | "$disconnect" | "$default") {
+        return Ok(());
+    }
+    if s.is_empty() || s.len() > 128 || s.starts_with('$') || s.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "{s:?} is not a route key: use $connect, $disconnect, $default, or up to 128 \
+             characters without whitespace that do not start with '$'"
+        ));
+    }
+    Ok(())
+}
+
+/// `$request.body.action` to its field path (`["action"]`).
+pub fn route_selection_expression(s: &str) -> Result<Vec<String>, String> {
+    let err = || {
+        format!(
+            "{s:?} is not a route selection expression: use $request.body. and a dotted path \
+             to a field of the message, such as $request.body.action"
+        )
+    };
+    let path = s.strip_prefix("$request.body.").ok_or_else(err)?;
+    let fields: Vec<String> = path.split('.').map(str::to_string).collect();
+    let valid = |f: &String| {
+        !f.is_empty()
+            && f.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    if s.len() > 256 || !fields.iter().all(valid) {
+        return Err(err());
+    }
+    Ok(fields)
+}
+
+/// `redis://host:port/db` or `rediss://…` (TLS).
+pub fn redis_url(s: &str) -> Result<(), String> {
+    let rest = s
+        .strip_prefix("redis://")
+        .or_else(|| s.strip_prefix("rediss://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !s.chars().any(char::is_whitespace) => Ok(()),
+        _ => Err(format!(
+            "{s:?} is not a Redis URL such as redis://redis.tollgate-system:6379"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,54 +259,5 @@ mod tests {
         assert!(identity_source("$stageVariables.tenant").is_ok());
         assert!(identity_source("method.request.header.Authorization").is_err());
         assert!(identity_source("$request.header.").is_err());
-    }
-}
-
-/// A WebSocket route key: `$connect`, `$disconnect`, `$default`, or a key of up to 128
-/// characters that does not start with `$` and has no whitespace.
-pub fn route_key(s: &str) -> Result<(), String> {
-    if matches!(s, "$connect" | "$disconnect" | "$default") {
-        return Ok(());
-    }
-    if s.is_empty() || s.len() > 128 || s.starts_with('$') || s.chars().any(char::is_whitespace) {
-        return Err(format!(
-            "{s:?} is not a route key: use $connect, $disconnect, $default, or up to 128 \
-             characters without whitespace that do not start with '$'"
-        ));
-    }
-    Ok(())
-}
-
-/// `$request.body.action` to its field path (`["action"]`).
-pub fn route_selection_expression(s: &str) -> Result<Vec<String>, String> {
-    let err = || {
-        format!(
-            "{s:?} is not a route selection expression: use $request.body. and a dotted path \
-             to a field of the message, such as $request.body.action"
-        )
-    };
-    let path = s.strip_prefix("$request.body.").ok_or_else(err)?;
-    let fields: Vec<String> = path.split('.').map(str::to_string).collect();
-    let valid = |f: &String| {
-        !f.is_empty()
-            && f.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    };
-    if s.len() > 256 || !fields.iter().all(valid) {
-        return Err(err());
-    }
-    Ok(fields)
-}
-
-/// `redis://host:port/db` or `rediss://…` (TLS).
-pub fn redis_url(s: &str) -> Result<(), String> {
-    let rest = s
-        .strip_prefix("redis://")
-        .or_else(|| s.strip_prefix("rediss://"));
-    match rest {
-        Some(rest) if !rest.is_empty() && !s.chars().any(char::is_whitespace) => Ok(()),
-        _ => Err(format!(
-            "{s:?} is not a Redis URL such as redis://redis.tollgate-system:6379"
-        )),
     }
 }
