@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use futures::SinkExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use tollgate_tests::control_plane::{ControlPlane, Namespace};
 use tollgate_tests::controller::{Controller, ca_pem, service_account_token};
