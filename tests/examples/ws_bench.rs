@@ -7,6 +7,14 @@
 //!                                          "MESSAGES_PER_SECOND P99_MS ROUND_TRIPS"
 //!   ws_bench idle URL CONNECTIONS          opens the connections, prints "open", holds them
 //!                                          until standard input closes
+//!   ws_bench deliver ENDPOINT URLS CLIENTS MESSAGES KEY SECRET
+//!                                          opens CLIENTS connections to a WebSocket API,
+//!                                          spread over URLS (comma-separated), then MESSAGES
+//!                                          times posts 64 bytes to one of them through the
+//!                                          `@connections` API at ENDPOINT (a stage's URL,
+//!                                          signed with KEY and SECRET) and waits for it to
+//!                                          arrive, one at a time; prints "P50_MS P99_MS
+//!                                          MESSAGES" of POST-to-delivery
 //!
 //! URL is `ws://host:port/path`; a `Host` other than the address can follow it as
 //! `ws://addr/path@host`.
@@ -32,8 +40,18 @@ fn main() {
             args[3].parse().expect("seconds"),
         )),
         Some("idle") => runtime.block_on(idle(&args[1], args[2].parse().expect("connections"))),
+        Some("deliver") => runtime.block_on(deliver(
+            &args[1],
+            &args[2],
+            args[3].parse().expect("clients"),
+            args[4].parse().expect("messages"),
+            (&args[5], &args[6]),
+        )),
         _ => {
-            eprintln!("usage: ws_bench echo ADDR | load URL CONNECTIONS SECONDS | idle URL N");
+            eprintln!(
+                "usage: ws_bench echo ADDR | load URL CONNECTIONS SECONDS | idle URL N \
+                 | deliver ENDPOINT URLS CLIENTS MESSAGES KEY SECRET"
+            );
             std::process::exit(2);
         }
     }
@@ -141,4 +159,68 @@ async fn idle(url: &str, connections: usize) {
     let mut rest = Vec::new();
     let _ = tokio::io::stdin().read_to_end(&mut rest).await;
     drop(held);
+}
+
+/// POST-to-delivery through the `@connections` API: each client learns its id from the
+/// gateway's answer to a message no route takes (`{"message": "Forbidden", "connectionId":
+/// …}`), then each post goes to the next client in turn.
+async fn deliver(
+    endpoint: &str,
+    urls: &str,
+    clients: usize,
+    messages: usize,
+    keys: (&str, &str),
+) {
+    let urls: Vec<&str> = urls.split(',').collect();
+    let mut sockets = Vec::with_capacity(clients);
+    for i in 0..clients {
+        let mut ws = connect(urls[i % urls.len()]).await;
+        ws.send(Message::text(r#"{"action":"who-am-i"}"#))
+            .await
+            .expect("send");
+        let id = loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let error: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+                    break error["connectionId"].as_str().expect("an id").to_string();
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("no answer: {other:?}"),
+            }
+        };
+        sockets.push((ws, id));
+    }
+    let uri: http::Uri = endpoint.parse().expect("endpoint URL");
+    let host = uri.authority().expect("a host").to_string();
+    let client = tollgate_tests::client::Client::new();
+    let payload = vec![b'x'; 64];
+    let mut latencies = Vec::with_capacity(messages);
+    for n in 0..messages {
+        let (ws, id) = &mut sockets[n % clients];
+        let path = format!("{}/@connections/{id}", uri.path().trim_end_matches('/'));
+        let (date, authorization) = tollgate_tests::sigv4::sign(
+            "POST",
+            &host,
+            &path,
+            &payload,
+            keys,
+            "us-east-1",
+            std::time::SystemTime::now(),
+        );
+        let url = format!("http://{host}{path}");
+        let headers = [
+            ("x-amz-date", date.as_str()),
+            ("authorization", authorization.as_str()),
+        ];
+        let sent = Instant::now();
+        let response = client.request("POST", &url, &headers, payload.clone()).await;
+        assert_eq!(response.status, 200, "{}", response.text());
+        match ws.next().await {
+            Some(Ok(Message::Text(_))) => latencies.push(sent.elapsed().as_micros() as u32),
+            other => panic!("no delivery: {other:?}"),
+        }
+    }
+    latencies.sort_unstable();
+    let at = |p: usize| f64::from(latencies[latencies.len() * p / 100]) / 1000.0;
+    println!("{:.3} {:.3} {}", at(50), at(99), latencies.len());
 }

@@ -15,6 +15,7 @@ pub mod helm;
 pub mod lambda;
 pub mod proxy;
 pub mod redis;
+pub mod sigv4;
 pub mod tls;
 pub mod wait;
 pub mod websocket;
