@@ -8,12 +8,18 @@
 #   across        clients on proxies B and C: the call crosses the bus (A -> Redis -> B or C,
 #                 and the outcome back)
 #
+# Then IDLE connections are opened to proxy A and held: its resident memory per connection
+# (VmRSS after, less before, over IDLE), as bench/websocket.sh measures pass-through's.
+#
 #   bench/connections.sh [messages per run, default 2000] [clients, default 20] [rounds, default 3]
+#                        [idle connections, default 10000]
 source "$(dirname "$0")/lib.sh"
 
 MESSAGES=${1:-2000}
 CLIENTS=${2:-20}
 ROUNDS=${3:-3}
+IDLE=${4:-10000}
+ulimit -n "$((IDLE + 4096))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 need redis-server curl
 
 if [ -z "${NO_BUILD:-}" ]; then
@@ -59,8 +65,9 @@ PORTS=()
 for name in a b c; do
     port=$(free_port) admin=$(free_port)
     "$BIN" --config "$WORK/api" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
-        --worker-threads 1 --access-log off --log-level warn &
+        --worker-threads 1 --access-log off --log-level warn --max-connections "$((IDLE + 1024))" &
     PIDS+=($!)
+    [ "$name" = a ] && A_PID=$!
     PORTS+=("$port")
     wait_http "http://127.0.0.1:$admin/readyz"
 done
@@ -85,3 +92,18 @@ for run in same across; do
     # shellcheck disable=SC2086
     printf '%-12s %10s %10s\n' "$run" "$(median ${P50[$run]})" "$(median ${P99[$run]})"
 done
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+before=$(rss_kib "$A_PID")
+mkfifo "$WORK/hold"
+"$WS" idle "$A" "$IDLE" <"$WORK/hold" >"$WORK/idle.out" &
+holder=$!
+exec 3>"$WORK/hold"
+for _ in $(seq 1 1200); do grep -q open "$WORK/idle.out" 2>/dev/null && break; sleep 0.1; done
+grep -q open "$WORK/idle.out" || { echo "bench: $IDLE connections never opened" >&2; exit 1; }
+sleep 1
+open=$(rss_kib "$A_PID")
+exec 3>&-
+wait "$holder" || true
+printf '\nidle: %s connections held by proxy A: %s KiB before, %s KiB open, %s KiB per connection\n' \
+    "$IDLE" "$before" "$open" "$(awk -v a="$open" -v b="$before" -v n="$IDLE" 'BEGIN { printf "%.1f", (a - b) / n }')"

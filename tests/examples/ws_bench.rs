@@ -164,13 +164,7 @@ async fn idle(url: &str, connections: usize) {
 /// POST-to-delivery through the `@connections` API: each client learns its id from the
 /// gateway's answer to a message no route takes (`{"message": "Forbidden", "connectionId":
 /// …}`), then each post goes to the next client in turn.
-async fn deliver(
-    endpoint: &str,
-    urls: &str,
-    clients: usize,
-    messages: usize,
-    keys: (&str, &str),
-) {
+async fn deliver(endpoint: &str, urls: &str, clients: usize, messages: usize, keys: (&str, &str)) {
     let urls: Vec<&str> = urls.split(',').collect();
     let mut sockets = Vec::with_capacity(clients);
     for i in 0..clients {
@@ -213,7 +207,9 @@ async fn deliver(
             ("authorization", authorization.as_str()),
         ];
         let sent = Instant::now();
-        let response = client.request("POST", &url, &headers, payload.clone()).await;
+        let response = client
+            .request("POST", &url, &headers, payload.clone())
+            .await;
         assert_eq!(response.status, 200, "{}", response.text());
         match ws.next().await {
             Some(Ok(Message::Text(_))) => latencies.push(sent.elapsed().as_micros() as u32),

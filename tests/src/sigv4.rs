@@ -24,11 +24,7 @@ pub fn sign(
     let stamp = basic(seconds);
     let day = &stamp[..8];
     let service = "execute-api";
-    let canonical_uri: String = path
-        .split('/')
-        .map(encode)
-        .collect::<Vec<_>>()
-        .join("/");
+    let canonical_uri: String = path.split('/').map(encode).collect::<Vec<_>>().join("/");
     let canonical_request = format!(
         "{method}\n{canonical_uri}\n\nhost:{host}\nx-amz-date:{stamp}\n\nhost;x-amz-date\n{}",
         hex::encode(Sha256::digest(payload))
