@@ -339,3 +339,35 @@ async fn a_connection_takes_new_routes_from_a_new_table_and_gets_1001_at_the_end
     );
     proxy.wait_exit(Duration::from_secs(20));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_client_opens_a_connection_with_extended_connect() {
+    let config = ConfigDir::with(
+        "api.yaml",
+        &[
+            ws_gateway(json!({})),
+            ws_route("ping", "ping", mock(200, "pong"), true),
+        ],
+    );
+    let proxy = Proxy::start_standalone(config.path(), &[]);
+    let (status, ws) = tollgate_tests::websocket::h2_websocket(proxy.addr(), "/dev").await;
+    assert_eq!(status, 200);
+    let mut ws = ws.expect("an HTTP/2 WebSocket");
+    ws.send(Message::text(r#"{"action":"ping"}"#)).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("an answer within 10 s")
+        .expect("the stream is open")
+        .expect("a message");
+    assert_eq!(answer, Message::text("pong"));
+    ws.close(None).await.unwrap();
+    let line = eventually_async("the HTTP/2 connection's line", || async {
+        proxy
+            .access_log()
+            .into_iter()
+            .find(|l| l.get("upgraded").is_some())
+    })
+    .await;
+    assert_eq!(line["protocol"], "HTTP/2.0", "{line}");
+    assert_eq!(line["status"], 200, "{line}");
+}
