@@ -77,3 +77,141 @@ impl Drop for LambdaRuntime {
 pub fn python() -> PathBuf {
     runtime_dir().join("venv/bin/python")
 }
+
+/// Several copies of one function behind one Invoke API endpoint, as Lambda runs a function
+/// in several execution environments: each invocation goes to a copy that is free (the
+/// emulator serves one invocation at a time, and fails when given two), waiting for one when
+/// all are busy. For a fleet of proxies that all invoke the function of one table.
+pub struct LambdaPool {
+    _runtimes: Vec<LambdaRuntime>,
+    port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LambdaPool {
+    /// Starts `copies` emulators running `handler` of the example in `folder` (each with
+    /// `env`), and the pool's endpoint on `port`.
+    pub fn start(
+        folder: &str,
+        handler: &str,
+        copies: usize,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let runtimes: Vec<LambdaRuntime> = (0..copies)
+            .map(|_| LambdaRuntime::start_example(folder, handler, free_port(), env))
+            .collect();
+        let ports: Vec<u16> = runtimes.iter().map(|r| r.port).collect();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let (ready, listening) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the Lambda pool");
+            runtime.block_on(serve_pool(port, ports, ready, stopped));
+        });
+        listening.recv().expect("the Lambda pool listens");
+        Self {
+            _runtimes: runtimes,
+            port,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// The Invoke API base URL, for `integration.lambda.endpoint`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for LambdaPool {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve_pool(
+    port: u16,
+    runtimes: Vec<u16>,
+    ready: std::sync::mpsc::Sender<()>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    use http_body_util::{BodyExt, Full};
+    use std::sync::{Arc, Mutex};
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("the Lambda pool's port");
+    let _ = ready.send(());
+    let free = Arc::new(Mutex::new(runtimes.clone()));
+    let permits = Arc::new(tokio::sync::Semaphore::new(runtimes.len()));
+    let client = Arc::new(crate::client::Client::new());
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let (free, permits, client) = (free.clone(), permits.clone(), client.clone());
+        let service =
+            hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let (free, permits, client) = (free.clone(), permits.clone(), client.clone());
+                async move {
+                    let path = request.uri().path().to_string();
+                    let body = request.into_body().collect().await?.to_bytes();
+                    let _permit = permits.acquire().await.expect("the pool's permits");
+                    let runtime = free
+                        .lock()
+                        .unwrap()
+                        .pop()
+                        .expect("a free copy under a permit");
+                    let answer = client
+                        .send(
+                            "POST",
+                            &format!("http://127.0.0.1:{runtime}{path}"),
+                            &[],
+                            body,
+                        )
+                        .await;
+                    free.lock().unwrap().push(runtime);
+                    let response = match answer {
+                        Ok(answer) => {
+                            let mut response = hyper::Response::new(Full::new(answer.body));
+                            *response.status_mut() =
+                                hyper::StatusCode::from_u16(answer.status).expect("a status");
+                            *response.headers_mut() = answer.headers;
+                            // The body is whole now: hyper frames it again.
+                            response
+                                .headers_mut()
+                                .remove(hyper::header::TRANSFER_ENCODING);
+                            response
+                        }
+                        Err(e) => {
+                            let mut response = hyper::Response::new(Full::new(bytes::Bytes::from(
+                                format!("the function copy failed: {e}"),
+                            )));
+                            *response.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+                            response
+                        }
+                    };
+                    Ok::<_, hyper::Error>(response)
+                }
+            });
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}

@@ -16,7 +16,7 @@ use tollgate_tests::workspace_root;
 
 use super::{ACCESS_KEY, SECRET_KEY, Ws, boto3_post, close_code, connect, next_text, refused};
 
-const EXAMPLE: &str = "deploy/examples/websocket-chat";
+pub const EXAMPLE: &str = "deploy/examples/websocket-chat";
 
 /// The example's files as one proxy serves them: its function at `lambda_port`, the bus on
 /// `redis`.
@@ -43,11 +43,11 @@ fn example_config(lambda_port: u16, redis: &str) -> ConfigDir {
     config
 }
 
-async fn say(ws: &mut Ws, action: Value) {
+pub async fn say(ws: &mut Ws, action: Value) {
     ws.send(Message::text(action.to_string())).await.unwrap();
 }
 
-async fn next_json(ws: &mut Ws) -> Value {
+pub async fn next_json(ws: &mut Ws) -> Value {
     let text = next_text(ws).await;
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?} is not JSON: {e}"))
 }

@@ -1,88 +1,57 @@
-//! A WebSocket API on a fleet fed by the real controller: `kubectl apply` -> kube-apiserver
-//! -> `tollgate-controller` -> three proxies in fleet mode sharing a real Redis as their
-//! `@connections` bus. boto3 posts through one proxy to clients of every proxy; the status
-//! shows the stage's `ws://` and `@connections` URLs; open connections take a new table.
+//! Amazon's chat app (`deploy/examples/websocket-chat`) on a fleet fed by the real controller:
+//! `kubectl apply` -> kube-apiserver -> `tollgate-controller` -> three proxies in fleet mode
+//! sharing a real Redis as their `@connections` bus. The Python function runs in three copies
+//! under the Lambda Runtime Interface Emulator behind one Invoke endpoint (as Lambda runs a
+//! function in several environments), and calls back through boto3; clients are spread over
+//! the proxies. Connections outlive a controller restart and take a new table; a proxy that
+//! stops takes its connections with it.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
-use futures::SinkExt;
-use serde_json::Value;
-use tokio_tungstenite::tungstenite::Message;
+use serde_json::{Value, json};
 use tollgate_tests::control_plane::{ControlPlane, Namespace};
 use tollgate_tests::controller::{Controller, ca_pem, service_account_token};
-use tollgate_tests::proxy::Proxy;
+use tollgate_tests::lambda::LambdaPool;
+use tollgate_tests::proxy::{Proxy, free_port};
 use tollgate_tests::redis::RedisServer;
 use tollgate_tests::wait::eventually;
+use tollgate_tests::workspace_root;
 
-use super::{ACCESS_KEY, SECRET_KEY, Ws, boto3_post, next_text};
+use super::chat::{EXAMPLE, next_json, say};
+use super::{ACCESS_KEY, SECRET_KEY, Ws, boto3_post, close_code, next_text, refused};
 
-fn controller() -> &'static Controller {
-    static CONTROLLER: OnceLock<Controller> = OnceLock::new();
-    CONTROLLER.get_or_init(|| Controller::start(ControlPlane::shared(), &[]))
-}
-
-fn resources(redis: &str, extra_route: Option<(&str, &str)>) -> String {
-    let mut yaml = format!(
-        r#"apiVersion: tollgate.dev/v1alpha1
-kind: ApiGateway
-metadata:
-  name: chat
-spec:
-  protocol: WEBSOCKET
-  websocket:
-    redisUrl: {redis}
-    managementCredentials:
-      - name: chat-pusher
-  stages:
-    - name: production
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: chat-pusher
-type: tollgate.dev/aws-credentials
-stringData:
-  accessKeyId: {ACCESS_KEY}
-  secretAccessKey: {SECRET_KEY}
----
-apiVersion: tollgate.dev/v1alpha1
-kind: Route
-metadata:
-  name: ping
-spec:
-  gatewayRef: {{ name: chat }}
-  routeKey: ping
-  routeResponseSelectionExpression: $default
-  integration:
-    mock: {{ body: pong }}
-"#
+/// The example's files, with the bus on `redis` and the function at `lambda`.
+fn example(redis: &str, lambda: &str) -> String {
+    let read = |name: &str| {
+        std::fs::read_to_string(workspace_root().join(EXAMPLE).join(name))
+            .unwrap_or_else(|e| panic!("{EXAMPLE}/{name}: {e}"))
+    };
+    let gateway = read("gateway.yaml").replace(
+        "    routeSelectionExpression: $request.body.action\n",
+        &format!("    routeSelectionExpression: $request.body.action\n    redisUrl: {redis}\n"),
     );
-    if let Some((key, body)) = extra_route {
-        yaml.push_str(&format!(
-            r#"---
-apiVersion: tollgate.dev/v1alpha1
+    let routes = read("routes.yaml").replace("http://127.0.0.1:9001", lambda);
+    format!("{gateway}\n---\n{routes}")
+}
+
+const LATE_ROUTE: &str = r#"apiVersion: tollgate.dev/v1alpha1
 kind: Route
 metadata:
-  name: {key}
+  name: chat-late
 spec:
-  gatewayRef: {{ name: chat }}
-  routeKey: {key}
+  gatewayRef: { name: chat }
+  routeKey: late
   routeResponseSelectionExpression: $default
   integration:
-    mock: {{ body: {body} }}
-"#
-        ));
-    }
-    yaml
-}
+    mock: { body: late-answer }
+"#;
 
 struct Fleet {
     proxies: Vec<Proxy>,
     _files: tempfile::TempDir,
 }
 
-fn start_fleet(ns: &Namespace, count: usize) -> Fleet {
+fn start_fleet(ns: &Namespace, controller: &Controller, count: usize) -> Fleet {
     let cp = ControlPlane::shared();
     let files = tempfile::tempdir().expect("a temporary folder");
     let ca: PathBuf = files.path().join("ca.crt");
@@ -96,7 +65,7 @@ fn start_fleet(ns: &Namespace, count: usize) -> Fleet {
             let state = files.path().join(format!("state-{i}"));
             std::fs::create_dir_all(&state).expect("a state folder");
             Proxy::start_fleet(
-                &controller().snapshot_url(),
+                &controller.snapshot_url(),
                 &gateway,
                 &state,
                 &token,
@@ -110,15 +79,11 @@ fn start_fleet(ns: &Namespace, count: usize) -> Fleet {
     }
 }
 
-/// A connection to `proxy`, once it serves the API; pinged once.
-async fn connect_when_served(proxy: &Proxy) -> Ws {
-    let url = format!("ws://{}/production", proxy.addr());
+/// A connection for `name` to `proxy`, once the proxy serves the API.
+async fn join(proxy: &Proxy, name: &str) -> Ws {
+    let url = format!("ws://{}/production?name={name}", proxy.addr());
     for _ in 0..600 {
-        if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await {
-            ws.send(Message::text(r#"{"action":"ping"}"#))
-                .await
-                .unwrap();
-            assert_eq!(next_text(&mut ws).await, "pong");
+        if let Ok((ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await {
             return ws;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -127,17 +92,42 @@ async fn connect_when_served(proxy: &Proxy) -> Ws {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fleet_carries_connections_calls_to_the_proxy_holding_the_connection() {
+async fn the_chat_app_runs_on_a_controller_fed_fleet_and_outlives_a_controller_restart() {
     let cp = ControlPlane::shared();
-    controller();
+    let controller_port = free_port();
+    let mut controller = Controller::start_on(cp, controller_port, &[]);
     let redis = RedisServer::start();
-    let ns = cp.namespace("wsfleet");
-    ns.apply(&resources(&redis.url(), None));
-    let fleet = start_fleet(&ns, 3);
-    let mut clients = Vec::new();
-    for proxy in &fleet.proxies {
-        clients.push(connect_when_served(proxy).await);
-    }
+    let table = tempfile::tempdir().unwrap();
+    let db = table.path().join("connections.sqlite3");
+    let lambda_port = free_port();
+    let lambda = format!("http://127.0.0.1:{lambda_port}");
+
+    let ns = cp.namespace("wschat");
+    ns.apply(&example(&redis.url(), &lambda));
+    let fleet = start_fleet(&ns, &controller, 3);
+    let endpoint = fleet.proxies[0].url("/production");
+    let _function = LambdaPool::start(
+        EXAMPLE,
+        "chat.handler",
+        3,
+        lambda_port,
+        &[
+            ("MANAGEMENT_ENDPOINT", endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("CONNECTIONS_DB", db.to_str().unwrap()),
+        ],
+    );
+
+    let mut alice = join(&fleet.proxies[0], "alice").await;
+    let mut bob = join(&fleet.proxies[1], "bob").await;
+    let mut carol = join(&fleet.proxies[2], "carol").await;
+    let (status, _) = refused(&format!("ws://{}/production", fleet.proxies[1].addr())).await;
+    assert_eq!(
+        status, 401,
+        "$connect's function refuses a client without a name"
+    );
 
     // The status names the stage's WebSocket and @connections URLs.
     let stage = eventually("the gateway's stage URLs", || {
@@ -157,29 +147,32 @@ async fn a_fleet_carries_connections_calls_to_the_proxy_holding_the_connection()
             .ends_with("/production/@connections")
     );
 
-    // Each client's id, from the connection's own answer to a message naming no route.
-    let mut ids = Vec::new();
-    for ws in &mut clients {
-        ws.send(Message::text(r#"{"action":"who"}"#)).await.unwrap();
-        let error: Value = serde_json::from_str(&next_text(ws).await).unwrap();
-        assert_eq!(error["message"], "Forbidden");
-        ids.push(error["connectionId"].as_str().unwrap().to_string());
-    }
-    // boto3 through proxy 0 reaches the clients of all three proxies.
-    let endpoint = fleet.proxies[0].url("/production");
-    for (ws, id) in clients.iter_mut().zip(&ids) {
-        assert_eq!(boto3_post(&endpoint, id), "sent");
-        assert_eq!(next_text(ws).await, "hello?");
+    // Messages reach every proxy's clients: the function posts through proxy 0.
+    say(&mut bob, json!({"action": "sendmessage", "data": "hello"})).await;
+    for ws in [&mut alice, &mut bob, &mut carol] {
+        assert_eq!(next_json(ws).await, json!({"from": "bob", "data": "hello"}));
     }
 
-    // A new route reaches the fleet; the open connections take it.
-    ns.apply(&resources(&redis.url(), Some(("late", "late-answer"))));
-    for ws in &mut clients {
+    // The controller goes away: the connections, the routes and the bus keep working.
+    controller.stop_and_wait();
+    say(
+        &mut carol,
+        json!({"action": "sendmessage", "data": "still here"}),
+    )
+    .await;
+    for ws in [&mut alice, &mut bob, &mut carol] {
+        assert_eq!(
+            next_json(ws).await,
+            json!({"from": "carol", "data": "still here"})
+        );
+    }
+    // It comes back; a new route reaches the fleet and the open connections take it.
+    controller = Controller::start_on(cp, controller_port, &[]);
+    ns.apply(LATE_ROUTE);
+    for ws in [&mut alice, &mut bob, &mut carol] {
         let mut answered = false;
-        for _ in 0..300 {
-            ws.send(Message::text(r#"{"action":"late"}"#))
-                .await
-                .unwrap();
+        for _ in 0..600 {
+            say(ws, json!({"action": "late"})).await;
             if next_text(ws).await == "late-answer" {
                 answered = true;
                 break;
@@ -189,10 +182,37 @@ async fn a_fleet_carries_connections_calls_to_the_proxy_holding_the_connection()
         assert!(answered, "an open connection never took the new route");
     }
 
+    // Kick: DELETE @connections through proxy 0 for the connection proxy 2 holds.
+    say(&mut carol, json!({"action": "whoami"})).await;
+    let carol_id = next_json(&mut carol).await["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    say(&mut alice, json!({"action": "kick", "name": "carol"})).await;
+    assert_eq!(
+        close_code(&mut carol, std::time::Duration::from_secs(15)).await,
+        1000
+    );
+    for proxy in &fleet.proxies {
+        assert_eq!(
+            boto3_post(&proxy.url("/production"), &carol_id),
+            "GoneException"
+        );
+    }
+
     // A proxy that stops takes its connections with it: 410 from the others at once.
-    let mut stopped = fleet.proxies;
-    let gone = stopped.remove(2);
-    drop(gone);
-    assert_eq!(boto3_post(&endpoint, &ids[2]), "GoneException");
-    assert_eq!(boto3_post(&stopped[1].url("/production"), &ids[0]), "sent");
+    say(&mut bob, json!({"action": "whoami"})).await;
+    let bob_id = next_json(&mut bob).await["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut proxies = fleet.proxies;
+    drop(proxies.remove(1));
+    assert_eq!(boto3_post(&endpoint, &bob_id), "GoneException");
+    say(&mut alice, json!({"action": "sendmessage", "data": "bye"})).await;
+    assert_eq!(
+        next_json(&mut alice).await,
+        json!({"from": "alice", "data": "bye"})
+    );
+    drop(controller);
 }

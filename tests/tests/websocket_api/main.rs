@@ -353,7 +353,9 @@ async fn an_http2_client_opens_a_connection_with_extended_connect() {
     let (status, ws) = tollgate_tests::websocket::h2_websocket(proxy.addr(), "/dev").await;
     assert_eq!(status, 200);
     let mut ws = ws.expect("an HTTP/2 WebSocket");
-    ws.send(Message::text(r#"{"action":"ping"}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"action":"ping"}"#))
+        .await
+        .unwrap();
     let answer = tokio::time::timeout(Duration::from_secs(10), ws.next())
         .await
         .expect("an answer within 10 s")
