@@ -222,6 +222,11 @@ impl<'a> Session<'a> {
                         ended.error = Some(format!("the client sent {e}"));
                         return ended;
                     }
+                    Some(Err(tungstenite::Error::Utf8(e))) => {
+                        let mut ended = close(&mut ws, CloseCode::Invalid, "Invalid UTF-8").await;
+                        ended.error = Some(format!("the client sent a text message that is not UTF-8: {e}"));
+                        return ended;
+                    }
                     Some(Err(tungstenite::Error::Protocol(e))) => {
                         let mut ended = close(&mut ws, CloseCode::Protocol, "Protocol error").await;
                         ended.error = Some(format!("the client broke the protocol: {e}"));

@@ -5,6 +5,7 @@
 //!
 //! Needs `cargo build --workspace --bins` (as `make test` does).
 
+mod abuse;
 mod chat;
 mod fleet;
 
