@@ -103,6 +103,10 @@ pub struct WebSocketTable {
     /// Sorted by access key id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub management_credentials: Vec<AwsCredentialsTable>,
+    /// A JWT authorizer (in the table's `authorizers`) whose bearer tokens may call
+    /// `@connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_authorizer: Option<String>,
     /// The fleet's bus for `@connections` calls to other proxies' connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,

@@ -92,7 +92,7 @@ pub(super) fn compile(
     let domains = compile_domains(key, &spec.domains, &stage_names, resources, diag);
     let websocket = (spec.protocol == ApiProtocol::WEBSOCKET).then(|| {
         let settings = spec.websocket.clone().unwrap_or_default();
-        websocket::compile(key, &settings, resources, diag)
+        websocket::compile(key, &settings, &authorizers, resources, diag)
     });
     if spec.protocol == ApiProtocol::REST && spec.websocket.is_some() {
         diag.reject(

@@ -6,7 +6,9 @@ use super::diagnostics::{Diagnostic, Reason};
 use super::gateway::secret_string;
 use super::{Resources, validate};
 use crate::resources::{AWS_CREDENTIALS_SECRET_TYPE, WebSocketSettings};
-use crate::table::{AwsCredentialsTable, ObjectKey, WebSocketTable};
+use crate::table::{
+    AuthorizerTable, AuthorizerType, AwsCredentialsTable, ObjectKey, WebSocketTable,
+};
 
 /// The smallest frame limit a client can work with: a control frame's payload is up to 125
 /// bytes (RFC 6455, section 5.5).
@@ -18,6 +20,7 @@ const MAX_FRAME_OR_MESSAGE_BYTES: u32 = 16 * 1024 * 1024;
 pub(super) fn compile(
     gateway: &ObjectKey,
     settings: &WebSocketSettings,
+    authorizers: &[AuthorizerTable],
     resources: &Resources,
     diag: &mut Diagnostic,
 ) -> WebSocketTable {
@@ -80,6 +83,21 @@ pub(super) fn compile(
     {
         diag.reject(Reason::InvalidWebSocket, "spec.websocket.redisUrl", e);
     }
+    // A management authorizer that is not a valid JWT authorizer is left out, named: no
+    // bearer token is then accepted, and SigV4 callers are not affected.
+    let management_authorizer = settings.management_authorizer.as_ref().filter(|name| {
+        let found = authorizers
+            .iter()
+            .any(|a| &a.name == *name && a.type_ == AuthorizerType::JWT);
+        if !found {
+            diag.skip(
+                Reason::AuthorizerNotFound,
+                "spec.websocket.managementAuthorizer",
+                format!("the gateway has no valid JWT authorizer named {name:?}"),
+            );
+        }
+        found
+    });
     let mut management_credentials: Vec<AwsCredentialsTable> = settings
         .management_credentials
         .iter()
@@ -102,6 +120,7 @@ pub(super) fn compile(
         max_frame_bytes: settings.max_frame_bytes,
         max_message_bytes: settings.max_message_bytes,
         management_credentials,
+        management_authorizer: management_authorizer.cloned(),
         redis_url: settings.redis_url.clone(),
     }
 }

@@ -69,6 +69,10 @@ pub const TRUSTSTORE_KEY: &str = "ca.crt";
         "message": "spec.websocket is for WebSocket APIs: set spec.protocol to WEBSOCKET, or remove spec.websocket"
     },
     {
+        "rule": "!has(self.websocket) || !has(self.websocket.managementAuthorizer) || (has(self.authorizers) && self.authorizers.exists(a, a.name == self.websocket.managementAuthorizer && a.type == 'JWT'))",
+        "message": "spec.websocket.managementAuthorizer must name a JWT authorizer in spec.authorizers"
+    },
+    {
         "rule": "!has(self.protocol) || self.protocol != 'WEBSOCKET' || !has(self.cors)",
         "message": "CORS is for REST APIs (browsers do not preflight a WebSocket): remove spec.cors from a WEBSOCKET API"
     }
@@ -218,6 +222,14 @@ pub struct WebSocketSettings {
     #[schemars(length(max = 20))]
     pub management_credentials: Vec<LocalRef>,
 
+    /// A JWT authorizer of the gateway (in `spec.authorizers`) whose tokens may call the
+    /// `@connections` API too, as `Authorization: Bearer <token>`: for in-cluster backends,
+    /// one whose issuer is the cluster's ServiceAccount issuer and whose audience their
+    /// projected tokens carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"), length(max = 64))]
+    pub management_authorizer: Option<String>,
+
     /// Redis through which the proxies of the fleet reach each other's connections: a
     /// `@connections` call made to any proxy is carried to the one holding the connection.
     /// Unset: each proxy answers `@connections` for its own connections only (410 for the
@@ -256,6 +268,7 @@ impl Default for WebSocketSettings {
             max_frame_bytes: default_max_frame_bytes(),
             max_message_bytes: default_max_message_bytes(),
             management_credentials: Vec::new(),
+            management_authorizer: None,
             redis_url: None,
         }
     }

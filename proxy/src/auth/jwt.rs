@@ -438,8 +438,9 @@ async fn fetch(
     upstream: &Upstream,
     uri: &str,
 ) -> Result<HashMap<String, Arc<VerifyKey>>, JwksError> {
+    // The JWK Set media type first: Kubernetes' `/openid/v1/jwks` answers nothing else (406).
     let request = Request::get(uri)
-        .header(ACCEPT, "application/json")
+        .header(ACCEPT, "application/jwk-set+json, application/json")
         .body(Payload::Empty)
         .map_err(|e| JwksError::Request(e.to_string()))?;
     // Fetched once for every request that needs the set: no request id.

@@ -5,7 +5,9 @@
 //!
 //! Callers sign with AWS Signature Version 4 (service `execute-api`, any region) using an
 //! access key from the gateway's `websocket.managementCredentials`, so an unchanged AWS SDK
-//! client with its endpoint set to the stage's URL works. The connection may be held by this
+//! client with its endpoint set to the stage's URL works; or, when the gateway names a
+//! `websocket.managementAuthorizer`, send a bearer token that JWT authorizer accepts (a
+//! Kubernetes ServiceAccount token for in-cluster backends). The connection may be held by this
 //! proxy or by any other of the fleet: the call then goes over the [`bus`](super::bus).
 
 use std::time::Duration;
@@ -18,10 +20,12 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tollgate_crds::table::WebSocketTable;
 
 use super::registry::{self, Command, Registry};
+use crate::auth::jwt;
 use crate::body::{Body, ClientBody, full};
-use crate::errors::json_message;
+use crate::errors::{GatewayError, json_message};
 use crate::request_ctx::RequestCtx;
 use crate::sigv4::{self, Credentials, SignedRequest};
 use crate::state::Shared;
@@ -91,33 +95,15 @@ pub async fn serve<B: ClientBody>(
         Ok(payload) => payload,
         Err(response) => return response,
     };
-    let credentials: Vec<Credentials> = settings
-        .management_credentials
-        .iter()
-        .map(|c| Credentials {
-            access_key_id: c.access_key_id.clone(),
-            secret_access_key: c.secret_access_key.clone(),
-        })
-        .collect();
-    let mut headers = ctx.parts.headers.clone();
-    if !headers.contains_key(header::HOST)
-        && let Some(authority) = ctx.parts.uri.authority()
-        && let Ok(host) = HeaderValue::try_from(authority.as_str())
-    {
-        // HTTP/2 carries the host as `:authority`; SigV4 signs it as `host`.
-        headers.insert(header::HOST, host);
-    }
-    let signed = SignedRequest {
-        method: &ctx.parts.method,
-        raw_path: ctx.raw_path(),
-        raw_query: ctx.query,
-        headers: &headers,
-        payload: &payload,
-    };
-    let find = |key: &str| credentials.iter().find(|c| c.access_key_id == key);
-    if let Err(e) = sigv4::verify(&signed, jiff::Timestamp::now(), "execute-api", find) {
-        tracing::debug!(request_id = ctx.id, error = %e, "@connections call refused");
-        return json_message(e.status(), &e.to_string(), Some(e.error_type()));
+    let bearer =
+        bearer_token(&ctx.parts.headers).filter(|_| settings.management_authorizer.is_some());
+    if let Some(token) = bearer {
+        if let Err(refused) = bearer_caller(shared, ctx, token).await {
+            tracing::debug!(request_id = ctx.id, error = %refused, "@connections call refused");
+            return refused.into_response();
+        }
+    } else if let Err(refused) = signed_caller(ctx, settings, &payload) {
+        return refused;
     }
 
     let op = match ctx.parts.method {
@@ -156,6 +142,81 @@ pub async fn serve<B: ClientBody>(
         None => Outcome::Gone,
     };
     answer(outcome)
+}
+
+/// A caller signing with AWS Signature Version 4, with keys of the gateway's.
+fn signed_caller(
+    ctx: &RequestCtx<'_>,
+    settings: &WebSocketTable,
+    payload: &[u8],
+) -> Result<(), Response<Body>> {
+    let credentials: Vec<Credentials> = settings
+        .management_credentials
+        .iter()
+        .map(|c| Credentials {
+            access_key_id: c.access_key_id.clone(),
+            secret_access_key: c.secret_access_key.clone(),
+        })
+        .collect();
+    let mut headers = ctx.parts.headers.clone();
+    if !headers.contains_key(header::HOST)
+        && let Some(authority) = ctx.parts.uri.authority()
+        && let Ok(host) = HeaderValue::try_from(authority.as_str())
+    {
+        // HTTP/2 carries the host as `:authority`; SigV4 signs it as `host`.
+        headers.insert(header::HOST, host);
+    }
+    let signed = SignedRequest {
+        method: &ctx.parts.method,
+        raw_path: ctx.raw_path(),
+        raw_query: ctx.query,
+        headers: &headers,
+        payload,
+    };
+    let find = |key: &str| credentials.iter().find(|c| c.access_key_id == key);
+    if let Err(e) = sigv4::verify(&signed, jiff::Timestamp::now(), "execute-api", find) {
+        tracing::debug!(request_id = ctx.id, error = %e, "@connections call refused");
+        return Err(json_message(
+            e.status(),
+            &e.to_string(),
+            Some(e.error_type()),
+        ));
+    }
+    Ok(())
+}
+
+/// A caller with a bearer token the gateway's management authorizer (a JWT authorizer)
+/// accepts: a Kubernetes ServiceAccount token, say.
+async fn bearer_caller(
+    shared: &Shared,
+    ctx: &RequestCtx<'_>,
+    token: &str,
+) -> Result<(), GatewayError> {
+    let gateway = ctx.gateway();
+    let name = gateway
+        .websocket
+        .as_ref()
+        .and_then(|w| w.management_authorizer.as_deref())
+        .unwrap_or_default();
+    let jwt = gateway
+        .authorizers
+        .iter()
+        .find(|a| a.name == name)
+        .and_then(|a| a.jwt.as_ref())
+        .ok_or_else(|| {
+            GatewayError::AuthorizerConfiguration(format!("no JWT authorizer named {name:?}"))
+        })?;
+    jwt::verify(&shared.auth.jwks, &shared.client, jwt, token, &[]).await?;
+    Ok(())
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer_token(headers: &hyper::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// Carries out a call on a connection this proxy holds.

@@ -9,8 +9,11 @@
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
+use tollgate_tests::client::Client;
 use tollgate_tests::control_plane::{ControlPlane, Namespace};
-use tollgate_tests::controller::{Controller, ca_pem, service_account_token};
+use tollgate_tests::controller::{
+    Controller, ca_pem, service_account_token, service_account_token_for,
+};
 use tollgate_tests::lambda::LambdaPool;
 use tollgate_tests::proxy::{Proxy, free_port};
 use tollgate_tests::redis::RedisServer;
@@ -51,7 +54,12 @@ struct Fleet {
     _files: tempfile::TempDir,
 }
 
-fn start_fleet(ns: &Namespace, controller: &Controller, count: usize) -> Fleet {
+fn start_fleet(
+    ns: &Namespace,
+    controller: &Controller,
+    count: usize,
+    extra_args: &[&str],
+) -> Fleet {
     let cp = ControlPlane::shared();
     let files = tempfile::tempdir().expect("a temporary folder");
     let ca: PathBuf = files.path().join("ca.crt");
@@ -69,7 +77,7 @@ fn start_fleet(ns: &Namespace, controller: &Controller, count: usize) -> Fleet {
                 &gateway,
                 &state,
                 &token,
-                &["--ca-file", ca.to_str().expect("UTF-8 path")],
+                &[&["--ca-file", ca.to_str().expect("UTF-8 path")], extra_args].concat(),
             )
         })
         .collect();
@@ -104,7 +112,7 @@ async fn the_chat_app_runs_on_a_controller_fed_fleet_and_outlives_a_controller_r
 
     let ns = cp.namespace("wschat");
     ns.apply(&example(&redis.url(), &lambda));
-    let fleet = start_fleet(&ns, &controller, 3);
+    let fleet = start_fleet(&ns, &controller, 3, &[]);
     let endpoint = fleet.proxies[0].url("/production");
     let _function = LambdaPool::start(
         EXAMPLE,
@@ -215,4 +223,95 @@ async fn the_chat_app_runs_on_a_controller_fed_fleet_and_outlives_a_controller_r
         json!({"from": "alice", "data": "bye"})
     );
     drop(controller);
+}
+
+/// An in-cluster backend calls `@connections` with its ServiceAccount token: the gateway's
+/// management authorizer is a JWT authorizer for the cluster's ServiceAccount issuer, whose
+/// keys the proxy reads from the API server's OIDC discovery (`/openid/v1/jwks`, which the
+/// cluster lets anyone read, as Kubernetes documents for OIDC federation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_cluster_backend_calls_connections_with_its_serviceaccount_token() {
+    let cp = ControlPlane::shared();
+    let controller = Controller::start(cp, &[]);
+    cp.kubectl_with_input(
+        &["apply", "-f", "-"],
+        r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: tollgate-test-oidc-discovery
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:service-account-issuer-discovery
+subjects:
+  - apiGroup: rbac.authorization.k8s.io
+    kind: Group
+    name: system:unauthenticated
+"#,
+    );
+    let ns = cp.namespace("wssa");
+    ns.apply(&format!(
+        r#"apiVersion: tollgate.dev/v1alpha1
+kind: ApiGateway
+metadata:
+  name: chat
+spec:
+  protocol: WEBSOCKET
+  authorizers:
+    - name: cluster
+      type: JWT
+      jwt:
+        issuer: https://kubernetes.default.svc
+        audiences: [tollgate.dev/connections]
+        jwksUri: {}/openid/v1/jwks
+  websocket:
+    managementAuthorizer: cluster
+  stages:
+    - name: production
+"#,
+        cp.api_url()
+    ));
+    let apiserver_ca = cp.dir().join("certs/apiserver.crt");
+    let fleet = start_fleet(
+        &ns,
+        &controller,
+        1,
+        &["--upstream-ca-file", apiserver_ca.to_str().unwrap()],
+    );
+    let proxy = &fleet.proxies[0];
+    let mut ws = join(proxy, "backend-test").await;
+    say(&mut ws, json!({"action": "anything"})).await;
+    let id = next_json(&mut ws).await["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = proxy.url(&format!("/production/@connections/{id}"));
+    let client = Client::new();
+
+    let token = service_account_token_for(cp, ns.name(), "backend", "tollgate.dev/connections");
+    let bearer = format!("Bearer {token}");
+    let sent = client
+        .request(
+            "POST",
+            &url,
+            &[("authorization", &bearer)],
+            "from the cluster",
+        )
+        .await;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    assert_eq!(next_text(&mut ws).await, "from the cluster");
+
+    // A token for another audience, and none at all, are refused.
+    let other = service_account_token(cp, ns.name(), "backend");
+    let refused = client
+        .request(
+            "POST",
+            &url,
+            &[("authorization", &format!("Bearer {other}"))],
+            "x",
+        )
+        .await;
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    let unsigned = client.request("POST", &url, &[], "x").await;
+    assert_eq!(unsigned.status, 403);
 }
