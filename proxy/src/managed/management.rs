@@ -27,7 +27,7 @@ use crate::auth::jwt;
 use crate::body::{Body, ClientBody, full};
 use crate::errors::{GatewayError, json_message};
 use crate::request_ctx::RequestCtx;
-use crate::sigv4::{self, Credentials, SignedRequest};
+use crate::sigv4::{self, Credentials, SigV4Error, SignedRequest};
 use crate::state::Shared;
 
 /// Largest message a backend may send: Amazon API Gateway's 128 KB.
@@ -102,8 +102,9 @@ pub async fn serve<B: ClientBody>(
             tracing::debug!(request_id = ctx.id, error = %refused, "@connections call refused");
             return refused.into_response();
         }
-    } else if let Err(refused) = signed_caller(ctx, settings, &payload) {
-        return refused;
+    } else if let Err(e) = signed_caller(ctx, settings, &payload) {
+        tracing::debug!(request_id = ctx.id, error = %e, "@connections call refused");
+        return json_message(e.status(), &e.to_string(), Some(e.error_type()));
     }
 
     let op = match ctx.parts.method {
@@ -149,7 +150,7 @@ fn signed_caller(
     ctx: &RequestCtx<'_>,
     settings: &WebSocketTable,
     payload: &[u8],
-) -> Result<(), Response<Body>> {
+) -> Result<(), SigV4Error> {
     let credentials: Vec<Credentials> = settings
         .management_credentials
         .iter()
