@@ -41,7 +41,7 @@ const PATH_MESSAGE: &str = "path must be '/' or '/'-separated segments, each lit
     printcolumn = r#"{"name":"Gateway","type":"string","jsonPath":".spec.gatewayRef.name"}"#,
     printcolumn = r#"{"name":"Method","type":"string","jsonPath":".spec.method"}"#,
     printcolumn = r#"{"name":"Path","type":"string","jsonPath":".spec.path"}"#,
-    printcolumn = r#"{"name":"Route Key","type":"string","jsonPath":".spec.routeKey"}"#,
+    printcolumn = r#"{"name":"Key","type":"string","jsonPath":".spec.routeKey"}"#,
     printcolumn = r#"{"name":"Accepted","type":"string","jsonPath":".status.conditions[?(@.type==\"Accepted\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
