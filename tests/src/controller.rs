@@ -473,3 +473,46 @@ impl FrameReader {
         }
     }
 }
+
+/// Proxies in fleet mode for one gateway, each with its own state folder; the folder holding
+/// the snapshot CA and the token lives as long as they do.
+pub struct Fleet {
+    pub proxies: Vec<crate::proxy::Proxy>,
+    _files: tempfile::TempDir,
+}
+
+/// Starts `count` proxies in fleet mode for `ns/gateway` against `controller`, authenticating
+/// as the ServiceAccount `account` of `ns`.
+pub fn start_fleet(
+    controller: &Controller,
+    ns: &crate::control_plane::Namespace,
+    gateway: &str,
+    account: &str,
+    count: usize,
+    extra_args: &[&str],
+) -> Fleet {
+    let cp = ns.control_plane();
+    let files = tempfile::tempdir().expect("a temporary folder");
+    let ca = files.path().join("ca.crt");
+    std::fs::write(&ca, ca_pem(cp)).expect("write the CA");
+    let token = files.path().join("token");
+    std::fs::write(&token, service_account_token(cp, ns.name(), account)).expect("the token");
+    let gateway = format!("{}/{gateway}", ns.name());
+    let proxies = (0..count)
+        .map(|i| {
+            let state = files.path().join(format!("state-{i}"));
+            std::fs::create_dir_all(&state).expect("a state folder");
+            crate::proxy::Proxy::start_fleet(
+                &controller.snapshot_url(),
+                &gateway,
+                &state,
+                &token,
+                &[&["--ca-file", ca.to_str().expect("UTF-8 path")], extra_args].concat(),
+            )
+        })
+        .collect();
+    Fleet {
+        proxies,
+        _files: files,
+    }
+}

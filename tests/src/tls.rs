@@ -327,3 +327,42 @@ impl Sender {
         })
     }
 }
+
+/// A default certificate for a standalone proxy's TLS listener, written to files, and a free
+/// address for the listener.
+pub struct DefaultCertificate {
+    _dir: tempfile::TempDir,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub listen: std::net::SocketAddr,
+}
+
+impl DefaultCertificate {
+    pub fn write(issued: &Issued) -> Self {
+        let dir = tempfile::tempdir().expect("a folder for the certificate");
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        std::fs::write(&cert, &issued.cert_pem).expect("write the certificate");
+        std::fs::write(&key, &issued.key_pem).expect("write the key");
+        let listen = format!("127.0.0.1:{}", crate::proxy::free_port())
+            .parse()
+            .expect("an address");
+        Self {
+            _dir: dir,
+            cert,
+            key,
+            listen,
+        }
+    }
+
+    /// `--tls-listen`, `--tls-default-certificate` and `--tls-default-key` for it.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--tls-listen".into(),
+            self.listen.to_string(),
+            "--tls-default-certificate".into(),
+            self.cert.display().to_string(),
+            "--tls-default-key".into(),
+            self.key.display().to_string(),
+        ]
+    }
+}

@@ -5,15 +5,14 @@
 //! Needs `cargo build --workspace --bins` (as `make test` does).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tollgate_tests::client::Client;
 use tollgate_tests::control_plane::{ControlPlane, Namespace};
-use tollgate_tests::controller::{Controller, ca_pem, hello_mock_route, service_account_token};
-use tollgate_tests::proxy::{Proxy, free_port};
+use tollgate_tests::controller::{self, Controller, Fleet, hello_mock_route};
+use tollgate_tests::proxy::free_port;
 use tollgate_tests::tls::{Ca, Issued, Sender, TlsClient, get};
 use tollgate_tests::wait::{eventually, eventually_async};
 
@@ -22,38 +21,9 @@ fn controller() -> &'static Controller {
     CONTROLLER.get_or_init(|| Controller::start(ControlPlane::shared(), &[]))
 }
 
-/// Proxies in fleet mode for `ns/hello`, each with its own state folder, authenticating as
-/// `account`.
-struct Fleet {
-    proxies: Vec<Proxy>,
-    _files: tempfile::TempDir,
-}
-
+/// Proxies in fleet mode for `ns/hello`, authenticating as `account`.
 fn start_fleet(ns: &Namespace, count: usize, account: &str, extra_args: &[&str]) -> Fleet {
-    let cp = ControlPlane::shared();
-    let files = tempfile::tempdir().expect("a temporary folder");
-    let ca: PathBuf = files.path().join("ca.crt");
-    std::fs::write(&ca, ca_pem(cp)).expect("write the CA");
-    let token = files.path().join("token");
-    std::fs::write(&token, service_account_token(cp, ns.name(), account)).expect("write the token");
-    let gateway = format!("{}/hello", ns.name());
-    let proxies = (0..count)
-        .map(|i| {
-            let state = files.path().join(format!("state-{i}"));
-            std::fs::create_dir_all(&state).expect("a state folder");
-            Proxy::start_fleet(
-                &controller().snapshot_url(),
-                &gateway,
-                &state,
-                &token,
-                &[&["--ca-file", ca.to_str().expect("UTF-8 path")], extra_args].concat(),
-            )
-        })
-        .collect();
-    Fleet {
-        proxies,
-        _files: files,
-    }
+    controller::start_fleet(controller(), ns, "hello", account, count, extra_args)
 }
 
 /// The status of each proxy for `path`.

@@ -385,7 +385,9 @@ spec:
         headers,
         vec![
             expect(&["NAME", "TYPE", "URL", "READY", "AGE"]),
-            expect(&["NAME", "GATEWAY", "METHOD", "PATH", "KEY", "ACCEPTED", "AGE"]),
+            expect(&[
+                "NAME", "GATEWAY", "METHOD", "PATH", "KEY", "ACCEPTED", "AGE"
+            ]),
             expect(&["NAME", "RATE", "BURST", "QUOTA", "PERIOD", "KEYS", "AGE"]),
         ],
         "{output}"

@@ -12,7 +12,7 @@ use crate::body::{Body, full};
 use crate::errors::{GatewayError, error_chain};
 use crate::lambda::event::{EventInput, event_v1, event_v2};
 use crate::lambda::result::parse_result;
-use crate::lambda::{self, Invocation};
+use crate::lambda::{self, Invocation, concurrency};
 use crate::request_ctx::RouteCtx;
 use crate::upstream::{Deadline, Kind, Outbound, Upstream, UpstreamError};
 
@@ -46,17 +46,7 @@ pub async fn invoke(
 
     // Waiting for a permit counts against the integration timeout.
     let deadline = Deadline::after(Duration::from_millis(u64::from(timeout_millis)));
-    let _permit = match &call.route.concurrency {
-        Some(limit) => Some(
-            tokio::time::timeout_at(deadline.at(), limit.acquire())
-                .await
-                .map_err(|_| GatewayError::IntegrationTimeout)?
-                .map_err(|_| {
-                    GatewayError::Configuration("function concurrency limit closed".into())
-                })?,
-        ),
-        None => None,
-    };
+    let _permit = concurrency::permit(call.route.concurrency.as_ref(), &deadline).await?;
     let outbound = Outbound {
         kind: Kind::Lambda,
         request_id: Some(call.id),

@@ -6,8 +6,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tollgate_crds::table::{GatewayTable, IntegrationTable};
+
+use crate::errors::GatewayError;
+use crate::upstream::Deadline;
 
 /// Permits by Lambda invoke URL.
 pub type ConcurrencyLimits = HashMap<String, Arc<Semaphore>>;
@@ -31,4 +34,20 @@ pub fn limits(table: &GatewayTable) -> ConcurrencyLimits {
         .into_iter()
         .map(|(url, n)| (url.to_string(), Arc::new(Semaphore::new(n as usize))))
         .collect()
+}
+
+/// A permit of the route's limit, if it has one, waited for until `deadline`: past it, the
+/// integration has timed out.
+pub async fn permit<'a>(
+    limit: Option<&'a Arc<Semaphore>>,
+    deadline: &Deadline,
+) -> Result<Option<SemaphorePermit<'a>>, GatewayError> {
+    let Some(limit) = limit else {
+        return Ok(None);
+    };
+    let permit = tokio::time::timeout_at(deadline.at(), limit.acquire())
+        .await
+        .map_err(|_| GatewayError::IntegrationTimeout)?
+        .map_err(|_| GatewayError::Configuration("function concurrency limit closed".into()))?;
+    Ok(Some(permit))
 }

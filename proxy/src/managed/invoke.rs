@@ -16,7 +16,7 @@ use tollgate_crds::table::{HttpBackendTable, IntegrationTable, PayloadFormatVers
 use super::event::{Detail, Event};
 use crate::errors::{GatewayError, error_chain};
 use crate::integration::http::pick;
-use crate::lambda::{self, Invocation, result::parse_result};
+use crate::lambda::{self, Invocation, concurrency, result::parse_result};
 use crate::router::ServedRoute;
 use crate::template::{self, Vars};
 use crate::upstream::{Deadline, Kind, Outbound, Payload, Upstream, UpstreamError};
@@ -92,17 +92,7 @@ async fn lambda(
     event: &Event<'_>,
 ) -> Result<Answer, GatewayError> {
     let deadline = Deadline::after(Duration::from_millis(u64::from(timeout_millis)));
-    let _permit = match &route.concurrency {
-        Some(limit) => Some(
-            tokio::time::timeout_at(deadline.at(), limit.acquire())
-                .await
-                .map_err(|_| GatewayError::IntegrationTimeout)?
-                .map_err(|_| {
-                    GatewayError::Configuration("function concurrency limit closed".into())
-                })?,
-        ),
-        None => None,
-    };
+    let _permit = concurrency::permit(route.concurrency.as_ref(), &deadline).await?;
     let call = Outbound {
         kind: Kind::Lambda,
         request_id: Some(event.request_id),

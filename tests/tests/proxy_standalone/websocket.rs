@@ -3,7 +3,6 @@
 //! integration. The handshake passes the request path's phases; frames are relayed both
 //! ways; the connection outlives a table swap; one access-log line per connection.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -12,8 +11,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tollgate_tests::client::Client;
 use tollgate_tests::config::{ConfigDir, api_key, dev_gateway, http, mock, route, usage_plan};
-use tollgate_tests::proxy::{Proxy, free_port};
-use tollgate_tests::tls::{Ca, TlsClient};
+use tollgate_tests::proxy::Proxy;
+use tollgate_tests::tls::{Ca, DefaultCertificate, TlsClient};
 use tollgate_tests::wait::eventually_async;
 use tollgate_tests::websocket::{EchoServer, h2_websocket, h2_websocket_over};
 
@@ -322,29 +321,15 @@ async fn a_websocket_counts_against_max_connections_while_it_is_open() {
 async fn a_websocket_passes_through_the_tls_listener_and_outlives_a_certificate_renewal() {
     let ca = Ca::new("websocket test CA");
     let certificate = ca.server(&["localhost"]);
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&cert, &certificate.cert_pem).unwrap();
-    std::fs::write(&key, &certificate.key_pem).unwrap();
-    let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let (tls_arg, cert_arg, key_arg) = (
-        tls.to_string(),
-        cert.display().to_string(),
-        key.display().to_string(),
-    );
+    let default = DefaultCertificate::write(&certificate);
+    let (tls, cert, key) = (default.listen, &default.cert, &default.key);
+    let args = default.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let Chat {
         echo,
         config: _config,
         proxy: _proxy,
-    } = Chat::start(&[
-        "--tls-listen",
-        &tls_arg,
-        "--tls-default-certificate",
-        &cert_arg,
-        "--tls-default-key",
-        &key_arg,
-    ])
-    .await;
+    } = Chat::start(&args).await;
 
     let (stream, handshake) = TlsClient::http1(&[&ca.pem])
         .connect(tls, "localhost")
@@ -364,8 +349,8 @@ async fn a_websocket_passes_through_the_tls_listener_and_outlives_a_certificate_
     // The default certificate is renewed under the open WebSocket: new handshakes get the
     // new one, and the WebSocket carries on.
     let renewed = ca.server(&["localhost"]);
-    std::fs::write(&key, &renewed.key_pem).unwrap();
-    std::fs::write(&cert, &renewed.cert_pem).unwrap();
+    std::fs::write(key, &renewed.key_pem).unwrap();
+    std::fs::write(cert, &renewed.cert_pem).unwrap();
     eventually_async("the renewed certificate to be served", || async {
         let (_, handshake) = TlsClient::http1(&[&ca.pem])
             .connect(tls, "localhost")

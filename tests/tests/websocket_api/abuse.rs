@@ -3,7 +3,6 @@
 //! never reads while a backend floods it; messages over the route's throttle; a text
 //! message that is not UTF-8; and the same API over TLS (`wss://`).
 
-use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use futures::SinkExt;
@@ -12,8 +11,8 @@ use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
 use tollgate_tests::client::{Client, Response};
 use tollgate_tests::config::{ConfigDir, mock};
-use tollgate_tests::proxy::{Proxy, free_port};
-use tollgate_tests::tls::{Ca, TlsClient};
+use tollgate_tests::proxy::Proxy;
+use tollgate_tests::tls::{Ca, DefaultCertificate, TlsClient};
 
 use super::{Ws, close_code, connect, next_text, ws_gateway, ws_route};
 
@@ -270,25 +269,13 @@ async fn messages_over_the_routes_throttle_are_refused_and_bad_utf8_closes_with_
 async fn a_websocket_api_is_served_over_tls() {
     let ca = Ca::new("WebSocket API test CA");
     let certificate = ca.server(&["localhost"]);
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&cert, &certificate.cert_pem).unwrap();
-    std::fs::write(&key, &certificate.key_pem).unwrap();
-    let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let tls = DefaultCertificate::write(&certificate);
     let config = api(vec![ws_route("ping", "ping", mock(200, "pong"), true)]);
-    let _proxy = Proxy::start_standalone(
-        config.path(),
-        &[
-            "--tls-listen",
-            &tls.to_string(),
-            "--tls-default-certificate",
-            &cert.display().to_string(),
-            "--tls-default-key",
-            &key.display().to_string(),
-        ],
-    );
+    let args = tls.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _proxy = Proxy::start_standalone(config.path(), &args);
     let (stream, _) = TlsClient::http1(&[&ca.pem])
-        .connect(tls, "localhost")
+        .connect(tls.listen, "localhost")
         .await
         .unwrap();
     let (mut ws, response) = tokio_tungstenite::client_async("wss://localhost/dev", stream)

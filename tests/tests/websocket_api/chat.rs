@@ -18,9 +18,9 @@ use super::{ACCESS_KEY, SECRET_KEY, Ws, boto3_post, close_code, connect, next_te
 
 pub const EXAMPLE: &str = "deploy/examples/websocket-chat";
 
-/// The example's files as one proxy serves them: its function at `lambda_port`, the bus on
-/// `redis`.
-fn example_config(lambda_port: u16, redis: &str) -> ConfigDir {
+/// The example's `gateway.yaml` and `routes.yaml` with the bus on `redis` and the function
+/// at `lambda` (an Invoke API base URL).
+pub fn example_files(redis: &str, lambda: &str) -> (String, String) {
     let read = |name: &str| {
         std::fs::read_to_string(workspace_root().join(EXAMPLE).join(name))
             .unwrap_or_else(|e| panic!("{EXAMPLE}/{name}: {e}"))
@@ -33,10 +33,13 @@ fn example_config(lambda_port: u16, redis: &str) -> ConfigDir {
         gateway.contains("redisUrl"),
         "the example's gateway changed shape"
     );
-    let routes = read("routes.yaml").replace(
-        "http://127.0.0.1:9001",
-        &format!("http://127.0.0.1:{lambda_port}"),
-    );
+    let routes = read("routes.yaml").replace("http://127.0.0.1:9001", lambda);
+    (gateway, routes)
+}
+
+/// The example as one proxy serves it: its function at `lambda_port`.
+fn example_config(lambda_port: u16, redis: &str) -> ConfigDir {
+    let (gateway, routes) = example_files(redis, &format!("http://127.0.0.1:{lambda_port}"));
     let config = ConfigDir::new();
     config.write_raw("gateway.yaml", &gateway);
     config.write_raw("routes.yaml", &routes);

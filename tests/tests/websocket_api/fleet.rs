@@ -6,34 +6,23 @@
 //! the proxies. Connections outlive a controller restart and take a new table; a proxy that
 //! stops takes its connections with it.
 
-use std::path::PathBuf;
-
 use serde_json::{Value, json};
 use tollgate_tests::client::Client;
 use tollgate_tests::control_plane::{ControlPlane, Namespace};
 use tollgate_tests::controller::{
-    Controller, ca_pem, service_account_token, service_account_token_for,
+    self, Controller, Fleet, service_account_token, service_account_token_for,
 };
 use tollgate_tests::lambda::LambdaPool;
 use tollgate_tests::proxy::{Proxy, free_port};
 use tollgate_tests::redis::RedisServer;
 use tollgate_tests::wait::eventually;
-use tollgate_tests::workspace_root;
 
-use super::chat::{EXAMPLE, next_json, say};
+use super::chat::{EXAMPLE, example_files, next_json, say};
 use super::{ACCESS_KEY, SECRET_KEY, Ws, boto3_post, close_code, next_text, refused};
 
-/// The example's files, with the bus on `redis` and the function at `lambda`.
+/// The example's files as one document, with the bus on `redis` and the function at `lambda`.
 fn example(redis: &str, lambda: &str) -> String {
-    let read = |name: &str| {
-        std::fs::read_to_string(workspace_root().join(EXAMPLE).join(name))
-            .unwrap_or_else(|e| panic!("{EXAMPLE}/{name}: {e}"))
-    };
-    let gateway = read("gateway.yaml").replace(
-        "    routeSelectionExpression: $request.body.action\n",
-        &format!("    routeSelectionExpression: $request.body.action\n    redisUrl: {redis}\n"),
-    );
-    let routes = read("routes.yaml").replace("http://127.0.0.1:9001", lambda);
+    let (gateway, routes) = example_files(redis, lambda);
     format!("{gateway}\n---\n{routes}")
 }
 
@@ -49,42 +38,20 @@ spec:
     mock: { body: late-answer }
 "#;
 
-struct Fleet {
-    proxies: Vec<Proxy>,
-    _files: tempfile::TempDir,
-}
-
 fn start_fleet(
     ns: &Namespace,
     controller: &Controller,
     count: usize,
     extra_args: &[&str],
 ) -> Fleet {
-    let cp = ControlPlane::shared();
-    let files = tempfile::tempdir().expect("a temporary folder");
-    let ca: PathBuf = files.path().join("ca.crt");
-    std::fs::write(&ca, ca_pem(cp)).expect("write the CA");
-    let token = files.path().join("token");
-    let account = "tollgate-proxy-chat";
-    std::fs::write(&token, service_account_token(cp, ns.name(), account)).expect("the token");
-    let gateway = format!("{}/chat", ns.name());
-    let proxies = (0..count)
-        .map(|i| {
-            let state = files.path().join(format!("state-{i}"));
-            std::fs::create_dir_all(&state).expect("a state folder");
-            Proxy::start_fleet(
-                &controller.snapshot_url(),
-                &gateway,
-                &state,
-                &token,
-                &[&["--ca-file", ca.to_str().expect("UTF-8 path")], extra_args].concat(),
-            )
-        })
-        .collect();
-    Fleet {
-        proxies,
-        _files: files,
-    }
+    controller::start_fleet(
+        controller,
+        ns,
+        "chat",
+        "tollgate-proxy-chat",
+        count,
+        extra_args,
+    )
 }
 
 /// A connection for `name` to `proxy`, once the proxy serves the API.
