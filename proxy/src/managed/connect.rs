@@ -32,6 +32,18 @@ pub async fn admit(
     let Some(settings) = ctx.gateway().websocket.clone() else {
         return Err(GatewayError::Configuration("not a WebSocket API".into()));
     };
+    // RFC 6455, section 4.2.1: without a key (or in another version) there is no handshake
+    // to answer. (An HTTP/2 one has been given a key of the proxy's making.)
+    let headers = &ctx.parts.headers;
+    if !headers.contains_key(header::SEC_WEBSOCKET_KEY)
+        || headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        return Err(GatewayError::BadRequest(
+            "a WebSocket handshake needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13".into(),
+        ));
+    }
     let mut peer = Peer {
         connection_id: shared.managed.registry.new_id(),
         connected_at: ctx.received_at,

@@ -114,14 +114,6 @@ impl Registry {
         self.lock().get(id).cloned()
     }
 
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Handle>>> {
         // A panic while holding the lock leaves the map as it was: keep serving.
         self.connections

@@ -72,8 +72,14 @@ pub async fn run(
     let upgraded = match client.await {
         Ok(upgraded) => upgraded,
         Err(e) => {
-            let error = format!("the WebSocket handshake did not complete: {e}");
-            log.closed(Carried::default(), Some(error));
+            // `$connect` has been told of the connection: `$disconnect` is told it is gone.
+            let ended = Ended {
+                code: 1006,
+                reason: String::new(),
+                error: Some(format!("the WebSocket handshake did not complete: {e}")),
+            };
+            disconnected(&shared, &accepted.peer, &ended).await;
+            log.closed(Carried::default(), ended.error);
             return;
         }
     };
@@ -106,7 +112,6 @@ pub async fn run(
         accepted: &accepted,
         handle: &handle,
         carried: Carried::default(),
-        messages: 0,
     };
     let ended = session.run(ws, outbox, hold).await;
     registry.remove(&peer.connection_id);
@@ -142,7 +147,6 @@ struct Session<'a> {
     accepted: &'a Accepted,
     handle: &'a Handle,
     carried: Carried,
-    messages: u64,
 }
 
 impl<'a> Session<'a> {
@@ -202,7 +206,6 @@ impl<'a> Session<'a> {
                         let binary = matches!(message, Message::Binary(_));
                         let data = message.into_data();
                         self.carried.bytes_from_client += data.len() as u64;
-                        self.messages += 1;
                         pending = Some(Box::pin(on_message(shared, peer.clone(), data, binary)));
                     }
                     Some(Ok(Message::Close(frame))) => {

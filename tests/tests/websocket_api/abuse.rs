@@ -263,6 +263,25 @@ async fn messages_over_the_routes_throttle_are_refused_and_bad_utf8_closes_with_
         }
     };
     assert_eq!(code, 1007);
+
+    // A handshake without a key, or in another version, is no handshake: 400.
+    let client = Client::new();
+    for headers in [
+        vec![
+            ("upgrade", "websocket"),
+            ("connection", "upgrade"),
+            ("sec-websocket-version", "13"),
+        ],
+        vec![
+            ("upgrade", "websocket"),
+            ("connection", "upgrade"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", "8"),
+        ],
+    ] {
+        let answer = client.get(&proxy.url("/dev"), &headers).await;
+        assert_eq!(answer.status, 400, "{headers:?}: {}", answer.text());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
