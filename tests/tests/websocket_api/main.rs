@@ -252,9 +252,12 @@ async fn a_client_without_a_default_route_is_told_forbidden_and_limits_close_wit
     let config = ConfigDir::with(
         "api.yaml",
         &[
-            ws_gateway(
-                json!({"maxFrameBytes": 1024, "maxMessageBytes": 2048, "idleTimeoutSeconds": 2}),
-            ),
+            ws_gateway(json!({
+                "maxFrameBytes": 1024,
+                "maxMessageBytes": 2048,
+                "idleTimeoutSeconds": 2,
+                "maxConnectionSeconds": 4,
+            })),
             ws_route("ping", "ping", mock(200, "pong"), true),
         ],
     );
@@ -290,6 +293,36 @@ async fn a_client_without_a_default_route_is_told_forbidden_and_limits_close_wit
     assert_eq!(
         close_code(&mut idle, Duration::from_secs(30)).await,
         u16::from(CloseCode::Away)
+    );
+
+    // Busy, but older than maxConnectionSeconds: 1001 too. (Between pings the client reads,
+    // so the close is read as soon as it comes, never written over.)
+    let mut busy = connect(&url).await;
+    let opened = std::time::Instant::now();
+    let code = 'pinging: loop {
+        busy.send(Message::text(r#"{"action":"ping"}"#))
+            .await
+            .unwrap();
+        loop {
+            let wait = if opened.elapsed() > Duration::from_secs(30) {
+                panic!("no close within 30 s");
+            } else {
+                Duration::from_millis(500)
+            };
+            match tokio::time::timeout(wait, busy.next()).await {
+                Err(_) => continue 'pinging,
+                Ok(Some(Ok(Message::Text(text)))) => assert_eq!(text.as_str(), "pong"),
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    break 'pinging frame.map_or(1005, |f| u16::from(f.code));
+                }
+                Ok(other) => panic!("neither an answer nor a close: {other:?}"),
+            }
+        }
+    };
+    assert_eq!(code, u16::from(CloseCode::Away));
+    assert!(
+        opened.elapsed() > Duration::from_secs(2),
+        "closed as idle, not as too old"
     );
 }
 
