@@ -8,6 +8,9 @@
 # 2. Idle connections: IDLE WebSockets opened through each proxy and held; the proxy's
 #    resident memory per connection (VmRSS after, less before, over IDLE).
 #
+# (WebSocket APIs' @connections across a fleet, and their idle connections' memory:
+# bench/connections.sh.)
+#
 # Each proxy gets one worker pinned to CPU 0 (nginx `worker_processes 1`, tollgate
 # `--worker-threads 1`); the backend and the clients share CPU 1. Rounds alternate.
 #
