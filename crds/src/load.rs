@@ -38,6 +38,17 @@ pub enum LoadError {
         /// Fields the schema does not have: often the misspelling of the field missing.
         unknown: Vec<String>,
     },
+    /// An object missing what its kind needs whichever way it is written (a Route's method and
+    /// path, or its route key), as a half-written file is.
+    #[error("{origin}: document {document}: {kind} {name}: {what}{}", unknown_hint(.unknown))]
+    Incomplete {
+        origin: String,
+        document: usize,
+        kind: String,
+        name: String,
+        what: String,
+        unknown: Vec<String>,
+    },
     #[error("{origin}: document {document}: {what}")]
     Shape {
         origin: String,
@@ -138,6 +149,16 @@ pub fn load_str(
             }
             ("tollgate.dev/v1alpha1", "Route") => {
                 let unknown = unknown_fields(&SCHEMAS.route, &value);
+                if let Some(what) = route_match_missing(&value) {
+                    return Err(LoadError::Incomplete {
+                        origin: origin.to_string(),
+                        document: document_no,
+                        kind: kind.clone(),
+                        name: object_name(&value),
+                        what: what.to_string(),
+                        unknown,
+                    });
+                }
                 ctx.add(value, unknown, &mut resources.routes, &mut loaded, |o| {
                     &o.metadata
                 })?
@@ -194,6 +215,33 @@ pub fn load_str(
     Ok(loaded)
 }
 
+/// What a Route lacks to match anything: a REST API's method and path, or a WebSocket API's
+/// route key. The CRD's CEL rule says the same to the API server; read here, a file cut in
+/// the middle of a route is refused as a whole instead of serving a route that matches nothing.
+fn route_match_missing(value: &Value) -> Option<&'static str> {
+    let spec = value.get("spec")?;
+    let has = |field: &str| spec.get(field).is_some_and(|v| !v.is_null());
+    if has("routeKey") || (has("method") && has("path")) {
+        return None;
+    }
+    Some(match (has("method"), has("path")) {
+        (false, false) => {
+            "missing spec.method and spec.path (REST API) or spec.routeKey (WebSocket API)"
+        }
+        (false, true) => "missing field `method`",
+        (true, _) => "missing field `path`",
+    })
+}
+
+fn object_name(value: &Value) -> String {
+    value
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>")
+        .to_string()
+}
+
 struct Ctx<'a> {
     origin: &'a str,
     document: usize,
@@ -211,12 +259,7 @@ impl Ctx<'_> {
         loaded: &mut Loaded,
         meta: impl Fn(&T) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     ) -> Result<(), LoadError> {
-        let name = value
-            .get("metadata")
-            .and_then(|m| m.get("name"))
-            .and_then(Value::as_str)
-            .unwrap_or("<unnamed>")
-            .to_string();
+        let name = object_name(&value);
         let object: T = match serde_yaml::from_value(value) {
             Ok(object) => object,
             Err(error) => {
@@ -472,13 +515,13 @@ mod tests {
     fn a_required_field_misspelt_names_the_unknown_one_in_the_error() {
         let source = format!(
             "{GATEWAY}---\napiVersion: tollgate.dev/v1alpha1\nkind: Route\nmetadata: {{name: r1}}\n\
-             spec: {{gatewayRef: {{name: hello}}, method: POST, path: /, integraton: {{mock: {{statusCode: 200}}}}}}\n"
+             spec: {{gatewayRef: {{name: hello}}, methd: POST, path: /, integration: {{mock: {{statusCode: 200}}}}}}\n"
         );
         let err = load_str(&source, "api.yaml", &mut Resources::default())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("missing field `integration`"), "{err}");
-        assert!(err.ends_with("(unknown fields: spec.integraton)"), "{err}");
+        assert!(err.contains("missing field `method`"), "{err}");
+        assert!(err.ends_with("(unknown fields: spec.methd)"), "{err}");
     }
 
     #[test]

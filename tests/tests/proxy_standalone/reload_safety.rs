@@ -224,8 +224,7 @@ async fn a_route_added_later_never_takes_over_a_served_route() {
         serde_json::json!([{
             "gateway": {"namespace": "default", "name": "app"},
             "stage": "dev",
-            "method": "GET",
-            "path": "/x",
+            "routeKey": "GET /x",
             "refused": {"namespace": "default", "name": "aaa"},
             "served": {"namespace": "default", "name": "zzz"},
             "precedence": "SeenFirst",
