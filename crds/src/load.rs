@@ -38,17 +38,6 @@ pub enum LoadError {
         /// Fields the schema does not have: often the misspelling of the field missing.
         unknown: Vec<String>,
     },
-    /// An object missing what its kind needs whichever way it is written (a Route's method and
-    /// path, or its route key), as a half-written file is.
-    #[error("{origin}: document {document}: {kind} {name}: {what}{}", unknown_hint(.unknown))]
-    Incomplete {
-        origin: String,
-        document: usize,
-        kind: String,
-        name: String,
-        what: String,
-        unknown: Vec<String>,
-    },
     #[error("{origin}: document {document}: {what}")]
     Shape {
         origin: String,
@@ -149,14 +138,15 @@ pub fn load_str(
             }
             ("tollgate.dev/v1alpha1", "Route") => {
                 let unknown = unknown_fields(&SCHEMAS.route, &value);
-                if let Some(what) = route_match_missing(&value) {
-                    return Err(LoadError::Incomplete {
+                if let Some(missing) = route_match_missing(&value) {
+                    return Err(LoadError::Shape {
                         origin: origin.to_string(),
                         document: document_no,
-                        kind: kind.clone(),
-                        name: object_name(&value),
-                        what: what.to_string(),
-                        unknown,
+                        what: format!(
+                            "Route {}: {missing}{}",
+                            object_name(&value),
+                            unknown_hint(&unknown)
+                        ),
                     });
                 }
                 ctx.add(value, unknown, &mut resources.routes, &mut loaded, |o| {
