@@ -48,7 +48,10 @@ fn curl_https(ca: &Path, host: &str, port: u16, path: &str) -> String {
 #[tokio::test]
 async fn custom_domain_serves_https_by_base_path_and_redirects_plain_http() {
     let dir = copy_of("custom-domain");
-    let status = Command::new(dir.path().join("make-certificate.sh"))
+    // Run by bash rather than executed: the copy was just written, and a process another test
+    // forks meanwhile may hold it open for writing for an instant (exec then fails, ETXTBSY).
+    let status = Command::new("bash")
+        .arg(dir.path().join("make-certificate.sh"))
         .status()
         .expect("running make-certificate.sh");
     assert!(status.success());

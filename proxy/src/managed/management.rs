@@ -12,8 +12,6 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::header::{self, HeaderValue};
@@ -48,9 +46,10 @@ pub fn connection_id(path: &str) -> Option<&str> {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum Op {
-    /// Send `data` (base64).
+    /// Send `data` (base64 on the bus).
     Post {
-        data: String,
+        #[serde(with = "base64_bytes")]
+        data: Bytes,
     },
     Get,
     Delete,
@@ -108,9 +107,7 @@ pub async fn serve<B: ClientBody>(
     }
 
     let op = match ctx.parts.method {
-        Method::POST => Op::Post {
-            data: STANDARD.encode(&payload),
-        },
+        Method::POST => Op::Post { data: payload },
         Method::GET => Op::Get,
         Method::DELETE => Op::Delete,
         _ => {
@@ -230,10 +227,7 @@ pub async fn local(registry: &Registry, gateway: &str, stage: &str, id: &str, op
                 user_agent: handle.info.user_agent.clone(),
             };
         }
-        Op::Post { data } => match STANDARD.decode(data) {
-            Ok(bytes) => Command::Send(Bytes::from(bytes)),
-            Err(_) => return Outcome::Gone,
-        },
+        Op::Post { data } => Command::Send(data),
         Op::Delete => Command::Close,
     };
     let deleted = matches!(command, Command::Close);
@@ -316,6 +310,26 @@ fn answer(outcome: Outcome) -> Response<Body> {
     }
 }
 
+/// A message's bytes as base64 text in the bus's JSON.
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(data: &Bytes, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(data))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Bytes, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        STANDARD
+            .decode(text)
+            .map(Bytes::from)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 fn iso8601(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
@@ -332,6 +346,16 @@ mod tests {
         assert_eq!(connection_id("/%40connections/abc"), Some("abc"));
         assert_eq!(connection_id("/connections/abc"), None);
         assert_eq!(connection_id("/"), None);
+    }
+
+    #[test]
+    fn a_post_crosses_the_bus_as_base64() {
+        let op = Op::Post {
+            data: Bytes::from_static(&[0, 159, 146, 150]),
+        };
+        let json = serde_json::to_string(&op).unwrap();
+        assert_eq!(json, r#"{"op":"post","data":"AJ+Slg=="}"#);
+        assert_eq!(serde_json::from_str::<Op>(&json).unwrap(), op);
     }
 
     #[test]
