@@ -50,6 +50,21 @@ pub async fn say(ws: &mut Ws, action: Value) {
     ws.send(Message::text(action.to_string())).await.unwrap();
 }
 
+/// What `GET @connections` says of the connection, through the example's two-way `whoami`
+/// route.
+pub async fn whoami(ws: &mut Ws) -> Value {
+    say(ws, json!({"action": "whoami"})).await;
+    next_json(ws).await
+}
+
+/// The connection's id, as `whoami` tells it.
+pub async fn id_of(ws: &mut Ws) -> String {
+    whoami(ws).await["connectionId"]
+        .as_str()
+        .expect("whoami names the connection")
+        .to_string()
+}
+
 pub async fn next_json(ws: &mut Ws) -> Value {
     let text = next_text(ws).await;
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?} is not JSON: {e}"))
@@ -122,8 +137,7 @@ async fn the_chat_app_runs_on_three_proxies_with_python_functions_calling_back_t
     }
 
     // A two-way route: the function asks GET @connections about the caller.
-    say(&mut carol, json!({"action": "whoami"})).await;
-    let me = next_json(&mut carol).await;
+    let me = whoami(&mut carol).await;
     assert_eq!(me["sourceIp"], "127.0.0.1");
     let carol_id = me["connectionId"].as_str().unwrap().to_string();
     assert!(
@@ -150,11 +164,7 @@ async fn the_chat_app_runs_on_three_proxies_with_python_functions_calling_back_t
         );
     }
     // A live connection held by another proxy takes boto3's post.
-    say(&mut bob, json!({"action": "whoami"})).await;
-    let bob_id = next_json(&mut bob).await["connectionId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bob_id = id_of(&mut bob).await;
     assert_eq!(boto3_post(&proxies[2].url("/production"), &bob_id), "sent");
     assert_eq!(next_text(&mut bob).await, "hello?");
 

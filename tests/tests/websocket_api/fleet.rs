@@ -17,7 +17,7 @@ use tollgate_tests::proxy::{Proxy, free_port};
 use tollgate_tests::redis::RedisServer;
 use tollgate_tests::wait::eventually;
 
-use super::chat::{EXAMPLE, example_files, next_json, say};
+use super::chat::{EXAMPLE, example_files, id_of, next_json, say};
 use super::{ACCESS_KEY, SECRET_KEY, Ws, boto3_post, close_code, next_text, refused};
 
 /// The example's files as one document, with the bus on `redis` and the function at `lambda`.
@@ -158,11 +158,7 @@ async fn the_chat_app_runs_on_a_controller_fed_fleet_and_outlives_a_controller_r
     }
 
     // Kick: DELETE @connections through proxy 0 for the connection proxy 2 holds.
-    say(&mut carol, json!({"action": "whoami"})).await;
-    let carol_id = next_json(&mut carol).await["connectionId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let carol_id = id_of(&mut carol).await;
     say(&mut alice, json!({"action": "kick", "name": "carol"})).await;
     assert_eq!(
         close_code(&mut carol, std::time::Duration::from_secs(15)).await,
@@ -176,11 +172,7 @@ async fn the_chat_app_runs_on_a_controller_fed_fleet_and_outlives_a_controller_r
     }
 
     // A proxy that stops takes its connections with it: 410 from the others at once.
-    say(&mut bob, json!({"action": "whoami"})).await;
-    let bob_id = next_json(&mut bob).await["connectionId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bob_id = id_of(&mut bob).await;
     let mut proxies = fleet.proxies;
     drop(proxies.remove(1));
     assert_eq!(boto3_post(&endpoint, &bob_id), "GoneException");
