@@ -2,7 +2,9 @@
 //! a Lambda function gets the event ([`event`](super::event)) and answers as a Lambda proxy
 //! integration does (`statusCode`, `body`), or with any other JSON, taken as a 200 body; an
 //! HTTP backend gets a `POST` of the message itself (empty for `$connect` and `$disconnect`)
-//! with the connection's context in headers, and its answer is taken as it is.
+//! with the connection's context in headers (`x-amzn-connection-id`, `-route-key`,
+//! `-event-type`, and the `$connect` authorizer's `x-authorizer-*`), and its answer is taken as
+//! it is.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -169,6 +171,10 @@ fn http_request(
         ) {
             headers.insert(name, value);
         }
+    }
+    // Who `$connect`'s authorizer said the client is, as REST APIs' HTTP integrations get it.
+    for (name, value) in event.peer.identity.headers() {
+        headers.insert(name.clone(), value.clone());
     }
     for (name, value) in [
         (CONNECTION_ID_HEADER, event.peer.connection_id.as_str()),

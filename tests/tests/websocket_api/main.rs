@@ -407,3 +407,79 @@ async fn an_http2_client_opens_a_connection_with_extended_connect() {
     assert_eq!(line["protocol"], "HTTP/2.0", "{line}");
     assert_eq!(line["status"], 200, "{line}");
 }
+
+/// A REQUEST authorizer over HTTP, answering in the simple format: `token=let-me-in` in the
+/// query string is Alice, anything else is refused.
+async fn start_authorizer() -> std::net::SocketAddr {
+    use http_body_util::{BodyExt, Full};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let service = hyper::service::service_fn(
+                |request: hyper::Request<hyper::body::Incoming>| async move {
+                    let body = request.into_body().collect().await?.to_bytes();
+                    let event: Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let answer = if event["queryStringParameters"]["token"] == "let-me-in" {
+                        json!({"isAuthorized": true, "context": {"user": "alice"}})
+                    } else {
+                        json!({"isAuthorized": false})
+                    };
+                    Ok::<_, hyper::Error>(hyper::Response::new(Full::new(bytes::Bytes::from(
+                        answer.to_string(),
+                    ))))
+                },
+            );
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_takes_a_request_authorizer_with_a_query_string_token() {
+    let authorizer = start_authorizer().await;
+    let backend = Backend::echo();
+    let mut gateway = ws_gateway(json!({}));
+    gateway["spec"]["authorizers"] = json!([{
+        "name": "tokens",
+        "type": "REQUEST",
+        "identitySource": ["$request.querystring.token"],
+        "resultTtlSeconds": 0,
+        "http": {"url": format!("http://{authorizer}/authorize")},
+    }]);
+    let mut connect_route = ws_route("connect", "$connect", mock(200, ""), false);
+    connect_route["spec"]["authorizer"] = json!("tokens");
+    let config = ConfigDir::with(
+        "api.yaml",
+        &[
+            gateway,
+            connect_route,
+            ws_route(
+                "echo",
+                "echo",
+                json!({"http": {"url": backend.url("/echo")}}),
+                true,
+            ),
+        ],
+    );
+    let proxy = Proxy::start_standalone(config.path(), &[]);
+    let url = format!("ws://{}/dev", proxy.addr());
+
+    // No identity source: 401 without asking the authorizer; a token it refuses: 403.
+    assert_eq!(refused(&url).await.0, 401);
+    assert_eq!(refused(&format!("{url}?token=guess")).await.0, 403);
+    // Its context reaches the integrations of the connection's messages.
+    let mut ws = connect(&format!("{url}?token=let-me-in")).await;
+    ws.send(Message::text(r#"{"action":"echo"}"#))
+        .await
+        .unwrap();
+    let echoed: Value = serde_json::from_str(&next_text(&mut ws).await).unwrap();
+    assert_eq!(echoed["headers"]["x-authorizer-context-user"][0], "alice");
+}
