@@ -31,6 +31,7 @@ pub struct Metrics {
     pub connections_refused: IntCounter,
     /// Upgraded (WebSocket) connections being relayed.
     pub websocket_connections_open: IntGauge,
+    websocket_messages: IntCounterVec,
     upstream_calls: IntCounterVec,
     upstream_duration: HistogramVec,
     upstream_retries: IntCounterVec,
@@ -205,7 +206,16 @@ impl Metrics {
         .expect("valid metric");
         let websocket_connections_open = IntGauge::new(
             "tollgate_websocket_connections_open",
-            "WebSocket connections being relayed between a client and a backend",
+            "WebSocket connections open: relayed to a backend, or held for a WebSocket API",
+        )
+        .expect("valid metric");
+        let websocket_messages = IntCounterVec::new(
+            Opts::new(
+                "tollgate_websocket_messages_total",
+                "Messages from clients of WebSocket APIs, by route and outcome \
+                 (answered, failed, throttled, unrouted: no route and no $default)",
+            ),
+            &["gateway", "stage", "route", "outcome"],
         )
         .expect("valid metric");
         let upstream_calls = IntCounterVec::new(
@@ -256,6 +266,7 @@ impl Metrics {
             Box::new(connections_open.clone()),
             Box::new(connections_refused.clone()),
             Box::new(websocket_connections_open.clone()),
+            Box::new(websocket_messages.clone()),
             Box::new(upstream_calls.clone()),
             Box::new(upstream_duration.clone()),
             Box::new(upstream_retries.clone()),
@@ -280,6 +291,7 @@ impl Metrics {
             connections_open,
             connections_refused,
             websocket_connections_open,
+            websocket_messages,
             upstream_calls,
             upstream_duration,
             upstream_retries,
@@ -301,6 +313,13 @@ impl Metrics {
             retries: Kind::ALL.map(|kind| self.upstream_retries.with_label_values(&[kind.label()])),
             connections: self.upstream_connections.clone(),
         }
+    }
+
+    /// Counts a message of a WebSocket API's client; `route` is empty for one no route took.
+    pub fn websocket_message(&self, gateway: &str, stage: &str, route: &str, outcome: &str) {
+        self.websocket_messages
+            .with_label_values(&[gateway, stage, route, outcome])
+            .inc();
     }
 
     pub fn tls_handshake_failed(&self) {

@@ -329,7 +329,13 @@ async fn on_message(
         .and_then(|key| stage.router.by_key(key))
         .filter(|r| !r.table.route_key.starts_with('$'))
         .or_else(|| stage.router.by_key("$default"));
+    let count = |route: &str, outcome: &str| {
+        shared
+            .metrics
+            .websocket_message(&gateway.name, &peer.stage, route, outcome);
+    };
     let Some(route) = route else {
+        count("", "unrouted");
         return Some(error_frame("Forbidden", &peer, &id));
     };
 
@@ -345,6 +351,7 @@ async fn on_message(
     let fleet_size = shared.fleet_size.load(Ordering::Relaxed);
     if let Err(refused) = shared.limiter.admit(&subject, fleet_size).await {
         tracing::debug!(connection_id = %peer.connection_id, error = %refused, "message refused");
+        count(&route.key, "throttled");
         return Some(error_frame(refused.message(), &peer, &id));
     }
 
@@ -361,6 +368,10 @@ async fn on_message(
         },
     };
     let answer = invoke::invoke(&shared.client, route, &stage_table.variables, &event).await;
+    count(
+        &route.key,
+        if answer.is_ok() { "answered" } else { "failed" },
+    );
     reply(route, answer, &peer, &id)
 }
 

@@ -220,8 +220,25 @@ async fn messages_take_their_routes_and_two_way_routes_answer() {
     ws.send(Message::binary(vec![0u8, 1, 2])).await.unwrap();
     assert_eq!(next_text(&mut ws).await, r#"{"message": "use an action"}"#);
 
-    // The stage's URL answers handshakes only; other paths are unknown.
+    // Each message is counted by route and outcome.
     let client = Client::new();
+    let metrics = client.get(&proxy.admin_url("/metrics"), &[]).await.text();
+    let counted = |route: &str, outcome: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("tollgate_websocket_messages_total{")
+                    && l.contains(&format!("route=\"{route}\""))
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert_eq!(counted("echo", "answered"), 1.0, "{metrics}");
+    assert_eq!(counted("fire", "answered"), 1.0, "{metrics}");
+    assert_eq!(counted("$default", "answered"), 3.0, "{metrics}");
+
+    // The stage's URL answers handshakes only; other paths are unknown.
     let plain = client.get(&proxy.url("/dev"), &[]).await;
     assert_eq!(plain.status, 426);
     let other = client.get(&proxy.url("/dev/elsewhere"), &[]).await;
