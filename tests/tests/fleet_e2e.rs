@@ -189,11 +189,17 @@ async fn a_renewed_tls_secret_reaches_the_fleet_without_a_restart() {
     let tls_arg = tls.to_string();
     let _fleet = start_fleet(&ns, 1, "tollgate-proxy-hello", &["--tls-listen", &tls_arg]);
     let client = TlsClient::trusting(&[&ca.pem]);
+    // The certificate and the routes: the controller may send a table with the gateway (and
+    // its domain) before its routes are indexed.
     eventually_async(
-        "the fleet proxy to serve the Secret's certificate",
+        "the fleet proxy to serve the Secret's certificate and the routes",
         || async {
             let (_, handshake) = client.connect(tls, "api.example.com").await.ok()?;
-            (handshake.leaf == first.der).then_some(())
+            let (answer, _) = client
+                .get(tls, "api.example.com", "api.example.com", "/states")
+                .await
+                .ok()?;
+            (handshake.leaf == first.der && answer.status == 200).then_some(())
         },
     )
     .await;
