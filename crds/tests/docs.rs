@@ -87,6 +87,7 @@ fn architecture_names_every_module_of_each_crate() {
         ("crds", "`tollgate-crds`"),
         ("controller", "`tollgate-controller`"),
         ("proxy", "`tollgate-proxy`"),
+        ("cli", "`tollgate-cli`"),
     ] {
         let text = section(&page, title);
         let src = root().join(folder).join("src");

@@ -1,0 +1,654 @@
+//! OpenAPI (3.0, 3.1) and Swagger (2.0) definitions, as Amazon API Gateway exports a REST API,
+//! into Tollgate resources: one `ApiGateway` and a `Route` per operation.
+//!
+//! What is carried over: each path and method (`x-amazon-apigateway-any-method` as `ANY`), with
+//! its `x-amazon-apigateway-integration` of type `http_proxy` or `http` (the URI, `httpMethod`,
+//! stage variables), `aws_proxy` to Lambda (the function's name from the ARN, the payload
+//! format), or `mock` (the `default` response's status and JSON template);
+//! `timeoutInMillis`; an operation secured by an API key (`apiKeyRequired`); the stage (from
+//! `servers[].variables.basePath` or `basePath`), `x-amazon-apigateway-api-key-source` and the
+//! endpoint type. Everything else the document holds that changes what the API does is
+//! reported with its JSON pointer and why it was not carried over, never dropped unsaid.
+//!
+//! Values, not a typed OpenAPI model: Amazon's extensions are most of what is read, the three
+//! versions share the `paths` layout, and no maintained crate reads 2.0 and 3.x alike.
+
+use serde_json::{Map, Value, json};
+
+/// What the importer was told besides the document.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The ApiGateway's name; default: the document's title as a DNS label.
+    pub name: Option<String>,
+    pub namespace: String,
+    /// The Lambda Invoke API endpoint for `aws_proxy` integrations (AWS's own cannot be
+    /// called unsigned).
+    pub lambda_endpoint: String,
+}
+
+/// The resources, and what could not be carried over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Imported {
+    pub resources: Vec<Value>,
+    pub report: Vec<Unsupported>,
+}
+
+/// A construct left out, where it is and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsupported {
+    /// RFC 6901 JSON pointer into the document.
+    pub pointer: String,
+    pub why: String,
+}
+
+/// Why a document cannot be imported at all.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ImportError {
+    #[error("{pointer}: {why}")]
+    Invalid { pointer: String, why: String },
+}
+
+const METHODS: [(&str, &str); 8] = [
+    ("get", "GET"),
+    ("post", "POST"),
+    ("put", "PUT"),
+    ("patch", "PATCH"),
+    ("delete", "DELETE"),
+    ("head", "HEAD"),
+    ("options", "OPTIONS"),
+    ("x-amazon-apigateway-any-method", "ANY"),
+];
+
+/// Top-level extensions carried over (the rest are reported).
+const HANDLED_TOP: [&str; 2] = [
+    "x-amazon-apigateway-api-key-source",
+    "x-amazon-apigateway-endpoint-configuration",
+];
+
+const MIN_TIMEOUT: u64 = 50;
+const MAX_TIMEOUT: u64 = 29_000;
+
+/// Imports one document.
+pub fn import(doc: &Value, options: &Options) -> Result<Imported, ImportError> {
+    let root = doc
+        .as_object()
+        .ok_or_else(|| invalid("", "not a JSON/YAML object"))?;
+    if root.get("openapi").is_none() && root.get("swagger").is_none() {
+        return Err(invalid(
+            "",
+            "neither `openapi` (3.x) nor `swagger` (2.0): not an OpenAPI document",
+        ));
+    }
+    let paths = root
+        .get("paths")
+        .and_then(Value::as_object)
+        .ok_or_else(|| invalid("/paths", "missing, or not an object"))?;
+    let mut report = Vec::new();
+    let name = match &options.name {
+        Some(name) => name.clone(),
+        None => dns_label(
+            root.get("info")
+                .and_then(|i| i.get("title"))
+                .and_then(Value::as_str)
+                .unwrap_or("api"),
+        ),
+    };
+    let stage = stage_of(root);
+    let api_key_schemes = api_key_schemes(root);
+
+    let mut gateway_spec = Map::new();
+    gateway_spec.insert("stages".into(), json!([{"name": stage}]));
+    top_level(root, &mut gateway_spec, &mut report);
+    let mut resources = vec![json!({
+        "apiVersion": "tollgate.dev/v1alpha1",
+        "kind": "ApiGateway",
+        "metadata": {"name": name, "namespace": options.namespace},
+        "spec": gateway_spec,
+    })];
+
+    for (path, item) in paths {
+        let item_pointer = format!("/paths/{}", escape(path));
+        let Some(item) = item.as_object() else {
+            return Err(invalid(&item_pointer, "a path item must be an object"));
+        };
+        for (key, value) in item {
+            let pointer = format!("{item_pointer}/{}", escape(key));
+            let Some((_, method)) = METHODS.iter().find(|(k, _)| k == key) else {
+                // Documentation and other tools' extensions change nothing served.
+                let harmless = matches!(
+                    key.as_str(),
+                    "parameters" | "summary" | "description" | "servers"
+                ) || (key.starts_with("x-")
+                    && !key.starts_with("x-amazon-apigateway"));
+                if !harmless {
+                    report.push(unsupported(&pointer, "not an operation Tollgate serves"));
+                }
+                continue;
+            };
+            let mut route_name = format!("{name}-{}", route_suffix(method, path));
+            // Paths that differ only in punctuation make the same name: number the later ones.
+            let taken = |n: &str| resources.iter().any(|r| r["metadata"]["name"] == n);
+            if taken(&route_name) {
+                let base = route_name.clone();
+                route_name = (2..)
+                    .map(|i| format!("{base}-{i}"))
+                    .find(|n| !taken(n))
+                    .unwrap_or(base);
+            }
+            if let Some(route) = operation(
+                &RouteInput {
+                    name: &route_name,
+                    gateway: &name,
+                    method,
+                    path,
+                    pointer: &pointer,
+                    api_key_schemes: &api_key_schemes,
+                },
+                value,
+                options,
+                &mut report,
+            )? {
+                resources.push(route);
+            }
+        }
+    }
+    Ok(Imported { resources, report })
+}
+
+struct RouteInput<'a> {
+    name: &'a str,
+    gateway: &'a str,
+    method: &'a str,
+    path: &'a str,
+    pointer: &'a str,
+    api_key_schemes: &'a [String],
+}
+
+/// One operation as a Route, or `None` (reported) when nothing can answer it.
+fn operation(
+    input: &RouteInput<'_>,
+    op: &Value,
+    options: &Options,
+    report: &mut Vec<Unsupported>,
+) -> Result<Option<Value>, ImportError> {
+    let pointer = input.pointer;
+    let op = op
+        .as_object()
+        .ok_or_else(|| invalid(pointer, "an operation must be an object"))?;
+    let integration_pointer = format!("{pointer}/x-amazon-apigateway-integration");
+    let Some(integration) = op.get("x-amazon-apigateway-integration") else {
+        report.push(unsupported(
+            pointer,
+            "no x-amazon-apigateway-integration: nothing answers this operation",
+        ));
+        return Ok(None);
+    };
+    let Some(integration) = integration.as_object() else {
+        return Err(invalid(&integration_pointer, "must be an object"));
+    };
+    let Some(mapped) = map_integration(integration, &integration_pointer, options, report)? else {
+        return Ok(None);
+    };
+
+    let mut spec = Map::new();
+    spec.insert("gatewayRef".into(), json!({"name": input.gateway}));
+    spec.insert("method".into(), json!(input.method));
+    spec.insert("path".into(), json!(input.path));
+    spec.insert("integration".into(), mapped);
+    if requires_api_key(op, input.api_key_schemes) {
+        spec.insert("apiKeyRequired".into(), json!(true));
+    }
+    for key in op.keys() {
+        if key.starts_with("x-amazon-apigateway") && key != "x-amazon-apigateway-integration" {
+            report.push(unsupported(
+                &format!("{pointer}/{}", escape(key)),
+                "not carried over yet",
+            ));
+        }
+    }
+    if let Some(security) = op.get("security").and_then(Value::as_array) {
+        for (i, requirement) in security.iter().enumerate() {
+            let Some(requirement) = requirement.as_object() else {
+                continue;
+            };
+            for scheme in requirement.keys() {
+                if !input.api_key_schemes.contains(scheme) {
+                    report.push(unsupported(
+                        &format!("{pointer}/security/{i}/{}", escape(scheme)),
+                        "only API-key security schemes are carried over (authorizers are not yet)",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Some(json!({
+        "apiVersion": "tollgate.dev/v1alpha1",
+        "kind": "Route",
+        "metadata": {"name": input.name, "namespace": options.namespace},
+        "spec": spec,
+    })))
+}
+
+/// An `x-amazon-apigateway-integration` as a Route's `integration`, or `None` (reported).
+fn map_integration(
+    integration: &Map<String, Value>,
+    pointer: &str,
+    options: &Options,
+    report: &mut Vec<Unsupported>,
+) -> Result<Option<Value>, ImportError> {
+    let kind = integration
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(&format!("{pointer}/type"), "missing, or not a string"))?
+        .to_ascii_lowercase();
+    let handled: &[&str] = match kind.as_str() {
+        "http_proxy" => &[
+            "type",
+            "uri",
+            "httpMethod",
+            "timeoutInMillis",
+            "passthroughBehavior",
+        ],
+        // `responses` of a non-proxy integration is reported on its own, below.
+        "http" => &[
+            "type",
+            "uri",
+            "httpMethod",
+            "timeoutInMillis",
+            "passthroughBehavior",
+            "responses",
+        ],
+        "aws_proxy" => &[
+            "type",
+            "uri",
+            "httpMethod",
+            "timeoutInMillis",
+            "payloadFormatVersion",
+            "passthroughBehavior",
+        ],
+        "mock" => &[
+            "type",
+            "responses",
+            "requestTemplates",
+            "passthroughBehavior",
+            "timeoutInMillis",
+        ],
+        other => {
+            report.push(unsupported(
+                &format!("{pointer}/type"),
+                &format!("integration type {other:?}: Tollgate has http, http_proxy, aws_proxy (Lambda) and mock"),
+            ));
+            return Ok(None);
+        }
+    };
+    for key in integration.keys() {
+        if !handled.contains(&key.as_str()) {
+            report.push(unsupported(
+                &format!("{pointer}/{}", escape(key)),
+                "not carried over yet",
+            ));
+        }
+    }
+    let mut out = match kind.as_str() {
+        "http_proxy" | "http" => {
+            if kind == "http" && integration.contains_key("responses") {
+                report.push(unsupported(
+                    &format!("{pointer}/responses"),
+                    "mapping templates are not carried over: the backend's answer is passed through",
+                ));
+            }
+            let uri = string(integration, "uri", pointer)?;
+            let mut http = Map::new();
+            http.insert("url".into(), json!(uri));
+            if let Some(method) = integration.get("httpMethod").and_then(Value::as_str)
+                && !method.eq_ignore_ascii_case("ANY")
+            {
+                http.insert("method".into(), json!(method.to_ascii_uppercase()));
+            }
+            json!({"http": http})
+        }
+        "aws_proxy" => {
+            let uri = string(integration, "uri", pointer)?;
+            let Some(function) = lambda_function(&uri) else {
+                report.push(unsupported(
+                    &format!("{pointer}/uri"),
+                    "not a Lambda function's invocations ARN",
+                ));
+                return Ok(None);
+            };
+            let version = integration
+                .get("payloadFormatVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("1.0");
+            json!({"lambda": {
+                "functionName": function,
+                "endpoint": options.lambda_endpoint,
+                "payloadFormatVersion": version,
+            }})
+        }
+        _ => mock(integration, pointer, report),
+    };
+    if let Some(timeout) = integration.get("timeoutInMillis").and_then(Value::as_u64) {
+        let clamped = timeout.clamp(MIN_TIMEOUT, MAX_TIMEOUT);
+        if clamped != timeout {
+            report.push(unsupported(
+                &format!("{pointer}/timeoutInMillis"),
+                &format!("{timeout} ms is outside {MIN_TIMEOUT}..{MAX_TIMEOUT}: {clamped} ms"),
+            ));
+        }
+        out["timeoutMillis"] = json!(clamped);
+    }
+    Ok(Some(out))
+}
+
+/// A mock integration: the `default` response's status and its JSON template as the body.
+fn mock(integration: &Map<String, Value>, pointer: &str, report: &mut Vec<Unsupported>) -> Value {
+    let default = integration.get("responses").and_then(|r| r.get("default"));
+    let status = default
+        .and_then(|d| d.get("statusCode"))
+        .and_then(|s| {
+            s.as_str()
+                .and_then(|s| s.parse::<u16>().ok())
+                .or(s.as_u64().map(|n| n as u16))
+        })
+        .unwrap_or(200);
+    // The JSON template, else the only one there is.
+    let templates = default
+        .and_then(|d| d.get("responseTemplates"))
+        .and_then(Value::as_object);
+    let body = templates
+        .and_then(|t| t.get("application/json").or_else(|| t.values().next()))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if let Some(templates) = templates.filter(|t| t.len() > 1) {
+        for key in templates
+            .keys()
+            .filter(|k| k.as_str() != "application/json")
+        {
+            report.push(unsupported(
+                &format!(
+                    "{pointer}/responses/default/responseTemplates/{}",
+                    escape(key)
+                ),
+                "one response template per mock: the JSON one is served",
+            ));
+        }
+    }
+    if body.contains("$input") || body.contains("$context") || body.contains("#set") {
+        report.push(unsupported(
+            &format!("{pointer}/responses/default/responseTemplates"),
+            "a template with VTL: its text is served as it is",
+        ));
+    }
+    if let Some(responses) = integration.get("responses").and_then(Value::as_object) {
+        for key in responses.keys().filter(|k| k.as_str() != "default") {
+            report.push(unsupported(
+                &format!("{pointer}/responses/{}", escape(key)),
+                "only the default response of a mock is carried over",
+            ));
+        }
+    }
+    json!({"mock": {"statusCode": status, "body": body}})
+}
+
+/// The function name (with its qualifier) of a Lambda invocations ARN:
+/// `arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/arn:aws:lambda:{region}:{account}:function:{name}[:{qualifier}]/invocations`.
+fn lambda_function(uri: &str) -> Option<String> {
+    let function_arn = uri
+        .split("/functions/")
+        .nth(1)?
+        .strip_suffix("/invocations")?;
+    let (_, name) = function_arn.split_once(":function:")?;
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+/// The stage: OpenAPI 3's `servers[0].variables.basePath.default`, Swagger's `basePath`, or
+/// `dev`.
+fn stage_of(root: &Map<String, Value>) -> String {
+    let from_servers = root
+        .get("servers")
+        .and_then(|s| s.get(0))
+        .and_then(|s| s.get("variables"))
+        .and_then(|v| v.get("basePath"))
+        .and_then(|b| b.get("default"))
+        .and_then(Value::as_str);
+    let from_base_path = root.get("basePath").and_then(Value::as_str);
+    let stage = from_servers
+        .or(from_base_path)
+        .map(|s| s.trim_matches('/'))
+        .filter(|s| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
+    stage.unwrap_or("dev").to_string()
+}
+
+/// The names of the security schemes that are Amazon API keys (`x-api-key` in a header).
+fn api_key_schemes(root: &Map<String, Value>) -> Vec<String> {
+    let schemes = root
+        .get("components")
+        .and_then(|c| c.get("securitySchemes"))
+        .or_else(|| root.get("securityDefinitions"))
+        .and_then(Value::as_object);
+    schemes
+        .into_iter()
+        .flatten()
+        .filter(|(_, s)| {
+            s.get("type").and_then(Value::as_str) == Some("apiKey")
+                && s.get("in").and_then(Value::as_str) == Some("header")
+                && s.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.eq_ignore_ascii_case("x-api-key"))
+                && s.get("x-amazon-apigateway-authtype").is_none()
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+fn requires_api_key(op: &Map<String, Value>, schemes: &[String]) -> bool {
+    op.get("security")
+        .and_then(Value::as_array)
+        .is_some_and(|requirements| {
+            requirements.iter().any(|r| {
+                r.as_object()
+                    .is_some_and(|r| r.keys().any(|k| schemes.contains(k)))
+            })
+        })
+}
+
+/// The API-wide extensions: the key source and the endpoint type carried over, the others
+/// reported.
+fn top_level(
+    root: &Map<String, Value>,
+    spec: &mut Map<String, Value>,
+    report: &mut Vec<Unsupported>,
+) {
+    if let Some(source) = root
+        .get("x-amazon-apigateway-api-key-source")
+        .and_then(Value::as_str)
+    {
+        spec.insert("apiKeySource".into(), json!(source.to_ascii_uppercase()));
+    }
+    let types = root
+        .get("x-amazon-apigateway-endpoint-configuration")
+        .and_then(|c| c.get("types"))
+        .and_then(|t| t.get(0))
+        .and_then(Value::as_str);
+    match types.map(str::to_ascii_uppercase).as_deref() {
+        Some("EDGE") => {
+            spec.insert("endpointType".into(), json!("Edge"));
+        }
+        Some("REGIONAL") | None => {}
+        Some(other) => report.push(unsupported(
+            "/x-amazon-apigateway-endpoint-configuration/types/0",
+            &format!("endpoint type {other}: a Private gateway needs a resource policy of addresses; set spec.endpointType and spec.resourcePolicy by hand"),
+        )),
+    }
+    for key in root.keys() {
+        if key.starts_with("x-amazon-apigateway") && !HANDLED_TOP.contains(&key.as_str()) {
+            report.push(unsupported(
+                &format!("/{}", escape(key)),
+                "not carried over yet",
+            ));
+        }
+    }
+}
+
+fn string(map: &Map<String, Value>, key: &str, pointer: &str) -> Result<String, ImportError> {
+    map.get(key)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| invalid(&format!("{pointer}/{key}"), "missing, or not a string"))
+}
+
+/// Lowercase letters, digits and single `-` from free text (possibly empty).
+fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out: String = out.chars().take(50).collect();
+    out.trim_end_matches('-').to_string()
+}
+
+/// A Kubernetes name from free text (`api` when nothing is left).
+fn dns_label(text: &str) -> String {
+    let label = slug(text);
+    if label.is_empty() {
+        "api".into()
+    } else {
+        label
+    }
+}
+
+/// A route's name from its method and path: `get-pets-petid`, `any-root`.
+fn route_suffix(method: &str, path: &str) -> String {
+    let path = slug(path);
+    let path = if path.is_empty() {
+        "root".to_string()
+    } else {
+        path
+    };
+    format!("{}-{path}", method.to_ascii_lowercase())
+}
+
+/// RFC 6901: `~` as `~0`, `/` as `~1`.
+fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+fn invalid(pointer: &str, why: &str) -> ImportError {
+    ImportError::Invalid {
+        pointer: if pointer.is_empty() {
+            "/".into()
+        } else {
+            pointer.into()
+        },
+        why: why.into(),
+    }
+}
+
+fn unsupported(pointer: &str, why: &str) -> Unsupported {
+    Unsupported {
+        pointer: pointer.to_string(),
+        why: why.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> Options {
+        Options {
+            name: None,
+            namespace: "default".into(),
+            lambda_endpoint: "http://127.0.0.1:9001".into(),
+        }
+    }
+
+    #[test]
+    fn documents_that_cannot_be_imported_name_the_place() {
+        let cases = [
+            (json!([1, 2]), "/"),
+            (json!({"info": {}}), "/"),
+            (json!({"openapi": "3.0.1"}), "/paths"),
+            (
+                json!({"openapi": "3.0.1", "paths": {"/a": {"get": {"x-amazon-apigateway-integration": {"uri": "http://x"}}}}}),
+                "/paths/~1a/get/x-amazon-apigateway-integration/type",
+            ),
+            (
+                json!({"swagger": "2.0", "paths": {"/a": {"get": {"x-amazon-apigateway-integration": {"type": "http_proxy"}}}}}),
+                "/paths/~1a/get/x-amazon-apigateway-integration/uri",
+            ),
+        ];
+        for (doc, pointer) in cases {
+            let Err(ImportError::Invalid { pointer: at, .. }) = import(&doc, &options()) else {
+                panic!("{doc} imported");
+            };
+            assert_eq!(at, pointer, "{doc}");
+        }
+    }
+
+    #[test]
+    fn a_swagger_2_export_gives_its_stage_keys_and_any_method() {
+        let doc = json!({
+            "swagger": "2.0",
+            "info": {"title": "Orders API"},
+            "basePath": "/prod",
+            "securityDefinitions": {"api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"}},
+            "paths": {"/orders/{proxy+}": {"x-amazon-apigateway-any-method": {
+                "security": [{"api_key": []}],
+                "x-amazon-apigateway-integration": {
+                    "type": "http_proxy",
+                    "httpMethod": "ANY",
+                    "uri": "https://${stageVariables.host}/orders/{proxy}",
+                    "timeoutInMillis": 60000,
+                },
+            }}},
+        });
+        let imported = import(&doc, &options()).unwrap();
+        let [gateway, route] = imported.resources.as_slice() else {
+            panic!("{:?}", imported.resources);
+        };
+        assert_eq!(gateway["metadata"]["name"], "orders-api");
+        assert_eq!(gateway["spec"]["stages"][0]["name"], "prod");
+        assert_eq!(route["metadata"]["name"], "orders-api-any-orders-proxy");
+        let spec = &route["spec"];
+        assert_eq!(spec["method"], "ANY");
+        assert_eq!(spec["path"], "/orders/{proxy+}");
+        assert_eq!(spec["apiKeyRequired"], true);
+        assert_eq!(
+            spec["integration"],
+            json!({"http": {"url": "https://${stageVariables.host}/orders/{proxy}"}, "timeoutMillis": 29000})
+        );
+        // The timeout Tollgate cannot keep is said.
+        assert_eq!(
+            imported.report,
+            [Unsupported {
+                pointer: "/paths/~1orders~1{proxy+}/x-amazon-apigateway-any-method/x-amazon-apigateway-integration/timeoutInMillis".into(),
+                why: "60000 ms is outside 50..29000: 29000 ms".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn lambda_arns_give_the_function_and_its_qualifier() {
+        let arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:GetPets:live/invocations";
+        assert_eq!(lambda_function(arn).as_deref(), Some("GetPets:live"));
+        assert_eq!(lambda_function("http://example.com/"), None);
+    }
+
+    #[test]
+    fn names_are_dns_labels() {
+        assert_eq!(dns_label("Pet Store (v2)"), "pet-store-v2");
+        assert_eq!(dns_label("***"), "api");
+        assert_eq!(route_suffix("GET", "/pets/{petId}"), "get-pets-petid");
+        assert_eq!(route_suffix("ANY", "/"), "any-root");
+    }
+}

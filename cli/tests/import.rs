@@ -1,0 +1,74 @@
+//! `tollgate import` on Amazon-style exports: the resources it writes (golden files: the
+//! YAML on standard output and the report on standard error), compiled by Tollgate's own
+//! compiler with every resource accepted. `UPDATE_GOLDEN=1` rewrites the expected files.
+
+use std::path::Path;
+use std::process::Command;
+
+fn run_import(fixture: &Path) -> (String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("import")
+        .arg(fixture)
+        .output()
+        .expect("running tollgate import");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (
+        String::from_utf8(output.stdout).expect("UTF-8 YAML"),
+        String::from_utf8(output.stderr).expect("UTF-8 report"),
+    )
+}
+
+fn check_golden(path: &Path, actual: &str) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::write(path, actual).expect("writable golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+    assert_eq!(actual, expected, "{} differs", path.display());
+}
+
+#[test]
+fn the_petstore_export_imports_to_resources_tollgate_accepts() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openapi");
+    let (yaml, report) = run_import(&dir.join("petstore.yaml"));
+    check_golden(&dir.join("petstore.expected.yaml"), &yaml);
+    check_golden(&dir.join("petstore.report.txt"), &report);
+
+    let compiled = tollgate_crds::compile::compile_str(&yaml, "imported").expect("the YAML loads");
+    for diagnostic in &compiled.diagnostics {
+        assert!(diagnostic.accepted, "{diagnostic:?}");
+    }
+    let table = compiled.tables.values().next().expect("one gateway");
+    let routes: Vec<&str> = table.stages[0]
+        .routes
+        .iter()
+        .map(|r| r.route_key.as_str())
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            "GET /",
+            "GET /pets",
+            "POST /pets",
+            "GET /pets/{petId}",
+            "GET /stats"
+        ]
+    );
+    // Every construct left out is named by its pointer.
+    for pointer in [
+        "/x-amazon-apigateway-binary-media-types",
+        "/paths/~1pets~1{petId}/get/x-amazon-apigateway-integration/requestParameters",
+        "/paths/~1pets~1{petId}/get/x-amazon-apigateway-integration/responses",
+        "/paths/~1legacy/get/x-amazon-apigateway-integration/type",
+    ] {
+        assert!(
+            report.contains(&format!("{pointer}: ")),
+            "{pointer} not reported:\n{report}"
+        );
+    }
+}
