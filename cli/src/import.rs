@@ -464,11 +464,14 @@ fn top_level(
     spec: &mut Map<String, Value>,
     report: &mut Vec<Unsupported>,
 ) {
+    // HEADER is the default: written only when it is not, so that export and import agree.
     if let Some(source) = root
         .get("x-amazon-apigateway-api-key-source")
         .and_then(Value::as_str)
+        .map(str::to_ascii_uppercase)
+        .filter(|s| s != "HEADER")
     {
-        spec.insert("apiKeySource".into(), json!(source.to_ascii_uppercase()));
+        spec.insert("apiKeySource".into(), json!(source));
     }
     let types = root
         .get("x-amazon-apigateway-endpoint-configuration")

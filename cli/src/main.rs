@@ -4,7 +4,11 @@
 //!                          JSON) as ApiGateway and Route YAML on standard output, for
 //!                          `kubectl apply -f -` or a standalone proxy's folder; what it cannot
 //!                          carry over is listed on standard error, with JSON pointers.
+//!   tollgate export PATH…  the resources in YAML files (or folders of them) as the OpenAPI
+//!                          3.0 document Amazon exports, on standard output; what it cannot
+//!                          say is listed on standard error.
 
+mod export;
 mod import;
 
 use std::path::PathBuf;
@@ -40,6 +44,24 @@ enum Command {
         /// Fail (exit 1) when anything cannot be carried over, instead of only listing it.
         #[arg(long)]
         strict: bool,
+    },
+    /// Writes one gateway's stage as the OpenAPI 3.0 document Amazon API Gateway exports.
+    Export {
+        /// YAML files, or folders of them, as standalone mode reads them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// `namespace/name` of the gateway (needed when the files hold several).
+        #[arg(long)]
+        gateway: Option<String>,
+        /// The stage (default: the gateway's first).
+        #[arg(long)]
+        stage: Option<String>,
+        /// The AWS region exported Lambda ARNs name.
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        /// The AWS account exported Lambda ARNs name.
+        #[arg(long, default_value = "000000000000")]
+        account: String,
     },
 }
 
@@ -81,5 +103,62 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Export {
+            paths,
+            gateway,
+            stage,
+            region,
+            account,
+        } => {
+            let mut resources = tollgate_crds::compile::Resources::default();
+            for file in yaml_files(&paths)? {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                tollgate_crds::load::load_str(&text, &file.display().to_string(), &mut resources)?;
+            }
+            let compiled = tollgate_crds::compile::compile(&resources);
+            let table = match &gateway {
+                Some(key) => compiled
+                    .tables
+                    .iter()
+                    .find(|(k, _)| k.to_string() == *key)
+                    .map(|(_, t)| t)
+                    .with_context(|| format!("no servable ApiGateway {key} in the files"))?,
+                None => match compiled.tables.values().collect::<Vec<_>>().as_slice() {
+                    [one] => *one,
+                    [] => anyhow::bail!("no servable ApiGateway in the files"),
+                    _ => anyhow::bail!("the files hold several gateways: name one with --gateway"),
+                },
+            };
+            let options = export::Options { region, account };
+            let exported = export::export(&compiled, table, stage.as_deref(), &options)
+                .map_err(anyhow::Error::msg)?;
+            print!("{}", serde_yaml::to_string(&exported.document)?);
+            for left in &exported.report {
+                eprintln!("not exported: {left}");
+            }
+            Ok(())
+        }
     }
+}
+
+/// The `.yaml` and `.yml` files of `paths` (folders read recursively), sorted.
+fn yaml_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending: Vec<PathBuf> = paths.to_vec();
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            for entry in
+                std::fs::read_dir(&path).with_context(|| format!("reading {}", path.display()))?
+            {
+                pending.push(entry?.path());
+            }
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml")
+            || paths.contains(&path)
+        {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
