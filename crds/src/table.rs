@@ -21,6 +21,9 @@ pub use wire::{
 /// The table format this crate reads and writes. A proxy refuses (NACKs) any other.
 pub const TABLE_FORMAT: u32 = 1;
 
+/// An HTTP API's stage served without a stage in the path.
+pub const DEFAULT_STAGE: &str = "$default";
+
 /// Amazon API Gateway's account-level throttle, used when a gateway sets none.
 pub const DEFAULT_GATEWAY_THROTTLE: ThrottleSettings = ThrottleSettings {
     rate_limit: 10_000.0,
@@ -84,7 +87,12 @@ pub struct GatewayTable {
     /// Sorted by plan name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub usage_plans: Vec<UsagePlanTable>,
-    /// A WebSocket API's settings; `None` for a REST API.
+    /// Amazon's HTTP API: a `$default` stage without a stage in the path, a `$default` route,
+    /// 404 `Not Found` where no route matches, 500 `Internal Server Error` for a failed
+    /// integration.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http_api: bool,
+    /// A WebSocket API's settings; `None` for a REST or HTTP API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub websocket: Option<WebSocketTable>,
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tollgate_crds::table::TlsPolicy;
-use tollgate_crds::table::{GatewayTable, ObjectKey, StageTable, UsagePlanTable};
+use tollgate_crds::table::{DEFAULT_STAGE, GatewayTable, ObjectKey, StageTable, UsagePlanTable};
 
 use crate::cors::Cors;
 use crate::errors::GatewayError;
@@ -278,13 +278,18 @@ impl Dispatch {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let stage = gateway
-            .stage(stage_name)
-            .ok_or(GatewayError::Forbidden("no such stage"))?;
+        // A named stage first; an HTTP API's `$default` stage takes the whole path otherwise.
+        let (stage, path) = match gateway.stage(stage_name) {
+            Some(stage) => (stage, remainder),
+            None => match gateway.stage(DEFAULT_STAGE) {
+                Some(stage) if path.starts_with('/') => (stage, path),
+                _ => return Err(GatewayError::Forbidden("no such stage")),
+            },
+        };
         Ok(Target {
             gateway,
             stage,
-            path: remainder,
+            path,
             domain: None,
         })
     }

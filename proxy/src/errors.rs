@@ -99,6 +99,12 @@ pub enum GatewayError {
     /// The route's configuration cannot be carried out (API_CONFIGURATION_ERROR).
     #[error("configuration error: {0}")]
     Configuration(String),
+    /// An HTTP API's answer where no route (and no `$default` route) matches.
+    #[error("no route matches the method and path")]
+    NotFound,
+    /// An HTTP API's answer for an integration that failed (its cause inside).
+    #[error("{0}")]
+    InternalServerError(Box<GatewayError>),
 }
 
 impl GatewayError {
@@ -123,6 +129,8 @@ impl GatewayError {
             Self::IntegrationTimeout | Self::IntegrationFailure(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::BadLambdaResult(_) => StatusCode::BAD_GATEWAY,
             Self::Configuration(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::InternalServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -156,6 +164,20 @@ impl GatewayError {
             Self::IntegrationFailure(_) | Self::BadLambdaResult(_) | Self::Configuration(_) => {
                 "Internal server error"
             }
+            Self::NotFound => "Not Found",
+            Self::InternalServerError(_) => "Internal Server Error",
+        }
+    }
+
+    /// The error as an HTTP API answers it: 404 `Not Found` where a REST API says `Missing
+    /// Authentication Token`, 500 `Internal Server Error` for a failed integration.
+    pub fn for_http_api(self) -> Self {
+        match self {
+            Self::MissingAuthenticationToken => Self::NotFound,
+            Self::IntegrationFailure(_) | Self::BadLambdaResult(_) | Self::Configuration(_) => {
+                Self::InternalServerError(Box::new(self))
+            }
+            other => other,
         }
     }
 
@@ -178,6 +200,7 @@ impl GatewayError {
             | Self::BadRequest(_)
             | Self::InvalidPath(_)
             | Self::RequestTimeout
+            | Self::NotFound
             | Self::ClientClosed => Fault::Client,
             Self::IntegrationTimeout | Self::IntegrationFailure(_) | Self::BadLambdaResult(_) => {
                 Fault::Upstream
@@ -185,6 +208,7 @@ impl GatewayError {
             Self::Configuration(_) | Self::AuthorizerConfiguration(_) | Self::Overloaded(_) => {
                 Fault::Gateway
             }
+            Self::InternalServerError(cause) => cause.fault(),
         }
     }
 
@@ -212,7 +236,9 @@ impl GatewayError {
             Self::IntegrationTimeout
             | Self::IntegrationFailure(_)
             | Self::BadLambdaResult(_)
-            | Self::Configuration(_) => "InternalServerErrorException",
+            | Self::Configuration(_)
+            | Self::InternalServerError(_) => "InternalServerErrorException",
+            Self::NotFound => "NotFoundException",
         }
     }
 

@@ -13,8 +13,9 @@ use crate::resources::{
 };
 use crate::table::{
     AuthorizerEndpoint, AuthorizerTable, BasePathTable, CanaryTable, CorsTable,
-    DEFAULT_GATEWAY_THROTTLE, DomainTable, GatewayTable, JwtTable, ObjectKey, RateLimitingTable,
-    ResourcePolicyTable, StageTable, TABLE_FORMAT, ThrottleSettings, TlsMaterial,
+    DEFAULT_GATEWAY_THROTTLE, DEFAULT_STAGE, DomainTable, GatewayTable, JwtTable, ObjectKey,
+    RateLimitingTable, ResourcePolicyTable, StageTable, TABLE_FORMAT, ThrottleSettings,
+    TlsMaterial,
 };
 
 pub const JWT_DEFAULT_IDENTITY_SOURCE: &str = "$request.header.Authorization";
@@ -143,6 +144,7 @@ pub(super) fn compile(
         disable_execute_api_endpoint: spec.disable_execute_api_endpoint,
         stages,
         usage_plans: Vec::new(),
+        http_api: spec.protocol == ApiProtocol::HTTP,
         websocket,
     })
 }
@@ -155,7 +157,17 @@ fn compile_stages(
     let mut stages: Vec<StageTable> = Vec::new();
     for (i, stage) in gw.spec.stages.iter().enumerate() {
         let field = format!("spec.stages[{i}]");
-        if let Err(e) = validate::stage_name(&stage.name) {
+        let default_stage = stage.name == DEFAULT_STAGE;
+        if default_stage && gw.spec.protocol != ApiProtocol::HTTP {
+            diag.skip(
+                Reason::InvalidStage,
+                format!("{field}.name"),
+                "a $default stage (served without a stage in the path) is for HTTP APIs: set \
+                 spec.protocol to HTTP, or name the stage",
+            );
+            continue;
+        }
+        if let (false, Err(e)) = (default_stage, validate::stage_name(&stage.name)) {
             diag.skip(Reason::InvalidStage, format!("{field}.name"), e);
             continue;
         }

@@ -12,7 +12,8 @@ use super::path::{PathTemplate, template_params};
 use super::seniority::{Precedence, Seniority};
 use super::{Resources, validate};
 use crate::resources::{
-    HttpIntegration, HttpMethod, Integration, Route, ServiceBackend, WeightedBackend,
+    HttpIntegration, HttpMethod, Integration, PayloadFormatVersion, Route, ServiceBackend,
+    WeightedBackend,
 };
 use crate::table::{self, GatewayTable, HttpBackendTable, IntegrationTable, ObjectKey, RouteTable};
 
@@ -122,7 +123,20 @@ pub(super) fn compile(
     {
         diag.reject(Reason::InvalidThrottle, "spec.throttle", e);
     }
-    let integration = compile_integration(key, &spec.integration, &params, resources, diag);
+    // An HTTP API's Lambda functions get payload 2.0 unless a route says otherwise.
+    let default_payload = if table.http_api {
+        PayloadFormatVersion::V2
+    } else {
+        PayloadFormatVersion::V1
+    };
+    let integration = compile_integration(
+        key,
+        &spec.integration,
+        default_payload,
+        &params,
+        resources,
+        diag,
+    );
     let Some(integration) = integration.filter(|_| diag.accepted) else {
         return;
     };
@@ -229,6 +243,9 @@ fn matcher(rt: &Route, table: &GatewayTable, diag: &mut Diagnostic) -> Option<Ma
             path: None,
         });
     }
+    if table.http_api && spec.route_key.is_some() {
+        return http_default_route(rt, diag);
+    }
     let (Some(method), Some(path)) = (spec.method, &spec.path) else {
         let (field, what) = if spec.route_key.is_some() {
             (
@@ -244,7 +261,12 @@ fn matcher(rt: &Route, table: &GatewayTable, diag: &mut Diagnostic) -> Option<Ma
             Reason::ProtocolMismatch,
             field,
             format!(
-                "ApiGateway {gateway} is a REST API: its routes have a method and a path, {what}"
+                "ApiGateway {gateway} is {}: its routes have a method and a path, {what}",
+                if table.http_api {
+                    "an HTTP API"
+                } else {
+                    "a REST API"
+                }
             ),
         );
         return None;
@@ -272,6 +294,35 @@ fn matcher(rt: &Route, table: &GatewayTable, diag: &mut Diagnostic) -> Option<Ma
         route_key: format!("{method} {path}"),
         method: Some(method),
         path: Some(template),
+    })
+}
+
+/// An HTTP API's `$default` route: the one key an HTTP API's route may have, taking every
+/// request no other route does.
+fn http_default_route(rt: &Route, diag: &mut Diagnostic) -> Option<Matcher> {
+    let spec = &rt.spec;
+    if spec.route_key.as_deref() != Some("$default") {
+        diag.reject(
+            Reason::ProtocolMismatch,
+            "spec.routeKey",
+            "an HTTP API's routes have a method and a path, or the routeKey $default (every \
+             request no other route takes)",
+        );
+        return None;
+    }
+    if spec.route_response_selection_expression.is_some() {
+        diag.reject(
+            Reason::ProtocolMismatch,
+            "spec.routeResponseSelectionExpression",
+            "routeResponseSelectionExpression is for WEBSOCKET APIs: remove it",
+        );
+        return None;
+    }
+    Some(Matcher {
+        matches: Matches::Key("$default".into()),
+        route_key: "$default".into(),
+        method: None,
+        path: None,
     })
 }
 
@@ -419,6 +470,7 @@ fn check_authorization(rt: &Route, table: &GatewayTable, diag: &mut Diagnostic) 
 fn compile_integration(
     route: &ObjectKey,
     integration: &Integration,
+    default_payload: PayloadFormatVersion,
     params: &BTreeSet<&str>,
     resources: &Resources,
     diag: &mut Diagnostic,
@@ -460,7 +512,10 @@ fn compile_integration(
             Some(IntegrationTable::Lambda {
                 invoke_url: lambda_invoke_url(&f.endpoint, &f.function_name),
                 function_name: f.function_name.clone(),
-                payload_format_version: lambda.payload_format_version.into(),
+                payload_format_version: lambda
+                    .payload_format_version
+                    .unwrap_or(default_payload)
+                    .into(),
                 max_concurrency: lambda.max_concurrency.filter(|n| *n > 0),
                 timeout_millis,
             })

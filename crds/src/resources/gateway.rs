@@ -73,13 +73,20 @@ pub const TRUSTSTORE_KEY: &str = "ca.crt";
         "message": "spec.websocket.managementAuthorizer must name a JWT authorizer in spec.authorizers"
     },
     {
+        "rule": "!self.stages.exists(s, s.name == '$default') || (has(self.protocol) && self.protocol == 'HTTP')",
+        "message": "a $default stage (served without a stage in the path) is for HTTP APIs: set spec.protocol to HTTP, or name the stage"
+    },
+    {
         "rule": "!has(self.protocol) || self.protocol != 'WEBSOCKET' || !has(self.cors)",
         "message": "CORS is for REST APIs (browsers do not preflight a WebSocket): remove spec.cors from a WEBSOCKET API"
     }
 ]))]
 pub struct ApiGatewaySpec {
     /// The kind of API, fixed when it is created. `REST`: routes by method and path answer
-    /// requests. `WEBSOCKET`: the gateway holds each client's WebSocket connection, routes by
+    /// requests. `HTTP`: Amazon's HTTP API: the same routes, plus a `$default` stage served
+    /// without a stage in the path and a `$default` route for requests no other route
+    /// takes; 404 `Not Found` where nothing matches, Lambda payload 2.0 by default.
+    /// `WEBSOCKET`: the gateway holds each client's WebSocket connection, routes by
     /// route key (`$connect`, `$disconnect`, `$default` and keys chosen by
     /// `websocket.routeSelectionExpression`) answer its messages, and backends send to clients
     /// through the `@connections` API.
@@ -169,6 +176,7 @@ pub struct ApiGatewaySpec {
 pub enum ApiProtocol {
     #[default]
     REST,
+    HTTP,
     WEBSOCKET,
 }
 
@@ -296,10 +304,11 @@ pub enum ApiKeySource {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stage {
-    /// Stage name: the first path segment of every request to it (`dev`, `prod`, `v1`).
+    /// Stage name: the first path segment of every request to it (`dev`, `prod`, `v1`). An
+    /// HTTP API's `$default` stage is served with no stage in the path.
     #[schemars(length(min = 1, max = 128), extend("x-kubernetes-validations" = [{
-        "rule": "self.matches(r\"^[A-Za-z0-9_-]+$\")",
-        "message": "stage names use letters, digits, '_' and '-' only"
+        "rule": "self == '$default' || self.matches(r\"^[A-Za-z0-9_-]+$\")",
+        "message": "stage names use letters, digits, '_' and '-' only (or are $default, on an HTTP API)"
     }]))]
     pub name: String,
 

@@ -64,7 +64,7 @@ const PATH_MESSAGE: &str = "path must be '/' or '/'-separated segments, each lit
         "message": "routeResponseSelectionExpression is for WebSocket routes other than $disconnect (whose client is gone)"
     },
     {
-        "rule": "!has(self.routeKey) || self.routeKey == '$connect' || (!has(self.authorizer) && !(has(self.apiKeyRequired) && self.apiKeyRequired))",
+        "rule": "!has(self.routeKey) || self.routeKey == '$connect' || self.routeKey == '$default' || (!has(self.authorizer) && !(has(self.apiKeyRequired) && self.apiKeyRequired))",
         "message": "a WebSocket API authorizes a connection once, on $connect: move spec.authorizer and spec.apiKeyRequired to the $connect route"
     }
 ]))]
@@ -86,9 +86,10 @@ pub struct RouteSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
 
-    /// WebSocket API: `$connect` (the handshake: authorizer, API key and usage plan apply
-    /// here, and a non-2xx answer from its integration refuses the connection),
-    /// `$disconnect` (told when a connection ends), `$default` (messages no other route
+    /// HTTP API: `$default`, the route for requests no other route takes. WebSocket API:
+    /// `$connect` (the handshake: authorizer, API key and usage plan apply here, and a non-2xx
+    /// answer from its integration refuses the connection), `$disconnect` (told when a
+    /// connection ends), `$default` (messages no other route
     /// takes), or the value of the gateway's `websocket.routeSelectionExpression` that
     /// selects this route (`sendmessage`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,9 +256,10 @@ pub struct LambdaIntegration {
     /// The function and the Invoke API endpoint that runs it.
     #[serde(flatten)]
     pub function: LambdaFunction,
-    /// Event format: `1.0` (REST API) or `2.0` (HTTP API).
-    #[serde(default)]
-    pub payload_format_version: PayloadFormatVersion,
+    /// Event format: `1.0` (REST API) or `2.0` (HTTP API). Default: `2.0` on an HTTP API,
+    /// `1.0` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_format_version: Option<PayloadFormatVersion>,
     /// Most invocations each proxy has in flight to this function at once (as Lambda's
     /// reserved concurrency); more wait, within the integration timeout. Unset: no limit. The
     /// Lambda Runtime Interface Emulator serves one invocation at a time: set 1.

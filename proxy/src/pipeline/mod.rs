@@ -196,6 +196,10 @@ async fn serve<B: ClientBody>(
         }
     };
 
+    // An HTTP API words some refusals its own way (404 `Not Found`, 500 `Internal Server
+    // Error`).
+    let http_api = ctx.gateway().http_api;
+    let outcome = outcome.map_err(|e| if http_api { e.for_http_api() } else { e });
     // Every answer but a preflight's gets the CORS headers, errors included, so a browser
     // can read a 429 or a 403.
     let mut response = outcome.unwrap_or_else(|error| refused(id, error, log));

@@ -1,0 +1,113 @@
+//! HTTP APIs (`protocol: HTTP`) end to end, through a standalone `tollgate-proxy`: the
+//! `$default` stage with no stage in the path beside a named stage, the `$default` route,
+//! 404 `Not Found` where nothing matches, payload 2.0 by default to a real Python function
+//! under the Lambda Runtime Interface Emulator, and 500 `Internal Server Error` when it fails.
+//!
+//! Needs `cargo build --workspace --bins` (as `make test` does).
+
+use serde_json::{Value, json};
+use tollgate_tests::backend::Backend;
+use tollgate_tests::client::Client;
+use tollgate_tests::config::{gateway, http, mock, route};
+use tollgate_tests::lambda::LambdaRuntime;
+use tollgate_tests::proxy::serve;
+
+fn http_gateway(stages: Value) -> Value {
+    let mut gateway = gateway("pets", stages);
+    gateway["spec"]["protocol"] = json!("HTTP");
+    gateway
+}
+
+fn lambda(runtime: &LambdaRuntime) -> Value {
+    json!({"lambda": {"endpoint": runtime.endpoint(), "functionName": "function", "maxConcurrency": 1}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_api_serves_its_default_stage_without_a_prefix_and_its_default_route() {
+    let backend = Backend::echo();
+    let function = LambdaRuntime::start("handler.handler");
+    let failing = LambdaRuntime::start("handler.fail");
+    let mut catch_all = route(
+        "catch-all",
+        "pets",
+        "GET",
+        "/",
+        mock(200, r#"{"route":"$default"}"#),
+    );
+    catch_all["spec"]
+        .as_object_mut()
+        .unwrap()
+        .retain(|k, _| k != "method" && k != "path");
+    catch_all["spec"]["routeKey"] = json!("$default");
+    let proxy = serve(
+        &[
+            http_gateway(json!([{"name": "$default"}, {"name": "beta"}])),
+            route("list", "pets", "GET", "/pets", http(&backend.url("/pets"))),
+            route("hello", "pets", "GET", "/hello", lambda(&function)),
+            route("broken", "pets", "GET", "/broken", lambda(&failing)),
+            catch_all,
+        ],
+        &[],
+    );
+    let client = Client::new();
+
+    // `$default`: no stage in the path. A named stage keeps its prefix.
+    let pets = client.get(&proxy.url("/pets?type=dog"), &[]).await;
+    assert_eq!(pets.status, 200, "{}", pets.text());
+    assert_eq!(pets.json()["path"], "/pets");
+    assert_eq!(pets.json()["query"], "type=dog");
+    let beta = client.get(&proxy.url("/beta/pets"), &[]).await;
+    assert_eq!(beta.status, 200, "{}", beta.text());
+    assert_eq!(beta.json()["path"], "/pets");
+
+    // What no route takes goes to the `$default` route, on either stage.
+    for path in ["/nothing/here", "/beta/nothing"] {
+        let other = client.get(&proxy.url(path), &[]).await;
+        assert_eq!(
+            (other.status, other.text()),
+            (200, r#"{"route":"$default"}"#.to_string())
+        );
+    }
+
+    // Lambda gets payload 2.0 without asking for it, with the $default stage.
+    let hello = client.get(&proxy.url("/hello"), &[]).await;
+    assert_eq!(hello.status, 200, "{}", hello.text());
+    let event = &hello.json()["echo"];
+    assert_eq!(event["version"], "2.0", "{event}");
+    assert_eq!(event["rawPath"], "/hello");
+    assert_eq!(event["requestContext"]["stage"], "$default");
+
+    // A function that fails: an HTTP API's 500.
+    let broken = client.get(&proxy.url("/broken"), &[]).await;
+    assert_eq!(broken.status, 500);
+    assert_eq!(broken.json(), json!({"message": "Internal Server Error"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_api_without_a_default_route_answers_404_not_found() {
+    let proxy = serve(
+        &[
+            http_gateway(json!([{"name": "$default"}])),
+            route(
+                "ping",
+                "pets",
+                "GET",
+                "/ping",
+                mock(200, r#"{"pong":true}"#),
+            ),
+        ],
+        &[],
+    );
+    let client = Client::new();
+    assert_eq!(client.get(&proxy.url("/ping"), &[]).await.status, 200);
+    let missing = client.get(&proxy.url("/pong"), &[]).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json(), json!({"message": "Not Found"}));
+    assert_eq!(
+        missing.header("x-amzn-errortype").as_deref(),
+        Some("NotFoundException")
+    );
+    // A method the path has no route for is not found either.
+    let post = client.request("POST", &proxy.url("/ping"), &[], "").await;
+    assert_eq!(post.status, 404);
+}
