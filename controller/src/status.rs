@@ -9,7 +9,7 @@ use tollgate_crds::compile::{ConditionSpec, Diagnostic};
 use tollgate_crds::resources::{
     ApiGatewayStatus, ProxyCounts, RouteStatus, StageStatus, UsagePlanStatus,
 };
-use tollgate_crds::table::GatewayTable;
+use tollgate_crds::table::{DEFAULT_STAGE, GatewayTable};
 
 /// A status with conditions, so that statuses compare without their transition times.
 pub trait WithConditions: Clone + PartialEq {
@@ -79,13 +79,16 @@ pub fn conditions(
 }
 
 /// The invoke URL of a gateway's stage: `http://{gateway}.{namespace}.{base domain}/{stage}`,
-/// `ws://` for a WebSocket API (Amazon's `wss://` URL: TLS comes with a custom domain).
+/// `ws://` for a WebSocket API (Amazon's `wss://` URL: TLS comes with a custom domain), and
+/// `http://{gateway}.{namespace}.{base domain}/` for an HTTP API's `$default` stage.
 pub fn invoke_url(table: &GatewayTable, base_domain: &str, stage: &str) -> String {
     let scheme = if table.websocket.is_some() {
         "ws"
     } else {
         "http"
     };
+    // An HTTP API's `$default` stage has no segment of its own.
+    let stage = if stage == DEFAULT_STAGE { "" } else { stage };
     format!(
         "{scheme}://{}.{}.{base_domain}/{stage}",
         table.gateway.name, table.gateway.namespace
@@ -266,6 +269,28 @@ mod tests {
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(seconds).expect("a valid timestamp")
+    }
+
+    #[test]
+    fn invoke_urls_by_kind_of_api() {
+        let compiled = tollgate_crds::compile::compile_str(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata: {name: pets}\n\
+             spec: {protocol: HTTP, stages: [{name: $default}, {name: beta}]}\n---\n\
+             apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata: {name: chat}\n\
+             spec: {protocol: WEBSOCKET, stages: [{name: prod}]}\n",
+            "test",
+        )
+        .expect("loads");
+        let table = |name: &str| &compiled.tables[&ObjectKey::new("default", name)];
+        let url = |name: &str, stage: &str| invoke_url(table(name), "example.com", stage);
+        assert_eq!(url("pets", "$default"), "http://pets.default.example.com/");
+        assert_eq!(url("pets", "beta"), "http://pets.default.example.com/beta");
+        assert_eq!(url("chat", "prod"), "ws://chat.default.example.com/prod");
+        assert_eq!(
+            connection_url(table("chat"), "example.com", "prod").as_deref(),
+            Some("http://chat.default.example.com/prod/@connections")
+        );
+        assert_eq!(connection_url(table("pets"), "example.com", "beta"), None);
     }
 
     #[test]
