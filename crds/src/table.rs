@@ -11,7 +11,13 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod mapping;
 mod wire;
+
+pub use mapping::{
+    ContextVariable, MappingAction, MappingPart, MappingRule, MappingTarget, ParameterMappingTable,
+    ResponseMapping,
+};
 
 pub use wire::{
     ApiKeySource, AuthorizerType, EndpointType, HttpMethod, PayloadFormatVersion, QuotaPeriod,
@@ -333,6 +339,10 @@ pub enum IntegrationTable {
         method: Option<HttpMethod>,
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         request_headers: BTreeMap<String, String>,
+        /// Parameter mapping of the request and the response; `None` when the route maps
+        /// nothing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parameter_mapping: Option<Box<ParameterMappingTable>>,
         timeout_millis: u32,
     },
     #[serde(rename_all = "camelCase")]

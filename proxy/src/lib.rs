@@ -18,6 +18,7 @@ pub mod install;
 pub mod integration;
 pub mod lambda;
 pub mod managed;
+pub mod mapping;
 pub mod metrics;
 pub mod pipeline;
 pub mod relay;

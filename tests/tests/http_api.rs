@@ -6,7 +6,7 @@
 //! Needs `cargo build --workspace --bins` (as `make test` does).
 
 use serde_json::{Value, json};
-use tollgate_tests::backend::Backend;
+use tollgate_tests::backend::{Backend, BackendOptions};
 use tollgate_tests::client::Client;
 use tollgate_tests::config::{gateway, http, mock, route};
 use tollgate_tests::lambda::LambdaRuntime;
@@ -110,4 +110,103 @@ async fn an_http_api_without_a_default_route_answers_404_not_found() {
     // A method the path has no route for is not found either.
     let post = client.request("POST", &proxy.url("/ping"), &[], "").await;
     assert_eq!(post.status, 404);
+}
+
+/// Parameter mapping of a route's HTTP integration: its `requestParameters` rewrite what the
+/// backend receives (headers, query string, path) from the client's request, the context and
+/// the stage variables; its `responseParameters` rewrite the answer of one status code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameter_mapping_rewrites_the_backend_request_and_the_mapped_status_of_its_answer() {
+    let backend = Backend::echo();
+    let missing = Backend::start(BackendOptions {
+        status: 404,
+        ..BackendOptions::default()
+    });
+    let mut pets = route(
+        "pets",
+        "pets",
+        "GET",
+        "/pets/{petId}",
+        http(&backend.url("/pets/{petId}")),
+    );
+    pets["spec"]["integration"]["http"]["requestParameters"] = json!({
+        "append:header.x-tenant": "$request.header.x-tenant-id",
+        "overwrite:header.x-request": "${context.requestId}-${request.path.petId}",
+        "overwrite:header.x-absent": "$request.header.not-sent",
+        "remove:header.x-debug": "''",
+        "overwrite:querystring.view": "full",
+        "append:querystring.tag": "$stageVariables.env",
+        "remove:querystring.secret": "''",
+        "overwrite:path": "/v2/pets/${request.path.petId}",
+    });
+    let mut files = route(
+        "files",
+        "pets",
+        "GET",
+        "/files",
+        http(&backend.url("/files")),
+    );
+    files["spec"]["integration"]["http"]["requestParameters"] =
+        json!({"overwrite:path": "/public/${request.header.x-file}"});
+    let mut gone = route("gone", "pets", "GET", "/gone", http(&missing.url("/gone")));
+    gone["spec"]["integration"]["http"]["responseParameters"] = json!({
+        "404": {
+            "overwrite:statuscode": "410",
+            "overwrite:header.x-upstream-type": "$response.header.content-type",
+            "append:header.x-trace": "$context.routeKey",
+        },
+        "500": {"overwrite:statuscode": "503"},
+    });
+    let proxy = serve(
+        &[
+            http_gateway(json!([{"name": "$default", "variables": {"env": "prod"}}])),
+            pets,
+            files,
+            gone,
+        ],
+        &[],
+    );
+    let client = Client::new();
+
+    let answer = client
+        .get(
+            &proxy.url("/pets/42?view=short&secret=s3&tag=a"),
+            &[("x-tenant", "a"), ("x-tenant-id", "acme"), ("x-debug", "1")],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let seen = answer.json();
+    assert_eq!(seen["path"], "/v2/pets/42", "{seen}");
+    assert_eq!(seen["query"], "tag=a&tag=prod&view=full", "{seen}");
+    let headers = &seen["headers"];
+    assert_eq!(headers["x-tenant"], json!(["a,acme"]), "{seen}");
+    let request_id = answer.header("x-amzn-requestid").expect("a request id");
+    assert_eq!(headers["x-request"], json!([format!("{request_id}-42")]));
+    assert!(headers.get("x-debug").is_none(), "{seen}");
+    assert!(headers.get("x-absent").is_none(), "{seen}");
+
+    // A mapped path that would climb out of /public is refused, as a client's would be.
+    let climb = client
+        .get(&proxy.url("/files"), &[("x-file", "../admin")])
+        .await;
+    assert_eq!(climb.status, 400, "{}", climb.text());
+    let file = client
+        .get(&proxy.url("/files"), &[("x-file", "a b?.txt")])
+        .await;
+    assert_eq!(file.json()["path"], "/public/a%20b%3F.txt");
+    assert_eq!(
+        backend.received().len(),
+        2,
+        "the refused request never left"
+    );
+
+    // The backend's 404 is mapped; its other headers are kept.
+    let gone = client.get(&proxy.url("/gone"), &[]).await;
+    assert_eq!(gone.status, 410, "{}", gone.text());
+    assert_eq!(
+        gone.header("x-upstream-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(gone.header("x-trace").as_deref(), Some("GET /gone"));
+    assert_eq!(gone.json()["path"], "/gone");
 }

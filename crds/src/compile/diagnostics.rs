@@ -55,6 +55,9 @@ pub enum Reason {
     ProtocolMismatch,
     InvalidRouteKey,
     InvalidWebSocket,
+    /// A parameter-mapping key or value that is malformed, reserved or reads what the route
+    /// does not have.
+    InvalidMapping,
 }
 
 impl Reason {

@@ -9,6 +9,7 @@
 
 mod diagnostics;
 mod gateway;
+mod mapping;
 mod path;
 mod pem;
 mod plan;

@@ -10,7 +10,7 @@ use super::diagnostics::{Diagnostic, Effect, Reason};
 use super::gateway::lambda_invoke_url;
 use super::path::{PathTemplate, template_params};
 use super::seniority::{Precedence, Seniority};
-use super::{Resources, validate};
+use super::{Resources, mapping, validate};
 use crate::resources::{
     HttpIntegration, HttpMethod, Integration, PayloadFormatVersion, Route, ServiceBackend,
     WeightedBackend,
@@ -349,6 +349,14 @@ fn websocket_misfit(rt: &Route) -> Option<(&'static str, &'static str)> {
             "a WebSocket API checks the API key once, on $connect: move apiKeyRequired there",
         ));
     }
+    if let Some(http) = &spec.integration.http
+        && !(http.request_parameters.is_empty() && http.response_parameters.is_empty())
+    {
+        return Some((
+            "spec.integration.http.requestParameters",
+            "parameter mapping rewrites HTTP requests and responses: a WebSocket route has neither",
+        ));
+    }
     if spec.route_key.as_deref() == Some("$disconnect")
         && spec.route_response_selection_expression.is_some()
     {
@@ -627,6 +635,14 @@ fn compile_http(
         params,
         diag,
     )?;
+    let parameter_mapping =
+        match mapping::compile(&http.request_parameters, &http.response_parameters, params) {
+            Ok(mapping) => mapping.map(Box::new),
+            Err((field, e)) => {
+                diag.reject(Reason::InvalidMapping, format!("{base}.{field}"), e);
+                return None;
+            }
+        };
     Some(IntegrationTable::Http {
         backends,
         method: http
@@ -634,6 +650,7 @@ fn compile_http(
             .filter(|m| *m != HttpMethod::ANY)
             .map(Into::into),
         request_headers: http.request_headers.clone(),
+        parameter_mapping,
         timeout_millis,
     })
 }

@@ -204,6 +204,24 @@ pub struct HttpIntegration {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 50))]
     pub request_headers: BTreeMap<String, String>,
+
+    /// Parameter mapping of the request sent to the backend, written as Amazon's HTTP APIs
+    /// write it. Keys: `overwrite:`, `append:` or `remove:` followed by `header.NAME` or
+    /// `querystring.NAME`, or `overwrite:path`. Values: text with `$request.header.NAME`,
+    /// `$request.querystring.NAME`, `$request.path`, `$request.path.NAME`, `$context.NAME`
+    /// or `$stageVariables.NAME` (as `${request.header.NAME}` inside other text); `''` for
+    /// `remove`. Headers the gateway owns (`Host`, `Content-Length`, `X-Forwarded-*`, …)
+    /// cannot be mapped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 50))]
+    pub request_parameters: BTreeMap<String, String>,
+
+    /// Mapping of the backend's response, by its status code (`"404"`): `overwrite:statuscode`
+    /// and the header keys of `requestParameters`; values can also read
+    /// `$response.header.NAME`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 50))]
+    pub response_parameters: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// A Service as an HTTP backend.

@@ -9,11 +9,12 @@ use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri};
-use tollgate_crds::table::{HttpBackendTable, HttpMethod};
+use tollgate_crds::table::{HttpBackendTable, HttpMethod, ParameterMappingTable};
 
 use crate::auth::identity;
 use crate::body::{Body, BoxError, ClientBody};
 use crate::errors::{GatewayError, error_chain};
+use crate::mapping::{self, UrlChange};
 use crate::request_body::{BodyError, RequestBody};
 use crate::request_ctx::RouteCtx;
 use crate::template::{Vars, render};
@@ -23,25 +24,43 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// A route's HTTP integration, as its table gives it.
+pub struct HttpTarget<'a> {
+    pub backends: &'a [HttpBackendTable],
+    /// The method sent; `None` keeps the request's.
+    pub method: Option<HttpMethod>,
+    pub request_headers: &'a BTreeMap<String, String>,
+    pub parameter_mapping: Option<&'a ParameterMappingTable>,
+    pub timeout_millis: u32,
+}
+
 pub async fn forward<B: ClientBody>(
     call: &RouteCtx<'_>,
     body: RequestBody<'_, B>,
     upstream: &Upstream,
-    backends: &[HttpBackendTable],
-    method: Option<HttpMethod>,
-    request_headers: &BTreeMap<String, String>,
-    timeout_millis: u32,
+    target: HttpTarget<'_>,
 ) -> Result<Response<Body>, GatewayError> {
+    let HttpTarget {
+        backends,
+        method,
+        request_headers,
+        parameter_mapping,
+        timeout_millis,
+    } = target;
     let chosen = pick(backends)
         .ok_or_else(|| GatewayError::Configuration("no backend has a weight".into()))?;
     let vars = Vars {
         params: &call.params,
         stage_variables: call.stage_variables,
     };
+    let url_change = parameter_mapping
+        .filter(|m| m.maps_url())
+        .map(|m| mapping::url(call, &m.request))
+        .transpose()?;
     let fixed = call.route.fixed_urls.get(chosen).cloned().flatten();
     let uri = match fixed {
-        Some(uri) if call.query.is_empty() => uri,
-        _ => target_uri(call, &backends[chosen], &vars)?,
+        Some(uri) if call.query.is_empty() && url_change.is_none() => uri,
+        _ => target_uri(call, &backends[chosen], &vars, url_change.as_ref())?,
     };
     let method = match method {
         Some(m) => {
@@ -78,6 +97,9 @@ pub async fn forward<B: ClientBody>(
             .map_err(|_| GatewayError::Configuration(format!("request header {name} value")))?;
         headers.insert(name, value);
     }
+    if let Some(mapping) = parameter_mapping {
+        mapping::request_headers(call, &mapping.request, headers);
+    }
 
     // The timeout covers the whole exchange: the request body, the response head and the
     // response body.
@@ -110,6 +132,10 @@ pub async fn forward<B: ClientBody>(
         if let Some(upgrade) = upgrade {
             headers.insert(header::UPGRADE, upgrade);
         }
+    } else if let Some(rules) =
+        parameter_mapping.and_then(|m| m.for_status(response.status().as_u16()))
+    {
+        mapping::response(call, rules, &mut response)?;
     }
     Ok(response)
 }
@@ -139,6 +165,7 @@ fn target_uri(
     call: &RouteCtx<'_>,
     backend: &HttpBackendTable,
     vars: &Vars<'_>,
+    change: Option<&UrlChange>,
 ) -> Result<Uri, GatewayError> {
     let mut url = render(&backend.url, vars);
     if backend.forward_request_path {
@@ -146,9 +173,19 @@ fn target_uri(
         url.truncate(base);
         url.push_str(call.path());
     }
-    if !call.query.is_empty() {
+    if let Some(path) = change.and_then(|c| c.path.as_deref()) {
+        // The path runs from the first '/' after the authority to the query or the end.
+        let authority = url.find("://").map_or(0, |i| i + 3);
+        let start = url[authority..]
+            .find('/')
+            .map_or(url.len(), |i| authority + i);
+        let end = url[start..].find('?').map_or(url.len(), |i| start + i);
+        url.replace_range(start..end, path);
+    }
+    let query = change.map_or(call.query, |c| c.query.as_str());
+    if !query.is_empty() {
         url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(call.query);
+        url.push_str(query);
     }
     url.parse::<Uri>()
         .map_err(|e| GatewayError::Configuration(format!("backend URL {url:?}: {e}")))

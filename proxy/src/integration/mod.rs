@@ -31,18 +31,17 @@ pub async fn invoke<B: ClientBody>(
             backends,
             method,
             request_headers,
+            parameter_mapping,
             timeout_millis,
         } => {
-            http::forward(
-                call,
-                body,
-                upstream,
+            let target = http::HttpTarget {
                 backends,
-                *method,
+                method: *method,
                 request_headers,
-                *timeout_millis,
-            )
-            .await
+                parameter_mapping: parameter_mapping.as_deref(),
+                timeout_millis: *timeout_millis,
+            };
+            http::forward(call, body, upstream, target).await
         }
         IntegrationTable::Lambda {
             invoke_url,
