@@ -1,16 +1,19 @@
 //! Tollgate resources as the OpenAPI 3.0 document Amazon API Gateway exports for a REST API
-//! (`x-amazon-apigateway-integration` on each operation), so that `tollgate import` of the
-//! result gives the same resources back, and Amazon's own import takes it.
+//! or an HTTP API (`x-amazon-apigateway-integration` on each operation, the authorizers as
+//! security schemes, CORS), so that `tollgate import` of the result gives the same resources
+//! back, and Amazon's own import takes it.
 //!
 //! The resources are compiled first, with Tollgate's compiler: what is exported is what a
 //! proxy would serve (one stage of one gateway), references resolved (a Service backend as its
-//! URL). What a REST API export cannot say (authorizers, CORS, throttles, usage plans, custom
+//! URL). Parameter mappings and authorizers are written as the resources write them. What a
+//! definition cannot say (authorizers reached over HTTP, throttles, usage plans, custom
 //! domains, canaries, stage variables, weighted backends, a mock's headers) is reported, with
 //! the field it came from; so is every resource the compiler refused.
 
 use serde_json::{Map, Value, json};
-use tollgate_crds::compile::{Compiled, Effect};
-use tollgate_crds::table::GatewayTable;
+use tollgate_crds::compile::{Compiled, Effect, Resources};
+use tollgate_crds::resources::Route;
+use tollgate_crds::table::{DEFAULT_STAGE, GatewayTable, ObjectKey};
 
 /// Amazon's default (and, for REST APIs, largest) integration timeout: not written.
 const DEFAULT_TIMEOUT_MILLIS: u64 = 29_000;
@@ -31,6 +34,7 @@ pub struct Exported {
 
 /// Exports `stage` (default: the first) of the compiled `gateway` table.
 pub fn export(
+    resources: &Resources,
     compiled: &Compiled,
     table: &GatewayTable,
     stage: Option<&str>,
@@ -61,12 +65,6 @@ pub fn export(
     let table_json = serde_json::to_value(table).map_err(|e| e.to_string())?;
     let gateway_name = &table.gateway.name;
     let mut not_said = |what: &str| report.push(format!("ApiGateway {}: {what}", table.gateway));
-    if !table.authorizers.is_empty() {
-        not_said("spec.authorizers: authorizers are not exported yet");
-    }
-    if table.cors.is_some() {
-        not_said("spec.cors: not exported yet");
-    }
     if !table.domains.is_empty() {
         not_said("spec.domains: custom domains are not part of an API's definition");
     }
@@ -83,6 +81,7 @@ pub fn export(
         not_said(&format!("spec.stages[{}].canary: not exported", stage.name));
     }
 
+    let (schemes, authorizers) = security_schemes(resources, table, options, &mut report);
     let mut paths: Map<String, Value> = Map::new();
     let mut uses_api_keys = false;
     let routes = table_json["stages"]
@@ -92,8 +91,12 @@ pub fn export(
         .cloned()
         .unwrap_or_default();
     for route in &routes {
-        let (Some(method), Some(path)) = (route["method"].as_str(), route["path"].as_str()) else {
-            continue;
+        // An HTTP API's `$default` route is exported as Amazon does: `ANY /$default`.
+        let default_route = route["routeKey"] == "$default";
+        let (method, path) = match (route["method"].as_str(), route["path"].as_str()) {
+            (Some(method), Some(path)) => (method, path),
+            _ if default_route => ("ANY", "/$default"),
+            _ => continue,
         };
         let source = &route["source"];
         let origin = format!(
@@ -101,19 +104,41 @@ pub fn export(
             source["namespace"].as_str().unwrap_or(""),
             source["name"].as_str().unwrap_or("")
         );
-        let Some(integration) =
+        let Some(mut integration) =
             integration(&route["integration"], path, options, &origin, &mut report)
         else {
             continue;
         };
+        let key = ObjectKey::new(
+            source["namespace"].as_str().unwrap_or(""),
+            source["name"].as_str().unwrap_or(""),
+        );
+        if let Some(route) = resources.routes.get(&key) {
+            parameter_mapping(route, &mut integration);
+        }
         let mut operation = Map::new();
         operation.insert(
             "responses".into(),
             json!({"default": {"description": "the integration's answer"}}),
         );
+        if default_route {
+            operation.insert("isDefaultRoute".into(), json!(true));
+        }
+        let mut security = Map::new();
         if route["apiKeyRequired"] == true {
             uses_api_keys = true;
-            operation.insert("security".into(), json!([{"api_key": []}]));
+            security.insert("api_key".into(), json!([]));
+        }
+        if let Some(name) = route["authorizer"].as_str()
+            && authorizers.contains(&name.to_string())
+        {
+            security.insert(name.into(), route["authorizationScopes"].clone());
+            if route["authorizationScopes"].is_null() {
+                security.insert(name.into(), json!([]));
+            }
+        }
+        if !security.is_empty() {
+            operation.insert("security".into(), json!([security]));
         }
         let parameters: Vec<Value> = path
             .split('/')
@@ -138,12 +163,18 @@ pub fn export(
         }
     }
 
+    // An HTTP API's `$default` stage has no base path.
+    let base_path = if stage.name == DEFAULT_STAGE {
+        ""
+    } else {
+        stage.name.as_str()
+    };
     let mut document = json!({
         "openapi": "3.0.1",
         "info": {"title": gateway_name, "version": table.version},
         "servers": [{
             "url": format!("http://{gateway_name}.{}/{{basePath}}", table.gateway.namespace),
-            "variables": {"basePath": {"default": stage.name}},
+            "variables": {"basePath": {"default": base_path}},
         }],
         "paths": paths,
         "x-amazon-apigateway-endpoint-configuration": {
@@ -157,12 +188,140 @@ pub fn export(
     if table_json["apiKeySource"] == "AUTHORIZER" {
         document["x-amazon-apigateway-api-key-source"] = json!("AUTHORIZER");
     }
+    if table.http_api {
+        document["x-amazon-apigateway-importexport-version"] = json!("1.0");
+    }
+    if let Some(cors) = &table.cors {
+        let mut out = Map::new();
+        for (key, list) in [
+            ("allowOrigins", &cors.allow_origins),
+            ("allowMethods", &cors.allow_methods),
+            ("allowHeaders", &cors.allow_headers),
+            ("exposeHeaders", &cors.expose_headers),
+        ] {
+            if !list.is_empty() {
+                out.insert(key.into(), json!(list));
+            }
+        }
+        if let Some(age) = cors.max_age_seconds {
+            out.insert("maxAge".into(), json!(age));
+        }
+        if cors.allow_credentials {
+            out.insert("allowCredentials".into(), json!(true));
+        }
+        document["x-amazon-apigateway-cors"] = Value::Object(out);
+    }
+    let mut schemes = schemes;
     if uses_api_keys {
-        document["components"] = json!({"securitySchemes": {"api_key": {
-            "type": "apiKey", "name": "x-api-key", "in": "header",
-        }}});
+        schemes.insert(
+            "api_key".into(),
+            json!({"type": "apiKey", "name": "x-api-key", "in": "header"}),
+        );
+    }
+    if !schemes.is_empty() {
+        document["components"] = json!({ "securitySchemes": schemes });
     }
     Ok(Exported { document, report })
+}
+
+/// The route's parameter mapping, as its resource writes it.
+fn parameter_mapping(route: &Route, integration: &mut Value) {
+    let Some(http) = &route.spec.integration.http else {
+        return;
+    };
+    if !http.request_parameters.is_empty() {
+        integration["requestParameters"] = json!(http.request_parameters);
+    }
+    if !http.response_parameters.is_empty() {
+        integration["responseParameters"] = json!(http.response_parameters);
+    }
+}
+
+/// The gateway's served authorizers as security schemes (`x-amazon-apigateway-authorizer`),
+/// as its resource writes them, and their names; one reached over HTTP cannot be said.
+fn security_schemes(
+    resources: &Resources,
+    table: &GatewayTable,
+    options: &Options,
+    report: &mut Vec<String>,
+) -> (Map<String, Value>, Vec<String>) {
+    let mut schemes = Map::new();
+    let mut names = Vec::new();
+    let Some(gateway) = resources.gateways.get(&table.gateway) else {
+        return (schemes, names);
+    };
+    let served: Vec<&str> = table.authorizers.iter().map(|a| a.name.as_str()).collect();
+    for (i, authorizer) in gateway.spec.authorizers.iter().enumerate() {
+        if !served.contains(&authorizer.name.as_str()) {
+            continue;
+        }
+        // A REST API writes identity sources as `method.request.header.X`.
+        let sources: Vec<String> = authorizer
+            .identity_source
+            .iter()
+            .map(|s| {
+                if table.http_api {
+                    s.clone()
+                } else if let Some(rest) = s.strip_prefix("$request.") {
+                    format!("method.request.{rest}")
+                } else {
+                    s.trim_start_matches('$').to_string()
+                }
+            })
+            .collect();
+        let scheme = match (&authorizer.jwt, &authorizer.lambda) {
+            (Some(jwt), _) => {
+                if jwt.jwks_uri.is_some() {
+                    report.push(format!(
+                        "ApiGateway {} spec.authorizers[{i}].jwt.jwksUri: not exported (Amazon finds the keys from the issuer)",
+                        table.gateway
+                    ));
+                }
+                let config = json!({"issuer": jwt.issuer, "audience": jwt.audiences});
+                let mut authorizer = json!({"type": "jwt", "jwtConfiguration": config});
+                authorizer["identitySource"] = json!(if sources.is_empty() {
+                    "$request.header.Authorization".to_string()
+                } else {
+                    sources.join(", ")
+                });
+                json!({"type": "oauth2", "flows": {}, "x-amazon-apigateway-authorizer": authorizer})
+            }
+            (None, Some(lambda)) => {
+                let kind = format!("{:?}", authorizer.type_).to_ascii_lowercase();
+                let mut out = json!({
+                    "type": kind,
+                    "authorizerUri": lambda_uri(options, &lambda.function_name),
+                    "authorizerResultTtlInSeconds": authorizer.result_ttl_seconds,
+                });
+                if !sources.is_empty() {
+                    out["identitySource"] = json!(sources.join(", "));
+                }
+                let header = sources
+                    .first()
+                    .and_then(|s| {
+                        s.strip_prefix("$request.header.")
+                            .or_else(|| s.strip_prefix("method.request.header."))
+                    })
+                    .unwrap_or("Authorization");
+                let mut scheme = json!({"type": "apiKey", "name": header, "in": "header"});
+                if !table.http_api {
+                    scheme["x-amazon-apigateway-authtype"] = json!("custom");
+                }
+                scheme["x-amazon-apigateway-authorizer"] = out;
+                scheme
+            }
+            (None, None) => {
+                report.push(format!(
+                    "ApiGateway {} spec.authorizers[{i}] ({}): an authorizer reached over HTTP cannot be exported (Amazon's are Lambda functions); routes using it are exported without it",
+                    table.gateway, authorizer.name
+                ));
+                continue;
+            }
+        };
+        schemes.insert(authorizer.name.clone(), scheme);
+        names.push(authorizer.name.clone());
+    }
+    (schemes, names)
 }
 
 /// A compiled integration as `x-amazon-apigateway-integration`, or `None` (reported).
@@ -201,11 +360,10 @@ fn integration(
         }
         Some("lambda") => {
             let function = table["functionName"].as_str()?;
-            let (region, account) = (&options.region, &options.account);
             json!({
                 "type": "aws_proxy",
                 "httpMethod": "POST",
-                "uri": format!("arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/arn:aws:lambda:{region}:{account}:function:{function}/invocations"),
+                "uri": lambda_uri(options, function),
                 "payloadFormatVersion": table["payloadFormatVersion"],
             })
         }
@@ -235,4 +393,12 @@ fn integration(
         out["timeoutInMillis"] = json!(timeout);
     }
     Some(out)
+}
+
+/// The invocations ARN API Gateway names a Lambda function by.
+fn lambda_uri(options: &Options, function: &str) -> String {
+    let (region, account) = (&options.region, &options.account);
+    format!(
+        "arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/arn:aws:lambda:{region}:{account}:function:{function}/invocations"
+    )
 }

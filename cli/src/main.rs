@@ -41,6 +41,10 @@ enum Command {
         /// The Lambda Invoke API endpoint for aws_proxy integrations.
         #[arg(long, default_value = "http://127.0.0.1:9001")]
         lambda_endpoint: String,
+        /// A VPC link's replacement: `ID=SERVICE:PORT` sends integrations through VPC link ID to
+        /// that Service in the namespace (repeatable).
+        #[arg(long = "vpc-link", value_parser = parse_vpc_link)]
+        vpc_links: Vec<(String, (String, u16))>,
         /// Fail (exit 1) when anything cannot be carried over, instead of only listing it.
         #[arg(long)]
         strict: bool,
@@ -72,6 +76,7 @@ fn main() -> anyhow::Result<()> {
             name,
             namespace,
             lambda_endpoint,
+            vpc_links,
             strict,
         } => {
             let text = std::fs::read_to_string(&file)
@@ -83,6 +88,7 @@ fn main() -> anyhow::Result<()> {
                 name,
                 namespace,
                 lambda_endpoint,
+                vpc_links: vpc_links.into_iter().collect(),
             };
             let imported = import::import(&doc, &options)
                 .with_context(|| format!("importing {}", file.display()))?;
@@ -131,7 +137,7 @@ fn main() -> anyhow::Result<()> {
                 },
             };
             let options = export::Options { region, account };
-            let exported = export::export(&compiled, table, stage.as_deref(), &options)
+            let exported = export::export(&resources, &compiled, table, stage.as_deref(), &options)
                 .map_err(anyhow::Error::msg)?;
             print!("{}", serde_yaml::to_string(&exported.document)?);
             for left in &exported.report {
@@ -161,4 +167,23 @@ fn yaml_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// `ID=SERVICE:PORT`.
+fn parse_vpc_link(text: &str) -> Result<(String, (String, u16)), String> {
+    let (id, target) = text
+        .split_once('=')
+        .ok_or("write ID=SERVICE:PORT, such as abc123=orders:8080")?;
+    let (service, port) = target
+        .rsplit_once(':')
+        .ok_or("write ID=SERVICE:PORT, such as abc123=orders:8080")?;
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("{port:?} is not a port"))?;
+    if id.is_empty() || service.is_empty() {
+        return Err("write ID=SERVICE:PORT, such as abc123=orders:8080".into());
+    }
+    Ok((id.to_string(), (service.to_string(), port)))
 }

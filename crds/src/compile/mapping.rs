@@ -50,7 +50,7 @@ enum Side {
 /// The request and response mappings of one integration; `Err((field, message))` names the
 /// first key or value that is wrong, as `requestParameters.KEY` or
 /// `responseParameters.STATUS.KEY`.
-pub(super) fn compile(
+pub fn compile(
     request: &BTreeMap<String, String>,
     response: &BTreeMap<String, BTreeMap<String, String>>,
     params: &BTreeSet<&str>,

@@ -25,6 +25,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 pub use diagnostics::{ConditionSpec, Diagnostic, Effect, Kind, Problem, Reason, ResourceRef};
+pub use mapping::compile as compile_parameter_mapping;
 pub use path::{PathTemplate, Segment, template_params};
 pub use route::RouteConflict;
 pub use seniority::{FirstSeen, Precedence};

@@ -1,17 +1,26 @@
-//! OpenAPI (3.0, 3.1) and Swagger (2.0) definitions, as Amazon API Gateway exports a REST API,
-//! into Tollgate resources: one `ApiGateway` and a `Route` per operation.
+//! OpenAPI (3.0, 3.1) and Swagger (2.0) definitions, as Amazon API Gateway exports a REST API
+//! or an HTTP API, into Tollgate resources: one `ApiGateway` and a `Route` per operation.
 //!
-//! What is carried over: each path and method (`x-amazon-apigateway-any-method` as `ANY`), with
-//! its `x-amazon-apigateway-integration` of type `http_proxy` or `http` (the URI, `httpMethod`,
-//! stage variables), `aws_proxy` to Lambda (the function's name from the ARN, the payload
-//! format), or `mock` (the `default` response's status and JSON template);
-//! `timeoutInMillis`; an operation secured by an API key (`apiKeyRequired`); the stage (from
-//! `servers[].variables.basePath` or `basePath`), `x-amazon-apigateway-api-key-source` and the
-//! endpoint type. Everything else the document holds that changes what the API does is
-//! reported with its JSON pointer and why it was not carried over, never dropped unsaid.
+//! What is carried over: each path and method (`x-amazon-apigateway-any-method` as `ANY`; an
+//! HTTP API's `/$default` or `isDefaultRoute` as the `$default` route), with its
+//! `x-amazon-apigateway-integration` of type `http_proxy` or `http` (the URI, `httpMethod`,
+//! stage variables, parameter mapping: [`parameters`]; a VPC link as the Service `--vpc-link`
+//! names), `aws_proxy` to Lambda (the function's name from the ARN, the payload format), or
+//! `mock` (the `default` response's status and JSON template); `timeoutInMillis`; security
+//! schemes and requirements ([`authorizers`]); the stage (from `servers[].variables.basePath`
+//! or `basePath`; an HTTP API's empty one is `$default`), `x-amazon-apigateway-api-key-source`,
+//! the endpoint type and an HTTP API's CORS. An export with
+//! `x-amazon-apigateway-importexport-version` is an HTTP API (`protocol: HTTP`). Everything
+//! else the document holds that changes what the API does is reported with its JSON pointer
+//! and why it was not carried over, never dropped unsaid.
 //!
 //! Values, not a typed OpenAPI model: Amazon's extensions are most of what is read, the three
 //! versions share the `paths` layout, and no maintained crate reads 2.0 and 3.x alike.
+
+mod authorizers;
+mod parameters;
+
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
@@ -24,6 +33,8 @@ pub struct Options {
     /// The Lambda Invoke API endpoint for `aws_proxy` integrations (AWS's own cannot be
     /// called unsigned).
     pub lambda_endpoint: String,
+    /// VPC links (their `connectionId`) as the Service (name, port) that takes their place.
+    pub vpc_links: BTreeMap<String, (String, u16)>,
 }
 
 /// The resources, and what could not be carried over.
@@ -60,10 +71,15 @@ const METHODS: [(&str, &str); 8] = [
 ];
 
 /// Top-level extensions carried over (the rest are reported).
-const HANDLED_TOP: [&str; 2] = [
+const HANDLED_TOP: [&str; 4] = [
     "x-amazon-apigateway-api-key-source",
     "x-amazon-apigateway-endpoint-configuration",
+    "x-amazon-apigateway-cors",
+    "x-amazon-apigateway-importexport-version",
 ];
+
+/// The path an HTTP API export gives its `$default` route.
+const DEFAULT_ROUTE_PATH: &str = "/$default";
 
 const MIN_TIMEOUT: u64 = 50;
 const MAX_TIMEOUT: u64 = 29_000;
@@ -93,11 +109,19 @@ pub fn import(doc: &Value, options: &Options) -> Result<Imported, ImportError> {
                 .unwrap_or("api"),
         ),
     };
-    let stage = stage_of(root);
-    let api_key_schemes = api_key_schemes(root);
+    // Only HTTP API exports carry the import/export version.
+    let http_api = root.contains_key("x-amazon-apigateway-importexport-version");
+    let stage = stage_of(root, http_api);
+    let schemes = authorizers::read(root, options, &mut report);
 
     let mut gateway_spec = Map::new();
+    if http_api {
+        gateway_spec.insert("protocol".into(), json!("HTTP"));
+    }
     gateway_spec.insert("stages".into(), json!([{"name": stage}]));
+    if !schemes.entries.is_empty() {
+        gateway_spec.insert("authorizers".into(), json!(schemes.entries));
+    }
     top_level(root, &mut gateway_spec, &mut report);
     let mut resources = vec![json!({
         "apiVersion": "tollgate.dev/v1alpha1",
@@ -142,7 +166,9 @@ pub fn import(doc: &Value, options: &Options) -> Result<Imported, ImportError> {
                     method,
                     path,
                     pointer: &pointer,
-                    api_key_schemes: &api_key_schemes,
+                    schemes: &schemes,
+                    default_security: root.get("security"),
+                    http_api,
                 },
                 value,
                 options,
@@ -161,7 +187,10 @@ struct RouteInput<'a> {
     method: &'a str,
     path: &'a str,
     pointer: &'a str,
-    api_key_schemes: &'a [String],
+    schemes: &'a authorizers::Schemes,
+    /// The document's `security`, for operations without their own.
+    default_security: Option<&'a Value>,
+    http_api: bool,
 }
 
 /// One operation as a Route, or `None` (reported) when nothing can answer it.
@@ -186,18 +215,27 @@ fn operation(
     let Some(integration) = integration.as_object() else {
         return Err(invalid(&integration_pointer, "must be an object"));
     };
-    let Some(mapped) = map_integration(integration, &integration_pointer, options, report)? else {
+    let Some(mapped) = map_integration(
+        integration,
+        &integration_pointer,
+        input.path,
+        options,
+        report,
+    )?
+    else {
         return Ok(None);
     };
 
     let mut spec = Map::new();
     spec.insert("gatewayRef".into(), json!({"name": input.gateway}));
-    spec.insert("method".into(), json!(input.method));
-    spec.insert("path".into(), json!(input.path));
-    spec.insert("integration".into(), mapped);
-    if requires_api_key(op, input.api_key_schemes) {
-        spec.insert("apiKeyRequired".into(), json!(true));
+    let default_route = op.get("isDefaultRoute").and_then(Value::as_bool) == Some(true);
+    if input.http_api && (default_route || input.path == DEFAULT_ROUTE_PATH) {
+        spec.insert("routeKey".into(), json!("$default"));
+    } else {
+        spec.insert("method".into(), json!(input.method));
+        spec.insert("path".into(), json!(input.path));
     }
+    spec.insert("integration".into(), mapped);
     for key in op.keys() {
         if key.starts_with("x-amazon-apigateway") && key != "x-amazon-apigateway-integration" {
             report.push(unsupported(
@@ -206,21 +244,13 @@ fn operation(
             ));
         }
     }
-    if let Some(security) = op.get("security").and_then(Value::as_array) {
-        for (i, requirement) in security.iter().enumerate() {
-            let Some(requirement) = requirement.as_object() else {
-                continue;
-            };
-            for scheme in requirement.keys() {
-                if !input.api_key_schemes.contains(scheme) {
-                    report.push(unsupported(
-                        &format!("{pointer}/security/{i}/{}", escape(scheme)),
-                        "only API-key security schemes are carried over (authorizers are not yet)",
-                    ));
-                }
-            }
-        }
-    }
+    let (security, security_pointer) = match op.get("security") {
+        Some(security) => (Some(security), format!("{pointer}/security")),
+        None => (input.default_security, "/security".to_string()),
+    };
+    input
+        .schemes
+        .apply(security, &security_pointer, &mut spec, report);
     Ok(Some(json!({
         "apiVersion": "tollgate.dev/v1alpha1",
         "kind": "Route",
@@ -233,6 +263,7 @@ fn operation(
 fn map_integration(
     integration: &Map<String, Value>,
     pointer: &str,
+    route_path: &str,
     options: &Options,
     report: &mut Vec<Unsupported>,
 ) -> Result<Option<Value>, ImportError> {
@@ -242,12 +273,19 @@ fn map_integration(
         .ok_or_else(|| invalid(&format!("{pointer}/type"), "missing, or not a string"))?
         .to_ascii_lowercase();
     let handled: &[&str] = match kind.as_str() {
+        // An HTTP API export gives every integration a payload format; an HTTP one has no
+        // use for it.
         "http_proxy" => &[
             "type",
             "uri",
             "httpMethod",
             "timeoutInMillis",
             "passthroughBehavior",
+            "payloadFormatVersion",
+            "requestParameters",
+            "responseParameters",
+            "connectionType",
+            "connectionId",
         ],
         // `responses` of a non-proxy integration is reported on its own, below.
         "http" => &[
@@ -257,6 +295,9 @@ fn map_integration(
             "timeoutInMillis",
             "passthroughBehavior",
             "responses",
+            "requestParameters",
+            "connectionType",
+            "connectionId",
         ],
         "aws_proxy" => &[
             "type",
@@ -299,7 +340,33 @@ fn map_integration(
             }
             let uri = string(integration, "uri", pointer)?;
             let mut http = Map::new();
-            http.insert("url".into(), json!(uri));
+            let vpc_link = integration
+                .get("connectionType")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.eq_ignore_ascii_case("VPC_LINK"));
+            if vpc_link {
+                let id = integration
+                    .get("connectionId")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let Some((service, port)) = options.vpc_links.get(id) else {
+                    report.push(unsupported(
+                        &format!("{pointer}/connectionId"),
+                        &format!("VPC link {id:?}: say which Service takes its place with --vpc-link {id}=SERVICE:PORT"),
+                    ));
+                    return Ok(None);
+                };
+                let mut backend = json!({"name": service, "port": port});
+                // A REST API's VPC link URI is a URL whose path is sent; an HTTP API's is a
+                // listener ARN, and the request's path is forwarded.
+                if let Some(path) = url_path(&uri).filter(|p| *p != "/") {
+                    backend["path"] = json!(path);
+                }
+                http.insert("service".into(), backend);
+            } else {
+                http.insert("url".into(), json!(uri));
+            }
+            parameters::carry_over(integration, pointer, route_path, &mut http, report);
             if let Some(method) = integration.get("httpMethod").and_then(Value::as_str)
                 && !method.eq_ignore_ascii_case("ANY")
             {
@@ -316,10 +383,12 @@ fn map_integration(
                 ));
                 return Ok(None);
             };
-            let version = integration
-                .get("payloadFormatVersion")
-                .and_then(Value::as_str)
-                .unwrap_or("1.0");
+            // The developer guide's examples write it as a number (`1.0`) as often as text.
+            let version = match integration.get("payloadFormatVersion") {
+                Some(Value::Number(n)) if n.as_f64() == Some(2.0) => "2.0",
+                Some(Value::String(s)) if s == "2.0" => "2.0",
+                _ => "1.0",
+            };
             json!({"lambda": {
                 "functionName": function,
                 "endpoint": options.lambda_endpoint,
@@ -336,7 +405,11 @@ fn map_integration(
                 &format!("{timeout} ms is outside {MIN_TIMEOUT}..{MAX_TIMEOUT}: {clamped} ms"),
             ));
         }
-        out["timeoutMillis"] = json!(clamped);
+        // Tollgate's default is Amazon's REST API default (and an HTTP API's largest that
+        // Tollgate keeps): written only when it differs, so that export and import agree.
+        if clamped != MAX_TIMEOUT {
+            out["timeoutMillis"] = json!(clamped);
+        }
     }
     Ok(Some(out))
 }
@@ -402,9 +475,17 @@ fn lambda_function(uri: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
+/// The path of an `http(s)://` URL (`None` for anything else, such as an ARN).
+fn url_path(uri: &str) -> Option<&str> {
+    let rest = uri
+        .strip_prefix("http://")
+        .or_else(|| uri.strip_prefix("https://"))?;
+    Some(rest.find('/').map_or("/", |i| &rest[i..]))
+}
+
 /// The stage: OpenAPI 3's `servers[0].variables.basePath.default`, Swagger's `basePath`, or
-/// `dev`.
-fn stage_of(root: &Map<String, Value>) -> String {
+/// `dev` (an HTTP API's `$default`: its export's base path is empty).
+fn stage_of(root: &Map<String, Value>, http_api: bool) -> String {
     let from_servers = root
         .get("servers")
         .and_then(|s| s.get(0))
@@ -421,40 +502,11 @@ fn stage_of(root: &Map<String, Value>) -> String {
                 && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         });
-    stage.unwrap_or("dev").to_string()
-}
-
-/// The names of the security schemes that are Amazon API keys (`x-api-key` in a header).
-fn api_key_schemes(root: &Map<String, Value>) -> Vec<String> {
-    let schemes = root
-        .get("components")
-        .and_then(|c| c.get("securitySchemes"))
-        .or_else(|| root.get("securityDefinitions"))
-        .and_then(Value::as_object);
-    schemes
-        .into_iter()
-        .flatten()
-        .filter(|(_, s)| {
-            s.get("type").and_then(Value::as_str) == Some("apiKey")
-                && s.get("in").and_then(Value::as_str) == Some("header")
-                && s.get("name")
-                    .and_then(Value::as_str)
-                    .is_some_and(|n| n.eq_ignore_ascii_case("x-api-key"))
-                && s.get("x-amazon-apigateway-authtype").is_none()
-        })
-        .map(|(name, _)| name.clone())
-        .collect()
-}
-
-fn requires_api_key(op: &Map<String, Value>, schemes: &[String]) -> bool {
-    op.get("security")
-        .and_then(Value::as_array)
-        .is_some_and(|requirements| {
-            requirements.iter().any(|r| {
-                r.as_object()
-                    .is_some_and(|r| r.keys().any(|k| schemes.contains(k)))
-            })
-        })
+    match stage {
+        Some(stage) => stage.to_string(),
+        None if http_api => "$default".into(),
+        None => "dev".into(),
+    }
 }
 
 /// The API-wide extensions: the key source and the endpoint type carried over, the others
@@ -488,14 +540,71 @@ fn top_level(
             &format!("endpoint type {other}: a Private gateway needs a resource policy of addresses; set spec.endpointType and spec.resourcePolicy by hand"),
         )),
     }
+    if let Some(cors) = root.get("x-amazon-apigateway-cors") {
+        spec.insert("cors".into(), cors_of(cors, report));
+    }
     for key in root.keys() {
         if key.starts_with("x-amazon-apigateway") && !HANDLED_TOP.contains(&key.as_str()) {
+            let why = match key.as_str() {
+                "x-amazon-apigateway-gateway-responses" => {
+                    "gateway responses: Tollgate answers with Amazon's default bodies; custom ones are not configurable yet"
+                }
+                "x-amazon-apigateway-request-validators"
+                | "x-amazon-apigateway-request-validator" => {
+                    "request validation: not carried over yet; requests reach the integration unvalidated"
+                }
+                "x-amazon-apigateway-binary-media-types" => {
+                    "binary media types: bodies pass through HTTP integrations as bytes; Lambda events carry text bodies as text and the rest base64-encoded"
+                }
+                "x-amazon-apigateway-policy" => {
+                    "an IAM resource policy: write spec.resourcePolicy (source addresses) by hand"
+                }
+                _ => "not carried over yet",
+            };
+            report.push(unsupported(&format!("/{}", escape(key)), why));
+        }
+    }
+}
+
+/// An HTTP API's `x-amazon-apigateway-cors` as `spec.cors`.
+fn cors_of(cors: &Value, report: &mut Vec<Unsupported>) -> Value {
+    let mut out = Map::new();
+    for (from, to) in [
+        ("allowOrigins", "allowOrigins"),
+        ("allowMethods", "allowMethods"),
+        ("allowHeaders", "allowHeaders"),
+        ("exposeHeaders", "exposeHeaders"),
+    ] {
+        if let Some(list) = cors.get(from).and_then(Value::as_array)
+            && !list.is_empty()
+        {
+            out.insert(to.into(), json!(list));
+        }
+    }
+    if let Some(age) = cors.get("maxAge").and_then(Value::as_u64) {
+        out.insert("maxAgeSeconds".into(), json!(age.min(86_400)));
+    }
+    if cors.get("allowCredentials").and_then(Value::as_bool) == Some(true) {
+        out.insert("allowCredentials".into(), json!(true));
+    }
+    for key in cors.as_object().into_iter().flatten().map(|(k, _)| k) {
+        if ![
+            "allowOrigins",
+            "allowMethods",
+            "allowHeaders",
+            "exposeHeaders",
+            "maxAge",
+            "allowCredentials",
+        ]
+        .contains(&key.as_str())
+        {
             report.push(unsupported(
-                &format!("/{}", escape(key)),
-                "not carried over yet",
+                &format!("/x-amazon-apigateway-cors/{}", escape(key)),
+                "not a CORS setting Tollgate knows",
             ));
         }
     }
+    Value::Object(out)
 }
 
 fn string(map: &Map<String, Value>, key: &str, pointer: &str) -> Result<String, ImportError> {
@@ -572,6 +681,7 @@ mod tests {
             name: None,
             namespace: "default".into(),
             lambda_endpoint: "http://127.0.0.1:9001".into(),
+            vpc_links: BTreeMap::new(),
         }
     }
 
@@ -628,7 +738,7 @@ mod tests {
         assert_eq!(spec["apiKeyRequired"], true);
         assert_eq!(
             spec["integration"],
-            json!({"http": {"url": "https://${stageVariables.host}/orders/{proxy}"}, "timeoutMillis": 29000})
+            json!({"http": {"url": "https://${stageVariables.host}/orders/{proxy}"}})
         );
         // The timeout Tollgate cannot keep is said.
         assert_eq!(
