@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value, json};
 use tollgate_crds::compile::{Compiled, Effect, Resources};
-use tollgate_crds::resources::Route;
+use tollgate_crds::resources::{AuthorizerType, PayloadFormatVersion, Route};
 use tollgate_crds::table::{DEFAULT_STAGE, GatewayTable, ObjectKey};
 
 /// Amazon's default (and, for REST APIs, largest) integration timeout: not written.
@@ -295,6 +295,16 @@ fn security_schemes(
                 });
                 if !sources.is_empty() {
                     out["identitySource"] = json!(sources.join(", "));
+                }
+                // An HTTP API names the event a REQUEST authorizer gets, and lets it answer
+                // simply (Tollgate takes either answer).
+                if table.http_api && authorizer.type_ == AuthorizerType::REQUEST {
+                    let version = match authorizer.payload_format_version {
+                        Some(PayloadFormatVersion::V1) => "1.0",
+                        _ => "2.0",
+                    };
+                    out["authorizerPayloadFormatVersion"] = json!(version);
+                    out["enableSimpleResponses"] = json!(version == "2.0");
                 }
                 let header = sources
                     .first()

@@ -210,7 +210,18 @@ pub struct AuthorizerTable {
     pub jwt: Option<JwtTable>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<AuthorizerEndpoint>,
+    /// REQUEST: the event format it gets (1.0 is not written).
+    #[serde(default = "v1", skip_serializing_if = "is_v1")]
+    pub payload_format_version: PayloadFormatVersion,
     pub result_ttl_seconds: u32,
+}
+
+fn v1() -> PayloadFormatVersion {
+    PayloadFormatVersion::V1
+}
+
+fn is_v1(v: &PayloadFormatVersion) -> bool {
+    *v == PayloadFormatVersion::V1
 }
 
 /// JWT validation settings with the JWKS URL resolved.

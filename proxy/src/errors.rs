@@ -170,12 +170,18 @@ impl GatewayError {
     }
 
     /// The error as an HTTP API answers it: 404 `Not Found` where a REST API says `Missing
-    /// Authentication Token`, 500 `Internal Server Error` for a failed integration.
+    /// Authentication Token`, 500 `Internal Server Error` for a failed integration or
+    /// authorizer, 403 `Forbidden` for an authorizer's denial.
     pub fn for_http_api(self) -> Self {
         match self {
             Self::MissingAuthenticationToken => Self::NotFound,
-            Self::IntegrationFailure(_) | Self::BadLambdaResult(_) | Self::Configuration(_) => {
-                Self::InternalServerError(Box::new(self))
+            Self::IntegrationFailure(_)
+            | Self::BadLambdaResult(_)
+            | Self::Configuration(_)
+            | Self::AuthorizerConfiguration(_) => Self::InternalServerError(Box::new(self)),
+            // An HTTP API's authorizer that says no: 403 `Forbidden`, whatever the reason.
+            Self::ExplicitDeny | Self::NotAuthorized => {
+                Self::Forbidden("the authorizer denied the request")
             }
             other => other,
         }

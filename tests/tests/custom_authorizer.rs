@@ -172,6 +172,8 @@ fn token_of(question: &Value) -> &str {
     question["authorizationToken"]
         .as_str()
         .or_else(|| question["queryStringParameters"]["token"].as_str())
+        // Payload 2.0: the identity sources' values.
+        .or_else(|| question["identitySource"][0].as_str())
         .unwrap_or("")
 }
 
@@ -768,4 +770,71 @@ async fn a_lambda_authorizer_is_called_through_the_invoke_api() {
         assert_refused(&r, 500, AUTHORIZER_FAILURE, token);
     }
     assert_eq!(auth.calls(), 5);
+}
+
+/// On an HTTP API a REQUEST authorizer gets the payload 2.0 event (`routeArn`,
+/// `identitySource`, `rawPath`, …) and is answered as an HTTP API answers: a denial is 403
+/// `Forbidden`, a failing authorizer 500 `Internal Server Error`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_apis_request_authorizer_gets_payload_2_and_simple_answers_work() {
+    let backend = Backend::echo();
+    let auth = TestAuthorizer::start();
+    let mut gw = gateway("shop", json!([{"name": "$default"}]));
+    gw["spec"]["protocol"] = json!("HTTP");
+    gw["spec"]["authorizers"] = json!([authorizer(
+        "requests",
+        "REQUEST",
+        "$request.header.Authorization",
+        &auth.url(),
+        0
+    )]);
+    let running = serve_proxy(
+        &[
+            gw,
+            guarded("item", "shop", "GET", "/items/{id}", &backend, "requests"),
+        ],
+        &[],
+    );
+    let proxy = &running.proxy;
+    let client = Client::new();
+
+    let yes = client
+        .get(
+            &proxy.url("/items/7?color=red"),
+            &[("Authorization", "yes.h1"), ("Cookie", "a=1")],
+        )
+        .await;
+    assert_eq!(yes.status, 200, "{}", yes.text());
+    assert_eq!(echoed(&yes, "x-authorizer-context-plan"), json!(["simple"]));
+    let questions = auth.questions();
+    let q = &questions[0];
+    assert_eq!(q["version"], "2.0", "{q}");
+    assert_eq!(q["type"], "REQUEST");
+    assert_eq!(
+        q["routeArn"],
+        "arn:aws:execute-api:local:tollgate:shop/$default/GET/items/7"
+    );
+    assert_eq!(q["identitySource"], json!(["yes.h1"]));
+    assert_eq!(q["routeKey"], "GET /items/{id}");
+    assert_eq!(q["rawPath"], "/items/7");
+    assert_eq!(q["rawQueryString"], "color=red");
+    assert_eq!(q["cookies"], json!(["a=1"]));
+    assert_eq!(q["pathParameters"], json!({"id": "7"}));
+    assert_eq!(q["requestContext"]["http"]["method"], "GET");
+    assert!(
+        q.get("methodArn").is_none() && q.get("body").is_none(),
+        "{q}"
+    );
+
+    let no = get_as(&client, &proxy.url("/items/7"), "no.h2").await;
+    assert_refused(&no, 403, FORBIDDEN, "isAuthorized false on an HTTP API");
+    let error = get_as(&client, &proxy.url("/items/7"), "error.h3").await;
+    assert_refused(
+        &error,
+        500,
+        r#"{"message":"Internal Server Error"}"#,
+        "a failing authorizer on an HTTP API",
+    );
+    let missing = client.get(&proxy.url("/items/7"), &[]).await;
+    assert_refused(&missing, 401, UNAUTHORIZED, "no identity source");
 }

@@ -35,6 +35,7 @@ fn schemes_of(root: &Map<String, Value>) -> Option<(&Map<String, Value>, &'stati
 
 pub(super) fn read(
     root: &Map<String, Value>,
+    http_api: bool,
     options: &Options,
     report: &mut Vec<Unsupported>,
 ) -> Schemes {
@@ -66,9 +67,14 @@ pub(super) fn read(
         };
         let pointer = format!("{pointer}/x-amazon-apigateway-authorizer");
         let authorizer_name = authorizer_name(name);
-        if let Some((entry, jwt)) =
-            authorizer_entry(&authorizer_name, authorizer, &pointer, options, report)
-        {
+        if let Some((entry, jwt)) = authorizer_entry(
+            &authorizer_name,
+            authorizer,
+            &pointer,
+            http_api,
+            options,
+            report,
+        ) {
             out.entries.push(entry);
             out.authorizers.push((name.clone(), authorizer_name, jwt));
         }
@@ -112,6 +118,7 @@ fn authorizer_entry(
     name: &str,
     authorizer: &Value,
     pointer: &str,
+    http_api: bool,
     options: &Options,
     report: &mut Vec<Unsupported>,
 ) -> Option<(Value, bool)> {
@@ -205,21 +212,25 @@ fn authorizer_entry(
         ));
         return None;
     }
-    if authorizer
-        .get("authorizerPayloadFormatVersion")
-        .and_then(Value::as_str)
-        == Some("2.0")
-    {
-        report.push(unsupported(
-            &format!("{pointer}/authorizerPayloadFormatVersion"),
-            "Tollgate sends a REQUEST authorizer the 1.0 event (headers, queryStringParameters, requestContext); a function reading 2.0's routeArn or identitySource list needs changing",
-        ));
-    }
     let mut entry = json!({
         "name": name,
         "type": type_,
         "lambda": {"functionName": function, "endpoint": options.lambda_endpoint},
     });
+    // The event format: written only when it is not the protocol's default (an HTTP API's
+    // 2.0, a REST API's 1.0), so that export and import agree.
+    let version = match authorizer.get("authorizerPayloadFormatVersion") {
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(Value::Number(n)) if n.as_f64() == Some(1.0) => Some("1.0"),
+        Some(Value::Number(n)) if n.as_f64() == Some(2.0) => Some("2.0"),
+        _ => None,
+    };
+    let default = if http_api { "2.0" } else { "1.0" };
+    if type_ == "REQUEST"
+        && let Some(version) = version.filter(|v| *v != default)
+    {
+        entry["payloadFormatVersion"] = json!(version);
+    }
     if !sources.is_empty() {
         entry["identitySource"] = json!(sources);
     }

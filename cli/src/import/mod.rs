@@ -112,7 +112,7 @@ pub fn import(doc: &Value, options: &Options) -> Result<Imported, ImportError> {
     // Only HTTP API exports carry the import/export version.
     let http_api = root.contains_key("x-amazon-apigateway-importexport-version");
     let stage = stage_of(root, http_api);
-    let schemes = authorizers::read(root, options, &mut report);
+    let schemes = authorizers::read(root, http_api, options, &mut report);
 
     let mut gateway_spec = Map::new();
     if http_api {

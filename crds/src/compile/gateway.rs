@@ -89,7 +89,8 @@ pub(super) fn compile(
     }
     let stage_names: BTreeSet<&str> = stages.iter().map(|s| s.name.as_str()).collect();
 
-    let authorizers = compile_authorizers(&spec.authorizers, diag);
+    let authorizers =
+        compile_authorizers(&spec.authorizers, spec.protocol == ApiProtocol::HTTP, diag);
     let domains = compile_domains(key, &spec.domains, &stage_names, resources, diag);
     let websocket = (spec.protocol == ApiProtocol::WEBSOCKET).then(|| {
         let settings = spec.websocket.clone().unwrap_or_default();
@@ -255,11 +256,15 @@ fn valid_variables(
         .collect()
 }
 
-fn compile_authorizers(authorizers: &[Authorizer], diag: &mut Diagnostic) -> Vec<AuthorizerTable> {
+fn compile_authorizers(
+    authorizers: &[Authorizer],
+    http_api: bool,
+    diag: &mut Diagnostic,
+) -> Vec<AuthorizerTable> {
     let mut out: Vec<AuthorizerTable> = Vec::new();
     for (i, a) in authorizers.iter().enumerate() {
         let field = format!("spec.authorizers[{i}]");
-        match compile_authorizer(a) {
+        match compile_authorizer(a, http_api) {
             Err((sub, e)) => diag.skip(Reason::InvalidAuthorizer, format!("{field}{sub}"), e),
             Ok(_) if out.iter().any(|o| o.name == a.name) => diag.skip(
                 Reason::Duplicate,
@@ -277,7 +282,7 @@ fn compile_authorizers(authorizers: &[Authorizer], diag: &mut Diagnostic) -> Vec
 }
 
 /// An authorizer, or the sub-field at fault and why.
-fn compile_authorizer(a: &Authorizer) -> Result<AuthorizerTable, (String, String)> {
+fn compile_authorizer(a: &Authorizer, http_api: bool) -> Result<AuthorizerTable, (String, String)> {
     let at = |sub: &str, e: String| (sub.to_string(), e);
     validate::name_token("authorizer name", &a.name).map_err(|e| at(".name", e))?;
     if a.result_ttl_seconds > MAX_AUTHORIZER_TTL {
@@ -373,8 +378,27 @@ fn compile_authorizer(a: &Authorizer) -> Result<AuthorizerTable, (String, String
         identity_sources,
         jwt,
         endpoint,
+        payload_format_version: payload_format_version(a, http_api)?,
         result_ttl_seconds: a.result_ttl_seconds,
     })
+}
+
+/// The event a REQUEST authorizer gets: as written, else an HTTP API's 2.0 and a REST API's
+/// 1.0. Other authorizers get no event of this kind.
+fn payload_format_version(
+    a: &Authorizer,
+    http_api: bool,
+) -> Result<crate::table::PayloadFormatVersion, (String, String)> {
+    use crate::resources::PayloadFormatVersion as Written;
+    match (a.type_, a.payload_format_version) {
+        (AuthorizerType::REQUEST, Some(v)) => Ok(v.into()),
+        (AuthorizerType::REQUEST, None) if http_api => Ok(Written::V2.into()),
+        (_, None) => Ok(Written::V1.into()),
+        (_, Some(_)) => Err((
+            ".payloadFormatVersion".into(),
+            "payloadFormatVersion is the event a REQUEST authorizer gets: remove it from a JWT or TOKEN authorizer".into(),
+        )),
+    }
 }
 
 /// The Lambda Invoke API URL of a function.

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{LocalRef, ThrottleSettings};
+use super::route::PayloadFormatVersion;
 
 /// The Secret type of custom-domain certificates (`tls.crt`, `tls.key`).
 pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
@@ -433,6 +434,10 @@ pub enum RedisFailureMode {
     {
         "rule": "self.type != 'TOKEN' || (has(self.identitySource) && size(self.identitySource) == 1 && self.identitySource[0].startsWith('$request.header.'))",
         "message": "a TOKEN authorizer takes exactly one identitySource, a header: $request.header.Name"
+    },
+    {
+        "rule": "!has(self.payloadFormatVersion) || self.type == 'REQUEST'",
+        "message": "payloadFormatVersion is the event a REQUEST authorizer gets: remove it from a JWT or TOKEN authorizer"
     }
 ]))]
 pub struct Authorizer {
@@ -473,6 +478,13 @@ pub struct Authorizer {
     /// A custom authorizer that is a function behind the Lambda Invoke API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lambda: Option<LambdaFunction>,
+
+    /// REQUEST: the event it gets, `1.0` (a REST API's: `methodArn`, `headers`,
+    /// `queryStringParameters`, …) or `2.0` (an HTTP API's: `routeArn`, `identitySource`,
+    /// `rawPath`, `cookies`, …). Default: `2.0` on an HTTP API, `1.0` otherwise. Either way it
+    /// may answer with a policy or the simple `{"isAuthorized": …}` format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_format_version: Option<PayloadFormatVersion>,
 
     /// How long an answer is cached per identity, in seconds (0 disables caching).
     #[serde(default = "default_authorizer_ttl")]

@@ -37,12 +37,12 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode, Version};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use tollgate_crds::table::AuthorizerType;
 use tollgate_crds::table::{AuthorizerEndpoint, AuthorizerTable, ObjectKey};
+use tollgate_crds::table::{AuthorizerType, PayloadFormatVersion};
 
 use super::Identity;
 use crate::errors::{GatewayError, error_chain};
-use crate::lambda::event::{ACCOUNT_ID, EventInput, event_v1};
+use crate::lambda::event::{ACCOUNT_ID, EventInput, event_v1, event_v2};
 use crate::lambda::{self, Invocation};
 use crate::request_ctx::RouteCtx;
 use crate::upstream::{Deadline, Kind, Outbound, Reply, Upstream, UpstreamError};
@@ -158,7 +158,10 @@ fn question(
 ) -> Result<Value, GatewayError> {
     // `auth::authorize` sends only TOKEN and REQUEST authorizers here.
     if table.type_ != AuthorizerType::TOKEN {
-        return Ok(request_event(request, method_arn));
+        return Ok(match table.payload_format_version {
+            PayloadFormatVersion::V1 => request_event(request, method_arn),
+            PayloadFormatVersion::V2 => request_event_v2(request, sources, method_arn),
+        });
     }
     let token = sources.first().ok_or_else(|| {
         GatewayError::AuthorizerConfiguration(format!(
@@ -187,6 +190,23 @@ fn request_event(request: &RouteCtx<'_>, method_arn: &str) -> Value {
         }
         fields.insert("type".into(), json!("REQUEST"));
         fields.insert("methodArn".into(), json!(method_arn));
+    }
+    event
+}
+
+/// The REQUEST authorizer event of an HTTP API (payload 2.0): the 2.0 proxy event without
+/// the body, plus `type`, `routeArn` and `identitySource` (the identity sources' values), as the
+/// developer guide's "Lambda authorizer payload format 2.0" shows.
+fn request_event_v2(request: &RouteCtx<'_>, sources: &[String], route_arn: &str) -> Value {
+    let path_parameters = request.decoded_params();
+    let input = EventInput::of(request, &path_parameters, Version::HTTP_11, &[], None);
+    let mut event = event_v2(&input);
+    if let Value::Object(fields) = &mut event {
+        fields.remove("body");
+        fields.remove("isBase64Encoded");
+        fields.insert("type".into(), json!("REQUEST"));
+        fields.insert("routeArn".into(), json!(route_arn));
+        fields.insert("identitySource".into(), json!(sources));
     }
     event
 }
@@ -1046,6 +1066,7 @@ mod tests {
             endpoint: Some(AuthorizerEndpoint::Http {
                 url: "http://auth.example/check".into(),
             }),
+            payload_format_version: PayloadFormatVersion::V1,
             result_ttl_seconds: 300,
         }
     }
