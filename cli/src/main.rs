@@ -7,7 +7,10 @@
 //!   tollgate export PATH…  the resources in YAML files (or folders of them) as the OpenAPI
 //!                          3.0 document Amazon exports, on standard output; what it cannot
 //!                          say is listed on standard error.
+//!   tollgate export --cluster [--namespace NS]
+//!                          the same, from the resources in the current kubeconfig's cluster.
 
+mod cluster;
 mod export;
 mod import;
 
@@ -52,8 +55,14 @@ enum Command {
     /// Writes one gateway's stage as the OpenAPI 3.0 document Amazon API Gateway exports.
     Export {
         /// YAML files, or folders of them, as standalone mode reads them.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "cluster", conflicts_with = "cluster")]
         paths: Vec<PathBuf>,
+        /// Read the resources from the cluster of the current kubeconfig context instead.
+        #[arg(long)]
+        cluster: bool,
+        /// With --cluster: the namespace to read (default: every namespace).
+        #[arg(long, requires = "cluster")]
+        namespace: Option<String>,
         /// `namespace/name` of the gateway (needed when the files hold several).
         #[arg(long)]
         gateway: Option<String>,
@@ -111,17 +120,31 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Export {
             paths,
+            cluster,
+            namespace,
             gateway,
             stage,
             region,
             account,
         } => {
-            let mut resources = tollgate_crds::compile::Resources::default();
-            for file in yaml_files(&paths)? {
-                let text = std::fs::read_to_string(&file)
-                    .with_context(|| format!("reading {}", file.display()))?;
-                tollgate_crds::load::load_str(&text, &file.display().to_string(), &mut resources)?;
-            }
+            let resources = if cluster {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(cluster::resources(namespace.as_deref()))?
+            } else {
+                let mut resources = tollgate_crds::compile::Resources::default();
+                for file in yaml_files(&paths)? {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    tollgate_crds::load::load_str(
+                        &text,
+                        &file.display().to_string(),
+                        &mut resources,
+                    )?;
+                }
+                resources
+            };
             let compiled = tollgate_crds::compile::compile(&resources);
             let table = match &gateway {
                 Some(key) => compiled
