@@ -48,6 +48,10 @@ enum Command {
         /// that Service in the namespace (repeatable).
         #[arg(long = "vpc-link", value_parser = parse_vpc_link)]
         vpc_links: Vec<(String, (String, u16))>,
+        /// A stage variable's value, `NAME=VALUE`, for integrations that read it (an export
+        /// carries none; repeatable).
+        #[arg(long = "stage-variable", value_parser = parse_stage_variable)]
+        stage_variables: Vec<(String, String)>,
         /// Fail (exit 1) when anything cannot be carried over, instead of only listing it.
         #[arg(long)]
         strict: bool,
@@ -86,6 +90,7 @@ fn main() -> anyhow::Result<()> {
             namespace,
             lambda_endpoint,
             vpc_links,
+            stage_variables,
             strict,
         } => {
             let text = std::fs::read_to_string(&file)
@@ -98,6 +103,7 @@ fn main() -> anyhow::Result<()> {
                 namespace,
                 lambda_endpoint,
                 vpc_links: vpc_links.into_iter().collect(),
+                stage_variables: stage_variables.into_iter().collect(),
             };
             let imported = import::import(&doc, &options)
                 .with_context(|| format!("importing {}", file.display()))?;
@@ -209,4 +215,16 @@ fn parse_vpc_link(text: &str) -> Result<(String, (String, u16)), String> {
         return Err("write ID=SERVICE:PORT, such as abc123=orders:8080".into());
     }
     Ok((id.to_string(), (service.to_string(), port)))
+}
+
+/// `NAME=VALUE`.
+fn parse_stage_variable(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value))
+            if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+        {
+            Ok((name.to_string(), value.to_string()))
+        }
+        _ => Err("write NAME=VALUE, such as host=orders.shop.svc:8080".into()),
+    }
 }

@@ -229,3 +229,52 @@ fn an_http_api_survives_import_export_import() {
     let (second, _) = run_import(&again);
     assert_eq!(first, second);
 }
+
+#[test]
+fn a_bad_document_fails_naming_the_place_and_writes_nothing() {
+    let work = tempfile::tempdir().expect("a temporary folder");
+    let cases = [
+        (
+            "not-yaml.yaml",
+            "openapi: [3.0\n  paths: {",
+            "is not YAML or JSON",
+        ),
+        (
+            "no-paths.yaml",
+            "openapi: 3.0.1\ninfo: {title: x}\n",
+            "/paths: missing",
+        ),
+        (
+            "no-type.yaml",
+            "swagger: '2.0'\npaths:\n  /a:\n    get:\n      x-amazon-apigateway-integration: {uri: 'http://x'}\n",
+            "/paths/~1a/get/x-amazon-apigateway-integration/type: missing",
+        ),
+        (
+            "not-openapi.json",
+            r#"{"info": {"title": "x"}}"#,
+            "not an OpenAPI document",
+        ),
+    ];
+    for (name, text, said) in cases {
+        let file = work.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .arg("import")
+            .arg(&file)
+            .output()
+            .expect("running tollgate");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name} imported");
+        assert!(stderr.contains(said), "{name}: {said:?} not in {stderr}");
+        assert!(output.stdout.is_empty(), "{name}: resources written");
+    }
+    // --strict: a document that imports with constructs left out is an error.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openapi");
+    let strict = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["import", "--strict"])
+        .arg(dir.join("petstore.yaml"))
+        .output()
+        .expect("running tollgate");
+    assert!(!strict.status.success());
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("--strict"));
+}

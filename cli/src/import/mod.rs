@@ -20,7 +20,7 @@
 mod authorizers;
 mod parameters;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
@@ -35,6 +35,8 @@ pub struct Options {
     pub lambda_endpoint: String,
     /// VPC links (their `connectionId`) as the Service (name, port) that takes their place.
     pub vpc_links: BTreeMap<String, (String, u16)>,
+    /// Values of the stage variables the integrations read.
+    pub stage_variables: BTreeMap<String, String>,
 }
 
 /// The resources, and what could not be carried over.
@@ -130,6 +132,8 @@ pub fn import(doc: &Value, options: &Options) -> Result<Imported, ImportError> {
         "spec": gateway_spec,
     })];
 
+    let mut variables = Map::new();
+    let mut unset = BTreeSet::new();
     for (path, item) in paths {
         let item_pointer = format!("/paths/{}", escape(path));
         let Some(item) = item.as_object() else {
@@ -174,11 +178,41 @@ pub fn import(doc: &Value, options: &Options) -> Result<Imported, ImportError> {
                 options,
                 &mut report,
             )? {
+                // An export carries no stage's variables: they come from the command line.
+                for variable in stage_variables_in(&route["spec"]["integration"].to_string()) {
+                    match options.stage_variables.get(&variable) {
+                        Some(value) => {
+                            variables.insert(variable, json!(value));
+                        }
+                        None if unset.insert(variable.clone()) => report.push(unsupported(
+                            &format!("{pointer}/x-amazon-apigateway-integration"),
+                            &format!("stage variable {variable:?} has no value (an export carries none): give it one with --stage-variable {variable}=VALUE"),
+                        )),
+                        None => {}
+                    }
+                }
                 resources.push(route);
             }
         }
     }
+    if !variables.is_empty() {
+        resources[0]["spec"]["stages"][0]["variables"] = Value::Object(variables);
+    }
     Ok(Imported { resources, report })
+}
+
+/// The names of the stage variables a text reads (`${stageVariables.x}`, `$stageVariables.x`).
+fn stage_variables_in(text: &str) -> BTreeSet<String> {
+    text.match_indices("stageVariables.")
+        .filter(|(at, _)| text[..*at].ends_with('$') || text[..*at].ends_with("${"))
+        .map(|(at, found)| {
+            text[at + found.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+        })
+        .filter(|name| !name.is_empty())
+        .collect()
 }
 
 struct RouteInput<'a> {
@@ -682,6 +716,7 @@ mod tests {
             namespace: "default".into(),
             lambda_endpoint: "http://127.0.0.1:9001".into(),
             vpc_links: BTreeMap::new(),
+            stage_variables: BTreeMap::new(),
         }
     }
 
@@ -725,12 +760,21 @@ mod tests {
                 },
             }}},
         });
-        let imported = import(&doc, &options()).unwrap();
+        let mut options = options();
+        options
+            .stage_variables
+            .insert("host".into(), "orders.shop.svc:8080".into());
+        let imported = import(&doc, &options).unwrap();
         let [gateway, route] = imported.resources.as_slice() else {
             panic!("{:?}", imported.resources);
         };
         assert_eq!(gateway["metadata"]["name"], "orders-api");
         assert_eq!(gateway["spec"]["stages"][0]["name"], "prod");
+        // The stage variable the URI reads has the value given.
+        assert_eq!(
+            gateway["spec"]["stages"][0]["variables"],
+            json!({"host": "orders.shop.svc:8080"})
+        );
         assert_eq!(route["metadata"]["name"], "orders-api-any-orders-proxy");
         let spec = &route["spec"];
         assert_eq!(spec["method"], "ANY");
@@ -763,5 +807,16 @@ mod tests {
         assert_eq!(dns_label("***"), "api");
         assert_eq!(route_suffix("GET", "/pets/{petId}"), "get-pets-petid");
         assert_eq!(route_suffix("ANY", "/"), "any-root");
+    }
+
+    #[test]
+    fn stage_variables_are_found_in_either_form() {
+        let found = stage_variables_in(
+            r#"{"url":"http://${stageVariables.host}/x","h":"$stageVariables.env_1-","n":"stageVariables.no"}"#,
+        );
+        assert_eq!(
+            found,
+            BTreeSet::from(["env_1".to_string(), "host".to_string()])
+        );
     }
 }
