@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use tollgate_tests::backend::{Backend, BackendOptions};
 use tollgate_tests::client::Client;
 use tollgate_tests::proxy::{Proxy, free_port};
 use tollgate_tests::workspace_root;
@@ -116,5 +117,57 @@ async fn the_canary_serves_its_share_and_can_be_pinned() {
     assert!(
         (52..=148).contains(&canary),
         "{canary} of {n} on the canary"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_api_maps_parameters_sells_keys_and_has_a_default_route() {
+    // The example's backend is whatever listens on 127.0.0.1:9000: here, an echo backend that
+    // answers 404, to see the response mapping.
+    let backend = Backend::start(BackendOptions {
+        status: 404,
+        ..BackendOptions::default()
+    });
+    let dir = copy_of("http-api");
+    let file = dir.path().join("pets.yaml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("127.0.0.1:9000", &backend.addr().to_string());
+    std::fs::write(&file, text).unwrap();
+    let proxy = Proxy::start_standalone(dir.path(), &[]);
+    let client = Client::new();
+
+    let pet = client
+        .get(&proxy.url("/pets/7"), &[("cookie", "session=secret")])
+        .await;
+    assert_eq!(pet.status, 410, "{}", pet.text());
+    assert_eq!(pet.header("x-pet-status").as_deref(), Some("gone"));
+    let seen = pet.json();
+    assert_eq!(seen["path"], "/v2/pets/7");
+    assert_eq!(seen["query"], "source=tollgate");
+    assert!(seen["headers"].get("cookie").is_none(), "{seen}");
+    assert_eq!(
+        seen["headers"]["x-request-id"][0].as_str(),
+        pet.header("x-amzn-requestid").as_deref()
+    );
+
+    let key = ("x-api-key", "example-http-api-key-do-not-use-001");
+    let no_key = client.get(&proxy.url("/reports"), &[]).await;
+    assert_eq!(no_key.status, 403);
+    let statuses = [
+        client.get(&proxy.url("/reports"), &[key]).await.status,
+        client.get(&proxy.url("/reports"), &[key]).await.status,
+        client.get(&proxy.url("/reports"), &[key]).await.status,
+    ];
+    assert_eq!(statuses[0], 200);
+    assert!(
+        statuses.contains(&429),
+        "burst 2, then throttled: {statuses:?}"
+    );
+
+    let other = client.get(&proxy.url("/anything"), &[]).await;
+    assert_eq!(
+        (other.status, other.text().as_str()),
+        (404, r#"{"message": "no such pet resource"}"#)
     );
 }

@@ -632,7 +632,10 @@ pub struct BasePathMapping {
     )]
     pub base_path: String,
     /// The stage that serves requests under this base path.
-    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,128}$"), length(min = 1, max = 128))]
+    #[schemars(
+        regex(pattern = r"^(\$default|[A-Za-z0-9_-]{1,128})$"),
+        length(min = 1, max = 128)
+    )]
     pub stage: String,
 }
 

@@ -109,7 +109,10 @@ pub struct RouteSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 10),
-        inner(regex(pattern = r"^[A-Za-z0-9_-]{1,128}$"), length(max = 128))
+        inner(
+            regex(pattern = r"^(\$default|[A-Za-z0-9_-]{1,128})$"),
+            length(max = 128)
+        )
     )]
     pub stages: Vec<String>,
 

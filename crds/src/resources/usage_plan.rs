@@ -68,8 +68,11 @@ pub struct UsagePlanSpec {
 pub struct ApiStage {
     /// The ApiGateway, in this namespace.
     pub gateway_ref: LocalRef,
-    /// The stage of that gateway.
-    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,128}$"), length(min = 1, max = 128))]
+    /// The stage of that gateway (`$default` for an HTTP API's).
+    #[schemars(
+        regex(pattern = r"^(\$default|[A-Za-z0-9_-]{1,128})$"),
+        length(min = 1, max = 128)
+    )]
     pub stage: String,
     /// Per-key throttles for single routes, replacing the plan's throttle on them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
