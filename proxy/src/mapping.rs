@@ -145,7 +145,7 @@ pub fn response(
                             .parse::<u16>()
                             .ok()
                             .and_then(|s| StatusCode::from_u16(s).ok())
-                            .filter(|s| (100..=599).contains(&s.as_u16()))
+                            .filter(|s| (200..=599).contains(&s.as_u16()))
                             .ok_or_else(|| {
                                 GatewayError::Configuration(format!(
                                     "response mapping gave {value:?} as the status code"

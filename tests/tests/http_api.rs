@@ -146,8 +146,11 @@ async fn parameter_mapping_rewrites_the_backend_request_and_the_mapped_status_of
         "/files",
         http(&backend.url("/files")),
     );
-    files["spec"]["integration"]["http"]["requestParameters"] =
-        json!({"overwrite:path": "/public/${request.header.x-file}"});
+    files["spec"]["integration"]["http"]["requestParameters"] = json!({
+        "overwrite:path": "/public/${request.header.x-file}",
+        "overwrite:querystring.name": "$request.header.x-name",
+        "overwrite:header.x-q": "$request.querystring.q",
+    });
     let mut gone = route("gone", "pets", "GET", "/gone", http(&missing.url("/gone")));
     gone["spec"]["integration"]["http"]["responseParameters"] = json!({
         "404": {
@@ -194,9 +197,24 @@ async fn parameter_mapping_rewrites_the_backend_request_and_the_mapped_status_of
         .get(&proxy.url("/files"), &[("x-file", "a b?.txt")])
         .await;
     assert_eq!(file.json()["path"], "/public/a%20b%3F.txt");
+    // A mapped value cannot add query parameters, nor a line break a header.
+    let smuggled = client
+        .get(
+            &proxy.url("/files?q=ok%0D%0Ax-evil:%201"),
+            &[("x-file", "f"), ("x-name", "a&admin=1#")],
+        )
+        .await;
+    assert_eq!(smuggled.status, 200, "{}", smuggled.text());
+    let seen = smuggled.json();
+    assert_eq!(
+        seen["query"], "q=ok%0D%0Ax-evil:%201&name=a%26admin%3D1%23",
+        "{seen}"
+    );
+    assert!(seen["headers"].get("x-q").is_none(), "{seen}");
+    assert!(seen["headers"].get("x-evil").is_none(), "{seen}");
     assert_eq!(
         backend.received().len(),
-        2,
+        3,
         "the refused request never left"
     );
 

@@ -135,9 +135,11 @@ fn rule(
     }
     if target == MappingTarget::Statuscode
         && let [MappingPart::Text(text)] = parts.as_slice()
-        && !text.parse::<u16>().is_ok_and(|s| (100..=599).contains(&s))
+        && !text.parse::<u16>().is_ok_and(|s| (200..=599).contains(&s))
     {
-        return Err(format!("{text:?} is not a status code from 100 to 599"));
+        return Err(format!(
+            "{text:?} is not a status code from 200 to 599 (a final answer)"
+        ));
     }
     Ok(MappingRule {
         action,
