@@ -107,7 +107,7 @@ pub(super) fn compile(
         diag.reject(
             Reason::ProtocolMismatch,
             "spec.cors",
-            "CORS is for REST APIs (browsers do not preflight a WebSocket): remove spec.cors",
+            "CORS is for REST and HTTP APIs (browsers do not preflight a WebSocket): remove spec.cors",
         );
     }
 

@@ -79,7 +79,7 @@ pub const TRUSTSTORE_KEY: &str = "ca.crt";
     },
     {
         "rule": "!has(self.protocol) || self.protocol != 'WEBSOCKET' || !has(self.cors)",
-        "message": "CORS is for REST APIs (browsers do not preflight a WebSocket): remove spec.cors from a WEBSOCKET API"
+        "message": "CORS is for REST and HTTP APIs (browsers do not preflight a WebSocket): remove spec.cors from a WEBSOCKET API"
     }
 ]))]
 pub struct ApiGatewaySpec {
