@@ -237,8 +237,16 @@ pub struct JwtTable {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum AuthorizerEndpoint {
-    Http { url: String },
-    Lambda { invoke_url: String },
+    Http {
+        url: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Lambda {
+        invoke_url: String,
+        /// AWS Lambda: calls are signed with SigV4 for this region.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+    },
 }
 
 /// A custom domain with its TLS material.
@@ -361,6 +369,9 @@ pub enum IntegrationTable {
         /// `{endpoint}/2015-03-31/functions/{name}/invocations`.
         invoke_url: String,
         function_name: String,
+        /// AWS Lambda: calls are signed with SigV4 for this region.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
         payload_format_version: PayloadFormatVersion,
         /// Invocations in flight per proxy; `None`: no limit.
         #[serde(default, skip_serializing_if = "Option::is_none")]

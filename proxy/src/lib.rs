@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api_key;
 pub mod args;
 pub mod auth;
+pub mod aws_signer;
 pub mod body;
 pub mod canary;
 pub mod client;

@@ -215,3 +215,68 @@ async fn serve_pool(
         });
     }
 }
+
+/// AWS's own endpoints for signed Lambda calls (`tests/lambda/aws_double.py`): an Invoke API
+/// that checks each call's SigV4 signature with botocore's signer before passing it to an
+/// emulator, and an STS that trades a web identity token for temporary credentials.
+pub struct AwsDouble {
+    child: Child,
+    port: u16,
+}
+
+/// How an [`AwsDouble`] is set up.
+#[derive(Default)]
+pub struct AwsDoubleOptions<'a> {
+    /// A long-term key the Invoke API accepts: (access key id, secret access key).
+    pub access_key: Option<(&'a str, &'a str)>,
+    /// STS: the web identity token file, the role, and how long issued credentials last.
+    pub web_identity: Option<(&'a std::path::Path, &'a str, u64)>,
+}
+
+impl AwsDouble {
+    /// Starts the double in front of the emulator at `invoke` (its base URL).
+    pub fn start(invoke: &str, options: AwsDoubleOptions<'_>) -> Self {
+        let port = free_port();
+        let mut command = Command::new(python());
+        command
+            .arg(workspace_root().join("tests/lambda/aws_double.py"))
+            .args(["--port", &port.to_string(), "--invoke", invoke])
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some((id, secret)) = options.access_key {
+            command.args(["--access-key-id", id, "--secret-access-key", secret]);
+        }
+        if let Some((token_file, role, lifetime)) = options.web_identity {
+            command
+                .arg("--web-identity-token-file")
+                .arg(token_file)
+                .args(["--role-arn", role, "--lifetime", &lifetime.to_string()]);
+        }
+        let child = command.spawn().expect("starting aws_double.py");
+        eventually("the AWS double listens", || {
+            TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+                .ok()
+        });
+        Self { child, port }
+    }
+
+    /// Its base URL: the Invoke API's endpoint and STS's.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What it saw: `{"invoke": [{accessKeyId, verified, why, function}], "sts": [...]}`.
+    pub fn calls(&self) -> serde_json::Value {
+        let reply = crate::client::blocking_get(([127, 0, 0, 1], self.port).into(), "/_calls")
+            .expect("the AWS double answers");
+        serde_json::from_slice(&reply.body).expect("JSON")
+    }
+}
+
+impl Drop for AwsDouble {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

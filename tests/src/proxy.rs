@@ -86,6 +86,21 @@ impl Proxy {
         Self::start(&standalone_mode(config), extra_args, true)
     }
 
+    /// As [`start_standalone`](Self::start_standalone), with `env` added to the environment
+    /// the proxy inherits (AWS credentials, say).
+    pub fn start_standalone_with_env(
+        config: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Proxy {
+        let mut mode = standalone_mode(config);
+        mode.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::start(&mode, extra_args, true)
+    }
+
     /// Starts the proxy in fleet mode (`--controller`, `--gateway`, `--state-dir`,
     /// `--token-file`) and waits only until its admin port answers: it is ready once a table
     /// is loaded, from the state directory or the controller.
@@ -108,6 +123,7 @@ impl Proxy {
                 token_file.into(),
             ],
             source: controller_url.trim_end_matches('/').to_string(),
+            env: Vec::new(),
         };
         Self::start(&mode, extra_args, false)
     }
@@ -154,6 +170,7 @@ impl Proxy {
             .args(log_level)
             .args(extra_args)
             .env_remove("RUST_LOG")
+            .envs(mode.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -350,6 +367,8 @@ impl Drop for Proxy {
 struct Mode {
     args: Vec<OsString>,
     source: String,
+    /// Added to the environment the proxy inherits.
+    env: Vec<(String, String)>,
 }
 
 fn standalone_mode(config: &Path) -> Mode {
@@ -359,6 +378,7 @@ fn standalone_mode(config: &Path) -> Mode {
     Mode {
         source: config.display().to_string(),
         args: vec!["--config".into(), config.into()],
+        env: Vec::new(),
     }
 }
 

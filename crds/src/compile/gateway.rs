@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::Secret;
 
 use super::diagnostics::{Diagnostic, Reason};
-use super::{Resources, pem, validate, websocket};
+use super::{Resources, lambda, pem, validate, websocket};
 use crate::resources::{
     ApiGateway, ApiProtocol, Authorizer, AuthorizerType, CustomDomain, EndpointType, MutualTls,
     RateLimitMode, TLS_SECRET_TYPE, TRUSTSTORE_KEY, TRUSTSTORE_LABEL, TRUSTSTORE_SECRET_TYPE,
@@ -340,14 +340,11 @@ fn compile_authorizer(a: &Authorizer, http_api: bool) -> Result<AuthorizerTable,
                     AuthorizerEndpoint::Http { url: h.url.clone() }
                 }
                 (None, Some(l)) => {
-                    validate::http_url(&l.endpoint).map_err(|e| at(".lambda.endpoint", e))?;
-                    validate::name_token(
-                        "function name",
-                        l.function_name.split(':').next().unwrap_or(""),
-                    )
-                    .map_err(|e| at(".lambda.functionName", e))?;
+                    let target =
+                        lambda::target(l).map_err(|(sub, e)| at(&format!(".lambda{sub}"), e))?;
                     AuthorizerEndpoint::Lambda {
-                        invoke_url: lambda_invoke_url(&l.endpoint, &l.function_name),
+                        invoke_url: target.invoke_url,
+                        region: target.region,
                     }
                 }
                 _ => return Err(at("", "set exactly one of http or lambda".into())),
@@ -399,14 +396,6 @@ fn payload_format_version(
             "payloadFormatVersion is the event a REQUEST authorizer gets: remove it from a JWT or TOKEN authorizer".into(),
         )),
     }
-}
-
-/// The Lambda Invoke API URL of a function.
-pub fn lambda_invoke_url(endpoint: &str, function: &str) -> String {
-    format!(
-        "{}/2015-03-31/functions/{function}/invocations",
-        endpoint.trim_end_matches('/')
-    )
 }
 
 fn compile_domains(

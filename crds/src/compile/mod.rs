@@ -9,6 +9,7 @@
 
 mod diagnostics;
 mod gateway;
+mod lambda;
 mod mapping;
 mod path;
 mod pem;

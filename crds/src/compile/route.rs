@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 
 use super::diagnostics::{Diagnostic, Effect, Reason};
-use super::gateway::lambda_invoke_url;
 use super::path::{PathTemplate, template_params};
 use super::seniority::{Precedence, Seniority};
 use super::{Resources, mapping, validate};
@@ -498,28 +497,21 @@ fn compile_integration(
         }
         (None, Some(lambda), None) => {
             let f = &lambda.function;
-            if let Err(e) = validate::http_url(&f.endpoint) {
-                diag.reject(
-                    Reason::InvalidIntegration,
-                    "spec.integration.lambda.endpoint",
-                    e,
-                );
-                return None;
-            }
-            if let Err(e) = validate::name_token(
-                "function name",
-                f.function_name.split(':').next().unwrap_or(""),
-            ) {
-                diag.reject(
-                    Reason::InvalidIntegration,
-                    "spec.integration.lambda.functionName",
-                    e,
-                );
-                return None;
-            }
+            let target = match super::lambda::target(f) {
+                Ok(target) => target,
+                Err((sub, e)) => {
+                    diag.reject(
+                        Reason::InvalidIntegration,
+                        format!("spec.integration.lambda{sub}"),
+                        e,
+                    );
+                    return None;
+                }
+            };
             Some(IntegrationTable::Lambda {
-                invoke_url: lambda_invoke_url(&f.endpoint, &f.function_name),
+                invoke_url: target.invoke_url,
                 function_name: f.function_name.clone(),
+                region: target.region,
                 payload_format_version: lambda
                     .payload_format_version
                     .unwrap_or(default_payload)

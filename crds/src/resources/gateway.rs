@@ -532,20 +532,39 @@ pub struct HttpAuthorizer {
     pub url: String,
 }
 
-/// A function behind the Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`),
-/// as AWS Lambda or the Lambda Runtime Interface Emulator serve it.
+/// A function behind the Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`):
+/// AWS Lambda itself, called with SigV4-signed requests, or any endpoint serving the API, such
+/// as the Lambda Runtime Interface Emulator.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.endpoint) || has(self.region) || self.functionName.startsWith('arn:')",
+        "message": "say where the function runs: endpoint (an Invoke API such as the emulator), region (AWS Lambda), or a function ARN as functionName"
+    }
+]))]
 pub struct LambdaFunction {
-    /// Base URL of the Invoke API, such as `http://lambda.functions.svc:9001`.
+    /// Base URL of the Invoke API, such as `http://lambda.functions.svc:9001`. Unset: AWS
+    /// Lambda in the function's region, `https://lambda.{region}.amazonaws.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048), extend("x-kubernetes-validations" = [{
         "rule": "self.matches(r\"^https?://[^\\s/]+/?$\")",
         "message": "endpoint is the Invoke API's base URL, http(s)://host[:port], without a path"
     }]))]
-    pub endpoint: String,
-    /// The function's name.
-    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?$"))]
+    pub endpoint: Option<String>,
+    /// The function: its name, `name:qualifier` (a version or an alias), or its ARN
+    /// (`arn:aws:lambda:eu-west-1:123456789012:function:orders[:live]`), which gives the region.
+    #[schemars(regex(
+        pattern = r"^([A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?|arn:aws[a-z-]*:lambda:[a-z0-9-]{1,32}:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?)$"
+    ))]
     pub function_name: String,
+    /// The function's AWS region (`eu-west-1`); an ARN gives it too. With a region, every call
+    /// is signed with SigV4 by credentials from the AWS credential chain the proxy runs with:
+    /// environment, shared profile, web identity (EKS IAM Roles for Service Accounts), EKS Pod
+    /// Identity, instance metadata. Without one, calls go unsigned to `endpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"), length(max = 32))]
+    pub region: Option<String>,
 }
 
 /// A custom domain: a hostname with its certificate, TLS policy and base path mappings.

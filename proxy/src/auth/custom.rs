@@ -271,15 +271,16 @@ async fn ask(
     match endpoint {
         AuthorizerEndpoint::Http { url } => {
             let reply = upstream
-                .post_json(call, url, question.to_string(), MAX_ANSWER_BYTES)
+                .post_json(call, url, question.to_string(), MAX_ANSWER_BYTES, None)
                 .await?;
             http_answer(reply)
         }
-        AuthorizerEndpoint::Lambda { invoke_url } => {
+        AuthorizerEndpoint::Lambda { invoke_url, region } => {
             let invocation = lambda::invoke(
                 upstream,
                 call,
                 invoke_url,
+                region.as_deref(),
                 question.to_string(),
                 MAX_ANSWER_BYTES,
             )
@@ -629,7 +630,7 @@ impl CacheKey {
         };
         let (kind, url) = match endpoint {
             AuthorizerEndpoint::Http { url } => ("http", url),
-            AuthorizerEndpoint::Lambda { invoke_url } => ("lambda", invoke_url),
+            AuthorizerEndpoint::Lambda { invoke_url, .. } => ("lambda", invoke_url),
         };
         let fields = [
             gateway.namespace.as_str(),
@@ -1106,6 +1107,7 @@ mod tests {
             &table("auth", AuthorizerType::REQUEST),
             &AuthorizerEndpoint::Lambda {
                 invoke_url: "u".into(),
+                region: None,
             },
             &["t".into()],
         );

@@ -24,6 +24,7 @@ pub async fn invoke(
     body: &Bytes,
     upstream: &Upstream,
     invoke_url: &str,
+    region: Option<&str>,
     version: PayloadFormatVersion,
     timeout_millis: u32,
 ) -> Result<Response<Body>, GatewayError> {
@@ -60,6 +61,7 @@ pub async fn invoke(
         upstream,
         outbound,
         invoke_url,
+        region,
         event.to_string(),
         MAX_RESULT_BYTES,
     )
@@ -67,7 +69,7 @@ pub async fn invoke(
     .map_err(|e| match e {
         UpstreamError::BadUrl { .. } => GatewayError::Configuration(format!("invoke {e}")),
         UpstreamError::Timeout(_) => GatewayError::IntegrationTimeout,
-        UpstreamError::Connect(_) | UpstreamError::Exchange(_) => {
+        UpstreamError::Connect(_) | UpstreamError::Exchange(_) | UpstreamError::Signing(_) => {
             GatewayError::IntegrationFailure(format!("Lambda Invoke API: {}", error_chain(&e)))
         }
         UpstreamError::TooLarge(_) | UpstreamError::Read(_) => {

@@ -45,6 +45,7 @@ pub async fn invoke<B: ClientBody>(
         }
         IntegrationTable::Lambda {
             invoke_url,
+            region,
             payload_format_version,
             timeout_millis,
             ..
@@ -59,6 +60,7 @@ pub async fn invoke<B: ClientBody>(
                 bytes,
                 upstream,
                 invoke_url,
+                region.as_deref(),
                 *payload_format_version,
                 *timeout_millis,
             )

@@ -11,7 +11,10 @@ use bytes::Bytes;
 use hyper::StatusCode;
 use hyper::header::HeaderName;
 
-use crate::upstream::{Outbound, Upstream, UpstreamError};
+use crate::upstream::{Outbound, SigV4, Upstream, UpstreamError};
+
+/// The name AWS Lambda's calls are signed for.
+const SERVICE: &str = "lambda";
 
 const FUNCTION_ERROR: HeaderName = HeaderName::from_static("x-amz-function-error");
 
@@ -39,16 +42,21 @@ impl Invocation {
 }
 
 /// POSTs `payload` to a function's Invoke API URL and reads the answer, at most `max_bytes`,
-/// within the call's deadline.
+/// within the call's deadline. With a `region`, the call is AWS Lambda's: signed with SigV4.
 pub async fn invoke(
     upstream: &Upstream,
     call: Outbound<'_>,
     invoke_url: &str,
+    region: Option<&str>,
     payload: String,
     max_bytes: usize,
 ) -> Result<Invocation, UpstreamError> {
+    let sigv4 = region.map(|region| SigV4 {
+        service: SERVICE,
+        region,
+    });
     let reply = upstream
-        .post_json(call, invoke_url, payload, max_bytes)
+        .post_json(call, invoke_url, payload, max_bytes, sigv4)
         .await?;
     let header = reply
         .headers

@@ -58,9 +58,17 @@ pub async fn invoke(
         }),
         IntegrationTable::Lambda {
             invoke_url,
+            region,
             timeout_millis,
             ..
-        } => lambda(upstream, route, invoke_url, *timeout_millis, event).await,
+        } => {
+            let function = Function {
+                invoke_url,
+                region: region.as_deref(),
+                timeout_millis: *timeout_millis,
+            };
+            lambda(upstream, route, function, event).await
+        }
         IntegrationTable::Http {
             backends,
             request_headers,
@@ -86,13 +94,25 @@ pub async fn invoke(
     }
 }
 
+/// A route's function, as its table gives it.
+struct Function<'a> {
+    invoke_url: &'a str,
+    /// AWS Lambda: the region its calls are signed for.
+    region: Option<&'a str>,
+    timeout_millis: u32,
+}
+
 async fn lambda(
     upstream: &Upstream,
     route: &ServedRoute,
-    invoke_url: &str,
-    timeout_millis: u32,
+    function: Function<'_>,
     event: &Event<'_>,
 ) -> Result<Answer, GatewayError> {
+    let Function {
+        invoke_url,
+        region,
+        timeout_millis,
+    } = function;
     let deadline = Deadline::after(Duration::from_millis(u64::from(timeout_millis)));
     let _permit = concurrency::permit(route.concurrency.as_ref(), &deadline).await?;
     let call = Outbound {
@@ -105,9 +125,16 @@ async fn lambda(
         status,
         function_error,
         body,
-    } = lambda::invoke(upstream, call, invoke_url, payload, MAX_ANSWER_BYTES)
-        .await
-        .map_err(failure)?;
+    } = lambda::invoke(
+        upstream,
+        call,
+        invoke_url,
+        region,
+        payload,
+        MAX_ANSWER_BYTES,
+    )
+    .await
+    .map_err(failure)?;
     if status != StatusCode::OK && function_error.is_none() {
         return Err(GatewayError::BadLambdaResult(format!(
             "the Invoke API answered {status}"

@@ -144,6 +144,9 @@ pub enum UpstreamError {
     TooLarge(usize),
     #[error("reading the answer: {0}")]
     Read(String),
+    /// The call to AWS could not be signed (no credentials, most often).
+    #[error(transparent)]
+    Signing(#[from] crate::aws_signer::SignError),
 }
 
 impl UpstreamError {
@@ -164,7 +167,7 @@ impl UpstreamError {
                 }
             }
             Self::TooLarge(_) => Outcome::TooLarge,
-            Self::Read(_) => Outcome::Failed,
+            Self::Read(_) | Self::Signing(_) => Outcome::Failed,
         }
     }
 }

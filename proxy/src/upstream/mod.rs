@@ -41,6 +41,7 @@ use deadline::UntilDeadline;
 pub use deadline::{BodyTimedOut, Deadline};
 use http1::{Driven, Failure, Http1};
 
+use crate::aws_signer::{AwsSigner, SignError};
 use crate::body::Body;
 use crate::client::{self, HttpClient};
 use crate::errors::error_chain;
@@ -52,6 +53,15 @@ pub struct Upstream {
     tls: HttpClient,
     pool: pool::Limits,
     metrics: UpstreamMetrics,
+    /// Signs calls to AWS ([`SigV4`]).
+    aws: AwsSigner,
+}
+
+/// A call to an AWS service, signed with SigV4 for its region.
+#[derive(Clone, Copy, Debug)]
+pub struct SigV4<'a> {
+    pub service: &'static str,
+    pub region: &'a str,
 }
 
 impl Upstream {
@@ -62,6 +72,7 @@ impl Upstream {
             tls: client::build(extra_ca)?,
             pool: pool::Limits::for_current_runtime(),
             metrics,
+            aws: AwsSigner::default(),
         })
     }
 
@@ -139,18 +150,36 @@ impl Upstream {
         url: &str,
         payload: String,
         max_bytes: usize,
+        sigv4: Option<SigV4<'_>>,
     ) -> Result<Reply, UpstreamError> {
         let uri = url.parse::<Uri>().map_err(|e| UpstreamError::BadUrl {
             url: url.to_string(),
             reason: e.to_string(),
         })?;
-        let mut request = Request::new(Payload::Whole(Bytes::from(payload)));
+        let payload = Bytes::from(payload);
+        let mut request = Request::new(Payload::Whole(payload.clone()));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri;
         request.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(SigV4 { service, region }) = sigv4 {
+            // Fetching credentials (from STS, say) is part of the call, within its deadline;
+            // a failure is counted as the call's.
+            let deadline = call.deadline;
+            let signed = tokio::time::timeout_at(
+                deadline.at(),
+                self.aws.sign(&mut request, &payload, service, region),
+            )
+            .await
+            .unwrap_or_else(|_| Err(SignError::Credentials("timed out".into())));
+            if let Err(e) = signed {
+                let e = UpstreamError::from(e);
+                self.observe(call, Some(&e));
+                return Err(e);
+            }
+        }
         self.fetch(call, request, max_bytes).await
     }
 
