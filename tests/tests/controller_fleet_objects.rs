@@ -214,11 +214,11 @@ fn a_regional_gateway_gets_a_deployment_behind_a_load_balancer() {
 /// spec.fleet's log settings become the proxies' flags, and the proxy binary honours them:
 /// started with the flags read back from the Deployment, it logs JSON and writes no access log.
 #[test]
-fn the_fleets_log_settings_reach_the_proxies() {
+fn the_fleets_settings_reach_the_proxies_and_their_service_account() {
     let ns = namespace("fleet-logs");
     ns.apply(&gateway(
         "hello",
-        "  fleet:\n    accessLog: Disabled\n    logFormat: Json\n    logLevel: warn,tollgate_proxy=debug\n",
+        "  fleet:\n    accessLog: Disabled\n    logFormat: Json\n    logLevel: warn,tollgate_proxy=debug\n    serviceAccountAnnotations:\n      eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/tollgate-proxy\n",
     ));
     let args_of = |d: &Value| json_strings(&d["spec"]["template"]["spec"]["containers"][0]["args"]);
     let deployment = wait_for(
@@ -230,6 +230,18 @@ fn the_fleets_log_settings_reach_the_proxies() {
     .expect("the Deployment");
     let args = args_of(&deployment);
     assert!(has_arg(&args, "--log-format", "json"), "{args:?}");
+    // The IRSA role is on the ServiceAccount the proxies run as.
+    let account = ns
+        .get("serviceaccount/tollgate-proxy-hello")
+        .expect("the proxies' ServiceAccount");
+    assert_eq!(
+        account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::123456789012:role/tollgate-proxy"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["serviceAccountName"],
+        "tollgate-proxy-hello"
+    );
     assert!(
         has_arg(&args, "--log-level", "warn,tollgate_proxy=debug"),
         "{args:?}"

@@ -170,11 +170,22 @@ pub fn desired(gateway: &ApiGateway, settings: &Settings) -> Option<Vec<Object>>
     };
 
     let mut objects = Vec::new();
-    objects.push(object(
+    let mut service_account = object(
         Kind::ServiceAccount,
         &proxy_service_account(name),
         json!({"automountServiceAccountToken": false}),
-    ));
+    );
+    // The user's annotations (an IRSA role, say) on the ServiceAccount the proxies run as.
+    if let Some(annotations) = gateway
+        .spec
+        .fleet
+        .as_ref()
+        .map(|f| &f.service_account_annotations)
+        .filter(|a| !a.is_empty())
+    {
+        service_account.body["metadata"]["annotations"] = json!(annotations);
+    }
+    objects.push(service_account);
     objects.push(object(
         Kind::ConfigMap,
         &ca_config_map(name),

@@ -761,6 +761,12 @@ pub struct FleetSettings {
         }
     ]))]
     pub log_level: Option<String>,
+    /// Annotations of the proxies' ServiceAccount (`tollgate-proxy-{gateway}`), such as
+    /// `eks.amazonaws.com/role-arn` for EKS IAM Roles for Service Accounts: the role whose
+    /// credentials sign the proxies' calls to AWS Lambda.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 20))]
+    pub service_account_annotations: BTreeMap<String, String>,
 }
 
 /// Where a fleet's proxies write their access log.
