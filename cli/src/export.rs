@@ -405,10 +405,20 @@ fn integration(
     Some(out)
 }
 
-/// The invocations ARN API Gateway names a Lambda function by.
+/// The invocations ARN API Gateway names a Lambda function by: its own ARN, or one made of
+/// its name with `--region` and `--account`.
 fn lambda_uri(options: &Options, function: &str) -> String {
-    let (region, account) = (&options.region, &options.account);
+    let (function_arn, region) = match function.split(':').nth(3) {
+        Some(region) if function.starts_with("arn:") => (function.to_string(), region.to_string()),
+        _ => {
+            let (region, account) = (&options.region, &options.account);
+            (
+                format!("arn:aws:lambda:{region}:{account}:function:{function}"),
+                region.clone(),
+            )
+        }
+    };
     format!(
-        "arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/arn:aws:lambda:{region}:{account}:function:{function}/invocations"
+        "arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
     )
 }

@@ -41,9 +41,11 @@ enum Command {
         /// The namespace of every resource.
         #[arg(long, default_value = "default")]
         namespace: String,
-        /// The Lambda Invoke API endpoint for aws_proxy integrations.
-        #[arg(long, default_value = "http://127.0.0.1:9001")]
-        lambda_endpoint: String,
+        /// An Invoke API endpoint (such as the Lambda Runtime Interface Emulator's) to run the
+        /// functions on under their names; without it, each function is AWS Lambda's, named by
+        /// its ARN and called with signed requests.
+        #[arg(long)]
+        lambda_endpoint: Option<String>,
         /// A VPC link's replacement: `ID=SERVICE:PORT` sends integrations through VPC link ID to
         /// that Service in the namespace (repeatable).
         #[arg(long = "vpc-link", value_parser = parse_vpc_link)]

@@ -8,11 +8,12 @@
 //! HTTPS calls (STS, the metadata services) use rustls with ring, as the rest of the proxy.
 //!
 //! Credentials are kept and reused until five minutes before they expire, then fetched again
-//! by the next call; calls waiting meanwhile share one fetch. They are never logged: the key
-//! id only, at debug level, when a new set arrives.
+//! by the next call; calls waiting meanwhile share one fetch. When the chain finds none, calls
+//! fail at once for five seconds before it is walked again. Credentials are never logged: the
+//! key id only, at debug level, when a new set arrives.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
@@ -25,6 +26,9 @@ use tokio::sync::{Mutex, OnceCell};
 
 /// Credentials this close to their expiry are fetched again.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
+/// After the chain found no credentials, calls fail at once for this long rather than walk it
+/// again (and its providers log again) for every request of a flood.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
 /// Why a call could not be signed.
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +49,16 @@ pub struct AwsSigner {
 struct Inner {
     /// The default chain, loaded on first use.
     provider: OnceCell<Option<SharedCredentialsProvider>>,
-    /// The credentials in use; the lock is held across a fetch, so calls share it.
-    current: Mutex<Option<Credentials>>,
+    /// The credentials in use, or the last failure; the lock is held across a fetch, so
+    /// calls share it.
+    current: Mutex<Current>,
+}
+
+#[derive(Default)]
+struct Current {
+    credentials: Option<Credentials>,
+    /// When the chain last failed, and why.
+    failed: Option<(Instant, String)>,
 }
 
 impl AwsSigner {
@@ -116,10 +128,15 @@ impl AwsSigner {
     /// expire (or there are none yet).
     async fn credentials(&self) -> Result<Credentials, SignError> {
         let mut current = self.inner.current.lock().await;
-        if let Some(credentials) = current.as_ref()
+        if let Some(credentials) = current.credentials.as_ref()
             && fresh(credentials, SystemTime::now())
         {
             return Ok(credentials.clone());
+        }
+        if let Some((at, why)) = &current.failed
+            && at.elapsed() < RETRY_AFTER_FAILURE
+        {
+            return Err(SignError::Credentials(why.clone()));
         }
         let provider = self
             .inner
@@ -128,16 +145,21 @@ impl AwsSigner {
             .await
             .clone()
             .ok_or_else(|| SignError::Credentials("the AWS credential chain is empty".into()))?;
-        let fetched = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| SignError::Credentials(error_chain(&e)))?;
+        let fetched = match provider.provide_credentials().await {
+            Ok(fetched) => fetched,
+            Err(e) => {
+                let why = error_chain(&e);
+                current.failed = Some((Instant::now(), why.clone()));
+                return Err(SignError::Credentials(why));
+            }
+        };
         tracing::debug!(
             access_key_id = fetched.access_key_id(),
             expires = ?fetched.expiry(),
             "AWS credentials fetched"
         );
-        *current = Some(fetched.clone());
+        current.credentials = Some(fetched.clone());
+        current.failed = None;
         Ok(fetched)
     }
 }
@@ -200,6 +222,37 @@ mod tests {
             &credentials(Some(now - Duration::from_secs(1))),
             now
         ));
+    }
+
+    /// A chain that never has credentials, counting how often it is asked.
+    #[derive(Debug, Default)]
+    struct Empty(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl ProvideCredentials for Empty {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            aws_credential_types::provider::future::ProvideCredentials::ready(Err(
+                aws_credential_types::provider::error::CredentialsError::not_loaded("no keys"),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chain_without_credentials_is_not_walked_again_for_every_call() {
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let signer = AwsSigner::with_provider(SharedCredentialsProvider::new(Empty(asked.clone())));
+        for _ in 0..3 {
+            assert!(matches!(
+                signer.credentials().await,
+                Err(SignError::Credentials(_))
+            ));
+        }
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -197,7 +197,7 @@ fn authorizer_entry(
         return Some((entry, true));
     }
     let uri = authorizer.get("authorizerUri").and_then(Value::as_str);
-    let Some(function) = uri.and_then(lambda_function) else {
+    let Some(function) = uri.and_then(|uri| lambda_function(uri, options)) else {
         report.push(unsupported(
             &format!("{pointer}/authorizerUri"),
             "not a Lambda function's invocations ARN",
@@ -215,7 +215,7 @@ fn authorizer_entry(
     let mut entry = json!({
         "name": name,
         "type": type_,
-        "lambda": {"functionName": function, "endpoint": options.lambda_endpoint},
+        "lambda": function,
     });
     // The event format: written only when it is not the protocol's default (an HTTP API's
     // 2.0, a REST API's 1.0), so that export and import agree.

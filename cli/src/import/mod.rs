@@ -30,9 +30,9 @@ pub struct Options {
     /// The ApiGateway's name; default: the document's title as a DNS label.
     pub name: Option<String>,
     pub namespace: String,
-    /// The Lambda Invoke API endpoint for `aws_proxy` integrations (AWS's own cannot be
-    /// called unsigned).
-    pub lambda_endpoint: String,
+    /// An Invoke API endpoint (the emulator's) that runs the functions under their bare names;
+    /// `None`: AWS Lambda itself, each function by its ARN (signed calls).
+    pub lambda_endpoint: Option<String>,
     /// VPC links (their `connectionId`) as the Service (name, port) that takes their place.
     pub vpc_links: BTreeMap<String, (String, u16)>,
     /// Values of the stage variables the integrations read.
@@ -410,7 +410,7 @@ fn map_integration(
         }
         "aws_proxy" => {
             let uri = string(integration, "uri", pointer)?;
-            let Some(function) = lambda_function(&uri) else {
+            let Some(function) = lambda_function(&uri, options) else {
                 report.push(unsupported(
                     &format!("{pointer}/uri"),
                     "not a Lambda function's invocations ARN",
@@ -423,11 +423,9 @@ fn map_integration(
                 Some(Value::String(s)) if s == "2.0" => "2.0",
                 _ => "1.0",
             };
-            json!({"lambda": {
-                "functionName": function,
-                "endpoint": options.lambda_endpoint,
-                "payloadFormatVersion": version,
-            }})
+            let mut lambda = function;
+            lambda["payloadFormatVersion"] = json!(version);
+            json!({ "lambda": lambda })
         }
         _ => mock(integration, pointer, report),
     };
@@ -500,13 +498,21 @@ fn mock(integration: &Map<String, Value>, pointer: &str, report: &mut Vec<Unsupp
 
 /// The function name (with its qualifier) of a Lambda invocations ARN:
 /// `arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/arn:aws:lambda:{region}:{account}:function:{name}[:{qualifier}]/invocations`.
-fn lambda_function(uri: &str) -> Option<String> {
+/// As a `lambda` block: the function's ARN (AWS Lambda, signed calls), or with
+/// `--lambda-endpoint` its name (with the qualifier) and that endpoint.
+fn lambda_function(uri: &str, options: &Options) -> Option<Value> {
     let function_arn = uri
         .split("/functions/")
         .nth(1)?
         .strip_suffix("/invocations")?;
     let (_, name) = function_arn.split_once(":function:")?;
-    (!name.is_empty()).then(|| name.to_string())
+    if name.is_empty() {
+        return None;
+    }
+    Some(match &options.lambda_endpoint {
+        Some(endpoint) => json!({"functionName": name, "endpoint": endpoint}),
+        None => json!({ "functionName": function_arn }),
+    })
 }
 
 /// The path of an `http(s)://` URL (`None` for anything else, such as an ARN).
@@ -714,7 +720,7 @@ mod tests {
         Options {
             name: None,
             namespace: "default".into(),
-            lambda_endpoint: "http://127.0.0.1:9001".into(),
+            lambda_endpoint: Some("http://127.0.0.1:9001".into()),
             vpc_links: BTreeMap::new(),
             stage_variables: BTreeMap::new(),
         }
@@ -797,8 +803,22 @@ mod tests {
     #[test]
     fn lambda_arns_give_the_function_and_its_qualifier() {
         let arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:GetPets:live/invocations";
-        assert_eq!(lambda_function(arn).as_deref(), Some("GetPets:live"));
-        assert_eq!(lambda_function("http://example.com/"), None);
+        assert_eq!(
+            lambda_function(arn, &options()),
+            Some(json!({"functionName": "GetPets:live", "endpoint": "http://127.0.0.1:9001"}))
+        );
+        // Without an endpoint: AWS Lambda itself, by the function's ARN.
+        let aws = Options {
+            lambda_endpoint: None,
+            ..options()
+        };
+        assert_eq!(
+            lambda_function(arn, &aws),
+            Some(
+                json!({"functionName": "arn:aws:lambda:us-east-1:123456789012:function:GetPets:live"})
+            )
+        );
+        assert_eq!(lambda_function("http://example.com/", &aws), None);
     }
 
     #[test]
