@@ -9,7 +9,9 @@ One HTTP server on 127.0.0.1 plays two services:
   that does not gets AWS's 403 `InvalidSignatureException`;
 - STS (`POST /` with `Action=AssumeRoleWithWebIdentity`): it checks the web identity token
   against the file --web-identity-token-file and the role against --role-arn, and issues new
-  temporary credentials valid for --lifetime seconds, which the Invoke API then accepts.
+  temporary credentials valid for --lifetime seconds, which the Invoke API then accepts;
+- the container credentials endpoint of EKS Pod Identity (`GET /v1/credentials`): it checks
+  the `Authorization` header against the same token file and issues credentials the same way.
 
 `GET /_calls` answers what it saw, as JSON: every Invoke call (the key it was signed with,
 whether it verified, the function's path segment) and every STS call.
@@ -101,8 +103,42 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_calls":
             with LOCK:
                 self.answer(200, json.dumps({"invoke": CALLS, "sts": STS_CALLS}))
+        elif self.path == "/v1/credentials":
+            self.container_credentials()
         else:
             self.answer(404, "{}")
+
+    def container_credentials(self):
+        with open(ARGS.web_identity_token_file) as f:
+            expected_token = f.read().strip()
+        presented = self.headers.get("Authorization", "")
+        with LOCK:
+            STS_CALLS.append({"action": "PodIdentity", "roleArn": ARGS.role_arn, "tokenMatches": presented == expected_token})
+        if presented != expected_token:
+            self.answer(401, json.dumps({"Code": "AccessDeniedException", "Message": "bad token"}))
+            return
+        key, secret, session, expiry = self.issue()
+        self.answer(
+            200,
+            json.dumps(
+                {
+                    "AccessKeyId": key,
+                    "SecretAccessKey": secret,
+                    "Token": session,
+                    "AccountId": "123456789012",
+                    "Expiration": expiry,
+                }
+            ),
+        )
+
+    def issue(self):
+        """New temporary credentials the Invoke API accepts: key, secret, token, expiry."""
+        with LOCK:
+            n = len(STS_CALLS)
+            key, secret, session = "ASIATEST%08d" % n, "temporary-secret-%d" % n, "session-token-%d" % n
+            KNOWN[key] = (secret, session)
+        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=ARGS.lifetime)
+        return key, secret, session, expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -140,7 +176,6 @@ class Handler(BaseHTTPRequestHandler):
             expected_token = f.read().strip()
         with LOCK:
             STS_CALLS.append({"action": action, "roleArn": role, "tokenMatches": token == expected_token})
-            n = len(STS_CALLS)
         if action != "AssumeRoleWithWebIdentity" or token != expected_token or role != ARGS.role_arn:
             self.answer(
                 403,
@@ -149,10 +184,7 @@ class Handler(BaseHTTPRequestHandler):
                 "text/xml",
             )
             return
-        key, secret, session = "ASIATEST%08d" % n, "temporary-secret-%d" % n, "session-token-%d" % n
-        with LOCK:
-            KNOWN[key] = (secret, session)
-        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=ARGS.lifetime)
+        key, secret, session, expiry = self.issue()
         self.answer(
             200,
             """<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
@@ -171,7 +203,7 @@ class Handler(BaseHTTPRequestHandler):
   </AssumeRoleWithWebIdentityResult>
   <ResponseMetadata><RequestId>%d</RequestId></ResponseMetadata>
 </AssumeRoleWithWebIdentityResponse>"""
-            % (key, secret, session, expiry.strftime("%Y-%m-%dT%H:%M:%SZ"), n),
+            % (key, secret, session, expiry, len(STS_CALLS)),
             "text/xml",
         )
 

@@ -4,9 +4,10 @@
 //! checks every signature with botocore's signer, an implementation independent of Tollgate's,
 //! before running the function under the Lambda Runtime Interface Emulator.
 //!
-//! Credentials come from the environment (static keys) or from web identity (a token file and
+//! Credentials come from the environment (static keys), from web identity (a token file and
 //! a role traded at STS for temporary credentials, as EKS IAM Roles for Service Accounts
-//! work), with the double playing STS. Nothing reads the machine's own AWS configuration.
+//! work) or from a container credentials endpoint (EKS Pod Identity), with the double playing
+//! STS and that endpoint. Nothing reads the machine's own AWS configuration.
 //!
 //! Needs `cargo build --workspace --bins` (as `make test` does).
 
@@ -194,5 +195,49 @@ async fn web_identity_credentials_are_fetched_from_sts_reused_and_refreshed_befo
                 "{call}"
             );
         }
+    }
+}
+
+/// EKS Pod Identity: the pods get a container credentials endpoint and a token file; the
+/// chain presents the token and signs with what the endpoint gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_identity_credentials_come_from_the_container_endpoint() {
+    let function = LambdaRuntime::start("handler.handler");
+    let work = tempfile::tempdir().unwrap();
+    let token_file = work.path().join("eks-pod-identity-token");
+    std::fs::write(&token_file, "pod-identity-token-0123456789").unwrap();
+    let role = "arn:aws:iam::123456789012:role/tollgate-proxy";
+    let double = AwsDouble::start(
+        &function.endpoint(),
+        AwsDoubleOptions {
+            web_identity: Some((&token_file, role, 3600)),
+            ..AwsDoubleOptions::default()
+        },
+    );
+    let config = ConfigDir::with("shop.yaml", &resources(&double.url()));
+    let endpoint = format!("{}/v1/credentials", double.url());
+    let proxy = Proxy::start_standalone_with_env(
+        config.path(),
+        &[],
+        &aws_env(&[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &endpoint),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                token_file.to_str().unwrap(),
+            ),
+        ]),
+    );
+    let client = Client::new();
+    for _ in 0..2 {
+        let hello = client.get(&proxy.url("/dev/hello"), &[]).await;
+        assert_eq!(hello.status, 200, "{}", hello.text());
+    }
+    let calls = double.calls();
+    assert_eq!(
+        calls["sts"],
+        json!([{"action": "PodIdentity", "roleArn": role, "tokenMatches": true}])
+    );
+    for call in calls["invoke"].as_array().unwrap() {
+        assert_eq!(call["verified"], true, "{call}");
     }
 }
