@@ -126,7 +126,8 @@ pub struct WebSocketTable {
     pub redis_url: Option<String>,
 }
 
-/// An access key that may sign `@connections` requests.
+/// An access key that may sign requests (`@connections`, or routes of an AWS_IAM
+/// authorizer).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AwsCredentialsTable {
@@ -210,6 +211,9 @@ pub struct AuthorizerTable {
     pub jwt: Option<JwtTable>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<AuthorizerEndpoint>,
+    /// AWS_IAM: the keys that may sign and the policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam: Option<IamTable>,
     /// REQUEST: the event format it gets (1.0 is not written).
     #[serde(default = "v1", skip_serializing_if = "is_v1")]
     pub payload_format_version: PayloadFormatVersion,
@@ -222,6 +226,24 @@ fn v1() -> PayloadFormatVersion {
 
 fn is_v1(v: &PayloadFormatVersion) -> bool {
     *v == PayloadFormatVersion::V1
+}
+
+/// An `AWS_IAM` authorizer: its callers' keys and its statements.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IamTable {
+    /// Sorted by access key id.
+    pub credentials: Vec<AwsCredentialsTable>,
+    pub statements: Vec<IamStatementTable>,
+}
+
+/// One statement: principals are Secret names (`*`: all), resources method-ARN patterns.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IamStatementTable {
+    pub allow: bool,
+    pub principals: Vec<String>,
+    pub resources: Vec<String>,
 }
 
 /// JWT validation settings with the JWKS URL resolved.
@@ -240,7 +262,7 @@ pub enum AuthorizerEndpoint {
     Http {
         url: String,
     },
-    #[serde(rename_all = "camelCase")]
+    // `invoke_url` as the field has always been on the wire (older proxies read it so).
     Lambda {
         invoke_url: String,
         /// AWS Lambda: calls are signed with SigV4 for this region.

@@ -41,6 +41,13 @@ pub enum GatewayError {
     /// A custom authorizer denied the request (ACCESS_DENIED).
     #[error("the authorizer denied the request")]
     ExplicitDeny,
+    /// A SigV4 signature that does not verify, or a signer the AWS_IAM authorizer's
+    /// statements do not allow: 403 with Amazon's message for the case.
+    #[error("{message}")]
+    SignatureRefused {
+        message: String,
+        error_type: &'static str,
+    },
     /// No statement of the authorizer's policy allows the request (ACCESS_DENIED).
     #[error("the authorizer's policy does not allow the request")]
     NotAuthorized,
@@ -118,6 +125,7 @@ impl GatewayError {
             Self::ExplicitDeny
             | Self::NotAuthorized
             | Self::PolicyDenied(_)
+            | Self::SignatureRefused { .. }
             | Self::ClientCertificate(_) => StatusCode::FORBIDDEN,
             Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             Self::TooManyRequests(_) | Self::LimitExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -151,6 +159,8 @@ impl GatewayError {
             Self::PolicyDenied(_) => {
                 "User: anonymous is not authorized to perform: execute-api:Invoke on this resource"
             }
+            // Its own message is written by `into_response`.
+            Self::SignatureRefused { .. } => "Forbidden",
             Self::TooManyRequests(_) => "Too Many Requests",
             Self::LimitExceeded(_) => "Limit Exceeded",
             // Amazon API Gateway answers authorizer errors with a null message.
@@ -199,6 +209,7 @@ impl GatewayError {
             | Self::ExplicitDeny
             | Self::NotAuthorized
             | Self::PolicyDenied(_)
+            | Self::SignatureRefused { .. }
             | Self::ClientCertificate(_)
             | Self::MisdirectedRequest
             | Self::TooManyRequests(_)
@@ -245,6 +256,7 @@ impl GatewayError {
             | Self::Configuration(_)
             | Self::InternalServerError(_) => "InternalServerErrorException",
             Self::NotFound => "NotFoundException",
+            Self::SignatureRefused { error_type, .. } => error_type,
         }
     }
 
@@ -252,6 +264,9 @@ impl GatewayError {
         let body = match self {
             // Amazon API Gateway answers authorizer errors with a null message.
             Self::AuthorizerConfiguration(_) => r#"{"message":null}"#.to_string(),
+            Self::SignatureRefused { ref message, .. } => {
+                serde_json::json!({ "message": message }).to_string()
+            }
             _ => serde_json::json!({ "message": self.message() }).to_string(),
         };
         let mut response = json_body(self.status(), body, Some(self.error_type()));

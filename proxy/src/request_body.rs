@@ -181,6 +181,16 @@ pub async fn take<'a, B: ClientBody>(
     })
 }
 
+/// The body read whole whatever the integration: for an authorizer whose signature covers it
+/// (`AWS_IAM`). An HTTP backend then gets it from memory.
+pub async fn take_whole<'a, B: ClientBody>(
+    headers: &HeaderMap,
+    body: B,
+    limits: &'a BodyLimits,
+) -> Result<Buffered<'a>, BodyError> {
+    read(headers, body, limits).await
+}
+
 /// Refuses a body whose `Content-Length` is over the limit before any of it is read.
 pub fn check_declared(headers: &HeaderMap) -> Result<Option<u64>, BodyError> {
     let declared = headers

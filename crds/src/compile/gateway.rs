@@ -8,14 +8,15 @@ use k8s_openapi::api::core::v1::Secret;
 use super::diagnostics::{Diagnostic, Reason};
 use super::{Resources, lambda, pem, validate, websocket};
 use crate::resources::{
-    ApiGateway, ApiProtocol, Authorizer, AuthorizerType, CustomDomain, EndpointType, MutualTls,
-    RateLimitMode, TLS_SECRET_TYPE, TRUSTSTORE_KEY, TRUSTSTORE_LABEL, TRUSTSTORE_SECRET_TYPE,
+    ApiGateway, ApiProtocol, Authorizer, AuthorizerType, CustomDomain, EndpointType, IamEffect,
+    MutualTls, RateLimitMode, TLS_SECRET_TYPE, TRUSTSTORE_KEY, TRUSTSTORE_LABEL,
+    TRUSTSTORE_SECRET_TYPE,
 };
 use crate::table::{
-    AuthorizerEndpoint, AuthorizerTable, BasePathTable, CanaryTable, CorsTable,
-    DEFAULT_GATEWAY_THROTTLE, DEFAULT_STAGE, DomainTable, GatewayTable, JwtTable, ObjectKey,
-    RateLimitingTable, ResourcePolicyTable, StageTable, TABLE_FORMAT, ThrottleSettings,
-    TlsMaterial,
+    AuthorizerEndpoint, AuthorizerTable, AwsCredentialsTable, BasePathTable, CanaryTable,
+    CorsTable, DEFAULT_GATEWAY_THROTTLE, DEFAULT_STAGE, DomainTable, GatewayTable,
+    IamStatementTable, IamTable, JwtTable, ObjectKey, RateLimitingTable, ResourcePolicyTable,
+    StageTable, TABLE_FORMAT, ThrottleSettings, TlsMaterial,
 };
 
 pub const JWT_DEFAULT_IDENTITY_SOURCE: &str = "$request.header.Authorization";
@@ -89,8 +90,13 @@ pub(super) fn compile(
     }
     let stage_names: BTreeSet<&str> = stages.iter().map(|s| s.name.as_str()).collect();
 
-    let authorizers =
-        compile_authorizers(&spec.authorizers, spec.protocol == ApiProtocol::HTTP, diag);
+    let authorizers = compile_authorizers(
+        key,
+        &spec.authorizers,
+        spec.protocol == ApiProtocol::HTTP,
+        resources,
+        diag,
+    );
     let domains = compile_domains(key, &spec.domains, &stage_names, resources, diag);
     let websocket = (spec.protocol == ApiProtocol::WEBSOCKET).then(|| {
         let settings = spec.websocket.clone().unwrap_or_default();
@@ -257,14 +263,27 @@ fn valid_variables(
 }
 
 fn compile_authorizers(
+    gateway: &ObjectKey,
     authorizers: &[Authorizer],
     http_api: bool,
+    resources: &Resources,
     diag: &mut Diagnostic,
 ) -> Vec<AuthorizerTable> {
     let mut out: Vec<AuthorizerTable> = Vec::new();
     for (i, a) in authorizers.iter().enumerate() {
         let field = format!("spec.authorizers[{i}]");
-        match compile_authorizer(a, http_api) {
+        // An AWS_IAM authorizer's keys: one that does not resolve is left out and named.
+        let mut credentials = Vec::new();
+        for (j, r) in a.iam.iter().flat_map(|iam| &iam.credentials).enumerate() {
+            let secret = ObjectKey::new(&gateway.namespace, &r.name);
+            match websocket::credentials(&secret, resources) {
+                Ok(c) => credentials.push(c),
+                Err((reason, e)) => {
+                    diag.skip(reason, format!("{field}.iam.credentials[{j}]"), e);
+                }
+            }
+        }
+        match compile_authorizer(a, http_api, credentials) {
             Err((sub, e)) => diag.skip(Reason::InvalidAuthorizer, format!("{field}{sub}"), e),
             Ok(_) if out.iter().any(|o| o.name == a.name) => diag.skip(
                 Reason::Duplicate,
@@ -282,7 +301,11 @@ fn compile_authorizers(
 }
 
 /// An authorizer, or the sub-field at fault and why.
-fn compile_authorizer(a: &Authorizer, http_api: bool) -> Result<AuthorizerTable, (String, String)> {
+fn compile_authorizer(
+    a: &Authorizer,
+    http_api: bool,
+    credentials: Vec<AwsCredentialsTable>,
+) -> Result<AuthorizerTable, (String, String)> {
     let at = |sub: &str, e: String| (sub.to_string(), e);
     validate::name_token("authorizer name", &a.name).map_err(|e| at(".name", e))?;
     if a.result_ttl_seconds > MAX_AUTHORIZER_TTL {
@@ -295,7 +318,24 @@ fn compile_authorizer(a: &Authorizer, http_api: bool) -> Result<AuthorizerTable,
         validate::identity_source(s).map_err(|e| at(&format!(".identitySource[{i}]"), e))?;
     }
     let mut identity_sources = a.identity_source.clone();
+    if a.type_ == AuthorizerType::AwsIam {
+        let iam = iam_table(a, credentials)?;
+        return Ok(AuthorizerTable {
+            name: a.name.clone(),
+            type_: a.type_.into(),
+            identity_sources: Vec::new(),
+            jwt: None,
+            endpoint: None,
+            iam: Some(iam),
+            payload_format_version: payload_format_version(a, http_api)?,
+            result_ttl_seconds: 0,
+        });
+    }
+    if a.iam.is_some() {
+        return Err(at(".iam", "only an AWS_IAM authorizer takes iam".into()));
+    }
     let (jwt, endpoint) = match a.type_ {
+        AuthorizerType::AwsIam => unreachable!("AWS_IAM returned above"),
         AuthorizerType::JWT => {
             let Some(jwt) = &a.jwt else {
                 return Err(at(
@@ -375,8 +415,70 @@ fn compile_authorizer(a: &Authorizer, http_api: bool) -> Result<AuthorizerTable,
         identity_sources,
         jwt,
         endpoint,
+        iam: None,
         payload_format_version: payload_format_version(a, http_api)?,
         result_ttl_seconds: a.result_ttl_seconds,
+    })
+}
+
+/// An AWS_IAM authorizer's keys (those that resolved) and statements, checked: each
+/// principal is `*` or a Secret of `credentials`, each resource an ARN pattern.
+fn iam_table(
+    a: &Authorizer,
+    credentials: Vec<AwsCredentialsTable>,
+) -> Result<IamTable, (String, String)> {
+    let at = |sub: String, e: String| (sub, e);
+    let Some(iam) = &a.iam else {
+        return Err(at(
+            ".iam".into(),
+            "an AWS_IAM authorizer needs iam.credentials and iam.statements".into(),
+        ));
+    };
+    if a.jwt.is_some() || a.http.is_some() || a.lambda.is_some() || !a.identity_source.is_empty() {
+        return Err(at(
+            String::new(),
+            "an AWS_IAM authorizer takes iam only (the signature is its identity source)".into(),
+        ));
+    }
+    let names: BTreeSet<&str> = iam.credentials.iter().map(|r| r.name.as_str()).collect();
+    let mut statements = Vec::new();
+    for (i, s) in iam.statements.iter().enumerate() {
+        for (j, p) in s.principals.iter().enumerate() {
+            if p != "*" && !names.contains(p.as_str()) {
+                return Err(at(
+                    format!(".iam.statements[{i}].principals[{j}]"),
+                    format!("{p:?} is not a Secret of iam.credentials (or *)"),
+                ));
+            }
+        }
+        for (j, r) in s.resources.iter().enumerate() {
+            if !(r == "*" || r.starts_with("arn:")) {
+                return Err(at(
+                    format!(".iam.statements[{i}].resources[{j}]"),
+                    format!(
+                        "{r:?} is not a method ARN pattern (arn:aws:execute-api:*:*:GATEWAY/STAGE/METHOD/PATH)"
+                    ),
+                ));
+            }
+        }
+        statements.push(IamStatementTable {
+            allow: s.effect == IamEffect::Allow,
+            principals: s.principals.clone(),
+            resources: s.resources.clone(),
+        });
+    }
+    if credentials.is_empty() {
+        return Err(at(
+            ".iam.credentials".into(),
+            "none of the credentials resolved: nobody could sign".into(),
+        ));
+    }
+    let mut credentials = credentials;
+    credentials.sort_by(|a, b| a.access_key_id.cmp(&b.access_key_id));
+    credentials.dedup_by(|a, b| a.access_key_id == b.access_key_id);
+    Ok(IamTable {
+        credentials,
+        statements,
     })
 }
 

@@ -126,7 +126,7 @@ pub(super) fn compile(
 }
 
 /// An access key from a Secret of type `tollgate.dev/aws-credentials`.
-fn credentials(
+pub(super) fn credentials(
     key: &ObjectKey,
     resources: &Resources,
 ) -> Result<AwsCredentialsTable, (Reason, String)> {

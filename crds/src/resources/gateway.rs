@@ -428,8 +428,12 @@ pub enum RedisFailureMode {
         "message": "a JWT authorizer needs jwt (issuer and audiences) and takes neither http nor lambda"
     },
     {
-        "rule": "self.type == 'JWT' || (!has(self.jwt) && (has(self.http) ? 1 : 0) + (has(self.lambda) ? 1 : 0) == 1)",
+        "rule": "self.type == 'JWT' || self.type == 'AWS_IAM' || (!has(self.jwt) && (has(self.http) ? 1 : 0) + (has(self.lambda) ? 1 : 0) == 1)",
         "message": "a TOKEN or REQUEST authorizer needs exactly one of http or lambda, and no jwt"
+    },
+    {
+        "rule": "(self.type == 'AWS_IAM') == has(self.iam) && (self.type != 'AWS_IAM' || (!has(self.jwt) && !has(self.http) && !has(self.lambda) && !has(self.identitySource)))",
+        "message": "an AWS_IAM authorizer takes iam (credentials and statements) only, and only it takes iam"
     },
     {
         "rule": "self.type != 'TOKEN' || (has(self.identitySource) && size(self.identitySource) == 1 && self.identitySource[0].startsWith('$request.header.'))",
@@ -479,6 +483,10 @@ pub struct Authorizer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lambda: Option<LambdaFunction>,
 
+    /// `AWS_IAM`: the access keys that may sign, and who may call what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam: Option<IamAuthorizer>,
+
     /// REQUEST: the event it gets, `1.0` (a REST API's: `methodArn`, `headers`,
     /// `queryStringParameters`, …) or `2.0` (an HTTP API's: `routeArn`, `identitySource`,
     /// `rawPath`, `cookies`, …). Default: `2.0` on an HTTP API, `1.0` otherwise. Either way it
@@ -503,6 +511,49 @@ pub enum AuthorizerType {
     JWT,
     TOKEN,
     REQUEST,
+    /// Amazon's `AWS_IAM` authorization: requests signed with SigV4 by access keys the
+    /// gateway knows, and a policy of who may call what.
+    #[serde(rename = "AWS_IAM")]
+    AwsIam,
+}
+
+/// `AWS_IAM` authorization: callers sign requests with SigV4 (service `execute-api`, any
+/// region) with an access key of `credentials`; `statements` say which of them may invoke
+/// which routes, as an IAM policy's `execute-api:Invoke` statements do.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IamAuthorizer {
+    /// Secrets of type `tollgate.dev/aws-credentials` (`accessKeyId`, `secretAccessKey`), in
+    /// the gateway's namespace: the callers, each known by its Secret's name.
+    #[schemars(length(min = 1, max = 50))]
+    pub credentials: Vec<LocalRef>,
+    /// Who may call what; a Deny wins over an Allow, and a call no statement allows is
+    /// refused.
+    #[schemars(length(min = 1, max = 50))]
+    pub statements: Vec<IamStatement>,
+}
+
+/// One statement of an [`IamAuthorizer`]'s policy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IamStatement {
+    /// `Allow` or `Deny`.
+    pub effect: IamEffect,
+    /// The callers it is about: names of Secrets in `credentials`, or `*` for all of them.
+    #[schemars(length(min = 1, max = 50), inner(length(min = 1, max = 253)))]
+    pub principals: Vec<String>,
+    /// Method ARNs it covers, `arn:aws:execute-api:{region}:{account}:{gateway}/{stage}/{METHOD}/{path}`
+    /// with `*` and `?` wildcards (`arn:aws:execute-api:*:*:shop/prod/GET/orders/*`). Tollgate's
+    /// region is `local` and its account `tollgate`.
+    #[schemars(length(min = 1, max = 50), inner(length(min = 1, max = 1600)))]
+    pub resources: Vec<String>,
+}
+
+/// Whether a statement allows or denies.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum IamEffect {
+    Allow,
+    Deny,
 }
 
 /// JSON Web Token validation.

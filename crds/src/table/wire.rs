@@ -70,7 +70,13 @@ wire_enum! {
 wire_enum! {
     /// What kind of authorizer decides.
     #[allow(clippy::upper_case_acronyms)]
-    AuthorizerType { JWT, TOKEN, REQUEST }
+    AuthorizerType {
+        JWT,
+        TOKEN,
+        REQUEST,
+        #[serde(rename = "AWS_IAM")]
+        AwsIam,
+    }
 }
 
 wire_enum! {

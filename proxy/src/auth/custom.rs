@@ -557,7 +557,7 @@ const ARN_SEGMENTS: usize = 6;
 /// any run of characters (slashes included) and `?` any one character. A pattern with fewer
 /// than six segments must end in `*`, which then spans the rest of the ARN, colons included
 /// (`*` alone matches every ARN; `arn:aws:execute-api:*` every API).
-fn arn_matches(pattern: &str, arn: &str) -> bool {
+pub(crate) fn arn_matches(pattern: &str, arn: &str) -> bool {
     let patterns: Vec<&str> = pattern.splitn(ARN_SEGMENTS, ':').collect();
     if patterns.len() < ARN_SEGMENTS && !pattern.ends_with('*') {
         return false;
@@ -627,6 +627,7 @@ impl CacheKey {
             AuthorizerType::JWT => "JWT",
             AuthorizerType::TOKEN => "TOKEN",
             AuthorizerType::REQUEST => "REQUEST",
+            AuthorizerType::AwsIam => "AWS_IAM",
         };
         let (kind, url) = match endpoint {
             AuthorizerEndpoint::Http { url } => ("http", url),
@@ -1067,6 +1068,7 @@ mod tests {
             endpoint: Some(AuthorizerEndpoint::Http {
                 url: "http://auth.example/check".into(),
             }),
+            iam: None,
             payload_format_version: PayloadFormatVersion::V1,
             result_ttl_seconds: 300,
         }

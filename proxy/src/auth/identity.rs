@@ -28,8 +28,20 @@ pub struct Identity {
     /// A custom authorizer's `usageIdentifierKey`: the API key when the gateway's
     /// `apiKeySource` is `AUTHORIZER`.
     pub usage_identifier_key: Option<String>,
+    /// The signer of a request an `AWS_IAM` authorizer verified.
+    pub iam: Option<IamCaller>,
     /// [`headers`](Self::headers), built on first use.
     headers: OnceLock<Vec<(HeaderName, HeaderValue)>>,
+}
+
+/// Who signed a request with SigV4, as Amazon's `requestContext.identity` names an IAM caller.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IamCaller {
+    pub access_key: String,
+    /// The Secret holding the key: the IAM user's name.
+    pub user: String,
+    /// `arn:aws:iam::tollgate:user/{user}`.
+    pub user_arn: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -50,7 +62,17 @@ impl Identity {
             jwt,
             context,
             usage_identifier_key,
+            iam: None,
             headers: OnceLock::new(),
+        }
+    }
+
+    /// The identity of a SigV4 signer: its user ARN is the principal.
+    pub fn signed_by(caller: IamCaller) -> Self {
+        Self {
+            principal_id: Some(caller.user_arn.clone()),
+            iam: Some(caller),
+            ..Self::default()
         }
     }
 
@@ -82,6 +104,20 @@ impl Identity {
             return None;
         }
         let mut out = Map::new();
+        if let Some(iam) = &self.iam {
+            // As an HTTP API's IAM authorization puts the signer.
+            out.insert(
+                "iam".into(),
+                json!({
+                    "accessKey": iam.access_key,
+                    "accountId": crate::lambda::event::ACCOUNT_ID,
+                    "callerId": iam.user,
+                    "userArn": iam.user_arn,
+                    "userId": iam.user,
+                }),
+            );
+            return Some(Value::Object(out));
+        }
         if let Some(jwt) = &self.jwt {
             out.insert(
                 "jwt".into(),

@@ -7,6 +7,7 @@
 //! `requestContext.authorizer`, or as `x-authorizer-*` headers to an HTTP backend.
 
 pub mod custom;
+pub mod iam;
 pub mod identity;
 pub mod jwt;
 pub mod verified;
@@ -39,11 +40,23 @@ impl AuthState {
     }
 }
 
-/// Runs the route's authorizer, if it names one. The body is not read yet.
+/// Whether the route's authorizer reads the body (an `AWS_IAM` signature covers it): then the
+/// pipeline reads it whole before this phase.
+pub fn reads_body(ctx: &RouteCtx<'_>) -> bool {
+    ctx.route_table()
+        .authorizer
+        .as_deref()
+        .and_then(|name| find(ctx.gateway(), name).ok())
+        .is_some_and(|table| table.type_ == AuthorizerType::AwsIam)
+}
+
+/// Runs the route's authorizer, if it names one. `body` is the body read whole when
+/// [`reads_body`] said so; otherwise the body is not read yet.
 pub async fn authorize(
     state: &AuthState,
     client: &Upstream,
     ctx: &RouteCtx<'_>,
+    body: Option<&[u8]>,
 ) -> Result<Arc<Identity>, GatewayError> {
     let Some(name) = &ctx.route_table().authorizer else {
         return Ok(state.anonymous.clone());
@@ -68,6 +81,14 @@ pub async fn authorize(
         }
         AuthorizerType::TOKEN | AuthorizerType::REQUEST => {
             custom::authorize(&state.answers, client, table, &sources, ctx).await
+        }
+        AuthorizerType::AwsIam => {
+            let iam = table.iam.as_ref().ok_or_else(|| {
+                GatewayError::AuthorizerConfiguration(format!(
+                    "AWS_IAM authorizer {name:?} has no iam"
+                ))
+            })?;
+            iam::authorize(iam, ctx, body.unwrap_or_default())
         }
     }
 }

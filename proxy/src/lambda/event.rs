@@ -27,6 +27,7 @@ use http::header::{CONTENT_TYPE, COOKIE, USER_AGENT};
 use http::{HeaderMap, Method, Version};
 use serde_json::{Map, Value, json};
 
+use crate::auth::identity::IamCaller;
 use crate::request_ctx::RouteCtx;
 use crate::tls::ClientCert;
 
@@ -66,6 +67,8 @@ pub struct EventInput<'a> {
     pub authorizer: Option<&'a Value>,
     /// The verified client certificate of a mutual-TLS domain.
     pub client_cert: Option<&'a ClientCert>,
+    /// The signer an `AWS_IAM` authorizer verified: payload 1.0's `requestContext.identity`.
+    pub iam: Option<&'a IamCaller>,
 }
 
 impl<'a> EventInput<'a> {
@@ -99,6 +102,7 @@ impl<'a> EventInput<'a> {
             received_at: ctx.received_at,
             authorizer,
             client_cert: ctx.client_cert.as_deref(),
+            iam: ctx.identity.iam.as_ref(),
         }
     }
 }
@@ -135,11 +139,11 @@ pub fn event_v1(input: &EventInput<'_>) -> Value {
         "extendedRequestId": input.request_id,
         "httpMethod": input.method.as_str(),
         "identity": {
-            "accessKey": null,
-            "accountId": null,
+            "accessKey": input.iam.map(|i| i.access_key.as_str()),
+            "accountId": input.iam.map(|_| ACCOUNT_ID),
             "apiKey": null,
             "apiKeyId": null,
-            "caller": null,
+            "caller": input.iam.map(|i| i.user.as_str()),
             "clientCert": input.client_cert.map_or(Value::Null, client_cert),
             "cognitoAuthenticationProvider": null,
             "cognitoAuthenticationType": null,
@@ -147,9 +151,9 @@ pub fn event_v1(input: &EventInput<'_>) -> Value {
             "cognitoIdentityPoolId": null,
             "principalOrgId": null,
             "sourceIp": input.source_ip.to_string(),
-            "user": null,
+            "user": input.iam.map(|i| i.user.as_str()),
             "userAgent": user_agent,
-            "userArn": null,
+            "userArn": input.iam.map(|i| i.user_arn.as_str()),
         },
         "path": input.raw_path,
         "protocol": protocol(input.version),
@@ -539,6 +543,7 @@ mod tests {
                 received_at: jiff::Timestamp::from_millisecond(1_584_039_838_390).unwrap(),
                 authorizer: self.authorizer.as_ref(),
                 client_cert: None,
+                iam: None,
             }
         }
 

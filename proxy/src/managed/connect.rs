@@ -72,7 +72,8 @@ pub async fn admit(
             identity: shared.auth.anonymous(),
             binding: None,
         };
-        call.identity = auth::authorize(&shared.auth, &shared.client, &call)
+        // A handshake has no body: an AWS_IAM signature covers the empty one.
+        call.identity = auth::authorize(&shared.auth, &shared.client, &call, Some(&[]))
             .instrument(tracing::trace_span!("auth"))
             .await?;
         call.binding = api_key::binding(&call)?;

@@ -11,7 +11,8 @@
 //! 4. **route** — a path with dot-segments or encoded separators refused, then method and
 //!    path to a route, then the stable or canary deployment ([`route`]);
 //! 5. **auth** — the authorizer ([`auth::authorize`]), then the API key
-//!    ([`api_key::binding`]);
+//!    ([`api_key::binding`]); an `AWS_IAM` authorizer's signature covers the body, so on its
+//!    routes phase 7 runs just before this one;
 //! 6. **throttle** — gateway, route and per-key rates, and the key's quota
 //!    ([`Limiter::admit`](crate::throttle::Limiter::admit));
 //! 7. **body** — streamed to an HTTP backend, read whole for Lambda and mocks; bounded by
@@ -224,8 +225,22 @@ async fn admitted<B: ClientBody>(
     let metrics = route::metrics(shared, &ctx);
     log.route_metrics = Some(metrics.clone());
 
-    // Phase 5: auth: the authorizer, then the API key (which the authorizer may give).
-    ctx.identity = auth::authorize(&shared.auth, &shared.client, &ctx)
+    // Phase 5: auth: the authorizer, then the API key (which the authorizer may give). An
+    // AWS_IAM signature covers the body: on such a route phase 7 runs first, reading it whole.
+    let body = if auth::reads_body(&ctx) {
+        Pending::Read(
+            request_body::take_whole(&ctx.parts.headers, body, &shared.body_limits)
+                .instrument(tracing::trace_span!("body"))
+                .await?,
+        )
+    } else {
+        Pending::Unread(body)
+    };
+    let signed_payload = match &body {
+        Pending::Read(read) => Some(&read.bytes[..]),
+        Pending::Unread(_) => None,
+    };
+    ctx.identity = auth::authorize(&shared.auth, &shared.client, &ctx, signed_payload)
         .instrument(tracing::trace_span!("auth"))
         .await?;
     ctx.binding = api_key::binding(&ctx)?;
@@ -239,11 +254,21 @@ async fn admitted<B: ClientBody>(
         .instrument(tracing::trace_span!("throttle"))
         .await?;
 
-    // Phase 7: body.
+    // Phase 7: body (already read whole for an AWS_IAM route).
     let integration = &ctx.route.table.integration;
-    let body = request_body::take(integration, &ctx.parts.headers, body, &shared.body_limits)
-        .instrument(tracing::trace_span!("body"))
-        .await?;
+    let body = match body {
+        Pending::Read(read) => request_body::RequestBody::Whole(read),
+        Pending::Unread(client_body) => {
+            request_body::take(
+                integration,
+                &ctx.parts.headers,
+                client_body,
+                &shared.body_limits,
+            )
+            .instrument(tracing::trace_span!("body"))
+            .await?
+        }
+    };
 
     // Phase 8: integration.
     let started = Instant::now();
@@ -263,6 +288,13 @@ async fn admitted<B: ClientBody>(
     // Phase 9: response headers.
     response::decorate(&ctx, rate_status, &mut answer);
     Ok(answer)
+}
+
+/// The body between phases 5 and 7: read whole early for an authorizer that signs it, or
+/// still the client's.
+enum Pending<'a, B> {
+    Read(request_body::Buffered<'a>),
+    Unread(B),
 }
 
 /// The gateway response for a phase's refusal, logged and put in the access record.
