@@ -214,6 +214,10 @@ pub struct AuthorizerTable {
     /// AWS_IAM: the keys that may sign and the policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iam: Option<IamTable>,
+    /// KUBERNETES: the ServiceAccounts allowed on routes that name none (`namespace/name`,
+    /// `namespace/*`); the token is checked as `jwt` says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_accounts: Vec<String>,
     /// REQUEST: the event format it gets (1.0 is not written).
     #[serde(default = "v1", skip_serializing_if = "is_v1")]
     pub payload_format_version: PayloadFormatVersion,
@@ -362,6 +366,9 @@ pub struct RouteTable {
     pub authorizer: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authorization_scopes: Vec<String>,
+    /// KUBERNETES authorizer: the ServiceAccounts allowed here, in place of its own list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_accounts: Vec<String>,
     /// The route's throttle: its own, else the stage's, capped by the gateway's.
     pub throttle: ThrottleSettings,
     pub integration: IntegrationTable,

@@ -41,10 +41,11 @@ pub enum GatewayError {
     /// A custom authorizer denied the request (ACCESS_DENIED).
     #[error("the authorizer denied the request")]
     ExplicitDeny,
-    /// A SigV4 signature that does not verify, or a signer the AWS_IAM authorizer's
-    /// statements do not allow: 403 with Amazon's message for the case.
+    /// A SigV4 signature that does not verify, a signer the AWS_IAM authorizer's statements
+    /// do not allow, a ServiceAccount a KUBERNETES authorizer does not allow: 403 with the
+    /// message for the case.
     #[error("{message}")]
-    SignatureRefused {
+    AccessRefused {
         message: String,
         error_type: &'static str,
     },
@@ -125,7 +126,7 @@ impl GatewayError {
             Self::ExplicitDeny
             | Self::NotAuthorized
             | Self::PolicyDenied(_)
-            | Self::SignatureRefused { .. }
+            | Self::AccessRefused { .. }
             | Self::ClientCertificate(_) => StatusCode::FORBIDDEN,
             Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             Self::TooManyRequests(_) | Self::LimitExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -160,7 +161,7 @@ impl GatewayError {
                 "User: anonymous is not authorized to perform: execute-api:Invoke on this resource"
             }
             // Its own message is written by `into_response`.
-            Self::SignatureRefused { .. } => "Forbidden",
+            Self::AccessRefused { .. } => "Forbidden",
             Self::TooManyRequests(_) => "Too Many Requests",
             Self::LimitExceeded(_) => "Limit Exceeded",
             // Amazon API Gateway answers authorizer errors with a null message.
@@ -209,7 +210,7 @@ impl GatewayError {
             | Self::ExplicitDeny
             | Self::NotAuthorized
             | Self::PolicyDenied(_)
-            | Self::SignatureRefused { .. }
+            | Self::AccessRefused { .. }
             | Self::ClientCertificate(_)
             | Self::MisdirectedRequest
             | Self::TooManyRequests(_)
@@ -256,7 +257,7 @@ impl GatewayError {
             | Self::Configuration(_)
             | Self::InternalServerError(_) => "InternalServerErrorException",
             Self::NotFound => "NotFoundException",
-            Self::SignatureRefused { error_type, .. } => error_type,
+            Self::AccessRefused { error_type, .. } => error_type,
         }
     }
 
@@ -264,7 +265,7 @@ impl GatewayError {
         let body = match self {
             // Amazon API Gateway answers authorizer errors with a null message.
             Self::AuthorizerConfiguration(_) => r#"{"message":null}"#.to_string(),
-            Self::SignatureRefused { ref message, .. } => {
+            Self::AccessRefused { ref message, .. } => {
                 serde_json::json!({ "message": message }).to_string()
             }
             _ => serde_json::json!({ "message": self.message() }).to_string(),

@@ -286,6 +286,7 @@ mod tests {
             api_key_required: false,
             authorizer: None,
             authorization_scopes: Vec::new(),
+            service_accounts: Vec::new(),
             throttle: ThrottleSettings {
                 rate_limit: 1.0,
                 burst_limit: 1,

@@ -318,24 +318,68 @@ fn compile_authorizer(
         validate::identity_source(s).map_err(|e| at(&format!(".identitySource[{i}]"), e))?;
     }
     let mut identity_sources = a.identity_source.clone();
-    if a.type_ == AuthorizerType::AwsIam {
-        let iam = iam_table(a, credentials)?;
-        return Ok(AuthorizerTable {
-            name: a.name.clone(),
-            type_: a.type_.into(),
-            identity_sources: Vec::new(),
-            jwt: None,
-            endpoint: None,
-            iam: Some(iam),
-            payload_format_version: payload_format_version(a, http_api)?,
-            result_ttl_seconds: 0,
-        });
-    }
-    if a.iam.is_some() {
+    if a.iam.is_some() && a.type_ != AuthorizerType::AwsIam {
         return Err(at(".iam", "only an AWS_IAM authorizer takes iam".into()));
     }
+    if a.kubernetes.is_some() != (a.type_ == AuthorizerType::Kubernetes) {
+        return Err(at(
+            ".kubernetes",
+            "a KUBERNETES authorizer takes kubernetes, and only it".into(),
+        ));
+    }
+    let mut service_accounts = Vec::new();
     let (jwt, endpoint) = match a.type_ {
-        AuthorizerType::AwsIam => unreachable!("AWS_IAM returned above"),
+        AuthorizerType::AwsIam => {
+            return Ok(AuthorizerTable {
+                name: a.name.clone(),
+                type_: a.type_.into(),
+                identity_sources: Vec::new(),
+                jwt: None,
+                endpoint: None,
+                iam: Some(iam_table(a, credentials)?),
+                service_accounts: Vec::new(),
+                payload_format_version: payload_format_version(a, http_api)?,
+                result_ttl_seconds: 0,
+            });
+        }
+        AuthorizerType::Kubernetes => {
+            let Some(k) = &a.kubernetes else {
+                return Err(at(
+                    ".kubernetes",
+                    "a KUBERNETES authorizer needs kubernetes.audiences".into(),
+                ));
+            };
+            if a.jwt.is_some() || a.http.is_some() || a.lambda.is_some() {
+                return Err(at(
+                    "",
+                    "a KUBERNETES authorizer takes kubernetes only, not jwt, http or lambda".into(),
+                ));
+            }
+            validate::http_url(&k.issuer).map_err(|e| at(".kubernetes.issuer", e))?;
+            if k.audiences.is_empty() {
+                return Err(at(
+                    ".kubernetes.audiences",
+                    "name at least one audience (one of this gateway's own)".into(),
+                ));
+            }
+            let jwks_uri = match &k.jwks_uri {
+                Some(u) => {
+                    validate::http_url(u).map_err(|e| at(".kubernetes.jwksUri", e))?;
+                    u.clone()
+                }
+                None => format!("{}/openid/v1/jwks", k.issuer.trim_end_matches('/')),
+            };
+            if identity_sources.is_empty() {
+                identity_sources.push(JWT_DEFAULT_IDENTITY_SOURCE.to_string());
+            }
+            service_accounts = k.allow.clone();
+            let table = JwtTable {
+                issuer: k.issuer.clone(),
+                audiences: k.audiences.clone(),
+                jwks_uri,
+            };
+            (Some(table), None)
+        }
         AuthorizerType::JWT => {
             let Some(jwt) = &a.jwt else {
                 return Err(at(
@@ -416,6 +460,7 @@ fn compile_authorizer(
         jwt,
         endpoint,
         iam: None,
+        service_accounts,
         payload_format_version: payload_format_version(a, http_api)?,
         result_ttl_seconds: a.result_ttl_seconds,
     })

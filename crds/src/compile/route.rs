@@ -204,6 +204,7 @@ pub(super) fn compile(
             api_key_required: spec.api_key_required,
             authorizer: spec.authorizer.clone(),
             authorization_scopes: spec.authorization_scopes.clone(),
+            service_accounts: spec.service_accounts.clone(),
             throttle,
             integration: integration.clone(),
         });
@@ -470,6 +471,15 @@ fn check_authorization(rt: &Route, table: &GatewayTable, diag: &mut Diagnostic) 
             Reason::InvalidAuthorizer,
             "spec.authorizationScopes",
             "authorizationScopes need spec.authorizer to name a JWT authorizer",
+        );
+    }
+    if !spec.service_accounts.is_empty()
+        && authorizer.is_none_or(|a| a.type_ != table::AuthorizerType::Kubernetes)
+    {
+        diag.reject(
+            Reason::InvalidAuthorizer,
+            "spec.serviceAccounts",
+            "serviceAccounts need spec.authorizer to name a KUBERNETES authorizer",
         );
     }
 }

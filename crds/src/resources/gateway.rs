@@ -436,6 +436,10 @@ pub enum RedisFailureMode {
         "message": "an AWS_IAM authorizer takes iam (credentials and statements) only, and only it takes iam"
     },
     {
+        "rule": "(self.type == 'KUBERNETES') == has(self.kubernetes) && (self.type != 'KUBERNETES' || (!has(self.jwt) && !has(self.http) && !has(self.lambda)))",
+        "message": "a KUBERNETES authorizer takes kubernetes (audiences, allow) and no jwt, http or lambda; only it takes kubernetes"
+    },
+    {
         "rule": "self.type != 'TOKEN' || (has(self.identitySource) && size(self.identitySource) == 1 && self.identitySource[0].startsWith('$request.header.'))",
         "message": "a TOKEN authorizer takes exactly one identitySource, a header: $request.header.Name"
     },
@@ -487,6 +491,10 @@ pub struct Authorizer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iam: Option<IamAuthorizer>,
 
+    /// `KUBERNETES`: the token's issuer and audiences, and the ServiceAccounts allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesAuthorizer>,
+
     /// REQUEST: the event it gets, `1.0` (a REST API's: `methodArn`, `headers`,
     /// `queryStringParameters`, …) or `2.0` (an HTTP API's: `routeArn`, `identitySource`,
     /// `rawPath`, `cookies`, …). Default: `2.0` on an HTTP API, `1.0` otherwise. Either way it
@@ -515,6 +523,11 @@ pub enum AuthorizerType {
     /// gateway knows, and a policy of who may call what.
     #[serde(rename = "AWS_IAM")]
     AwsIam,
+    /// Tollgate's own: in-cluster callers present their projected ServiceAccount token,
+    /// verified against the cluster's service account issuer; the ServiceAccounts or
+    /// namespaces allowed are named by the authorizer, or by each route.
+    #[serde(rename = "KUBERNETES")]
+    Kubernetes,
 }
 
 /// `AWS_IAM` authorization: callers sign requests with SigV4 (service `execute-api`, any
@@ -547,6 +560,44 @@ pub struct IamStatement {
     /// region is `local` and its account `tollgate`.
     #[schemars(length(min = 1, max = 50), inner(length(min = 1, max = 1600)))]
     pub resources: Vec<String>,
+}
+
+/// `KUBERNETES` authorization: callers in the cluster send `Authorization: Bearer` with a
+/// ServiceAccount token projected for one of `audiences`; the proxy verifies it against the
+/// service account issuer's keys (fetched and cached, as a JWT authorizer's: no API-server call
+/// per request), then checks the ServiceAccount against the route's `serviceAccounts`, else
+/// this `allow`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesAuthorizer {
+    /// The cluster's service account issuer (the API server's `--service-account-issuer`).
+    #[serde(default = "default_kubernetes_issuer")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub issuer: String,
+    /// Where the issuer's keys are: default `{issuer}/openid/v1/jwks`. The API server serves
+    /// them to ServiceAccounts, or to anyone once the ClusterRole
+    /// `system:service-account-issuer-discovery` is bound to `system:unauthenticated`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    pub jwks_uri: Option<String>,
+    /// The audiences a token must carry one of (`kubectl create token --audience`, a projected
+    /// volume's `audience`): choose one per gateway, so a token for another service is refused.
+    #[schemars(length(min = 1, max = 20), inner(length(min = 1, max = 256)))]
+    pub audiences: Vec<String>,
+    /// ServiceAccounts allowed on routes that name none: `namespace/name`, or `namespace/*`
+    /// for every ServiceAccount of a namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 100),
+        inner(regex(
+            pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/(\*|[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?)$"
+        ))
+    )]
+    pub allow: Vec<String>,
+}
+
+fn default_kubernetes_issuer() -> String {
+    "https://kubernetes.default.svc".into()
 }
 
 /// Whether a statement allows or denies.

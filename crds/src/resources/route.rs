@@ -52,6 +52,10 @@ const PATH_MESSAGE: &str = "path must be '/' or '/'-separated segments, each lit
         "message": "authorizationScopes need an authorizer: set spec.authorizer to a JWT authorizer of the gateway"
     },
     {
+        "rule": "!has(self.serviceAccounts) || size(self.serviceAccounts) == 0 || has(self.authorizer)",
+        "message": "serviceAccounts need an authorizer: set spec.authorizer to a KUBERNETES authorizer of the gateway"
+    },
+    {
         "rule": "!has(self.stages) || self.stages.all(s, self.stages.filter(t, t == s).size() == 1)",
         "message": "each stage may be listed once in spec.stages"
     },
@@ -129,6 +133,17 @@ pub struct RouteSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50), inner(length(max = 256)))]
     pub authorization_scopes: Vec<String>,
+
+    /// With a KUBERNETES authorizer: the ServiceAccounts that may call this route
+    /// (`namespace/name`, or `namespace/*`), in place of the authorizer's `allow`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 100),
+        inner(regex(
+            pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/(\*|[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?)$"
+        ))
+    )]
+    pub service_accounts: Vec<String>,
 
     /// Throttle for this route on every stage it is served on; overrides the stage default,
     /// capped by the gateway-wide throttle.

@@ -76,6 +76,8 @@ wire_enum! {
         REQUEST,
         #[serde(rename = "AWS_IAM")]
         AwsIam,
+        #[serde(rename = "KUBERNETES")]
+        Kubernetes,
     }
 }
 

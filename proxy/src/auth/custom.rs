@@ -628,6 +628,7 @@ impl CacheKey {
             AuthorizerType::TOKEN => "TOKEN",
             AuthorizerType::REQUEST => "REQUEST",
             AuthorizerType::AwsIam => "AWS_IAM",
+            AuthorizerType::Kubernetes => "KUBERNETES",
         };
         let (kind, url) = match endpoint {
             AuthorizerEndpoint::Http { url } => ("http", url),
@@ -1069,6 +1070,7 @@ mod tests {
                 url: "http://auth.example/check".into(),
             }),
             iam: None,
+            service_accounts: Vec::new(),
             payload_format_version: PayloadFormatVersion::V1,
             result_ttl_seconds: 300,
         }

@@ -64,7 +64,7 @@ pub fn authorize(
     };
     let signer =
         sigv4::verify(&signed, jiff::Timestamp::now(), "execute-api", find).map_err(|e| {
-            GatewayError::SignatureRefused {
+            GatewayError::AccessRefused {
                 message: e.to_string(),
                 error_type: e.error_type(),
             }
@@ -87,7 +87,7 @@ pub fn authorize(
     );
     match decide(iam, user, &arn) {
         Some(true) => Ok(Arc::new(Identity::signed_by(caller))),
-        decision => Err(GatewayError::SignatureRefused {
+        decision => Err(GatewayError::AccessRefused {
             message: format!(
                 "User: {} is not authorized to perform: execute-api:Invoke on resource: {arn}{}",
                 caller.user_arn,

@@ -10,6 +10,7 @@ pub mod custom;
 pub mod iam;
 pub mod identity;
 pub mod jwt;
+pub mod kubernetes;
 pub mod verified;
 
 use std::sync::Arc;
@@ -81,6 +82,17 @@ pub async fn authorize(
         }
         AuthorizerType::TOKEN | AuthorizerType::REQUEST => {
             custom::authorize(&state.answers, client, table, &sources, ctx).await
+        }
+        AuthorizerType::Kubernetes => {
+            let token = sources.first().map(String::as_str).unwrap_or_default();
+            let jwt = table.jwt.as_ref().ok_or_else(|| {
+                GatewayError::AuthorizerConfiguration(format!(
+                    "KUBERNETES authorizer {name:?} has no issuer"
+                ))
+            })?;
+            let identity = jwt::verify(&state.jwks, client, jwt, token, &[]).await?;
+            kubernetes::admit(&identity, table, ctx)?;
+            Ok(identity)
         }
         AuthorizerType::AwsIam => {
             let iam = table.iam.as_ref().ok_or_else(|| {
