@@ -241,3 +241,56 @@ async fn pod_identity_credentials_come_from_the_container_endpoint() {
         assert_eq!(call["verified"], true, "{call}");
     }
 }
+
+/// A custom authorizer that is an AWS Lambda function is called the same way: signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lambda_authorizer_on_aws_is_called_with_signed_requests() {
+    let function = LambdaRuntime::start("handler.authorizer");
+    let double = AwsDouble::start(
+        &function.endpoint(),
+        AwsDoubleOptions {
+            access_key: Some((ACCESS_KEY, SECRET)),
+            ..AwsDoubleOptions::default()
+        },
+    );
+    let mut gw = gateway("shop", json!([{"name": "dev"}]));
+    gw["spec"]["authorizers"] = json!([{
+        "name": "tokens",
+        "type": "TOKEN",
+        "identitySource": ["$request.header.Authorization"],
+        "resultTtlSeconds": 0,
+        "lambda": {
+            "functionName": "arn:aws:lambda:eu-west-1:123456789012:function:authorizer",
+            "endpoint": double.url(),
+        },
+    }]);
+    let mut guarded = route(
+        "orders",
+        "shop",
+        "GET",
+        "/orders",
+        json!({"mock": {"statusCode": 200, "body": "[]"}}),
+    );
+    guarded["spec"]["authorizer"] = json!("tokens");
+    let config = ConfigDir::with("shop.yaml", &[gw, guarded]);
+    let proxy = Proxy::start_standalone_with_env(
+        config.path(),
+        &[],
+        &aws_env(&[
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET),
+        ]),
+    );
+    let client = Client::new();
+    let allowed = client
+        .get(&proxy.url("/dev/orders"), &[("authorization", "allow")])
+        .await;
+    assert_eq!(allowed.status, 200, "{}", allowed.text());
+    let denied = client
+        .get(&proxy.url("/dev/orders"), &[("authorization", "deny")])
+        .await;
+    assert_eq!(denied.status, 403, "{}", denied.text());
+    let calls = invocations(&double);
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(calls.iter().all(|c| c["verified"] == true), "{calls:?}");
+}
