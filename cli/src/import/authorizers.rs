@@ -55,7 +55,7 @@ pub(super) fn read(
             {
                 report.push(unsupported(
                     &pointer,
-                    "IAM (SigV4) authorization: Tollgate has no IAM authorizer yet; routes using it are served without it",
+                    "IAM (SigV4) authorization: an export carries neither the callers' keys nor their policies; add an AWS_IAM authorizer (iam.credentials, iam.statements) and name it on these routes, which are imported without it",
                 ));
             } else {
                 report.push(unsupported(
