@@ -24,6 +24,8 @@ use hyper::Request;
 use hyper::header::{self, HeaderValue};
 use tokio::sync::{Mutex, OnceCell};
 
+use crate::errors::error_chain;
+
 /// Credentials this close to their expiry are fetched again.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 /// After the chain found no credentials, calls fail at once for this long rather than walk it
@@ -184,18 +186,6 @@ async fn default_chain() -> Option<SharedCredentialsProvider> {
         .load()
         .await
         .credentials_provider()
-}
-
-/// An error and its sources, one line.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

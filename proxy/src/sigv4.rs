@@ -52,6 +52,19 @@ pub struct SignedRequest<'a> {
     pub payload: &'a [u8],
 }
 
+/// The request's headers as SigV4 signs them: with `host`, which HTTP/2 carries as
+/// `:authority` (the URI's) rather than as a header.
+pub fn headers_with_host(parts: &http::request::Parts) -> HeaderMap {
+    let mut headers = parts.headers.clone();
+    if !headers.contains_key(http::header::HOST)
+        && let Some(authority) = parts.uri.authority()
+        && let Ok(host) = http::HeaderValue::try_from(authority.as_str())
+    {
+        headers.insert(http::header::HOST, host);
+    }
+    headers
+}
+
 /// Why a request is refused. Every case is a 403, as on API Gateway.
 #[derive(Debug, thiserror::Error)]
 pub enum SigV4Error {

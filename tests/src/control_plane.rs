@@ -500,6 +500,29 @@ impl ControlPlane {
         }
     }
 
+    /// Lets anyone read the service account issuer's keys (OIDC discovery,
+    /// `/openid/v1/jwks`), as Kubernetes documents for OIDC federation: what proxies need to
+    /// verify ServiceAccount tokens without credentials of their own.
+    pub fn allow_oidc_discovery(&self) {
+        let out = self.kubectl_with_input(
+            &["apply", "-f", "-"],
+            r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: tollgate-test-oidc-discovery
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:service-account-issuer-discovery
+subjects:
+  - apiGroup: rbac.authorization.k8s.io
+    kind: Group
+    name: system:unauthenticated
+"#,
+        );
+        assert!(out.status.success(), "{}", output_text(&out));
+    }
+
     /// Creates a namespace named `{hint}-{5 random characters}` (the API server's
     /// `generateName`), deleted when the returned guard is dropped.
     pub fn namespace(&self, hint: &str) -> Namespace<'_> {

@@ -50,6 +50,29 @@ fn resources(endpoint: &str) -> Vec<Value> {
     ]
 }
 
+/// A double that knows the static key, in front of `function`.
+fn double_with_key(function: &LambdaRuntime) -> AwsDouble {
+    AwsDouble::start(
+        &function.endpoint(),
+        AwsDoubleOptions {
+            access_key: Some((ACCESS_KEY, SECRET)),
+            ..AwsDoubleOptions::default()
+        },
+    )
+}
+
+/// A proxy serving `config` whose credential chain holds the static key with `secret`.
+fn proxy_with_key(config: &ConfigDir, secret: &str) -> Proxy {
+    Proxy::start_standalone_with_env(
+        config.path(),
+        &[],
+        &aws_env(&[
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", secret),
+        ]),
+    )
+}
+
 fn invocations(double: &AwsDouble) -> Vec<Value> {
     double.calls()["invoke"]
         .as_array()
@@ -60,22 +83,9 @@ fn invocations(double: &AwsDouble) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invokes_are_signed_with_the_environments_keys_and_verified_by_botocore() {
     let function = LambdaRuntime::start("handler.handler");
-    let double = AwsDouble::start(
-        &function.endpoint(),
-        AwsDoubleOptions {
-            access_key: Some((ACCESS_KEY, SECRET)),
-            ..AwsDoubleOptions::default()
-        },
-    );
+    let double = double_with_key(&function);
     let config = ConfigDir::with("shop.yaml", &resources(&double.url()));
-    let proxy = Proxy::start_standalone_with_env(
-        config.path(),
-        &[],
-        &aws_env(&[
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", SECRET),
-        ]),
-    );
+    let proxy = proxy_with_key(&config, SECRET);
     let client = Client::new();
 
     for _ in 0..2 {
@@ -104,22 +114,9 @@ async fn invokes_are_signed_with_the_environments_keys_and_verified_by_botocore(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_is_refused_by_the_verifier_and_answered_as_a_failed_integration() {
     let function = LambdaRuntime::start("handler.handler");
-    let double = AwsDouble::start(
-        &function.endpoint(),
-        AwsDoubleOptions {
-            access_key: Some((ACCESS_KEY, SECRET)),
-            ..AwsDoubleOptions::default()
-        },
-    );
+    let double = double_with_key(&function);
     let config = ConfigDir::with("shop.yaml", &resources(&double.url()));
-    let proxy = Proxy::start_standalone_with_env(
-        config.path(),
-        &[],
-        &aws_env(&[
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", "not-the-secret"),
-        ]),
-    );
+    let proxy = proxy_with_key(&config, "not-the-secret");
     let refused = Client::new().get(&proxy.url("/dev/hello"), &[]).await;
     assert_eq!(refused.status, 502, "{}", refused.text());
     assert_eq!(refused.json(), json!({"message": "Internal server error"}));
@@ -246,13 +243,7 @@ async fn pod_identity_credentials_come_from_the_container_endpoint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lambda_authorizer_on_aws_is_called_with_signed_requests() {
     let function = LambdaRuntime::start("handler.authorizer");
-    let double = AwsDouble::start(
-        &function.endpoint(),
-        AwsDoubleOptions {
-            access_key: Some((ACCESS_KEY, SECRET)),
-            ..AwsDoubleOptions::default()
-        },
-    );
+    let double = double_with_key(&function);
     let mut gw = gateway("shop", json!([{"name": "dev"}]));
     gw["spec"]["authorizers"] = json!([{
         "name": "tokens",
@@ -273,14 +264,7 @@ async fn a_lambda_authorizer_on_aws_is_called_with_signed_requests() {
     );
     guarded["spec"]["authorizer"] = json!("tokens");
     let config = ConfigDir::with("shop.yaml", &[gw, guarded]);
-    let proxy = Proxy::start_standalone_with_env(
-        config.path(),
-        &[],
-        &aws_env(&[
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", SECRET),
-        ]),
-    );
+    let proxy = proxy_with_key(&config, SECRET);
     let client = Client::new();
     let allowed = client
         .get(&proxy.url("/dev/orders"), &[("authorization", "allow")])

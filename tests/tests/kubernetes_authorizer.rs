@@ -21,22 +21,7 @@ const AUDIENCE: &str = "shop.tollgate.dev";
 async fn service_account_tokens_from_the_api_server_are_verified_and_allowed_by_name() {
     let cp = ControlPlane::shared();
     // The issuer's keys are public, as Kubernetes documents for OIDC federation.
-    cp.kubectl_with_input(
-        &["apply", "-f", "-"],
-        r#"apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: tollgate-test-oidc-discovery
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: system:service-account-issuer-discovery
-subjects:
-  - apiGroup: rbac.authorization.k8s.io
-    kind: Group
-    name: system:unauthenticated
-"#,
-    );
+    cp.allow_oidc_discovery();
     let billing = cp.namespace("billing");
     let ops = cp.namespace("ops");
     let backend = Backend::echo();

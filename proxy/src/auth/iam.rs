@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 
-use hyper::header::{self, HeaderValue};
 use tollgate_crds::table::IamTable;
 
 use super::Identity;
@@ -41,14 +40,7 @@ pub fn authorize(
             )
         })
         .collect();
-    let mut headers = ctx.parts.headers.clone();
-    if !headers.contains_key(header::HOST)
-        && let Some(authority) = ctx.parts.uri.authority()
-        && let Ok(host) = HeaderValue::try_from(authority.as_str())
-    {
-        // HTTP/2 carries the host as `:authority`; SigV4 signs it as `host`.
-        headers.insert(header::HOST, host);
-    }
+    let headers = sigv4::headers_with_host(ctx.parts);
     let signed = SignedRequest {
         method: &ctx.parts.method,
         raw_path: ctx.raw_path(),

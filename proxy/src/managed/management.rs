@@ -156,14 +156,7 @@ fn signed_caller(
             secret_access_key: c.secret_access_key.clone(),
         })
         .collect();
-    let mut headers = ctx.parts.headers.clone();
-    if !headers.contains_key(header::HOST)
-        && let Some(authority) = ctx.parts.uri.authority()
-        && let Ok(host) = HeaderValue::try_from(authority.as_str())
-    {
-        // HTTP/2 carries the host as `:authority`; SigV4 signs it as `host`.
-        headers.insert(header::HOST, host);
-    }
+    let headers = sigv4::headers_with_host(ctx.parts);
     let signed = SignedRequest {
         method: &ctx.parts.method,
         raw_path: ctx.raw_path(),

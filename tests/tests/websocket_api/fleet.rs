@@ -192,22 +192,7 @@ async fn the_chat_app_runs_on_a_controller_fed_fleet_and_outlives_a_controller_r
 async fn an_in_cluster_backend_calls_connections_with_its_serviceaccount_token() {
     let cp = ControlPlane::shared();
     let controller = Controller::start(cp, &[]);
-    cp.kubectl_with_input(
-        &["apply", "-f", "-"],
-        r#"apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: tollgate-test-oidc-discovery
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: system:service-account-issuer-discovery
-subjects:
-  - apiGroup: rbac.authorization.k8s.io
-    kind: Group
-    name: system:unauthenticated
-"#,
-    );
+    cp.allow_oidc_discovery();
     let ns = cp.namespace("wssa");
     ns.apply(&format!(
         r#"apiVersion: tollgate.dev/v1alpha1
