@@ -382,6 +382,23 @@ fn pod_template(gateway: &ApiGateway, name: &str, namespace: &str, settings: &Se
             {"name": "state", "emptyDir": {}},
         ],
     });
+    // A KUBERNETES authorizer fetches the service account issuer's keys from the API server,
+    // whose certificate the cluster's root CA signs: every namespace holds that CA in the
+    // ConfigMap Kubernetes keeps there.
+    if verifies_service_account_tokens(gateway) {
+        spec["volumes"]
+            .as_array_mut()
+            .expect("volumes is a list")
+            .push(json!({"name": "kube-ca", "configMap": {"name": KUBE_ROOT_CA}}));
+        let container = &mut spec["containers"][0];
+        container["volumeMounts"]
+            .as_array_mut()
+            .expect("volumeMounts is a list")
+            .push(json!({"name": "kube-ca", "mountPath": KUBE_CA_DIR, "readOnly": true}));
+        let args = container["args"].as_array_mut().expect("args is a list");
+        args.push(json!("--upstream-ca-file"));
+        args.push(json!(format!("{KUBE_CA_DIR}/ca.crt")));
+    }
     if let Some(fleet) = fleet {
         if !fleet.node_selector.is_empty() {
             spec["nodeSelector"] = json!(fleet.node_selector);
@@ -394,6 +411,19 @@ fn pod_template(gateway: &ApiGateway, name: &str, namespace: &str, settings: &Se
         "metadata": {"labels": labels(name)},
         "spec": spec,
     })
+}
+
+/// The ConfigMap of the cluster's root CA that Kubernetes keeps in every namespace.
+const KUBE_ROOT_CA: &str = "kube-root-ca.crt";
+const KUBE_CA_DIR: &str = "/etc/tollgate/kube-ca";
+
+/// Whether the gateway has a KUBERNETES authorizer.
+fn verifies_service_account_tokens(gateway: &ApiGateway) -> bool {
+    gateway
+        .spec
+        .authorizers
+        .iter()
+        .any(|a| a.type_ == tollgate_crds::resources::AuthorizerType::Kubernetes)
 }
 
 #[cfg(test)]
@@ -629,5 +659,35 @@ mod tests {
             ]
         );
         assert_eq!(policy, [8080, 8443]);
+    }
+
+    #[test]
+    fn a_kubernetes_authorizer_gives_the_proxies_the_clusters_root_ca() {
+        let spec = json!({"authorizers": [{
+            "name": "cluster", "type": "KUBERNETES",
+            "kubernetes": {"audiences": ["shop.tollgate.dev"], "allow": ["billing/*"]},
+        }]});
+        let objects = desired(&gateway(spec), &settings()).unwrap();
+        let pod = &find(&objects, Kind::Deployment).unwrap()["spec"]["template"]["spec"];
+        assert!(
+            pod["volumes"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"name": "kube-ca", "configMap": {"name": "kube-root-ca.crt"}}))
+        );
+        let args: Vec<&str> = pod["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert!(
+            args.windows(2)
+                .any(|w| w == ["--upstream-ca-file", "/etc/tollgate/kube-ca/ca.crt"])
+        );
+        // Without one, the proxies trust no more than before.
+        let plain = desired(&gateway(json!({})), &settings()).unwrap();
+        let pod = &find(&plain, Kind::Deployment).unwrap()["spec"]["template"]["spec"];
+        assert!(!pod.to_string().contains("kube-ca"));
     }
 }
