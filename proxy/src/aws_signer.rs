@@ -143,7 +143,8 @@ impl AwsSigner {
         let provider = self
             .inner
             .provider
-            .get_or_init(|| async { default_chain().await })
+            // Boxed: loading the chain is a large future, run once.
+            .get_or_init(|| Box::pin(default_chain()))
             .await
             .clone()
             .ok_or_else(|| SignError::Credentials("the AWS credential chain is empty".into()))?;

@@ -166,14 +166,14 @@ impl Upstream {
         );
         if let Some(SigV4 { service, region }) = sigv4 {
             // Fetching credentials (from STS, say) is part of the call, within its deadline;
-            // a failure is counted as the call's.
+            // a failure is counted as the call's. Boxed: the signer's future (the credential
+            // chain's, the first time) is large, and would otherwise make every call's future,
+            // HTTP integrations' included, that large to move.
             let deadline = call.deadline;
-            let signed = tokio::time::timeout_at(
-                deadline.at(),
-                self.aws.sign(&mut request, &payload, service, region),
-            )
-            .await
-            .unwrap_or_else(|_| Err(SignError::Credentials("timed out".into())));
+            let sign = Box::pin(self.aws.sign(&mut request, &payload, service, region));
+            let signed = tokio::time::timeout_at(deadline.at(), sign)
+                .await
+                .unwrap_or_else(|_| Err(SignError::Credentials("timed out".into())));
             if let Err(e) = signed {
                 let e = UpstreamError::from(e);
                 self.observe(call, Some(&e));
