@@ -40,6 +40,24 @@ pub struct Credentials {
     pub secret_access_key: String,
 }
 
+/// Whatever holds a key's secret: [`Credentials`], or a table's keys as they are (no copy per
+/// request).
+pub trait SecretKey {
+    fn secret_access_key(&self) -> &str;
+}
+
+impl SecretKey for Credentials {
+    fn secret_access_key(&self) -> &str {
+        &self.secret_access_key
+    }
+}
+
+impl SecretKey for tollgate_crds::table::AwsCredentialsTable {
+    fn secret_access_key(&self) -> &str {
+        &self.secret_access_key
+    }
+}
+
 /// What of the request the signature covers. `raw_path` and `raw_query` exactly as received on
 /// the wire (still percent-encoded). `headers` must hold `host` (over HTTP/2, the caller puts
 /// the `:authority` there).
@@ -209,12 +227,12 @@ impl std::fmt::Display for Missing {
 
 /// Checks the signature; `find` looks up the secret of an access key id. Returns the matched
 /// credentials.
-pub fn verify<'c>(
+pub fn verify<'c, K: SecretKey>(
     request: &SignedRequest<'_>,
     now: jiff::Timestamp,
     service: &str,
-    find: impl Fn(&str) -> Option<&'c Credentials>,
-) -> Result<&'c Credentials, SigV4Error> {
+    find: impl Fn(&str) -> Option<&'c K>,
+) -> Result<&'c K, SigV4Error> {
     let header = authorization(request.headers)?;
     let auth = parse_authorization(&header, request.headers)?;
     let scope = Scope::parse(auth.credential, service)?;
@@ -226,7 +244,7 @@ pub fn verify<'c>(
     let credentials = find(scope.access_key_id).ok_or(SigV4Error::UnknownAccessKey)?;
     let canonical_request = canonical_request(request, &signed_headers, auth.signed_headers);
     let string_to_sign = string_to_sign(&stamp, &scope.text, &canonical_request);
-    let key = signing_key(&credentials.secret_access_key, &scope);
+    let key = signing_key(credentials.secret_access_key(), &scope);
     if signature_matches(&key, &string_to_sign, auth.signature) {
         Ok(credentials)
     } else {

@@ -19,7 +19,7 @@ use super::identity::IamCaller;
 use crate::errors::GatewayError;
 use crate::lambda::event::ACCOUNT_ID;
 use crate::request_ctx::RouteCtx;
-use crate::sigv4::{self, Credentials, SignedRequest};
+use crate::sigv4::{self, SignedRequest};
 
 /// Verifies the signature over the request and `body`, then the statements.
 pub fn authorize(
@@ -27,19 +27,6 @@ pub fn authorize(
     ctx: &RouteCtx<'_>,
     body: &[u8],
 ) -> Result<Arc<Identity>, GatewayError> {
-    let credentials: Vec<(Credentials, &str)> = iam
-        .credentials
-        .iter()
-        .map(|c| {
-            (
-                Credentials {
-                    access_key_id: c.access_key_id.clone(),
-                    secret_access_key: c.secret_access_key.clone(),
-                },
-                c.source.name.as_str(),
-            )
-        })
-        .collect();
     let headers = sigv4::headers_with_host(ctx.parts);
     let signed = SignedRequest {
         method: &ctx.parts.method,
@@ -48,12 +35,7 @@ pub fn authorize(
         headers: &headers,
         payload: body,
     };
-    let find = |key: &str| {
-        credentials
-            .iter()
-            .find(|(c, _)| c.access_key_id == key)
-            .map(|(c, _)| c)
-    };
+    let find = |key: &str| iam.credentials.iter().find(|c| c.access_key_id == key);
     let signer =
         sigv4::verify(&signed, jiff::Timestamp::now(), "execute-api", find).map_err(|e| {
             GatewayError::AccessRefused {
@@ -61,10 +43,8 @@ pub fn authorize(
                 error_type: e.error_type(),
             }
         })?;
-    let user = credentials
-        .iter()
-        .find(|(c, _)| c.access_key_id == signer.access_key_id)
-        .map_or("", |(_, name)| name);
+    // The key's Secret names the caller.
+    let user = signer.source.name.as_str();
     let caller = IamCaller {
         access_key: signer.access_key_id.clone(),
         user: user.to_string(),

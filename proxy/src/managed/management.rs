@@ -25,7 +25,7 @@ use crate::auth::jwt;
 use crate::body::{Body, ClientBody, full};
 use crate::errors::{GatewayError, json_message};
 use crate::request_ctx::RequestCtx;
-use crate::sigv4::{self, Credentials, SigV4Error, SignedRequest};
+use crate::sigv4::{self, SigV4Error, SignedRequest};
 use crate::state::Shared;
 
 /// Largest message a backend may send: Amazon API Gateway's 128 KB.
@@ -148,14 +148,6 @@ fn signed_caller(
     settings: &WebSocketTable,
     payload: &[u8],
 ) -> Result<(), SigV4Error> {
-    let credentials: Vec<Credentials> = settings
-        .management_credentials
-        .iter()
-        .map(|c| Credentials {
-            access_key_id: c.access_key_id.clone(),
-            secret_access_key: c.secret_access_key.clone(),
-        })
-        .collect();
     let headers = sigv4::headers_with_host(ctx.parts);
     let signed = SignedRequest {
         method: &ctx.parts.method,
@@ -164,7 +156,12 @@ fn signed_caller(
         headers: &headers,
         payload,
     };
-    let find = |key: &str| credentials.iter().find(|c| c.access_key_id == key);
+    let find = |key: &str| {
+        settings
+            .management_credentials
+            .iter()
+            .find(|c| c.access_key_id == key)
+    };
     sigv4::verify(&signed, jiff::Timestamp::now(), "execute-api", find)?;
     Ok(())
 }
