@@ -271,14 +271,7 @@ fn matcher(rt: &Route, table: &GatewayTable, diag: &mut Diagnostic) -> Option<Ma
         );
         return None;
     };
-    if spec.route_response_selection_expression.is_some() {
-        diag.reject(
-            Reason::ProtocolMismatch,
-            "spec.routeResponseSelectionExpression",
-            "routeResponseSelectionExpression is for WEBSOCKET APIs: remove it",
-        );
-        return None;
-    }
+    no_route_response(rt, diag)?;
     let template = match PathTemplate::parse(path) {
         Ok(p) => p,
         Err(e) => {
@@ -297,6 +290,19 @@ fn matcher(rt: &Route, table: &GatewayTable, diag: &mut Diagnostic) -> Option<Ma
     })
 }
 
+/// A REST or HTTP API route has no route response (a WebSocket API's two-way routes do).
+fn no_route_response(rt: &Route, diag: &mut Diagnostic) -> Option<()> {
+    if rt.spec.route_response_selection_expression.is_some() {
+        diag.reject(
+            Reason::ProtocolMismatch,
+            "spec.routeResponseSelectionExpression",
+            "routeResponseSelectionExpression is for WEBSOCKET APIs: remove it",
+        );
+        return None;
+    }
+    Some(())
+}
+
 /// An HTTP API's `$default` route: the one key an HTTP API's route may have, taking every
 /// request no other route does.
 fn http_default_route(rt: &Route, diag: &mut Diagnostic) -> Option<Matcher> {
@@ -310,14 +316,7 @@ fn http_default_route(rt: &Route, diag: &mut Diagnostic) -> Option<Matcher> {
         );
         return None;
     }
-    if spec.route_response_selection_expression.is_some() {
-        diag.reject(
-            Reason::ProtocolMismatch,
-            "spec.routeResponseSelectionExpression",
-            "routeResponseSelectionExpression is for WEBSOCKET APIs: remove it",
-        );
-        return None;
-    }
+    no_route_response(rt, diag)?;
     Some(Matcher {
         matches: Matches::Key("$default".into()),
         route_key: "$default".into(),
