@@ -11,7 +11,7 @@ use tollgate_crds::table::PayloadFormatVersion;
 use crate::body::{Body, full};
 use crate::errors::{GatewayError, error_chain};
 use crate::lambda::event::{EventInput, event_v1, event_v2};
-use crate::lambda::result::parse_result;
+use crate::lambda::result::{ApiKind, parse_result_for};
 use crate::lambda::{self, Invocation, concurrency};
 use crate::request_ctx::RouteCtx;
 use crate::upstream::{Deadline, Kind, Outbound, Upstream, UpstreamError};
@@ -82,7 +82,13 @@ pub async fn invoke(
         )));
     }
 
-    let result = parse_result(version, function_error.as_deref(), &bytes)
+    // An HTTP API reads a 1.0 result more leniently than a REST API (unknown keys ignored).
+    let api = if call.gateway().http_api {
+        ApiKind::Http
+    } else {
+        ApiKind::Rest
+    };
+    let result = parse_result_for(api, version, function_error.as_deref(), &bytes)
         .map_err(|e| GatewayError::BadLambdaResult(e.to_string()))?;
     let mut response = Response::new(full(result.body));
     *response.status_mut() = result.status;

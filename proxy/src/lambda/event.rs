@@ -5,11 +5,23 @@
 //! ("Input format of a Lambda function for proxy integration" and "Working with AWS Lambda
 //! proxy integrations for HTTP APIs").
 //!
+//! Where the guide and recorded events differ, the recorded events win (`docs/concepts.md`,
+//! "Lambda proxy results", names the sources):
+//! - 1.0 (REST API) keeps the path as the client sent it: `path` and `pathParameters` stay
+//!   percent-encoded (`test%2Balias@example.com`), double slashes included; a greedy
+//!   parameter (`{proxy+}`) loses one trailing slash (`/pets/` gives `proxy: "pets"`) while
+//!   `path` keeps it.
+//! - 2.0 (HTTP API) decodes: `rawPath`, `requestContext.http.path` and `pathParameters` are
+//!   percent-decoded.
+//! - `requestContext` carries every key Amazon's recorded 1.0 events carry, `deploymentId`
+//!   included.
+//!
 //! Where Tollgate has no AWS value to give, it fills in something clearly local:
 //! - `accountId` is [`ACCOUNT_ID`];
 //! - `apiId` is the gateway's name, `extendedRequestId` the request id;
 //! - `resourceId` is a stable six-character id derived from the route's path template
-//!   (see [`resource_id`]).
+//!   (see [`resource_id`]), `deploymentId` one derived from the gateway and stage
+//!   (see [`deployment_id`]).
 //!
 //! Header names arrive lowercased (HTTP/2 requires it and hyper lowercases HTTP/1 names), so
 //! both versions carry lowercase names; Amazon API Gateway's REST APIs would keep the client's
@@ -55,8 +67,10 @@ pub struct EventInput<'a> {
     pub route_key: &'a str,
     /// The route's path template: `/pets/{petId}`.
     pub resource_path: &'a str,
-    /// Name and (percent-decoded) value of each path parameter.
+    /// Name and (percent-decoded) value of each path parameter: 2.0's `pathParameters`.
     pub path_parameters: &'a [(String, String)],
+    /// Name and value, as in the URL, of each path parameter: 1.0's `pathParameters`.
+    pub raw_path_parameters: &'a [(String, String)],
     pub stage_variables: &'a BTreeMap<String, String>,
     /// The `Host` the request was sent to.
     pub domain_name: &'a str,
@@ -96,6 +110,7 @@ impl<'a> EventInput<'a> {
             route_key: &route.route_key,
             resource_path: route.path.as_deref().unwrap_or("/"),
             path_parameters,
+            raw_path_parameters: &ctx.params,
             stage_variables: ctx.stage_variables,
             domain_name: ctx.host,
             api_id: &ctx.gateway().gateway.name,
@@ -134,6 +149,7 @@ pub fn event_v1(input: &EventInput<'_>) -> Value {
     let mut request_context = json!({
         "accountId": ACCOUNT_ID,
         "apiId": input.api_id,
+        "deploymentId": deployment_id(input.api_id, input.stage),
         "domainName": input.domain_name,
         "domainPrefix": domain_prefix(input.domain_name),
         "extendedRequestId": input.request_id,
@@ -181,7 +197,8 @@ pub fn event_v1(input: &EventInput<'_>) -> Value {
         "multiValueHeaders": multi_headers,
         "queryStringParameters": query_single,
         "multiValueQueryStringParameters": query_multi,
-        "pathParameters": path_parameters(input.path_parameters).map_or(Value::Null, Value::Object),
+        "pathParameters": path_parameters_v1(input.raw_path_parameters, input.resource_path)
+            .map_or(Value::Null, Value::Object),
         "stageVariables": stage_variables(input.stage_variables).map_or(Value::Null, Value::Object),
         "requestContext": request_context,
         "body": body,
@@ -279,6 +296,8 @@ pub fn event_v2(input: &EventInput<'_>) -> Value {
         .map(header_str)
         .unwrap_or_default();
 
+    // HTTP APIs hand the path over percent-decoded.
+    let decoded_path = percent_encoding::percent_decode_str(input.raw_path).decode_utf8_lossy();
     let mut request_context = json!({
         "accountId": ACCOUNT_ID,
         "apiId": input.api_id,
@@ -286,7 +305,7 @@ pub fn event_v2(input: &EventInput<'_>) -> Value {
         "domainPrefix": domain_prefix(input.domain_name),
         "http": {
             "method": input.method.as_str(),
-            "path": input.raw_path,
+            "path": decoded_path,
             "protocol": protocol(input.version),
             "sourceIp": input.source_ip.to_string(),
             "userAgent": user_agent,
@@ -310,7 +329,7 @@ pub fn event_v2(input: &EventInput<'_>) -> Value {
     let mut event = Map::new();
     event.insert("version".to_owned(), json!("2.0"));
     event.insert("routeKey".to_owned(), json!(input.route_key));
-    event.insert("rawPath".to_owned(), json!(input.raw_path));
+    event.insert("rawPath".to_owned(), json!(decoded_path));
     event.insert("rawQueryString".to_owned(), json!(input.raw_query));
     if !cookies.is_empty() {
         event.insert("cookies".to_owned(), Value::Array(cookies));
@@ -383,6 +402,37 @@ pub fn resource_id(resource_path: &str) -> String {
             char::from(c)
         })
         .collect()
+}
+
+/// `requestContext.deploymentId`: six characters of `[0-9a-z]` derived from the gateway and
+/// the stage, stable across requests and restarts as a deployment's id is on AWS.
+pub fn deployment_id(api_id: &str, stage: &str) -> String {
+    resource_id(&format!("deployment {api_id} {stage}"))
+}
+
+/// 1.0's `pathParameters`: the values as in the URL (not decoded), and a greedy parameter
+/// (the last one of a template ending in `+}`) without one trailing slash, as REST APIs
+/// send them.
+fn path_parameters_v1(params: &[(String, String)], template: &str) -> Option<Map<String, Value>> {
+    if params.is_empty() {
+        return None;
+    }
+    let greedy = template.ends_with("+}");
+    let last = params.len() - 1;
+    Some(
+        params
+            .iter()
+            .enumerate()
+            .map(|(i, (name, value))| {
+                let value = if greedy && i == last {
+                    value.strip_suffix('/').unwrap_or(value)
+                } else {
+                    value
+                };
+                (name.clone(), Value::String(value.to_owned()))
+            })
+            .collect(),
+    )
 }
 
 /// The body as it goes into the event and whether it is base64-encoded; `None` when empty.
@@ -496,6 +546,7 @@ mod tests {
         route_key: String,
         resource_path: String,
         path_parameters: Vec<(String, String)>,
+        raw_path_parameters: Vec<(String, String)>,
         stage_variables: BTreeMap<String, String>,
         authorizer: Option<Value>,
     }
@@ -516,6 +567,7 @@ mod tests {
                 route_key: "GET /pets/{petId}".to_owned(),
                 resource_path: "/pets/{petId}".to_owned(),
                 path_parameters: vec![("petId".to_owned(), "42".to_owned())],
+                raw_path_parameters: vec![("petId".to_owned(), "42".to_owned())],
                 stage_variables: BTreeMap::new(),
                 authorizer: None,
             }
@@ -536,6 +588,7 @@ mod tests {
                 route_key: &self.route_key,
                 resource_path: &self.resource_path,
                 path_parameters: &self.path_parameters,
+                raw_path_parameters: &self.raw_path_parameters,
                 stage_variables: &self.stage_variables,
                 domain_name: "api.example.com",
                 api_id: "petstore",
@@ -689,11 +742,11 @@ mod tests {
     #[test]
     fn v1_stage_variables_and_path_parameters() {
         let mut f = Fixture::new();
-        f.path_parameters.clear();
+        f.raw_path_parameters.clear();
         assert_eq!(f.v1()["pathParameters"], Value::Null);
         assert_eq!(f.v1()["stageVariables"], Value::Null);
         f.stage_variables.insert("backend".into(), "blue".into());
-        f.path_parameters
+        f.raw_path_parameters
             .push(("proxy".into(), "hello/world".into()));
         let e = f.v1();
         assert_eq!(e["stageVariables"], json!({"backend": "blue"}));
@@ -1010,5 +1063,155 @@ mod tests {
                 .get("authentication")
                 .is_none()
         );
+    }
+
+    /// Rule 6: a REST API's event keeps the path as sent; an HTTP API's decodes it.
+    #[test]
+    fn greedy_paths_encoded_in_v1_decoded_in_v2() {
+        let mut f = Fixture::new();
+        f.resource_path = "/{proxy+}".into();
+        f.route_key = "ANY /{proxy+}".into();
+        f.raw_path = "/dev/api/user/test%2Balias@example.com/a%20b".into();
+        f.path = "/api/user/test%2Balias@example.com/a%20b".into();
+        f.raw_path_parameters = vec![(
+            "proxy".into(),
+            "api/user/test%2Balias@example.com/a%20b".into(),
+        )];
+        f.path_parameters = vec![("proxy".into(), "api/user/test+alias@example.com/a b".into())];
+        let v1 = f.v1();
+        assert_eq!(v1["path"], "/api/user/test%2Balias@example.com/a%20b");
+        assert_eq!(
+            v1["pathParameters"]["proxy"],
+            "api/user/test%2Balias@example.com/a%20b"
+        );
+        assert_eq!(
+            v1["requestContext"]["path"],
+            "/dev/api/user/test%2Balias@example.com/a%20b"
+        );
+        assert_eq!(v1["resource"], "/{proxy+}");
+        let v2 = f.v2();
+        assert_eq!(v2["rawPath"], "/dev/api/user/test+alias@example.com/a b");
+        assert_eq!(
+            v2["requestContext"]["http"]["path"],
+            "/dev/api/user/test+alias@example.com/a b"
+        );
+        assert_eq!(
+            v2["pathParameters"]["proxy"],
+            "api/user/test+alias@example.com/a b"
+        );
+    }
+
+    /// Rule 6: a trailing slash stays in `path` but not in the greedy parameter (1.0); double
+    /// slashes stay in both.
+    #[test]
+    fn greedy_trailing_and_double_slashes_v1() {
+        let mut f = Fixture::new();
+        f.resource_path = "/{proxy+}".into();
+        f.path = "/proxy-value/".into();
+        f.raw_path = "/dev/proxy-value/".into();
+        f.raw_path_parameters = vec![("proxy".into(), "proxy-value/".into())];
+        let e = f.v1();
+        assert_eq!(e["path"], "/proxy-value/");
+        assert_eq!(e["pathParameters"]["proxy"], "proxy-value");
+        assert_eq!(e["requestContext"]["path"], "/dev/proxy-value/");
+
+        f.path = "/proxy-value//double-slash".into();
+        f.raw_path_parameters = vec![("proxy".into(), "proxy-value//double-slash".into())];
+        let e = f.v1();
+        assert_eq!(e["path"], "/proxy-value//double-slash");
+        assert_eq!(e["pathParameters"]["proxy"], "proxy-value//double-slash");
+
+        // Not greedy: a parameter keeps what it matched.
+        f.resource_path = "/pets/{petId}".into();
+        f.raw_path_parameters = vec![("petId".into(), "a%2Fb/".into())];
+        assert_eq!(f.v1()["pathParameters"]["petId"], "a%2Fb/");
+    }
+
+    /// Rule 7: every key of Amazon's recorded 1.0 `requestContext` and `identity`, and of the
+    /// 2.0 `requestContext`.
+    #[test]
+    fn request_context_has_every_recorded_key() {
+        let f = Fixture::new();
+        let v1 = f.v1();
+        let ctx = v1["requestContext"].as_object().unwrap();
+        for key in [
+            "accountId",
+            "apiId",
+            "deploymentId",
+            "domainName",
+            "domainPrefix",
+            "extendedRequestId",
+            "httpMethod",
+            "identity",
+            "path",
+            "protocol",
+            "requestId",
+            "requestTime",
+            "requestTimeEpoch",
+            "resourceId",
+            "resourcePath",
+            "stage",
+        ] {
+            assert!(ctx.contains_key(key), "1.0 requestContext.{key}");
+        }
+        let identity = ctx["identity"].as_object().unwrap();
+        for key in [
+            "accessKey",
+            "accountId",
+            "caller",
+            "cognitoAuthenticationProvider",
+            "cognitoAuthenticationType",
+            "cognitoIdentityId",
+            "cognitoIdentityPoolId",
+            "principalOrgId",
+            "sourceIp",
+            "user",
+            "userAgent",
+            "userArn",
+        ] {
+            assert!(identity.contains_key(key), "1.0 identity.{key}");
+        }
+        assert_eq!(ctx["deploymentId"], deployment_id("petstore", "dev"));
+        assert!(ctx["requestTimeEpoch"].is_i64());
+        let v2 = f.v2();
+        let ctx = v2["requestContext"].as_object().unwrap();
+        for key in [
+            "accountId",
+            "apiId",
+            "domainName",
+            "domainPrefix",
+            "http",
+            "requestId",
+            "routeKey",
+            "stage",
+            "time",
+            "timeEpoch",
+        ] {
+            assert!(ctx.contains_key(key), "2.0 requestContext.{key}");
+        }
+        for key in ["method", "path", "protocol", "sourceIp", "userAgent"] {
+            assert!(ctx["http"].get(key).is_some(), "2.0 http.{key}");
+        }
+    }
+
+    #[test]
+    fn deployment_ids_are_stable_per_stage() {
+        let a = deployment_id("petstore", "dev");
+        assert_eq!(a.len(), 6);
+        assert_eq!(a, deployment_id("petstore", "dev"));
+        assert_ne!(a, deployment_id("petstore", "prod"));
+    }
+
+    /// Rule 8: an empty body is `null` in 1.0 and left out in 2.0, and `isBase64Encoded` is a
+    /// boolean in both.
+    #[test]
+    fn empty_body_null_in_v1_missing_in_v2() {
+        let f = Fixture::new();
+        let v1 = f.v1();
+        assert_eq!(v1.get("body"), Some(&Value::Null));
+        assert_eq!(v1["isBase64Encoded"], Value::Bool(false));
+        let v2 = f.v2();
+        assert!(v2.get("body").is_none());
+        assert_eq!(v2["isBase64Encoded"], Value::Bool(false));
     }
 }

@@ -1,28 +1,37 @@
 //! Reading the function's result.
 //!
-//! [`parse_result`] turns what the Invoke API returned into the HTTP response, following
-//! Amazon API Gateway's documented output formats:
+//! [`parse_result_for`] turns what the Invoke API returned into the HTTP response, the way
+//! Amazon API Gateway really treats it (recorded behaviour wins over the developer guide's
+//! tables; `docs/concepts.md`, "Lambda proxy results", gives the source of each rule).
+//! [`parse_result`] is the same for callers that know only the payload version: 1.0 is read as
+//! a REST API reads it, 2.0 as an HTTP API does.
 //!
-//! - **1.0** (REST API): a JSON object with an integer `statusCode` (100 to 599) and optional
-//!   `headers` (name → value), `multiValueHeaders` (name → list of values), `body` (string;
-//!   absent or `null` is an empty body) and `isBase64Encoded` (the body is base64, standard
-//!   alphabet, and is decoded). Anything else is [`ResultError::Malformed`], which the caller
-//!   answers with 502.
-//! - **2.0** (HTTP API): a JSON object with `statusCode` is read like 1.0, plus `cookies`
-//!   (each becomes a `set-cookie` header). Any other valid JSON (a string, a number, an object
-//!   without `statusCode`…) is the body itself, byte for byte, with status 200 and
-//!   `content-type: application/json`. Invalid JSON is malformed.
+//! - **REST API, payload 1.0**: a JSON object whose keys are among `statusCode`, `headers`,
+//!   `multiValueHeaders`, `body`, `isBase64Encoded` and `base64Encoded` (a spelling REST APIs
+//!   also accept). Any other key, or a result that is not an object, is
+//!   [`ResultError::Malformed`] (the caller answers 502). Every field is optional: without
+//!   `statusCode` the status is 200. `statusCode` is an integer from 100 to 599 or a string
+//!   of one (`"201"`). `isBase64Encoded` is a boolean or one of the strings `"true"`,
+//!   `"True"`, `"false"`, `"False"`; `null` there is malformed.
+//! - **HTTP API, payload 2.0**: a JSON object with `statusCode` is read as a structured
+//!   response (`statusCode`, `headers`, `cookies` (each a `set-cookie` header), `body`,
+//!   `isBase64Encoded`); other keys, `multiValueHeaders` included, are ignored. Any other valid
+//!   JSON (a string, a number, an object without `statusCode`…) is the body itself, byte for
+//!   byte, with status 200 and `content-type: application/json`. Invalid JSON is malformed.
+//! - **HTTP API, payload 1.0**: as REST, except that `statusCode` is required and unknown keys
+//!   are ignored.
 //!
 //! Details:
-//! - When a name is in both `headers` and `multiValueHeaders`, only the `multiValueHeaders`
-//!   values are kept, as Amazon API Gateway documents.
-//! - Header values may be strings, numbers or booleans (functions commonly return
-//!   `"Access-Control-Allow-Credentials": true`); numbers and booleans are sent as their JSON
-//!   text. Other value types, and names or values that are not valid HTTP, are malformed.
-//!   `null` for `headers`, `multiValueHeaders`, `cookies`, `body` or `isBase64Encoded` is the
-//!   same as leaving the field out.
-//! - A structured response without a `content-type` header gets none: Tollgate does not guess
-//!   one, in either version.
+//! - A response without a `content-type` header gets one: `application/json` under payload
+//!   1.0, `text/plain; charset=utf-8` for a structured 2.0 response. A `content-type` set to
+//!   `null` keeps the response without one.
+//! - When a name is in both `headers` and `multiValueHeaders` (compared without case), only
+//!   the `multiValueHeaders` values are kept.
+//! - Header values may be strings, numbers or booleans (numbers and booleans are sent as their
+//!   JSON text); a `null` value leaves the header out. Other value types, and names or values
+//!   that are not valid HTTP, are malformed. `null` for `headers`, `multiValueHeaders`,
+//!   `cookies` or `body` is the same as leaving the field out; a missing or `null` body is an
+//!   empty body.
 //! - Framing and hop-by-hop headers the function sets (`content-length`, `transfer-encoding`,
 //!   `connection`, `keep-alive`, `proxy-connection`, `te`, `trailer`, `upgrade`) are dropped:
 //!   the proxy frames the body itself.
@@ -75,9 +84,31 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// Reads the Invoke API's answer: `function_error` is the `X-Amz-Function-Error` response
-/// header, `body` the response payload. See the module documentation for the rules.
+/// Which kind of API reads the result: REST APIs and HTTP APIs differ on payload 1.0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKind {
+    Rest,
+    Http,
+}
+
+/// Reads the Invoke API's answer as a REST API does under payload 1.0 and an HTTP API under
+/// 2.0: `function_error` is the `X-Amz-Function-Error` response header, `body` the response
+/// payload. See the module documentation for the rules.
 pub fn parse_result(
+    version: PayloadFormatVersion,
+    function_error: Option<&str>,
+    body: &[u8],
+) -> Result<LambdaResponse, ResultError> {
+    let api = match version {
+        PayloadFormatVersion::V1 => ApiKind::Rest,
+        PayloadFormatVersion::V2 => ApiKind::Http,
+    };
+    parse_result_for(api, version, function_error, body)
+}
+
+/// Reads the Invoke API's answer as an API of kind `api` does under payload `version`.
+pub fn parse_result_for(
+    api: ApiKind,
     version: PayloadFormatVersion,
     function_error: Option<&str>,
     body: &[u8],
@@ -95,10 +126,16 @@ pub fn parse_result(
                     type_name(&value)
                 )));
             };
-            structured(&object, false)
+            let dialect = match api {
+                ApiKind::Rest => Dialect::Rest,
+                ApiKind::Http => Dialect::HttpV1,
+            };
+            structured(&object, dialect)
         }
         PayloadFormatVersion::V2 => match value {
-            Value::Object(object) if object.contains_key("statusCode") => structured(&object, true),
+            Value::Object(object) if object.contains_key("statusCode") => {
+                structured(&object, Dialect::HttpV2)
+            }
             _ => {
                 let mut headers = HeaderMap::new();
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -142,33 +179,59 @@ pub fn runtime_error_type(body: &[u8]) -> Option<String> {
     }
 }
 
-fn structured(object: &Map<String, Value>, cookies: bool) -> Result<LambdaResponse, ResultError> {
+/// The rules a structured result is read by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    /// REST API, payload 1.0.
+    Rest,
+    /// HTTP API, payload 1.0.
+    HttpV1,
+    /// HTTP API, payload 2.0, with `statusCode`.
+    HttpV2,
+}
+
+/// The keys a REST API accepts in a 1.0 result; any other is malformed.
+const REST_KEYS: &[&str] = &[
+    "statusCode",
+    "headers",
+    "multiValueHeaders",
+    "body",
+    "isBase64Encoded",
+    "base64Encoded",
+];
+
+/// What a 1.0 response without a `content-type` gets.
+const DEFAULT_CONTENT_TYPE_V1: &str = "application/json";
+/// What a structured 2.0 response without a `content-type` gets.
+const DEFAULT_CONTENT_TYPE_V2: &str = "text/plain; charset=utf-8";
+
+fn structured(
+    object: &Map<String, Value>,
+    dialect: Dialect,
+) -> Result<LambdaResponse, ResultError> {
+    if dialect == Dialect::Rest
+        && let Some(key) = object.keys().find(|k| !REST_KEYS.contains(&k.as_str()))
+    {
+        return Err(malformed(format!("unknown key {key:?} in a 1.0 result")));
+    }
     let status = match object.get("statusCode") {
-        None => return Err(malformed("statusCode is missing")),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .and_then(|n| u16::try_from(n).ok())
-            .filter(|n| (100..=599).contains(n))
-            .and_then(|n| StatusCode::from_u16(n).ok())
-            .ok_or_else(|| {
-                malformed(format!("statusCode {n} is not an integer from 100 to 599"))
-            })?,
-        Some(other) => {
-            return Err(malformed(format!(
-                "statusCode must be an integer, got {}",
-                type_name(other)
-            )));
-        }
+        None | Some(Value::Null) if dialect == Dialect::Rest => StatusCode::OK,
+        None | Some(Value::Null) => return Err(malformed("statusCode is missing")),
+        Some(value) => status_code(value)?,
     };
 
+    // Names the function set, `null` values included: they stop the default content type.
+    let mut named: Vec<HeaderName> = Vec::new();
     let mut headers = HeaderMap::new();
     match object.get("headers") {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
             for (name, value) in map {
                 let name = header_name(name)?;
-                let value = header_value(&name, value)?;
-                headers.insert(name, value);
+                named.push(name.clone());
+                if let Some(value) = header_value(&name, value)? {
+                    headers.insert(name, value);
+                }
             }
         }
         Some(other) => {
@@ -179,17 +242,23 @@ fn structured(object: &Map<String, Value>, cookies: bool) -> Result<LambdaRespon
         }
     }
     match object.get("multiValueHeaders") {
+        _ if dialect == Dialect::HttpV2 => {}
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
             let mut replaced: Vec<HeaderName> = Vec::new();
             for (name, values) in map {
                 let name = header_name(name)?;
-                let Value::Array(values) = values else {
-                    return Err(malformed(format!(
-                        "multiValueHeaders.{name} must be an array, got {}",
-                        type_name(values)
-                    )));
+                let values = match values {
+                    Value::Array(values) => values.as_slice(),
+                    Value::Null => &[],
+                    other => {
+                        return Err(malformed(format!(
+                            "multiValueHeaders.{name} must be an array, got {}",
+                            type_name(other)
+                        )));
+                    }
                 };
+                named.push(name.clone());
                 // multiValueHeaders win over headers for the same name; two spellings of one
                 // name in multiValueHeaders add up.
                 if !replaced.contains(&name) {
@@ -197,8 +266,9 @@ fn structured(object: &Map<String, Value>, cookies: bool) -> Result<LambdaRespon
                     replaced.push(name.clone());
                 }
                 for value in values {
-                    let value = header_value(&name, value)?;
-                    headers.append(name.clone(), value);
+                    if let Some(value) = header_value(&name, value)? {
+                        headers.append(name.clone(), value);
+                    }
                 }
             }
         }
@@ -209,7 +279,7 @@ fn structured(object: &Map<String, Value>, cookies: bool) -> Result<LambdaRespon
             )));
         }
     }
-    if cookies {
+    if dialect == Dialect::HttpV2 {
         match object.get("cookies") {
             None | Some(Value::Null) => {}
             Some(Value::Array(list)) => {
@@ -237,16 +307,31 @@ fn structured(object: &Map<String, Value>, cookies: bool) -> Result<LambdaRespon
     for name in DROPPED_HEADERS {
         headers.remove(*name);
     }
+    if !named.contains(&CONTENT_TYPE) {
+        let default = match dialect {
+            Dialect::Rest | Dialect::HttpV1 => DEFAULT_CONTENT_TYPE_V1,
+            Dialect::HttpV2 => DEFAULT_CONTENT_TYPE_V2,
+        };
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(default));
+    }
 
-    let is_base64 = match object.get("isBase64Encoded") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            return Err(malformed(format!(
-                "isBase64Encoded must be a boolean, got {}",
-                type_name(other)
-            )));
-        }
+    let is_base64 = match dialect {
+        // REST APIs read `base64Encoded` first, then `isBase64Encoded`.
+        Dialect::Rest => match object.get("base64Encoded") {
+            Some(flag) => base64_flag("base64Encoded", flag, true)?,
+            None => match object.get("isBase64Encoded") {
+                Some(flag) => base64_flag("isBase64Encoded", flag, true)?,
+                None => false,
+            },
+        },
+        Dialect::HttpV1 => match object.get("isBase64Encoded") {
+            Some(flag) => base64_flag("isBase64Encoded", flag, true)?,
+            None => false,
+        },
+        Dialect::HttpV2 => match object.get("isBase64Encoded") {
+            None | Some(Value::Null) => false,
+            Some(flag) => base64_flag("isBase64Encoded", flag, false)?,
+        },
     };
     let body = match object.get("body") {
         None | Some(Value::Null) => Bytes::new(),
@@ -271,13 +356,62 @@ fn structured(object: &Map<String, Value>, cookies: bool) -> Result<LambdaRespon
     })
 }
 
+/// `statusCode`: an integer from 100 to 599, or (as Amazon API Gateway also takes) a string
+/// holding one.
+fn status_code(value: &Value) -> Result<StatusCode, ResultError> {
+    let code = match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse::<u64>().ok()
+        }
+        Value::String(s) => {
+            return Err(malformed(format!(
+                "statusCode {s:?} is not an integer from 100 to 599"
+            )));
+        }
+        other => {
+            return Err(malformed(format!(
+                "statusCode must be an integer, got {}",
+                type_name(other)
+            )));
+        }
+    };
+    code.and_then(|n| u16::try_from(n).ok())
+        .filter(|n| (100..=599).contains(n))
+        .and_then(|n| StatusCode::from_u16(n).ok())
+        .ok_or_else(|| {
+            malformed(format!(
+                "statusCode {value} is not an integer from 100 to 599"
+            ))
+        })
+}
+
+/// `isBase64Encoded` (or `base64Encoded`): a boolean, or under payload 1.0 (`strings`) also
+/// `"true"`, `"True"`, `"false"` or `"False"`. `null` is malformed where it reaches here.
+fn base64_flag(field: &str, value: &Value, strings: bool) -> Result<bool, ResultError> {
+    match value {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if strings && (s == "true" || s == "True") => Ok(true),
+        Value::String(s) if strings && (s == "false" || s == "False") => Ok(false),
+        other => Err(malformed(format!(
+            "{field} must be a boolean, got {}",
+            match other {
+                Value::String(s) => format!("the string {s:?}"),
+                other => type_name(other).to_owned(),
+            }
+        ))),
+    }
+}
+
 fn header_name(name: &str) -> Result<HeaderName, ResultError> {
     HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| malformed(format!("{name:?} is not a valid header name")))
 }
 
-fn header_value(name: &HeaderName, value: &Value) -> Result<HeaderValue, ResultError> {
+/// A header's value; `None` for `null` (the header is left out).
+fn header_value(name: &HeaderName, value: &Value) -> Result<Option<HeaderValue>, ResultError> {
     let text = match value {
+        Value::Null => return Ok(None),
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
@@ -290,6 +424,7 @@ fn header_value(name: &HeaderName, value: &Value) -> Result<HeaderValue, ResultE
     };
     // Bytes rather than str: UTF-8 text in a value is let through, control characters are not.
     HeaderValue::from_bytes(text.as_bytes())
+        .map(Some)
         .map_err(|_| malformed(format!("header {name} has an invalid value {text:?}")))
 }
 
@@ -343,7 +478,8 @@ mod tests {
     fn v1_minimal() {
         let r = ok(V1, json!({"statusCode": 204}));
         assert_eq!(r.status, StatusCode::NO_CONTENT);
-        assert!(r.headers.is_empty());
+        assert_eq!(values(&r.headers, "content-type"), ["application/json"]);
+        assert_eq!(r.headers.len(), 1);
         assert!(r.body.is_empty());
     }
 
@@ -366,12 +502,134 @@ mod tests {
         assert_eq!(&r.body[..], b"{\"id\":7}");
     }
 
+    /// Rule 1: a response without a content type gets Amazon's default.
     #[test]
-    fn v1_no_content_type_invented() {
+    fn default_content_type_per_version() {
         let r = ok(V1, json!({"statusCode": 200, "body": "hello"}));
-        assert!(r.headers.get(CONTENT_TYPE).is_none());
+        assert_eq!(values(&r.headers, "content-type"), ["application/json"]);
+        let r = parse_result_for(ApiKind::Http, V1, None, br#"{"statusCode":200}"#).unwrap();
+        assert_eq!(values(&r.headers, "content-type"), ["application/json"]);
         let r = ok(V2, json!({"statusCode": 200, "body": "hello"}));
-        assert!(r.headers.get(CONTENT_TYPE).is_none());
+        assert_eq!(
+            values(&r.headers, "content-type"),
+            ["text/plain; charset=utf-8"]
+        );
+        // The function's own content type, in any spelling or in multiValueHeaders, is kept.
+        let r = ok(
+            V1,
+            json!({"statusCode": 200, "headers": {"CONTENT-TYPE": "text/html"}}),
+        );
+        assert_eq!(values(&r.headers, "content-type"), ["text/html"]);
+        let r = ok(
+            V1,
+            json!({"statusCode": 200, "multiValueHeaders": {"Content-Type": ["image/png"]}}),
+        );
+        assert_eq!(values(&r.headers, "content-type"), ["image/png"]);
+        let r = ok(
+            V2,
+            json!({"statusCode": 200, "headers": {"content-type": "text/csv"}}),
+        );
+        assert_eq!(values(&r.headers, "content-type"), ["text/csv"]);
+    }
+
+    /// Rule 8: a `null` header value leaves the header out, and a `null` content type keeps
+    /// the response without one.
+    #[test]
+    fn null_header_values_are_left_out() {
+        for version in [V1, V2] {
+            let r = ok(
+                version,
+                json!({"statusCode": 204, "headers": {"Content-Type": null, "X-Gone": null, "X-Kept": "1"}}),
+            );
+            assert!(r.headers.get(CONTENT_TYPE).is_none(), "{version:?}");
+            assert!(r.headers.get("x-gone").is_none());
+            assert_eq!(values(&r.headers, "x-kept"), ["1"]);
+        }
+        let r = ok(
+            V1,
+            json!({"statusCode": 200, "multiValueHeaders": {"X-M": ["a", null, "b"], "X-N": null}}),
+        );
+        assert_eq!(values(&r.headers, "x-m"), ["a", "b"]);
+        assert!(r.headers.get("x-n").is_none());
+    }
+
+    /// Rule 2: `statusCode` may be a string holding the number.
+    #[test]
+    fn status_code_as_a_string() {
+        for version in [V1, V2] {
+            assert_eq!(
+                ok(version, json!({"statusCode": "201"})).status.as_u16(),
+                201
+            );
+            assert_eq!(
+                ok(version, json!({"statusCode": "404"})).status.as_u16(),
+                404
+            );
+            for bad in [
+                &br#"{"statusCode":"test"}"#[..],
+                br#"{"statusCode":""}"#,
+                br#"{"statusCode":" 200"}"#,
+                br#"{"statusCode":"200.0"}"#,
+                br#"{"statusCode":"-200"}"#,
+                br#"{"statusCode":"99"}"#,
+                br#"{"statusCode":"600"}"#,
+                br#"{"statusCode":"99999999999999999999999"}"#,
+            ] {
+                malformed_msg(version, bad);
+            }
+        }
+    }
+
+    /// Rule 3: a REST API's result needs no `statusCode` (200); an HTTP API's 1.0 result does.
+    #[test]
+    fn missing_status_code() {
+        let r = ok(V1, json!({"headers": {"x-only": "headers"}}));
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(values(&r.headers, "x-only"), ["headers"]);
+        assert!(r.body.is_empty());
+        let r = ok(V1, json!({}));
+        assert_eq!(r.status, StatusCode::OK);
+        let r = ok(V1, json!({"statusCode": null, "body": "x"}));
+        assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &b"x"[..]));
+        assert!(matches!(
+            parse_result_for(ApiKind::Http, V1, None, br#"{"body":"x"}"#),
+            Err(ResultError::Malformed(_))
+        ));
+    }
+
+    /// Rule 4: a REST API refuses unknown keys; an HTTP API ignores them.
+    #[test]
+    fn unknown_keys() {
+        for bad in [
+            &br#"{"statusCode":200,"wrongValue":"value"}"#[..],
+            br#"{"statusCode":201,"statusDescription":"201 Created"}"#,
+            br#"{"statusCode":200,"cookies":["a=b"]}"#,
+            br#"{"statusCode":200,"StatusCode":200}"#,
+        ] {
+            let m = malformed_msg(V1, bad);
+            assert!(m.contains("unknown key"), "{m}");
+        }
+        // base64Encoded is a spelling REST APIs take, and it is read before isBase64Encoded.
+        let r = ok(
+            V1,
+            json!({"statusCode": 200, "body": "aGk=", "base64Encoded": true}),
+        );
+        assert_eq!(&r.body[..], b"hi");
+        let r = ok(
+            V1,
+            json!({"body": "aGk=", "base64Encoded": false, "isBase64Encoded": true}),
+        );
+        assert_eq!(&r.body[..], b"aGk=");
+        for api_version in [(ApiKind::Http, V1), (ApiKind::Http, V2)] {
+            let r = parse_result_for(
+                api_version.0,
+                api_version.1,
+                None,
+                br#"{"statusCode":201,"statusDescription":"Created","wrongValue":1,"body":"ok"}"#,
+            )
+            .unwrap();
+            assert_eq!((r.status.as_u16(), &r.body[..]), (201, &b"ok"[..]));
+        }
     }
 
     #[test]
@@ -438,14 +696,11 @@ mod tests {
     #[test]
     fn status_code_validation() {
         for bad in [
-            &br#"{"body":"x"}"#[..],
-            br#"{"statusCode":"200"}"#,
-            br#"{"statusCode":200.5}"#,
+            &br#"{"statusCode":200.5}"#[..],
             br#"{"statusCode":99}"#,
             br#"{"statusCode":600}"#,
             br#"{"statusCode":-1}"#,
             br#"{"statusCode":70000}"#,
-            br#"{"statusCode":null}"#,
             br#"{"statusCode":true}"#,
             br#"{"statusCode":1e400}"#,
         ] {
@@ -478,17 +733,23 @@ mod tests {
             &br#"{"statusCode":200,"headers":"x"}"#[..],
             br#"{"statusCode":200,"headers":["x"]}"#,
             br#"{"statusCode":200,"headers":{"x":{"a":1}}}"#,
-            br#"{"statusCode":200,"headers":{"x":null}}"#,
             br#"{"statusCode":200,"headers":{"x":["a"]}}"#,
-            br#"{"statusCode":200,"multiValueHeaders":{"x":"a"}}"#,
-            br#"{"statusCode":200,"multiValueHeaders":{"x":[1,{"a":1}]}}"#,
-            br#"{"statusCode":200,"multiValueHeaders":[]}"#,
             br#"{"statusCode":200,"body":42}"#,
             br#"{"statusCode":200,"body":{"a":1}}"#,
-            br#"{"statusCode":200,"isBase64Encoded":"true"}"#,
+            br#"{"statusCode":200,"isBase64Encoded":"yes"}"#,
+            br#"{"statusCode":200,"isBase64Encoded":1}"#,
         ] {
             malformed_msg(V1, bad);
             malformed_msg(V2, bad);
+        }
+        for bad in [
+            &br#"{"statusCode":200,"multiValueHeaders":{"x":"a"}}"#[..],
+            br#"{"statusCode":200,"multiValueHeaders":{"x":[1,{"a":1}]}}"#,
+            br#"{"statusCode":200,"multiValueHeaders":[]}"#,
+        ] {
+            malformed_msg(V1, bad);
+            // Not part of the 2.0 format: ignored.
+            assert!(parse_result(V2, None, bad).is_ok());
         }
         malformed_msg(V2, br#"{"statusCode":200,"cookies":"a=b"}"#);
         malformed_msg(V2, br#"{"statusCode":200,"cookies":[1]}"#);
@@ -526,6 +787,7 @@ mod tests {
         assert_eq!(values(&r.headers, "x-flags"), ["false", "1.5", "s"]);
     }
 
+    /// Rule 8: `null` and a missing field mean the same, except `isBase64Encoded` under 1.0.
     #[test]
     fn nulls_mean_absent() {
         let r = ok(
@@ -533,15 +795,53 @@ mod tests {
             json!({
                 "statusCode": 200,
                 "headers": null,
-                "multiValueHeaders": null,
                 "cookies": null,
                 "body": null,
                 "isBase64Encoded": null,
             }),
         );
         assert_eq!(r.status, StatusCode::OK);
-        assert!(r.headers.is_empty());
+        assert_eq!(r.headers.len(), 1, "only the default content type");
         assert!(r.body.is_empty());
+        let r = ok(
+            V1,
+            json!({"statusCode": 200, "headers": null, "multiValueHeaders": null, "body": null}),
+        );
+        assert_eq!(r.headers.len(), 1, "only the default content type");
+        assert!(r.body.is_empty());
+        let without = ok(V1, json!({"statusCode": 200}));
+        assert_eq!(without.body, r.body, "a missing body is the same as null");
+        // API Gateway: "Lambda body contains the wrong type for field isBase64Encoded".
+        let m = malformed_msg(
+            V1,
+            br#"{"statusCode":200,"body":"x","isBase64Encoded":null}"#,
+        );
+        assert!(m.contains("isBase64Encoded"), "{m}");
+    }
+
+    /// Rule 8: under 1.0, `isBase64Encoded` may be the string `"true"` or `"false"`.
+    #[test]
+    fn base64_flag_as_a_string() {
+        for (flag, body) in [
+            ("true", &b"hi"[..]),
+            ("True", b"hi"),
+            ("false", b"aGk="),
+            ("False", b"aGk="),
+        ] {
+            let r = ok(
+                V1,
+                json!({"statusCode": 200, "body": "aGk=", "isBase64Encoded": flag}),
+            );
+            assert_eq!(&r.body[..], body, "{flag}");
+        }
+        malformed_msg(
+            V1,
+            br#"{"statusCode":200,"body":"aGk=","isBase64Encoded":"TRUE"}"#,
+        );
+        malformed_msg(
+            V2,
+            br#"{"statusCode":200,"body":"aGk=","isBase64Encoded":"true"}"#,
+        );
     }
 
     #[test]
@@ -643,9 +943,30 @@ mod tests {
     }
 
     #[test]
-    fn v1_ignores_cookies_field() {
-        let r = ok(V1, json!({"statusCode": 200, "cookies": ["a=b"]}));
+    fn v1_http_api_ignores_cookies_field() {
+        let r = parse_result_for(
+            ApiKind::Http,
+            V1,
+            None,
+            br#"{"statusCode":200,"cookies":["a=b"]}"#,
+        )
+        .unwrap();
         assert!(r.headers.get(SET_COOKIE).is_none());
+    }
+
+    /// Rule 5: under 2.0, `multiValueHeaders` is not part of the format and is ignored.
+    #[test]
+    fn v2_ignores_multi_value_headers() {
+        let r = ok(
+            V2,
+            json!({
+                "statusCode": 200,
+                "headers": {"x-both": "single"},
+                "multiValueHeaders": {"x-both": ["m1", "m2"], "x-multi": ["a"]},
+            }),
+        );
+        assert_eq!(values(&r.headers, "x-both"), ["single"]);
+        assert!(r.headers.get("x-multi").is_none());
     }
 
     #[test]
@@ -695,7 +1016,7 @@ mod tests {
 
     #[test]
     fn v2_bad_status_code_is_malformed() {
-        malformed_msg(V2, br#"{"statusCode":"200","body":"x"}"#);
+        malformed_msg(V2, br#"{"statusCode":"OK","body":"x"}"#);
         malformed_msg(V2, br#"{"statusCode":null}"#);
         malformed_msg(V2, br#"{"statusCode":1000}"#);
     }
