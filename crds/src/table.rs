@@ -11,12 +11,23 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod gateway_response;
 mod mapping;
+mod validation;
 mod wire;
 
 pub use mapping::{
     ContextVariable, MappingAction, MappingPart, MappingRule, MappingTarget, ParameterMappingTable,
     ResponseMapping,
+};
+
+pub use gateway_response::{
+    GatewayResponseTable, GatewayResponseType, HeaderSource, ResponseHeaderTable,
+};
+
+pub use validation::{
+    DEFAULT_MODEL_KEY, MODEL_URI_BASE, ParameterLocation, RequiredParameter, ValidationTable,
+    model_uri,
 };
 
 pub use wire::{
@@ -101,6 +112,13 @@ pub struct GatewayTable {
     /// A WebSocket API's settings; `None` for a REST or HTTP API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub websocket: Option<WebSocketTable>,
+    /// REST API: the models routes validate bodies against (JSON Schema draft 4), by name;
+    /// only those that compiled.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, serde_json::Value>,
+    /// REST API: customised gateway responses, sorted by type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateway_responses: Vec<GatewayResponseTable>,
 }
 
 /// A WebSocket API: how messages pick routes, its limits, and who may call `@connections`.
@@ -371,6 +389,9 @@ pub struct RouteTable {
     pub service_accounts: Vec<String>,
     /// The route's throttle: its own, else the stage's, capped by the gateway's.
     pub throttle: ThrottleSettings,
+    /// What the route's request validator checks; `None` without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<Box<ValidationTable>>,
     pub integration: IntegrationTable,
 }
 

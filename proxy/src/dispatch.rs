@@ -13,7 +13,9 @@ use tollgate_crds::table::{DEFAULT_STAGE, GatewayTable, ObjectKey, StageTable, U
 
 use crate::cors::Cors;
 use crate::errors::GatewayError;
+use crate::gateway_response::GatewayResponses;
 use crate::lambda;
+use crate::request_validation::Models;
 use crate::resource_policy::Policy;
 use crate::router::{RouterError, StageRouter};
 use crate::throttle;
@@ -32,6 +34,10 @@ pub struct ServedGateway {
     pub cors: Option<Cors>,
     /// The TLS config of each custom domain that has a certificate.
     pub tls: Vec<Arc<DomainTls>>,
+    /// The models its routes validate bodies against, compiled.
+    pub models: Models,
+    /// Its customised gateway responses, templates parsed.
+    pub responses: GatewayResponses,
     stages: HashMap<String, ServedStage>,
 }
 
@@ -75,7 +81,11 @@ impl ServedGateway {
                 },
             );
         }
+        let models = Models::build(&table).map_err(RouterError::Table)?;
+        let responses = GatewayResponses::build(&table).map_err(RouterError::Table)?;
         Ok(Self {
+            models,
+            responses,
             tls: domains_tls(&table),
             bucket: throttle::names::gateway_bucket(&table.gateway),
             name: Arc::from(table.gateway.to_string()),

@@ -1,8 +1,12 @@
 //! The errors a request can end in, each with the status code and JSON body Amazon API
 //! Gateway's default gateway response gives it, and the side at fault.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
+
+use tollgate_crds::table::GatewayResponseType;
 
 use crate::body::{Body, full};
 use crate::request_path::PathError;
@@ -79,6 +83,18 @@ pub enum GatewayError {
     /// The client sent a body the proxy could not read.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The route's request validator found required parameters missing or blank
+    /// (BAD_REQUEST_PARAMETERS); their names, in the route's order.
+    #[error("missing required request parameters: {0:?}")]
+    MissingParameters(Vec<String>),
+    /// The route's request validator found the body does not conform to its model
+    /// (BAD_REQUEST_BODY); what is wrong with it, as `[a, b]`.
+    #[error("invalid request body: {0}")]
+    InvalidBody(String),
+    /// The route validates bodies and has no model for the request's content type
+    /// (UNSUPPORTED_MEDIA_TYPE).
+    #[error("no model for the request's content type")]
+    UnsupportedMediaType,
     /// The client sent no body bytes for the body read timeout.
     #[error("the client stopped sending the request body")]
     RequestTimeout,
@@ -131,7 +147,11 @@ impl GatewayError {
             Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             Self::TooManyRequests(_) | Self::LimitExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::AuthorizerConfiguration(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::BadRequest(_) | Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_)
+            | Self::InvalidPath(_)
+            | Self::MissingParameters(_)
+            | Self::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::ClientClosed => client_closed_request(),
@@ -167,6 +187,10 @@ impl GatewayError {
             // Amazon API Gateway answers authorizer errors with a null message.
             Self::AuthorizerConfiguration(_) => "",
             Self::BadRequest(_) => "Bad Request",
+            // Its own message (the names) is written by `into_response`.
+            Self::MissingParameters(_) => "Missing required request parameters",
+            Self::InvalidBody(_) => "Invalid request body",
+            Self::UnsupportedMediaType => "Unsupported Media Type",
             Self::InvalidPath(e) => e.message(),
             Self::RequestTimeout => "Request Timeout",
             Self::Overloaded(_) => "Service Unavailable",
@@ -217,6 +241,9 @@ impl GatewayError {
             | Self::LimitExceeded(_)
             | Self::BadRequest(_)
             | Self::InvalidPath(_)
+            | Self::MissingParameters(_)
+            | Self::InvalidBody(_)
+            | Self::UnsupportedMediaType
             | Self::RequestTimeout
             | Self::NotFound
             | Self::ClientClosed => Fault::Client,
@@ -227,6 +254,53 @@ impl GatewayError {
                 Fault::Gateway
             }
             Self::InternalServerError(cause) => cause.fault(),
+        }
+    }
+
+    /// The gateway response type that answers it (what a gateway's `gatewayResponses`
+    /// customise).
+    pub fn response_type(&self) -> GatewayResponseType {
+        use GatewayResponseType as T;
+        match self {
+            Self::MissingAuthenticationToken => T::MissingAuthenticationToken,
+            Self::Forbidden(reason) if reason.ends_with("API key") => T::InvalidApiKey,
+            Self::Unauthorized | Self::InvalidToken(_) => T::Unauthorized,
+            Self::AccessRefused { error_type, .. } => match *error_type {
+                "InvalidSignatureException" | "IncompleteSignatureException" => T::InvalidSignature,
+                "MissingAuthenticationTokenException" => T::MissingAuthenticationToken,
+                _ => T::AccessDenied,
+            },
+            Self::ExplicitDeny
+            | Self::NotAuthorized
+            | Self::PolicyDenied(_)
+            | Self::ClientCertificate(_) => T::AccessDenied,
+            Self::TooManyRequests(_) => T::Throttled,
+            Self::LimitExceeded(_) => T::QuotaExceeded,
+            Self::AuthorizerConfiguration(_) => T::AuthorizerConfigurationError,
+            Self::RequestTooLong => T::RequestTooLarge,
+            Self::InvalidPath(_) | Self::MissingParameters(_) => T::BadRequestParameters,
+            Self::BadRequest(_) | Self::InvalidBody(_) => T::BadRequestBody,
+            Self::UnsupportedMediaType => T::UnsupportedMediaType,
+            Self::IntegrationTimeout => T::IntegrationTimeout,
+            Self::IntegrationFailure(_) => T::IntegrationFailure,
+            Self::Configuration(_) => T::ApiConfigurationError,
+            Self::NotFound => T::ResourceNotFound,
+            Self::InternalServerError(cause) => cause.response_type(),
+            Self::Forbidden(_)
+            | Self::HeadersTooLarge
+            | Self::UriTooLong
+            | Self::MisdirectedRequest
+            | Self::RequestTimeout
+            | Self::ClientClosed => T::Default4xx,
+            Self::Overloaded(_) | Self::BadLambdaResult(_) => T::Default5xx,
+        }
+    }
+
+    /// The text of `$context.error.validationErrorString`: what request validation found.
+    pub fn validation_errors(&self) -> Option<&str> {
+        match self {
+            Self::InvalidBody(errors) => Some(errors),
+            _ => None,
         }
     }
 
@@ -247,7 +321,11 @@ impl GatewayError {
             Self::TooManyRequests(_) => "TooManyRequestsException",
             Self::LimitExceeded(_) => "LimitExceededException",
             Self::AuthorizerConfiguration(_) => "AuthorizerConfigurationException",
-            Self::BadRequest(_) | Self::InvalidPath(_) => "BadRequestException",
+            Self::BadRequest(_)
+            | Self::InvalidPath(_)
+            | Self::MissingParameters(_)
+            | Self::InvalidBody(_) => "BadRequestException",
+            Self::UnsupportedMediaType => "UnsupportedMediaTypeException",
             Self::RequestTimeout => "RequestTimeoutException",
             Self::Overloaded(_) => "ServiceUnavailableException",
             Self::ClientClosed => "ClientClosedRequestException",
@@ -261,17 +339,30 @@ impl GatewayError {
         }
     }
 
+    /// The `message` of the answer's JSON body as sent (`$context.error.message`); `None`
+    /// where Amazon API Gateway sends `null` (an authorizer's failure).
+    pub fn full_message(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Self::AuthorizerConfiguration(_) => None,
+            Self::AccessRefused { message, .. } => Some(Cow::Borrowed(message)),
+            Self::MissingParameters(names) => Some(Cow::Owned(format!(
+                "{}: [{}]",
+                self.message(),
+                names.join(", ")
+            ))),
+            _ => Some(Cow::Borrowed(self.message())),
+        }
+    }
+
     pub fn into_response(self) -> Response<Body> {
-        let body = match self {
-            // Amazon API Gateway answers authorizer errors with a null message.
-            Self::AuthorizerConfiguration(_) => r#"{"message":null}"#.to_string(),
-            Self::AccessRefused { ref message, .. } => {
-                serde_json::json!({ "message": message }).to_string()
-            }
-            _ => serde_json::json!({ "message": self.message() }).to_string(),
-        };
+        self.to_response()
+    }
+
+    /// The default gateway response: Amazon's status, JSON body and headers for the error.
+    pub fn to_response(&self) -> Response<Body> {
+        let body = serde_json::json!({ "message": self.full_message() }).to_string();
         let mut response = json_body(self.status(), body, Some(self.error_type()));
-        match &self {
+        match self {
             Self::TooManyRequests(status) | Self::LimitExceeded(status) => {
                 status.write_headers(response.headers_mut(), true);
             }

@@ -120,6 +120,9 @@ pub enum RouterError {
         route: String,
         error: matchit::InsertError,
     },
+    /// A model or gateway response that does not build.
+    #[error("{0}")]
+    Table(String),
     #[error("routes {first} and {second} have the same method and path")]
     Duplicate { first: String, second: String },
 }
@@ -291,6 +294,7 @@ mod tests {
                 rate_limit: 1.0,
                 burst_limit: 1,
             },
+            validation: None,
             integration: IntegrationTable::Mock {
                 status_code: 200,
                 headers: Default::default(),

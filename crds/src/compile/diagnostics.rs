@@ -58,6 +58,16 @@ pub enum Reason {
     /// A parameter-mapping key or value that is malformed, reserved or reads what the route
     /// does not have.
     InvalidMapping,
+    /// A model that is not a valid JSON Schema (draft 4), or refers to one that is not.
+    InvalidModel,
+    /// A route's `requestModels` names a model the gateway does not have (or not a valid one).
+    ModelNotFound,
+    /// A route's `requestValidator` names a validator the gateway does not have.
+    RequestValidatorNotFound,
+    /// A malformed `method.request.*` key in a route's `requestParameters`.
+    InvalidRequestParameter,
+    /// A gateway response of an unknown type, or with a header or template that is wrong.
+    InvalidGatewayResponse,
 }
 
 impl Reason {
@@ -75,6 +85,8 @@ impl Reason {
                 | Self::ServiceNotFound
                 | Self::ServicePortNotFound
                 | Self::StageVariableNotFound
+                | Self::ModelNotFound
+                | Self::RequestValidatorNotFound
         )
     }
 }

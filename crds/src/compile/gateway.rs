@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::Secret;
 
 use super::diagnostics::{Diagnostic, Reason};
-use super::{Resources, lambda, pem, validate, websocket};
+use super::{Resources, gateway_response, lambda, pem, validate, validation, websocket};
 use crate::resources::{
     ApiGateway, ApiProtocol, Authorizer, AuthorizerType, CustomDomain, EndpointType, IamEffect,
     MutualTls, RateLimitMode, TLS_SECRET_TYPE, TRUSTSTORE_KEY, TRUSTSTORE_LABEL,
@@ -117,6 +117,17 @@ pub(super) fn compile(
         );
     }
 
+    let rest_api = spec.protocol == ApiProtocol::REST;
+    let models = validation::models(&spec.models, rest_api, diag);
+    let gateway_responses = gateway_response::compile(&spec.gateway_responses, rest_api, diag);
+    if !rest_api && !spec.request_validators.is_empty() {
+        diag.skip(
+            Reason::ProtocolMismatch,
+            "spec.requestValidators",
+            "request validators are for REST APIs: remove spec.requestValidators",
+        );
+    }
+
     if !diag.accepted {
         return None;
     }
@@ -153,6 +164,8 @@ pub(super) fn compile(
         usage_plans: Vec::new(),
         http_api: spec.protocol == ApiProtocol::HTTP,
         websocket,
+        models,
+        gateway_responses,
     })
 }
 

@@ -9,6 +9,7 @@
 
 mod diagnostics;
 mod gateway;
+mod gateway_response;
 mod lambda;
 mod mapping;
 mod path;
@@ -17,6 +18,7 @@ mod plan;
 mod route;
 mod seniority;
 mod validate;
+pub mod validation;
 mod websocket;
 
 use std::collections::BTreeMap;

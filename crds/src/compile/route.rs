@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::diagnostics::{Diagnostic, Effect, Reason};
 use super::path::{PathTemplate, template_params};
 use super::seniority::{Precedence, Seniority};
-use super::{Resources, mapping, validate};
+use super::{Resources, mapping, validate, validation};
 use crate::resources::{
     HttpIntegration, HttpMethod, Integration, PayloadFormatVersion, Route, ServiceBackend,
     WeightedBackend,
@@ -117,6 +117,15 @@ pub(super) fn compile(
     };
 
     check_authorization(rt, table, diag);
+    let rest_api = !table.http_api && table.websocket.is_none();
+    let validation = validation::route(
+        rt,
+        resources.gateways.get(&gw_key),
+        &table.models,
+        rest_api,
+        &params,
+        diag,
+    );
     if let Some(t) = &spec.throttle
         && let Err(e) = validate::throttle(t)
     {
@@ -206,6 +215,7 @@ pub(super) fn compile(
             authorization_scopes: spec.authorization_scopes.clone(),
             service_accounts: spec.service_accounts.clone(),
             throttle,
+            validation: validation.clone(),
             integration: integration.clone(),
         });
     }

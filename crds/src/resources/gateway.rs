@@ -9,7 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{LocalRef, ThrottleSettings};
+use super::gateway_response::GatewayResponse;
 use super::route::PayloadFormatVersion;
+use super::validation::{Model, RequestValidator};
 
 /// The Secret type of custom-domain certificates (`tls.crt`, `tls.key`).
 pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
@@ -165,6 +167,32 @@ pub struct ApiGatewaySpec {
     /// Who may call the API, by source address. Required for `Private` gateways.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_policy: Option<ResourcePolicy>,
+
+    /// REST API: JSON Schemas (draft 4) by model name, for routes' `requestModels`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 100))]
+    pub models: BTreeMap<String, Model>,
+
+    /// REST API: how the gateway's own answers look (refusals and failures), by Amazon API
+    /// Gateway's response type: `ACCESS_DENIED`, `API_CONFIGURATION_ERROR`,
+    /// `AUTHORIZER_CONFIGURATION_ERROR`, `AUTHORIZER_FAILURE`, `BAD_REQUEST_BODY`,
+    /// `BAD_REQUEST_PARAMETERS`, `DEFAULT_4XX`, `DEFAULT_5XX`, `EXPIRED_TOKEN`,
+    /// `INTEGRATION_FAILURE`, `INTEGRATION_TIMEOUT`, `INVALID_API_KEY`, `INVALID_SIGNATURE`,
+    /// `MISSING_AUTHENTICATION_TOKEN`, `QUOTA_EXCEEDED`, `REQUEST_TOO_LARGE`,
+    /// `RESOURCE_NOT_FOUND`, `THROTTLED`, `UNAUTHORIZED`, `UNSUPPORTED_MEDIA_TYPE`,
+    /// `WAF_FILTERED`. A type without its own takes `DEFAULT_4XX` or `DEFAULT_5XX` by its
+    /// status.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 21, "x-kubernetes-validations" = [{
+        "rule": "self.all(t, t in ['ACCESS_DENIED', 'API_CONFIGURATION_ERROR', 'AUTHORIZER_CONFIGURATION_ERROR', 'AUTHORIZER_FAILURE', 'BAD_REQUEST_PARAMETERS', 'BAD_REQUEST_BODY', 'DEFAULT_4XX', 'DEFAULT_5XX', 'EXPIRED_TOKEN', 'INTEGRATION_FAILURE', 'INTEGRATION_TIMEOUT', 'INVALID_API_KEY', 'INVALID_SIGNATURE', 'MISSING_AUTHENTICATION_TOKEN', 'QUOTA_EXCEEDED', 'REQUEST_TOO_LARGE', 'RESOURCE_NOT_FOUND', 'THROTTLED', 'UNAUTHORIZED', 'UNSUPPORTED_MEDIA_TYPE', 'WAF_FILTERED'])",
+        "message": "gatewayResponses keys are Amazon API Gateway's response types: ACCESS_DENIED, THROTTLED, DEFAULT_4XX, DEFAULT_5XX, …"
+    }]))]
+    pub gateway_responses: BTreeMap<String, GatewayResponse>,
+
+    /// REST API: request validators by name, for routes' `requestValidator`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 10))]
+    pub request_validators: BTreeMap<String, RequestValidator>,
 
     /// How the proxy fleet for this gateway runs in the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,10 +5,14 @@
 
 mod common;
 mod gateway;
+mod gateway_response;
 mod route;
 mod usage_plan;
+mod validation;
 
 pub use common::{HttpMethod, LocalRef, ThrottleSettings};
 pub use gateway::*;
+pub use gateway_response::*;
 pub use route::*;
 pub use usage_plan::*;
+pub use validation::*;

@@ -145,6 +145,26 @@ pub struct RouteSpec {
     )]
     pub service_accounts: Vec<String>,
 
+    /// REST API: the parameters of the request, as Amazon API Gateway's method request
+    /// parameters: `method.request.path.NAME`, `method.request.querystring.NAME` or
+    /// `method.request.header.NAME`, each `true` when it is required. A request validator that
+    /// validates parameters refuses a request without a required one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 50))]
+    pub request_parameters: BTreeMap<String, bool>,
+
+    /// REST API: the model of the request body by content type (`application/json: Pet`;
+    /// `$default` for any other), from the gateway's `models`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 10))]
+    pub request_models: BTreeMap<String, String>,
+
+    /// REST API: the gateway's request validator (in `spec.requestValidators`) that checks
+    /// this route's requests before its integration is called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub request_validator: Option<String>,
+
     /// Throttle for this route on every stage it is served on; overrides the stage default,
     /// capped by the gateway-wide throttle.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -48,7 +48,9 @@ use crate::request_ctx::{Connection, RequestCtx};
 use crate::request_log::{Logged, LoggedBody};
 use crate::state::Shared;
 use crate::throttle::Subject;
-use crate::{api_key, auth, cors, integration, managed, request_body, websocket};
+use crate::{
+    api_key, auth, cors, integration, managed, request_body, request_validation, websocket,
+};
 
 pub mod gateway;
 pub mod response;
@@ -203,7 +205,10 @@ async fn serve<B: ClientBody>(
     let outcome = outcome.map_err(|e| if http_api { e.for_http_api() } else { e });
     // Every answer but a preflight's gets the CORS headers, errors included, so a browser
     // can read a 429 or a 403.
-    let mut response = outcome.unwrap_or_else(|error| refused(id, error, log));
+    let mut response = outcome.unwrap_or_else(|error| {
+        note_refusal(id, &error, log);
+        answer_refusal(&ctx, &error)
+    });
     if let Some(c) = cors {
         cors::decorate(c, &parts.headers, &mut response);
     }
@@ -254,10 +259,19 @@ async fn admitted<B: ClientBody>(
         .instrument(tracing::trace_span!("throttle"))
         .await?;
 
-    // Phase 7: body (already read whole for an AWS_IAM route).
+    // Phase 7: request validation, then the body (already read whole for an AWS_IAM route;
+    // read whole here for a route that validates it).
+    request_validation::parameters(&ctx)?;
     let integration = &ctx.route.table.integration;
     let body = match body {
         Pending::Read(read) => request_body::RequestBody::Whole(read),
+        Pending::Unread(client_body) if request_validation::checks_body(&ctx) => {
+            request_body::RequestBody::Whole(
+                request_body::take_whole(&ctx.parts.headers, client_body, &shared.body_limits)
+                    .instrument(tracing::trace_span!("body"))
+                    .await?,
+            )
+        }
         Pending::Unread(client_body) => {
             request_body::take(
                 integration,
@@ -269,6 +283,10 @@ async fn admitted<B: ClientBody>(
             .await?
         }
     };
+
+    if let request_body::RequestBody::Whole(read) = &body {
+        request_validation::body(&ctx, &ctx.target.gateway.models, &read.bytes)?;
+    }
 
     // Phase 8: integration.
     let started = Instant::now();
@@ -299,9 +317,31 @@ enum Pending<'a, B> {
 
 /// The gateway response for a phase's refusal, logged and put in the access record.
 pub(crate) fn refused(request_id: &str, error: GatewayError, log: &mut Logged) -> Response<Body> {
-    log_refusal(request_id, &error);
-    log.record.error_message = Some(error.to_string());
+    note_refusal(request_id, &error, log);
     error.into_response()
+}
+
+/// A refusal into the log and the access record.
+fn note_refusal(request_id: &str, error: &GatewayError, log: &mut Logged) {
+    log_refusal(request_id, error);
+    log.record.error_message = Some(error.to_string());
+}
+
+/// The gateway's answer to a refusal: the default one, as its `gatewayResponses` customise it.
+fn answer_refusal(ctx: &RequestCtx<'_>, error: &GatewayError) -> Response<Body> {
+    let responses = &ctx.target.gateway.responses;
+    if responses.is_empty() {
+        return error.to_response();
+    }
+    // `method.request.path.NAME` needs the route's parameters: found again, on this rare path.
+    let params = ctx
+        .target
+        .stage
+        .router
+        .find(&ctx.parts.method, ctx.path())
+        .map(|found| found.params)
+        .unwrap_or_default();
+    responses.answer(error, ctx, &params, error.to_response())
 }
 
 /// How an integration failed, as `tollgate_upstream_errors_total` counts it.
