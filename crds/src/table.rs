@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 mod gateway_response;
 mod mapping;
+mod templates;
 mod validation;
 mod wire;
 
@@ -23,6 +24,10 @@ pub use mapping::{
 
 pub use gateway_response::{
     GatewayResponseTable, GatewayResponseType, HeaderSource, ResponseHeaderTable,
+};
+
+pub use templates::{
+    IntegrationHeaderTable, IntegrationResponseTable, Passthrough, ResponseValue, TemplatesTable,
 };
 
 pub use validation::{
@@ -412,6 +417,9 @@ pub enum IntegrationTable {
         /// nothing.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parameter_mapping: Option<Box<ParameterMappingTable>>,
+        /// Amazon's non-proxy HTTP integration; `None` for the proxy (streaming) one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        templates: Option<Box<TemplatesTable>>,
         timeout_millis: u32,
     },
     #[serde(rename_all = "camelCase")]
@@ -426,6 +434,9 @@ pub enum IntegrationTable {
         /// Invocations in flight per proxy; `None`: no limit.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_concurrency: Option<u32>,
+        /// Amazon's non-proxy (`AWS`) Lambda integration; `None` for the proxy event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        templates: Option<Box<TemplatesTable>>,
         timeout_millis: u32,
     },
     #[serde(rename_all = "camelCase")]

@@ -281,3 +281,35 @@ fn decoded_name(piece: &str) -> String {
         .decode_utf8_lossy()
         .into_owned()
 }
+
+/// The query string with the values a mapping template set
+/// (`$context.requestOverride.querystring.NAME`) in place of the request's.
+pub fn query_with_overrides(raw: &str, overrides: &[(String, String)]) -> String {
+    let mut query: Vec<String> = raw
+        .split('&')
+        .filter(|piece| !piece.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for (name, value) in overrides {
+        query.retain(|piece| decoded_name(piece) != *name);
+        query.push(format!(
+            "{}={}",
+            utf8_percent_encode(name, QUERY_COMPONENT),
+            utf8_percent_encode(value, QUERY_COMPONENT)
+        ));
+    }
+    query.join("&")
+}
+
+/// A path parameter's value as a mapping template set it
+/// (`$context.requestOverride.path.NAME`), encoded as one segment (a `/` too); `.` and `..`
+/// are refused as a client's dot-segments are.
+pub fn path_segment(value: &str) -> Result<String, GatewayError> {
+    const SEGMENT: &AsciiSet = &PATH.add(b'/').add(b'%').add(b'\\');
+    if value == "." || value == ".." {
+        return Err(GatewayError::InvalidPath(
+            request_path::PathError::DotSegment,
+        ));
+    }
+    Ok(utf8_percent_encode(value, SEGMENT).to_string())
+}

@@ -172,9 +172,11 @@ pub async fn take<'a, B: ClientBody>(
     limits: &'a BodyLimits,
 ) -> Result<RequestBody<'a, B>, BodyError> {
     Ok(match integration {
-        IntegrationTable::Http { .. } => {
-            RequestBody::Stream(stream(headers, body, limits.read_timeout)?)
-        }
+        // A non-proxy HTTP integration maps the body whole.
+        IntegrationTable::Http {
+            templates: None, ..
+        } => RequestBody::Stream(stream(headers, body, limits.read_timeout)?),
+        IntegrationTable::Http { .. } => RequestBody::Whole(read(headers, body, limits).await?),
         IntegrationTable::Lambda { .. } | IntegrationTable::Mock { .. } => {
             RequestBody::Whole(read(headers, body, limits).await?)
         }

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 use http::Method;
 use tokio::sync::Semaphore;
 
+use crate::integration::templates::Templates;
 use crate::lambda::concurrency::ConcurrencyLimits;
 use tollgate_crds::compile::{PathTemplate, Segment};
 use tollgate_crds::table::HttpMethod;
@@ -38,6 +39,8 @@ pub struct ServedRoute {
     /// substitute and the request path is not appended (`None` otherwise): most requests then
     /// need no URL built.
     pub fixed_urls: Vec<Option<http::Uri>>,
+    /// A non-proxy integration's mapping templates and integration responses, parsed.
+    pub templates: Option<Templates>,
 }
 
 impl ServedRoute {
@@ -46,12 +49,21 @@ impl ServedRoute {
         param_names: Vec<String>,
         limits: &ConcurrencyLimits,
         bucket_of: impl Fn(&str) -> Arc<str>,
-    ) -> Self {
+    ) -> Result<Self, RouterError> {
         let concurrency = match &route.integration {
             IntegrationTable::Lambda { invoke_url, .. } => limits.get(invoke_url).cloned(),
             _ => None,
         };
-        Self {
+        let templates = match &route.integration {
+            IntegrationTable::Http { templates, .. }
+            | IntegrationTable::Lambda { templates, .. } => templates.as_deref(),
+            IntegrationTable::Mock { .. } => None,
+        }
+        .map(Templates::build)
+        .transpose()
+        .map_err(|e| RouterError::Table(format!("route {}: {e}", route.route_key)))?;
+        Ok(Self {
+            templates,
             table: route.clone(),
             param_names,
             concurrency,
@@ -59,7 +71,7 @@ impl ServedRoute {
             key: Arc::from(route.route_key.as_str()),
             metrics: OnceLock::new(),
             fixed_urls: fixed_urls(&route.integration),
-        }
+        })
     }
 }
 
@@ -167,7 +179,7 @@ impl StageRouter {
                 }
                 router
                     .routes
-                    .push(ServedRoute::new(route, Vec::new(), limits, &bucket_of));
+                    .push(ServedRoute::new(route, Vec::new(), limits, &bucket_of)?);
                 continue;
             };
             let template =
@@ -208,7 +220,7 @@ impl StageRouter {
             let param_names = template.param_names().map(str::to_string).collect();
             router
                 .routes
-                .push(ServedRoute::new(route, param_names, limits, &bucket_of));
+                .push(ServedRoute::new(route, param_names, limits, &bucket_of)?);
         }
         Ok(router)
     }

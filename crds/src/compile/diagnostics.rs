@@ -68,6 +68,9 @@ pub enum Reason {
     InvalidRequestParameter,
     /// A gateway response of an unknown type, or with a header or template that is wrong.
     InvalidGatewayResponse,
+    /// A mapping template that does not parse, a selection pattern that is not a regular
+    /// expression, or an integration response header that is wrong.
+    InvalidTemplate,
 }
 
 impl Reason {

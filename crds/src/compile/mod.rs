@@ -17,6 +17,7 @@ mod pem;
 mod plan;
 mod route;
 mod seniority;
+mod templates;
 mod validate;
 pub mod validation;
 mod websocket;

@@ -9,12 +9,14 @@ use serde::Serialize;
 use super::diagnostics::{Diagnostic, Effect, Reason};
 use super::path::{PathTemplate, template_params};
 use super::seniority::{Precedence, Seniority};
-use super::{Resources, mapping, validate, validation};
+use super::{Resources, mapping, templates, validate, validation};
 use crate::resources::{
     HttpIntegration, HttpMethod, Integration, PayloadFormatVersion, Route, ServiceBackend,
     WeightedBackend,
 };
-use crate::table::{self, GatewayTable, HttpBackendTable, IntegrationTable, ObjectKey, RouteTable};
+use crate::table::{
+    self, GatewayTable, HttpBackendTable, IntegrationTable, ObjectKey, RouteTable, TemplatesTable,
+};
 
 pub const MIN_TIMEOUT_MILLIS: u32 = 50;
 pub const MAX_TIMEOUT_MILLIS: u32 = 29_000;
@@ -141,6 +143,7 @@ pub(super) fn compile(
         key,
         &spec.integration,
         default_payload,
+        rest_api,
         &params,
         resources,
         diag,
@@ -497,6 +500,7 @@ fn compile_integration(
     route: &ObjectKey,
     integration: &Integration,
     default_payload: PayloadFormatVersion,
+    rest_api: bool,
     params: &BTreeSet<&str>,
     resources: &Resources,
     diag: &mut Diagnostic,
@@ -512,9 +516,23 @@ fn compile_integration(
     }
     match (&integration.http, &integration.lambda, &integration.mock) {
         (Some(http), None, None) => {
-            compile_http(route, http, timeout_millis, params, resources, diag)
+            let templates =
+                templates::compile(&http.templates, "spec.integration.http", rest_api, diag)
+                    .ok()?;
+            compile_http(
+                route,
+                http,
+                timeout_millis,
+                templates,
+                params,
+                resources,
+                diag,
+            )
         }
         (None, Some(lambda), None) => {
+            let templates =
+                templates::compile(&lambda.templates, "spec.integration.lambda", rest_api, diag)
+                    .ok()?;
             let f = &lambda.function;
             let target = match super::lambda::target(f) {
                 Ok(target) => target,
@@ -536,6 +554,7 @@ fn compile_integration(
                     .unwrap_or(default_payload)
                     .into(),
                 max_concurrency: lambda.max_concurrency.filter(|n| *n > 0),
+                templates,
                 timeout_millis,
             })
         }
@@ -570,6 +589,7 @@ fn compile_http(
     route: &ObjectKey,
     http: &HttpIntegration,
     timeout_millis: u32,
+    templates: Option<Box<TemplatesTable>>,
     params: &BTreeSet<&str>,
     resources: &Resources,
     diag: &mut Diagnostic,
@@ -662,6 +682,7 @@ fn compile_http(
             .map(Into::into),
         request_headers: http.request_headers.clone(),
         parameter_mapping,
+        templates,
         timeout_millis,
     })
 }

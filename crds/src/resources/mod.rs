@@ -7,6 +7,7 @@ mod common;
 mod gateway;
 mod gateway_response;
 mod route;
+mod templates;
 mod usage_plan;
 mod validation;
 
@@ -14,5 +15,6 @@ pub use common::{HttpMethod, LocalRef, ThrottleSettings};
 pub use gateway::*;
 pub use gateway_response::*;
 pub use route::*;
+pub use templates::*;
 pub use usage_plan::*;
 pub use validation::*;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{HttpMethod, LocalRef, ThrottleSettings};
 use super::gateway::LambdaFunction;
+use super::templates::MappingTemplates;
 
 /// Regular expression for route paths: literal segments, `{param}` segments and an optional
 /// greedy `{name+}` last segment. The compiler checks the same shape (and more) itself.
@@ -260,6 +261,11 @@ pub struct HttpIntegration {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 50))]
     pub response_parameters: BTreeMap<String, BTreeMap<String, String>>,
+
+    /// REST API: mapping templates and integration responses (Amazon's non-proxy `HTTP`
+    /// integration); see `MappingTemplates`.
+    #[serde(flatten)]
+    pub templates: MappingTemplates,
 }
 
 /// A Service as an HTTP backend.
@@ -322,6 +328,12 @@ pub struct LambdaIntegration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
     pub max_concurrency: Option<u32>,
+    /// REST API: mapping templates and integration responses (Amazon's non-proxy `AWS`
+    /// integration of a function): the function gets the request template's output (or the
+    /// request body) instead of the proxy event, and its result goes through the integration
+    /// responses.
+    #[serde(flatten)]
+    pub templates: MappingTemplates,
 }
 
 /// The Lambda proxy event format.

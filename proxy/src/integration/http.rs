@@ -14,12 +14,14 @@ use tollgate_crds::table::{HttpBackendTable, HttpMethod, ParameterMappingTable};
 use crate::auth::identity;
 use crate::body::{Body, BoxError, ClientBody};
 use crate::errors::{GatewayError, error_chain};
+use crate::integration::templates::{self, Answer, Templates};
 use crate::mapping::{self, UrlChange};
 use crate::request_body::{BodyError, RequestBody};
 use crate::request_ctx::RouteCtx;
 use crate::template::{Vars, render};
 use crate::upstream::{Deadline, Kind, Outbound, Payload, Upstream, UpstreamError};
 use crate::websocket;
+use tollgate_vtl::Overrides;
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -31,8 +33,14 @@ pub struct HttpTarget<'a> {
     pub method: Option<HttpMethod>,
     pub request_headers: &'a BTreeMap<String, String>,
     pub parameter_mapping: Option<&'a ParameterMappingTable>,
+    /// A non-proxy integration's templates (the body then comes whole).
+    pub templates: Option<&'a Templates>,
     pub timeout_millis: u32,
 }
+
+/// The largest answer a non-proxy integration reads whole (Amazon API Gateway's payload
+/// limit).
+const MAX_MAPPED_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
 
 pub async fn forward<B: ClientBody>(
     call: &RouteCtx<'_>,
@@ -45,18 +53,26 @@ pub async fn forward<B: ClientBody>(
         method,
         request_headers,
         parameter_mapping,
+        templates,
         timeout_millis,
     } = target;
     let chosen = pick(backends)
         .ok_or_else(|| GatewayError::Configuration("no backend has a weight".into()))?;
+    // A non-proxy integration: the body through its request template.
+    let mapped = match (templates, &body) {
+        (Some(t), RequestBody::Whole(buffered)) => Some(t.map_request(call, &buffered.bytes)?),
+        _ => None,
+    };
+    let overrides = mapped.as_ref().map(|m| &m.overrides);
+    let params = match overrides {
+        Some(o) if !o.request_path.is_empty() => overridden_params(&call.params, &o.request_path)?,
+        _ => call.params.clone(),
+    };
     let vars = Vars {
-        params: &call.params,
+        params: &params,
         stage_variables: call.stage_variables,
     };
-    let url_change = parameter_mapping
-        .filter(|m| m.maps_url())
-        .map(|m| mapping::url(call, &m.request))
-        .transpose()?;
+    let url_change = url_change(call, parameter_mapping, overrides)?;
     let fixed = call.route.fixed_urls.get(chosen).cloned().flatten();
     let uri = match fixed {
         Some(uri) if call.query.is_empty() && url_change.is_none() => uri,
@@ -70,6 +86,9 @@ pub async fn forward<B: ClientBody>(
     };
 
     let body = match body {
+        _ if mapped.is_some() => {
+            Payload::Whole(mapped.as_ref().map(|m| m.body.clone()).unwrap_or_default())
+        }
         RequestBody::Whole(buffered) => Payload::Whole(buffered.bytes.clone()),
         // Nothing to stream (a GET, say): a body that can be sent again if need be.
         RequestBody::Stream(stream) if stream.is_end_stream() => Payload::Empty,
@@ -99,6 +118,16 @@ pub async fn forward<B: ClientBody>(
     }
     if let Some(mapping) = parameter_mapping {
         mapping::request_headers(call, &mapping.request, headers);
+    }
+    for (name, value) in overrides.map_or(&[][..], |o| &o.request_headers[..]) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) && !templates::is_framing(&name)
+            && name != header::HOST
+        {
+            headers.insert(name, value);
+        }
     }
 
     // The timeout covers the whole exchange: the request body, the response head and the
@@ -137,7 +166,89 @@ pub async fn forward<B: ClientBody>(
     {
         mapping::response(call, rules, &mut response)?;
     }
-    Ok(response)
+    match templates {
+        Some(t) => map_response(call, t, response).await,
+        None => Ok(response),
+    }
+}
+
+/// A non-proxy integration's answer: read whole, then through the integration response its
+/// status code selects.
+async fn map_response(
+    call: &RouteCtx<'_>,
+    templates: &Templates,
+    response: Response<Body>,
+) -> Result<Response<Body>, GatewayError> {
+    let (parts, mut body) = response.into_parts();
+    let mut read = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            if e.downcast_ref::<crate::upstream::BodyTimedOut>().is_some() {
+                GatewayError::IntegrationTimeout
+            } else {
+                GatewayError::IntegrationFailure(format!("reading the answer: {e}"))
+            }
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if read.len() + data.len() > MAX_MAPPED_RESPONSE_BYTES {
+                return Err(GatewayError::IntegrationFailure(
+                    "the answer exceeds 10 MB".into(),
+                ));
+            }
+            read.extend_from_slice(&data);
+        }
+    }
+    let body = read.freeze();
+    let answer = Answer {
+        status: parts.status,
+        headers: &parts.headers,
+        body: &body,
+    };
+    templates.map_response(call, Some(parts.status.as_str()), answer)
+}
+
+/// How the backend URL's path and query string change: parameter mapping's rules, then a
+/// mapping template's overrides (a path override forces the URL to be built).
+fn url_change(
+    call: &RouteCtx<'_>,
+    parameter_mapping: Option<&ParameterMappingTable>,
+    overrides: Option<&Overrides>,
+) -> Result<Option<UrlChange>, GatewayError> {
+    let mut change = match parameter_mapping {
+        Some(m) if m.maps_url() => Some(mapping::url(call, &m.request)?),
+        _ => None,
+    };
+    let Some(o) = overrides else {
+        return Ok(change);
+    };
+    if o.request_querystring.is_empty() && o.request_path.is_empty() {
+        return Ok(change);
+    }
+    let query = match &change {
+        Some(c) => mapping::query_with_overrides(&c.query, &o.request_querystring),
+        None => mapping::query_with_overrides(call.query, &o.request_querystring),
+    };
+    match change.as_mut() {
+        Some(c) => c.query = query,
+        None => change = Some(UrlChange { path: None, query }),
+    }
+    Ok(change)
+}
+
+/// The path parameters with the values a mapping template set, each encoded as one segment.
+fn overridden_params(
+    params: &[(String, String)],
+    overrides: &[(String, String)],
+) -> Result<Vec<(String, String)>, GatewayError> {
+    let mut out = params.to_vec();
+    for (name, value) in overrides {
+        let encoded = mapping::path_segment(value)?;
+        match out.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = encoded,
+            None => out.push((name.clone(), encoded)),
+        }
+    }
+    Ok(out)
 }
 
 /// The index of a backend chosen by weight; `None` when every weight is 0.

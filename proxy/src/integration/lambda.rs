@@ -10,6 +10,7 @@ use tollgate_crds::table::PayloadFormatVersion;
 
 use crate::body::{Body, full};
 use crate::errors::{GatewayError, error_chain};
+use crate::integration::templates::{Answer, Templates};
 use crate::lambda::event::{EventInput, event_v1, event_v2};
 use crate::lambda::result::{ApiKind, parse_result_for};
 use crate::lambda::{self, Invocation, concurrency};
@@ -28,21 +29,11 @@ pub async fn invoke(
     version: PayloadFormatVersion,
     timeout_millis: u32,
 ) -> Result<Response<Body>, GatewayError> {
-    let path_parameters = call.decoded_params();
-    let authorizer = match version {
-        PayloadFormatVersion::V1 => call.identity.lambda_v1(),
-        PayloadFormatVersion::V2 => call.identity.lambda_v2(),
-    };
-    let input = EventInput::of(
-        call,
-        &path_parameters,
-        call.parts.version,
-        body,
-        authorizer.as_ref(),
-    );
-    let event = match version {
-        PayloadFormatVersion::V1 => event_v1(&input),
-        PayloadFormatVersion::V2 => event_v2(&input),
+    // A non-proxy (custom) integration sends its request template's output, else the body.
+    let templates = call.route.templates.as_ref();
+    let payload = match templates {
+        Some(t) => custom_payload(call, t, body)?,
+        None => proxy_event(call, body, version),
     };
 
     // Waiting for a permit counts against the integration timeout.
@@ -62,7 +53,7 @@ pub async fn invoke(
         outbound,
         invoke_url,
         region,
-        event.to_string(),
+        payload,
         MAX_RESULT_BYTES,
     )
     .await
@@ -82,6 +73,10 @@ pub async fn invoke(
         )));
     }
 
+    if let Some(t) = templates {
+        return custom_answer(call, t, function_error.as_deref(), &bytes);
+    }
+
     // An HTTP API reads a 1.0 result more leniently than a REST API (unknown keys ignored).
     let api = if call.gateway().http_api {
         ApiKind::Http
@@ -94,4 +89,65 @@ pub async fn invoke(
     *response.status_mut() = result.status;
     *response.headers_mut() = result.headers;
     Ok(response)
+}
+
+/// The proxy event (payload 1.0 or 2.0) for the request.
+fn proxy_event(call: &RouteCtx<'_>, body: &Bytes, version: PayloadFormatVersion) -> String {
+    let path_parameters = call.decoded_params();
+    let authorizer = match version {
+        PayloadFormatVersion::V1 => call.identity.lambda_v1(),
+        PayloadFormatVersion::V2 => call.identity.lambda_v2(),
+    };
+    let input = EventInput::of(
+        call,
+        &path_parameters,
+        call.parts.version,
+        body,
+        authorizer.as_ref(),
+    );
+    let event = match version {
+        PayloadFormatVersion::V1 => event_v1(&input),
+        PayloadFormatVersion::V2 => event_v2(&input),
+    };
+    event.to_string()
+}
+
+/// A custom integration's payload: the request template's output, else the body; an empty
+/// one is `{}`, which every runtime reads as an event.
+fn custom_payload(
+    call: &RouteCtx<'_>,
+    templates: &Templates,
+    body: &Bytes,
+) -> Result<String, GatewayError> {
+    let mapped = templates.map_request(call, body)?;
+    let text = String::from_utf8_lossy(&mapped.body);
+    Ok(if text.trim().is_empty() {
+        "{}".to_owned()
+    } else {
+        text.into_owned()
+    })
+}
+
+/// A custom integration's answer: a function error selects its integration response by its
+/// `errorMessage` (no match: the default, as on Amazon, with the error document as `$input`);
+/// a result goes to the default.
+fn custom_answer(
+    call: &RouteCtx<'_>,
+    templates: &Templates,
+    function_error: Option<&str>,
+    bytes: &Bytes,
+) -> Result<Response<Body>, GatewayError> {
+    let selector = function_error.map(|_| {
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|v| v.get("errorMessage")?.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    });
+    let headers = http::HeaderMap::new();
+    let answer = Answer {
+        status: StatusCode::OK,
+        headers: &headers,
+        body: bytes,
+    };
+    templates.map_response(call, selector.as_deref(), answer)
 }

@@ -4,6 +4,7 @@
 pub mod http;
 pub mod lambda;
 pub mod mock;
+pub mod templates;
 
 use bytes::Bytes;
 use hyper::Response;
@@ -33,12 +34,14 @@ pub async fn invoke<B: ClientBody>(
             request_headers,
             parameter_mapping,
             timeout_millis,
+            ..
         } => {
             let target = http::HttpTarget {
                 backends,
                 method: *method,
                 request_headers,
                 parameter_mapping: parameter_mapping.as_deref(),
+                templates: call.route.templates.as_ref(),
                 timeout_millis: *timeout_millis,
             };
             http::forward(call, body, upstream, target).await
