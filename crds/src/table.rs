@@ -11,6 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod cache;
 mod gateway_response;
 mod mapping;
 mod templates;
@@ -21,6 +22,8 @@ pub use mapping::{
     ContextVariable, MappingAction, MappingPart, MappingRule, MappingTarget, ParameterMappingTable,
     ResponseMapping,
 };
+
+pub use cache::{CacheKeyParameter, RouteCacheTable, StageCacheTable, UnauthorizedCacheControl};
 
 pub use gateway_response::{
     GatewayResponseTable, GatewayResponseType, HeaderSource, ResponseHeaderTable,
@@ -352,6 +355,9 @@ pub struct StageTable {
     pub throttle: ThrottleSettings,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryTable>,
+    /// REST API: the stage's response cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<StageCacheTable>,
     /// Sorted by path, then method.
     pub routes: Vec<RouteTable>,
 }
@@ -397,6 +403,9 @@ pub struct RouteTable {
     /// What the route's request validator checks; `None` without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<Box<ValidationTable>>,
+    /// How the route caches on this stage; `None` where it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<RouteCacheTable>,
     pub integration: IntegrationTable,
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tollgate_crds::table::TlsPolicy;
 use tollgate_crds::table::{DEFAULT_STAGE, GatewayTable, ObjectKey, StageTable, UsagePlanTable};
 
+use crate::cache::StageCache;
 use crate::cors::Cors;
 use crate::errors::GatewayError;
 use crate::gateway_response::GatewayResponses;
@@ -49,6 +50,8 @@ pub struct ServedStage {
     /// The stage's name, shared by the access log and the metrics.
     pub name: Arc<str>,
     pub router: StageRouter,
+    /// The stage's response cache (empty with each new table).
+    pub cache: Option<StageCache>,
     /// API keys bound on this stage, by SHA-256 of the key.
     keys: HashMap<String, KeyBinding>,
 }
@@ -77,6 +80,7 @@ impl ServedGateway {
                     index,
                     name: Arc::from(stage.name.as_str()),
                     router,
+                    cache: stage.cache.as_ref().map(StageCache::build),
                     keys,
                 },
             );

@@ -7,6 +7,7 @@ pub mod args;
 pub mod auth;
 pub mod aws_signer;
 pub mod body;
+pub mod cache;
 pub mod canary;
 pub mod client;
 pub mod connections;

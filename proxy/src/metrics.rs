@@ -17,6 +17,7 @@ pub struct Metrics {
     duration: HistogramVec,
     integration_duration: HistogramVec,
     upstream_errors: IntCounterVec,
+    cache_requests: IntCounterVec,
     table_info: IntGaugeVec,
     pub reloads: IntCounterVec,
     pub access_log_dropped: IntCounter,
@@ -51,6 +52,8 @@ fn status_index(status: u16) -> usize {
 /// One route's request counters and histograms, resolved from their labels once (a label
 /// lookup hashes every label value and takes a lock: more than the counting itself).
 pub struct RouteMetrics {
+    /// Hits and misses, for a route that caches.
+    cache: Option<[IntCounter; 2]>,
     requests: [IntCounter; 5],
     duration: Histogram,
     integration: Histogram,
@@ -64,6 +67,13 @@ impl RouteMetrics {
 
     pub fn observe_integration(&self, seconds: f64) {
         self.integration.observe(seconds);
+    }
+
+    /// A cache lookup's result.
+    pub fn observe_cache(&self, hit: bool) {
+        if let Some(counters) = &self.cache {
+            counters[usize::from(!hit)].inc();
+        }
     }
 }
 
@@ -139,6 +149,15 @@ impl Metrics {
                 "Integration failures, by kind",
             ),
             &["gateway", "stage", "kind"],
+        )
+        .expect("valid metric");
+        let cache_requests = IntCounterVec::new(
+            Opts::new(
+                "tollgate_cache_requests_total",
+                "Requests of caching routes answered from the stage cache (hit) or by the \
+                 integration (miss), as Amazon's CacheHitCount and CacheMissCount",
+            ),
+            &["gateway", "stage", "route", "result"],
         )
         .expect("valid metric");
         let table_info = IntGaugeVec::new(
@@ -255,6 +274,7 @@ impl Metrics {
             Box::new(duration.clone()),
             Box::new(integration_duration.clone()),
             Box::new(upstream_errors.clone()),
+            Box::new(cache_requests.clone()),
             Box::new(table_info.clone()),
             Box::new(reloads.clone()),
             Box::new(access_log_dropped.clone()),
@@ -280,6 +300,7 @@ impl Metrics {
             duration,
             integration_duration,
             upstream_errors,
+            cache_requests,
             table_info,
             reloads,
             access_log_dropped,
@@ -343,13 +364,25 @@ impl Metrics {
 
     /// One route's request metrics, for [`RouteMetrics`] to count without a label lookup per
     /// request.
-    pub fn route(&self, labels: &RequestLabels<'_>) -> RouteMetrics {
+    /// A route's metrics; `cached`: with the cache's hit and miss counters.
+    pub fn route(&self, labels: &RequestLabels<'_>, cached: bool) -> RouteMetrics {
         let requests = STATUS_CLASSES.map(|class| {
             self.requests
                 .with_label_values(&[labels.gateway, labels.stage, labels.route, class])
         });
         let route = [labels.gateway, labels.stage, labels.route];
+        let cache = cached.then(|| {
+            ["hit", "miss"].map(|result| {
+                self.cache_requests.with_label_values(&[
+                    labels.gateway,
+                    labels.stage,
+                    labels.route,
+                    result,
+                ])
+            })
+        });
         RouteMetrics {
+            cache,
             requests,
             duration: self.duration.with_label_values(&route),
             integration: self.integration_duration.with_label_values(&route),

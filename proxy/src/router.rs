@@ -307,6 +307,7 @@ mod tests {
                 burst_limit: 1,
             },
             validation: None,
+            cache: None,
             integration: IntegrationTable::Mock {
                 status_code: 200,
                 headers: Default::default(),

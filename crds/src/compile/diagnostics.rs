@@ -71,6 +71,8 @@ pub enum Reason {
     /// A mapping template that does not parse, a selection pattern that is not a regular
     /// expression, or an integration response header that is wrong.
     InvalidTemplate,
+    /// A route's `cache` with a time to live out of range or a key parameter that is wrong.
+    InvalidRouteCache,
 }
 
 impl Reason {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::Secret;
 
 use super::diagnostics::{Diagnostic, Reason};
-use super::{Resources, gateway_response, lambda, pem, validate, validation, websocket};
+use super::{Resources, cache, gateway_response, lambda, pem, validate, validation, websocket};
 use crate::resources::{
     ApiGateway, ApiProtocol, Authorizer, AuthorizerType, CustomDomain, EndpointType, IamEffect,
     MutualTls, RateLimitMode, TLS_SECRET_TYPE, TRUSTSTORE_KEY, TRUSTSTORE_LABEL,
@@ -247,11 +247,16 @@ fn compile_stages(
                 variables: merged,
             })
         });
+        let cache = stage
+            .cache
+            .as_ref()
+            .and_then(|c| cache::stage(c, gw.spec.protocol, &format!("{field}.cache"), diag));
         stages.push(StageTable {
             name: stage.name.clone(),
             variables,
             throttle,
             canary,
+            cache,
             routes: Vec::new(),
         });
     }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::diagnostics::{Diagnostic, Effect, Reason};
 use super::path::{PathTemplate, template_params};
 use super::seniority::{Precedence, Seniority};
-use super::{Resources, mapping, templates, validate, validation};
+use super::{Resources, cache, mapping, templates, validate, validation};
 use crate::resources::{
     HttpIntegration, HttpMethod, Integration, PayloadFormatVersion, Route, ServiceBackend,
     WeightedBackend,
@@ -120,6 +120,7 @@ pub(super) fn compile(
 
     check_authorization(rt, table, diag);
     let rest_api = !table.http_api && table.websocket.is_none();
+    let cache_keys = cache::key_parameters(spec.cache.as_ref(), rest_api, diag).unwrap_or_default();
     let validation = validation::route(
         rt,
         resources.gateways.get(&gw_key),
@@ -219,6 +220,7 @@ pub(super) fn compile(
             service_accounts: spec.service_accounts.clone(),
             throttle,
             validation: validation.clone(),
+            cache: cache::on_stage(stage, spec.method, spec.cache.as_ref(), &cache_keys),
             integration: integration.clone(),
         });
     }

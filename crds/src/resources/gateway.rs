@@ -8,6 +8,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::cache::StageCache;
 use super::common::{LocalRef, ThrottleSettings};
 use super::gateway_response::GatewayResponse;
 use super::route::PayloadFormatVersion;
@@ -369,6 +370,10 @@ pub struct Stage {
     /// A canary release: a share of this stage's traffic served with other stage variables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanarySettings>,
+
+    /// REST API: the stage's response cache (Amazon's stage cache).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<StageCache>,
 }
 
 /// A canary release on a stage.

@@ -3,6 +3,7 @@
 //! The doc comments here become the schema descriptions `kubectl explain` shows; the
 //! `x-kubernetes-validations` rules are the CEL checks the API server runs on apply.
 
+mod cache;
 mod common;
 mod gateway;
 mod gateway_response;
@@ -11,6 +12,7 @@ mod templates;
 mod usage_plan;
 mod validation;
 
+pub use cache::*;
 pub use common::{HttpMethod, LocalRef, ThrottleSettings};
 pub use gateway::*;
 pub use gateway_response::*;

@@ -8,6 +8,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::cache::RouteCache;
 use super::common::{HttpMethod, LocalRef, ThrottleSettings};
 use super::gateway::LambdaFunction;
 use super::templates::MappingTemplates;
@@ -165,6 +166,11 @@ pub struct RouteSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub request_validator: Option<String>,
+
+    /// REST API: how the route uses its stages' caches: on or off (default: `GET` routes
+    /// only), its own time to live, and the parameters in its cache key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<RouteCache>,
 
     /// Throttle for this route on every stage it is served on; overrides the stage default,
     /// capped by the gateway-wide throttle.

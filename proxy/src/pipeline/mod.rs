@@ -49,7 +49,7 @@ use crate::request_log::{Logged, LoggedBody};
 use crate::state::Shared;
 use crate::throttle::Subject;
 use crate::{
-    api_key, auth, cors, integration, managed, request_body, request_validation, websocket,
+    api_key, auth, cache, cors, integration, managed, request_body, request_validation, websocket,
 };
 
 pub mod gateway;
@@ -289,10 +289,17 @@ async fn admitted<B: ClientBody>(
     }
 
     // Phase 8: integration.
+    // Through the stage cache when the route caches there.
     let started = Instant::now();
-    let outcome = integration::invoke(&ctx, body, &shared.client)
-        .instrument(tracing::trace_span!("integration"))
-        .await;
+    let call = || integration::invoke(&ctx, body, &shared.client);
+    let outcome = match (&ctx.target.stage.cache, &ctx.route_table().cache) {
+        (Some(cache), Some(route_cache)) => {
+            Box::pin(cache::through(&ctx, cache, route_cache, &metrics, call))
+                .instrument(tracing::trace_span!("integration"))
+                .await
+        }
+        _ => call().instrument(tracing::trace_span!("integration")).await,
+    };
     let elapsed = started.elapsed();
     log.record.integration_latency = Some(elapsed.as_millis() as u64);
     metrics.observe_integration(elapsed.as_secs_f64());

@@ -54,11 +54,14 @@ pub fn metrics(shared: &Shared, ctx: &RouteCtx<'_>) -> Arc<RouteMetrics> {
     ctx.route
         .metrics
         .get_or_init(|| {
-            Arc::new(shared.metrics.route(&RequestLabels {
-                gateway: &ctx.target.gateway.name,
-                stage: &ctx.target.stage.name,
-                route: &ctx.route.key,
-            }))
+            Arc::new(shared.metrics.route(
+                &RequestLabels {
+                    gateway: &ctx.target.gateway.name,
+                    stage: &ctx.target.stage.name,
+                    route: &ctx.route.key,
+                },
+                ctx.route_table().cache.is_some(),
+            ))
         })
         .clone()
 }
