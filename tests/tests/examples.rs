@@ -171,3 +171,100 @@ async fn the_http_api_maps_parameters_sells_keys_and_has_a_default_route() {
         (404, r#"{"message": "no such pet resource"}"#)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_transformations_example_validates_maps_answers_in_its_format_and_caches() {
+    // The example's backend is whatever listens on 127.0.0.1:9000: here, an echo backend.
+    let backend = Backend::echo();
+    let dir = copy_of("rest-transformations");
+    let file = dir.path().join("orders.yaml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("127.0.0.1:9000", &backend.addr().to_string());
+    std::fs::write(&file, text).unwrap();
+    let proxy = Proxy::start_standalone(dir.path(), &[]);
+    let client = Client::new();
+
+    // The catalogue: cached per category and `lang`.
+    let first = client
+        .get(&proxy.url("/v1/catalogue/books?lang=en&page=1"), &[])
+        .await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.header("x-cache").as_deref(), Some("Miss"));
+    let again = client
+        .get(&proxy.url("/v1/catalogue/books?lang=en&page=2"), &[])
+        .await;
+    assert_eq!(again.header("x-cache").as_deref(), Some("Hit"));
+    let other = client
+        .get(&proxy.url("/v1/catalogue/books?lang=fr"), &[])
+        .await;
+    assert_eq!(other.header("x-cache").as_deref(), Some("Miss"));
+    assert_eq!(backend.received().len(), 2);
+
+    // An order that breaks the model: the API's own error format, naming what is wrong.
+    let json = ("content-type", "application/json");
+    let refused = client
+        .request(
+            "POST",
+            &proxy.url("/v1/orders"),
+            &[json],
+            r#"{"sku": "B-1", "quantity": 0}"#,
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    let error = refused.json();
+    assert_eq!(error["error"]["code"], "invalid_order");
+    assert!(
+        error["error"]["details"]
+            .as_str()
+            .unwrap()
+            .contains("quantity"),
+        "{error}"
+    );
+    assert_eq!(
+        error["error"]["requestId"].as_str(),
+        refused.header("x-amzn-requestid").as_deref()
+    );
+    assert_eq!(
+        backend.received().len(),
+        2,
+        "the invalid order reached the backend"
+    );
+
+    // A good order: the backend gets the legacy form; the client a 201 with it wrapped.
+    let placed = client
+        .request(
+            "POST",
+            &proxy.url("/v1/orders"),
+            &[json, ("x-tenant", "acme")],
+            r#"{"sku": "B-1", "quantity": 2, "note": "gift \"wrap\""}"#,
+        )
+        .await;
+    assert_eq!(placed.status, 201, "{}", placed.text());
+    assert_eq!(placed.header("location").as_deref(), Some("/v1/orders"));
+    let answer = placed.json();
+    assert_eq!(answer["accepted"], true);
+    assert_eq!(answer["order"]["path"], "/legacy/orders");
+    let legacy: serde_json::Value =
+        serde_json::from_str(answer["order"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(legacy["item"], "B-1");
+    assert_eq!(legacy["count"], 2);
+    assert_eq!(legacy["note"], "gift \"wrap\"");
+    assert_eq!(legacy["tenant"], "acme");
+    assert_eq!(
+        legacy["reference"].as_str(),
+        placed.header("x-amzn-requestid").as_deref()
+    );
+
+    // Any other refusal in the same format (DEFAULT_4XX).
+    let missing = client.get(&proxy.url("/v1/nothing"), &[]).await;
+    assert_eq!(missing.status, 403);
+    assert_eq!(
+        missing.json()["error"]["code"],
+        "MISSING_AUTHENTICATION_TOKEN"
+    );
+    assert_eq!(
+        missing.json()["error"]["message"],
+        "Missing Authentication Token"
+    );
+}
