@@ -103,7 +103,6 @@ fn the_petstore_export_imports_to_resources_tollgate_accepts() {
     // Every construct left out is named by its pointer.
     for pointer in [
         "/x-amazon-apigateway-binary-media-types",
-        "/paths/~1pets~1{petId}/get/x-amazon-apigateway-integration/responses",
         "/paths/~1legacy/get/x-amazon-apigateway-integration/type",
     ] {
         assert!(
@@ -122,6 +121,202 @@ fn import_then_export_then_import_gives_the_same_resources() {
         "http://petstore.execute-api.us-east-1.amazonaws.com/petstore/pets/{petId}"
     );
     assert_eq!(first, second);
+}
+
+/// Compiles imported YAML: every resource must be accepted; the one table.
+fn accepted(yaml: &str) -> tollgate_crds::table::GatewayTable {
+    let compiled = tollgate_crds::compile::compile_str(yaml, "imported").expect("the YAML loads");
+    for diagnostic in &compiled.diagnostics {
+        assert!(
+            diagnostic.accepted && diagnostic.problems.is_empty(),
+            "{diagnostic:?}"
+        );
+    }
+    compiled.tables.into_values().next().expect("one gateway")
+}
+
+#[test]
+fn a_rest_api_with_validation_templates_and_gateway_responses_imports_whole() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openapi");
+    let (yaml, report) = run_import(&dir.join("rest-transformations.yaml"));
+    check_golden(&dir.join("rest-transformations.expected.yaml"), &yaml);
+    check_golden(&dir.join("rest-transformations.report.txt"), &report);
+
+    let table = accepted(&yaml);
+    let models: Vec<&str> = table.models.keys().map(String::as_str).collect();
+    assert_eq!(models, ["Empty", "Error", "NewPet", "Owner", "Pets"]);
+    let responses: Vec<&str> = table
+        .gateway_responses
+        .iter()
+        .map(|r| r.response_type.as_str())
+        .collect();
+    assert_eq!(
+        responses,
+        [
+            "BAD_REQUEST_BODY",
+            "DEFAULT_4XX",
+            "MISSING_AUTHENTICATION_TOKEN"
+        ]
+    );
+    let routes = &table.stages[0].routes;
+    let keys: Vec<&str> = routes.iter().map(|r| r.route_key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "GET /pets",
+            "POST /pets",
+            "GET /pets/{petId}",
+            "DELETE /pets/{petId}"
+        ]
+    );
+    // Every route validates (the document's default validator, or its own).
+    assert!(routes.iter().all(|r| r.validation.is_some()));
+    let post = routes.iter().find(|r| r.route_key == "POST /pets").unwrap();
+    let validation = post.validation.as_deref().unwrap();
+    assert!(validation.validate_body);
+    assert_eq!(validation.body_models["application/json"], "NewPet");
+    // Non-proxy integrations: HTTP and Lambda with their templates; the proxy one without.
+    let json = serde_json::to_value(routes).unwrap();
+    let templated: Vec<bool> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| !r["integration"]["templates"].is_null())
+        .collect();
+    assert_eq!(templated, [true, true, true, false], "{json:#}");
+
+    for pointer in [
+        "/paths/~1orders/post/x-amazon-apigateway-integration/type",
+        "/paths/~1pets/post/x-amazon-apigateway-integration/contentHandling",
+        "/paths/~1pets/post/x-amazon-apigateway-integration/requestParameters/integration.request.header.x-pet-name",
+        "/paths/~1pets~1{petId}/get/x-amazon-apigateway-integration/credentials",
+        "/paths/~1pets~1{petId}/get/x-amazon-apigateway-integration/requestParameters/integration.request.header.X-Amz-Invocation-Type",
+    ] {
+        assert!(
+            report.contains(&format!("{pointer}: ")),
+            "{pointer} not reported:\n{report}"
+        );
+    }
+}
+
+#[test]
+fn a_rest_api_with_validation_templates_and_gateway_responses_round_trips() {
+    let (first, document, second) = round_trip("rest-transformations.yaml");
+    let pets = &document["paths"]["/pets"];
+    assert_eq!(
+        document["components"]["schemas"]["NewPet"]["properties"]["owner"]["$ref"],
+        "#/components/schemas/Owner"
+    );
+    assert_eq!(
+        document["x-amazon-apigateway-gateway-responses"]["BAD_REQUEST_BODY"]["statusCode"],
+        422
+    );
+    assert_eq!(
+        document["x-amazon-apigateway-request-validators"]["all"]["validateRequestBody"],
+        true
+    );
+    assert_eq!(pets["post"]["x-amazon-apigateway-request-validator"], "all");
+    assert_eq!(
+        pets["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/NewPet"
+    );
+    let integration = &pets["get"]["x-amazon-apigateway-integration"];
+    assert_eq!(integration["type"], "http");
+    assert_eq!(integration["passthroughBehavior"], "when_no_match");
+    assert_eq!(integration["responses"]["4\\d{2}"]["statusCode"], "400");
+    // Each status code an integration response gives is a method response, with its headers.
+    let responses = &pets["get"]["responses"];
+    for status in ["200", "400", "502"] {
+        assert!(responses[status].is_object(), "{status}: {responses}");
+    }
+    assert!(responses["200"]["headers"]["x-total"].is_object());
+    let lambda = &document["paths"]["/pets/{petId}"]["get"]["x-amazon-apigateway-integration"];
+    assert_eq!(lambda["type"], "aws");
+    assert_eq!(lambda["responses"][".*NotFound.*"]["statusCode"], "404");
+    assert_eq!(first, second);
+}
+
+/// A Swagger 2 document with what Tollgate's compiler refuses: a model that is no valid
+/// schema (and the route that validates against it), a template that does not parse, a
+/// gateway response of no known type, a header name no request has.
+const SWAGGER_REFUSED: &str = r##"
+swagger: "2.0"
+info: {title: refused}
+basePath: /v1
+consumes: [application/json]
+x-amazon-apigateway-request-validators:
+  body: {validateRequestBody: true, validateRequestParameters: false}
+x-amazon-apigateway-gateway-responses:
+  NOT_A_TYPE: {statusCode: 400}
+  THROTTLED: {statusCode: "503"}
+definitions:
+  Tag: {type: object, properties: {name: {type: string}}}
+  Pet: {type: object, properties: {tag: {$ref: "#/definitions/Tag"}}}
+  Broken: {type: object, properties: {code: {type: string, pattern: "(["}}}
+paths:
+  /pets:
+    post:
+      x-amazon-apigateway-request-validator: body
+      parameters:
+        - {in: body, name: Pet, schema: {$ref: "#/definitions/Pet"}}
+        - {in: header, name: "bad header", required: true, type: string}
+      x-amazon-apigateway-integration:
+        type: http
+        httpMethod: POST
+        uri: http://pets.example/pets
+        responses: {default: {statusCode: "201"}}
+  /broken:
+    post:
+      x-amazon-apigateway-request-validator: body
+      parameters:
+        - {in: body, name: Broken, schema: {$ref: "#/definitions/Broken"}}
+      x-amazon-apigateway-integration:
+        type: http
+        httpMethod: POST
+        uri: http://pets.example/broken
+  /template:
+    get:
+      x-amazon-apigateway-integration:
+        type: http
+        httpMethod: GET
+        uri: http://pets.example/template
+        requestTemplates: {application/json: "#if($input.body"}
+"##;
+
+#[test]
+fn what_tollgate_refuses_of_a_swagger_export_is_reported_and_the_rest_compiles() {
+    let work = tempfile::tempdir().expect("a temporary folder");
+    let file = work.path().join("refused.yaml");
+    std::fs::write(&file, SWAGGER_REFUSED).unwrap();
+    let (yaml, report) = run_import(&file);
+    let table = accepted(&yaml);
+    // Swagger's definitions are models, referring to each other by Amazon's model URL.
+    assert!(yaml.contains("$ref: https://apigateway.amazonaws.com/restapis/refused/models/Tag"));
+    let models: Vec<&str> = table.models.keys().map(String::as_str).collect();
+    assert_eq!(models, ["Pet", "Tag"]);
+    let keys: Vec<&str> = table.stages[0]
+        .routes
+        .iter()
+        .map(|r| r.route_key.as_str())
+        .collect();
+    assert_eq!(keys, ["POST /pets"]);
+    let pets = &table.stages[0].routes[0];
+    assert_eq!(
+        pets.validation.as_deref().unwrap().body_models["application/json"],
+        "Pet"
+    );
+    for pointer in [
+        "/definitions/Broken",
+        "/paths/~1broken/post",
+        "/paths/~1template/get/x-amazon-apigateway-integration",
+        "/x-amazon-apigateway-gateway-responses/NOT_A_TYPE",
+        "/paths/~1pets/post/parameters",
+    ] {
+        assert!(
+            report.contains(&format!("{pointer}: Tollgate refuses")),
+            "{pointer} not reported:\n{report}"
+        );
+    }
 }
 
 #[test]

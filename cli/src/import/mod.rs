@@ -5,20 +5,28 @@
 //! HTTP API's `/$default` or `isDefaultRoute` as the `$default` route), with its
 //! `x-amazon-apigateway-integration` of type `http_proxy` or `http` (the URI, `httpMethod`,
 //! stage variables, parameter mapping: [`parameters`]; a VPC link as the Service `--vpc-link`
-//! names), `aws_proxy` to Lambda (the function's name from the ARN, the payload format), or
-//! `mock` (the `default` response's status and JSON template); `timeoutInMillis`; security
-//! schemes and requirements ([`authorizers`]); the stage (from `servers[].variables.basePath`
-//! or `basePath`; an HTTP API's empty one is `$default`), `x-amazon-apigateway-api-key-source`,
+//! names), `aws_proxy` to Lambda (the function's name from the ARN, the payload format), `aws`
+//! to Lambda, or `mock` (the `default` response's status and JSON template); a non-proxy
+//! integration's mapping templates and integration responses ([`templates`]);
+//! `timeoutInMillis`; security schemes and requirements ([`authorizers`]); a REST API's
+//! models, request validators and method request parameters ([`validation`]) and gateway
+//! responses ([`gateway_responses`]); the stage (from `servers[].variables.basePath` or
+//! `basePath`; an HTTP API's empty one is `$default`), `x-amazon-apigateway-api-key-source`,
 //! the endpoint type and an HTTP API's CORS. An export with
 //! `x-amazon-apigateway-importexport-version` is an HTTP API (`protocol: HTTP`). Everything
 //! else the document holds that changes what the API does is reported with its JSON pointer
-//! and why it was not carried over, never dropped unsaid.
+//! and why it was not carried over, never dropped unsaid; what Tollgate's compiler refuses of
+//! the result is taken out and reported too ([`check`]).
 //!
 //! Values, not a typed OpenAPI model: Amazon's extensions are most of what is read, the three
 //! versions share the `paths` layout, and no maintained crate reads 2.0 and 3.x alike.
 
 mod authorizers;
+mod check;
+mod gateway_responses;
 mod parameters;
+mod templates;
+mod validation;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -80,6 +88,13 @@ const HANDLED_TOP: [&str; 4] = [
     "x-amazon-apigateway-importexport-version",
 ];
 
+/// Top-level extensions a REST API's import carries over besides.
+const HANDLED_TOP_REST: [&str; 3] = [
+    gateway_responses::EXTENSION,
+    "x-amazon-apigateway-request-validators",
+    "x-amazon-apigateway-request-validator",
+];
+
 /// The path an HTTP API export gives its `$default` route.
 const DEFAULT_ROUTE_PATH: &str = "/$default";
 
@@ -124,7 +139,20 @@ pub fn import(doc: &Value, options: &Options) -> Result<Imported, ImportError> {
     if !schemes.entries.is_empty() {
         gateway_spec.insert("authorizers".into(), json!(schemes.entries));
     }
-    top_level(root, &mut gateway_spec, &mut report);
+    top_level(root, http_api, &mut gateway_spec, &mut report);
+    if !http_api {
+        validation::gateway(root, &name, &mut gateway_spec, &mut report);
+        gateway_responses::carry_over(root, &mut gateway_spec, &mut report);
+    }
+    let document = validation::Document::of(root);
+    let mut origins = check::Origins {
+        models: if root.contains_key("swagger") {
+            "/definitions"
+        } else {
+            "/components/schemas"
+        },
+        routes: BTreeMap::new(),
+    };
     let mut resources = vec![json!({
         "apiVersion": "tollgate.dev/v1alpha1",
         "kind": "ApiGateway",
@@ -170,6 +198,9 @@ pub fn import(doc: &Value, options: &Options) -> Result<Imported, ImportError> {
                     method,
                     path,
                     pointer: &pointer,
+                    item,
+                    item_pointer: &item_pointer,
+                    document: &document,
                     schemes: &schemes,
                     default_security: root.get("security"),
                     http_api,
@@ -191,6 +222,7 @@ pub fn import(doc: &Value, options: &Options) -> Result<Imported, ImportError> {
                         None => {}
                     }
                 }
+                origins.routes.insert(route_name.clone(), pointer.clone());
                 resources.push(route);
             }
         }
@@ -198,6 +230,7 @@ pub fn import(doc: &Value, options: &Options) -> Result<Imported, ImportError> {
     if !variables.is_empty() {
         resources[0]["spec"]["stages"][0]["variables"] = Value::Object(variables);
     }
+    check::check(&mut resources, &origins, &mut report);
     Ok(Imported { resources, report })
 }
 
@@ -221,6 +254,10 @@ struct RouteInput<'a> {
     method: &'a str,
     path: &'a str,
     pointer: &'a str,
+    /// The path item the operation is in, and where.
+    item: &'a Map<String, Value>,
+    item_pointer: &'a str,
+    document: &'a validation::Document<'a>,
     schemes: &'a authorizers::Schemes,
     /// The document's `security`, for operations without their own.
     default_security: Option<&'a Value>,
@@ -270,8 +307,21 @@ fn operation(
         spec.insert("path".into(), json!(input.path));
     }
     spec.insert("integration".into(), mapped);
+    if !input.http_api {
+        validation::route(
+            input.document,
+            input.item,
+            input.item_pointer,
+            op,
+            pointer,
+            &mut spec,
+            report,
+        );
+    }
     for key in op.keys() {
-        if key.starts_with("x-amazon-apigateway") && key != "x-amazon-apigateway-integration" {
+        let handled = key == "x-amazon-apigateway-integration"
+            || (!input.http_api && key == "x-amazon-apigateway-request-validator");
+        if key.starts_with("x-amazon-apigateway") && !handled {
             report.push(unsupported(
                 &format!("{pointer}/{}", escape(key)),
                 "not carried over yet",
@@ -321,7 +371,7 @@ fn map_integration(
             "connectionType",
             "connectionId",
         ],
-        // `responses` of a non-proxy integration is reported on its own, below.
+        // A non-proxy integration: its templates and responses ([`templates`]).
         "http" => &[
             "type",
             "uri",
@@ -329,9 +379,24 @@ fn map_integration(
             "timeoutInMillis",
             "passthroughBehavior",
             "responses",
+            "requestTemplates",
+            "contentHandling",
             "requestParameters",
             "connectionType",
             "connectionId",
+        ],
+        // Only to Lambda (checked below); its request parameters are reported on their own.
+        "aws" => &[
+            "type",
+            "uri",
+            "httpMethod",
+            "timeoutInMillis",
+            "passthroughBehavior",
+            "responses",
+            "requestTemplates",
+            "contentHandling",
+            "requestParameters",
+            "credentials",
         ],
         "aws_proxy" => &[
             "type",
@@ -340,6 +405,7 @@ fn map_integration(
             "timeoutInMillis",
             "payloadFormatVersion",
             "passthroughBehavior",
+            "credentials",
         ],
         "mock" => &[
             "type",
@@ -351,11 +417,22 @@ fn map_integration(
         other => {
             report.push(unsupported(
                 &format!("{pointer}/type"),
-                &format!("integration type {other:?}: Tollgate has http, http_proxy, aws_proxy (Lambda) and mock"),
+                &format!("integration type {other:?}: Tollgate has http, http_proxy, aws and aws_proxy (Lambda) and mock"),
             ));
             return Ok(None);
         }
     };
+    if kind == "aws" {
+        let uri = string(integration, "uri", pointer)?;
+        if lambda_function(&uri, options).is_none() {
+            let service = uri.split(':').nth(4).unwrap_or("");
+            report.push(unsupported(
+                &format!("{pointer}/type"),
+                &format!("integration type \"aws\" to {service:?}: Tollgate calls AWS Lambda functions only"),
+            ));
+            return Ok(None);
+        }
+    }
     for key in integration.keys() {
         if !handled.contains(&key.as_str()) {
             report.push(unsupported(
@@ -364,14 +441,14 @@ fn map_integration(
             ));
         }
     }
+    if let Some(role) = integration.get("credentials").and_then(Value::as_str) {
+        report.push(unsupported(
+            &format!("{pointer}/credentials"),
+            &format!("{role}: Tollgate calls the function with the proxy's own AWS credentials (operations.md#aws-credentials), not as this role"),
+        ));
+    }
     let mut out = match kind.as_str() {
         "http_proxy" | "http" => {
-            if kind == "http" && integration.contains_key("responses") {
-                report.push(unsupported(
-                    &format!("{pointer}/responses"),
-                    "mapping templates are not carried over: the backend's answer is passed through",
-                ));
-            }
             let uri = string(integration, "uri", pointer)?;
             let mut http = Map::new();
             let vpc_link = integration
@@ -406,7 +483,19 @@ fn map_integration(
             {
                 http.insert("method".into(), json!(method.to_ascii_uppercase()));
             }
+            if kind == "http" {
+                templates::carry_over(integration, pointer, &mut http, report);
+            }
             json!({"http": http})
+        }
+        "aws" => {
+            let uri = string(integration, "uri", pointer)?;
+            let Some(Value::Object(mut lambda)) = lambda_function(&uri, options) else {
+                return Ok(None);
+            };
+            templates::carry_over(integration, pointer, &mut lambda, report);
+            templates::lambda_request_parameters(integration, pointer, report);
+            json!({ "lambda": lambda })
         }
         "aws_proxy" => {
             let uri = string(integration, "uri", pointer)?;
@@ -553,6 +642,7 @@ fn stage_of(root: &Map<String, Value>, http_api: bool) -> String {
 /// reported.
 fn top_level(
     root: &Map<String, Value>,
+    http_api: bool,
     spec: &mut Map<String, Value>,
     report: &mut Vec<Unsupported>,
 ) {
@@ -584,14 +674,14 @@ fn top_level(
         spec.insert("cors".into(), cors_of(cors, report));
     }
     for key in root.keys() {
-        if key.starts_with("x-amazon-apigateway") && !HANDLED_TOP.contains(&key.as_str()) {
+        let handled = HANDLED_TOP.contains(&key.as_str())
+            || (!http_api && HANDLED_TOP_REST.contains(&key.as_str()));
+        if key.starts_with("x-amazon-apigateway") && !handled {
             let why = match key.as_str() {
-                "x-amazon-apigateway-gateway-responses" => {
-                    "gateway responses: Tollgate answers with Amazon's default bodies; custom ones are not configurable yet"
-                }
-                "x-amazon-apigateway-request-validators"
+                gateway_responses::EXTENSION
+                | "x-amazon-apigateway-request-validators"
                 | "x-amazon-apigateway-request-validator" => {
-                    "request validation: not carried over yet; requests reach the integration unvalidated"
+                    "gateway responses and request validation are for REST APIs, as on Amazon: an HTTP API has neither"
                 }
                 "x-amazon-apigateway-binary-media-types" => {
                     "binary media types: bodies pass through HTTP integrations as bytes; Lambda events carry text bodies as text and the rest base64-encoded"

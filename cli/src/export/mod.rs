@@ -5,10 +5,14 @@
 //!
 //! The resources are compiled first, with Tollgate's compiler: what is exported is what a
 //! proxy would serve (one stage of one gateway), references resolved (a Service backend as its
-//! URL). Parameter mappings and authorizers are written as the resources write them. What a
+//! URL). Parameter mappings and authorizers are written as the resources write them; a REST
+//! API's models, request validators, gateway responses, method requests and non-proxy
+//! integrations (mapping templates, integration responses) as Amazon does ([`rest`]). What a
 //! definition cannot say (authorizers reached over HTTP, throttles, usage plans, custom
 //! domains, canaries, stage variables, weighted backends, a mock's headers) is reported, with
 //! the field it came from; so is every resource the compiler refused.
+
+mod rest;
 
 use serde_json::{Map, Value, json};
 use tollgate_crds::compile::{Compiled, Effect, Resources};
@@ -113,13 +117,18 @@ pub fn export(
             source["namespace"].as_str().unwrap_or(""),
             source["name"].as_str().unwrap_or(""),
         );
-        if let Some(route) = resources.routes.get(&key) {
+        let resource = resources.routes.get(&key);
+        if let Some(route) = resource {
             parameter_mapping(route, &mut integration);
         }
         let mut operation = Map::new();
+        // A non-proxy integration's status codes are method responses; a proxy's answer is
+        // the integration's.
+        let method_responses = resource.and_then(|r| rest::non_proxy(r, &mut integration));
         operation.insert(
             "responses".into(),
-            json!({"default": {"description": "the integration's answer"}}),
+            method_responses
+                .unwrap_or_else(|| json!({"default": {"description": "the integration's answer"}})),
         );
         if default_route {
             operation.insert("isDefaultRoute".into(), json!(true));
@@ -140,11 +149,16 @@ pub fn export(
         if !security.is_empty() {
             operation.insert("security".into(), json!([security]));
         }
-        let parameters: Vec<Value> = path
+        let mut parameters: Vec<Value> = path
             .split('/')
             .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
+        if let Some(route) = resource
+            && !table.http_api
+        {
+            rest::method_request(route, &mut parameters, &mut operation);
+        }
         if !parameters.is_empty() {
             operation.insert("parameters".into(), Value::Array(parameters));
         }
@@ -219,7 +233,13 @@ pub fn export(
         );
     }
     if !schemes.is_empty() {
-        document["components"] = json!({ "securitySchemes": schemes });
+        document["components"]["securitySchemes"] = Value::Object(schemes);
+    }
+    if !table.http_api
+        && table.websocket.is_none()
+        && let Some(gateway) = resources.gateways.get(&table.gateway)
+    {
+        rest::gateway(gateway, table, &mut document);
     }
     Ok(Exported { document, report })
 }
