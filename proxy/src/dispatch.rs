@@ -8,10 +8,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tollgate_crds::table::TlsPolicy;
+use tollgate_crds::table::{RateLimitMode, TlsPolicy};
 use tollgate_crds::table::{DEFAULT_STAGE, GatewayTable, ObjectKey, StageTable, UsagePlanTable};
 
 use crate::cache::StageCache;
+use crate::cache::shared::SharedCache;
 use crate::cors::Cors;
 use crate::errors::GatewayError;
 use crate::gateway_response::GatewayResponses;
@@ -68,6 +69,7 @@ pub struct KeyBinding {
 impl ServedGateway {
     pub fn build(table: GatewayTable) -> Result<Self, RouterError> {
         let limits = lambda::concurrency::limits(&table);
+        let shared_cache = shared_cache(&table);
         let mut stages = HashMap::new();
         for (index, stage) in table.stages.iter().enumerate() {
             let router = StageRouter::build(&stage.routes, &limits, |route_key| {
@@ -80,7 +82,10 @@ impl ServedGateway {
                     index,
                     name: Arc::from(stage.name.as_str()),
                     router,
-                    cache: stage.cache.as_ref().map(StageCache::build),
+                    cache: stage.cache.as_ref().map(|settings| {
+                        let shared = shared_cache.clone().map(|c| (c, stage.name.clone()));
+                        StageCache::build(settings, shared)
+                    }),
                     keys,
                 },
             );
@@ -117,6 +122,22 @@ impl ServedStage {
     pub fn key(&self, sha256: &str) -> Option<&KeyBinding> {
         self.keys.get(sha256)
     }
+}
+
+/// The gateway's stage cache shared through Redis: when a stage caches and the gateway's rate
+/// limiting uses Redis.
+fn shared_cache(table: &GatewayTable) -> Option<Arc<SharedCache>> {
+    if !table.stages.iter().any(|s| s.cache.is_some())
+        || table.rate_limiting.mode != RateLimitMode::Redis
+    {
+        return None;
+    }
+    let url = table.rate_limiting.redis_url.as_deref()?;
+    Some(Arc::new(SharedCache::new(
+        url,
+        &table.gateway.to_string(),
+        &table.version,
+    )))
 }
 
 /// Each domain's TLS config. A certificate that does not load (its key does not match it, say)

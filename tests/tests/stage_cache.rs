@@ -264,3 +264,42 @@ async fn max_age_0_refreshes_only_as_the_stage_allows() {
     assert_eq!(after.header("x-cache").as_deref(), Some("Hit"));
     assert_eq!(after.text(), refreshed.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_of_a_gateway_with_redis_share_their_cache_and_outlive_its_outage() {
+    let backend = Backend::echo();
+    let mut redis = tollgate_tests::redis::RedisServer::start();
+    let mut gw = cached_gateway(json!({}));
+    gw["spec"]["rateLimiting"] = json!({"mode": "Redis", "redis": {"url": redis.url(), "onFailure": "Local"}});
+    let resources = [
+        gw,
+        route("pets", "pets", "GET", "/pets/{id}", http(&backend.url("/pets"))),
+    ];
+    let one = serve(&resources, &[]);
+    let two = serve(&resources, &[]);
+    let client = Client::new();
+
+    // One proxy fills; the other finds the answer in Redis.
+    let first = client.get(&one.url("/prod/pets/1"), &[]).await;
+    assert_eq!(first.header("x-cache").as_deref(), Some("Miss"));
+    // (The fill writes to Redis in the background, after the answer.)
+    tollgate_tests::wait::eventually("the answer kept in Redis", || {
+        let mut redis = redis.connection().ok()?;
+        let keys: Vec<String> = redis::cmd("KEYS").arg("tollgate:cache:*").query(&mut redis).ok()?;
+        (!keys.is_empty()).then_some(())
+    });
+    let shared = client.get(&two.url("/prod/pets/1"), &[]).await;
+    assert_eq!(shared.header("x-cache").as_deref(), Some("Hit"));
+    assert_eq!(shared.text(), first.text());
+    assert_eq!(backend.received().len(), 1, "the second proxy called the backend");
+
+    // Redis goes away: each proxy goes on from its own memory, and fills what it lacks.
+    redis.stop();
+    let remembered = client.get(&two.url("/prod/pets/1"), &[]).await;
+    assert_eq!(remembered.header("x-cache").as_deref(), Some("Hit"));
+    let fresh = client.get(&two.url("/prod/pets/2"), &[]).await;
+    assert_eq!(fresh.status, 200);
+    assert_eq!(fresh.header("x-cache").as_deref(), Some("Miss"));
+    let again = client.get(&two.url("/prod/pets/2"), &[]).await;
+    assert_eq!(again.header("x-cache").as_deref(), Some("Hit"));
+}

@@ -16,11 +16,12 @@
 //!   with `x-cache-invalidation: refused`, or the cached answer alone.
 //! - Answers carry `x-cache: Hit` or `Miss`; `tollgate_cache_requests_total` counts both.
 
+pub mod shared;
 pub mod store;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -39,6 +40,7 @@ use crate::errors::GatewayError;
 use crate::lambda::event::parse_query;
 use crate::metrics::RouteMetrics;
 use crate::request_ctx::RouteCtx;
+use shared::SharedCache;
 use store::{Entry, Store};
 
 /// Amazon API Gateway's largest cached item.
@@ -51,18 +53,33 @@ const X_CACHE_INVALIDATION: HeaderName = HeaderName::from_static("x-cache-invali
 #[derive(Debug)]
 pub struct StageCache {
     store: Store,
+    /// The gateway's shared cache (Redis), and the stage's name in it.
+    shared: Option<(Arc<SharedCache>, String)>,
     settings: StageCacheTable,
     /// Keys whose integration call is in flight; waiters watch for its end.
     filling: Mutex<HashMap<String, watch::Receiver<()>>>,
 }
 
 impl StageCache {
-    pub fn build(settings: &StageCacheTable) -> Self {
+    pub fn build(settings: &StageCacheTable, shared: Option<(Arc<SharedCache>, String)>) -> Self {
         Self {
             store: Store::new(settings.capacity_bytes),
+            shared,
             settings: settings.clone(),
             filling: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The answer kept for `key`: in this proxy's memory, else in the shared cache (then kept
+    /// in memory too, for the time it has left).
+    async fn lookup(&self, key: &str) -> Option<Arc<Entry>> {
+        if let Some(hit) = self.store.get(key) {
+            return Some(hit);
+        }
+        let (shared, stage) = self.shared.as_ref()?;
+        let entry = shared.get(stage, key).await?;
+        self.store.insert(key.to_owned(), entry);
+        self.store.get(key)
     }
 
     /// Leads the fill of `key`, or follows the request already filling it.
@@ -125,7 +142,7 @@ where
     let refresh = refresh(ctx, &cache.settings)?;
     let key = key(ctx, route);
     if refresh != Refresh::Yes
-        && let Some(hit) = cache.store.get(&key)
+        && let Some(hit) = cache.lookup(&key).await
     {
         metrics.observe_cache(true);
         return Ok(hit_response(&hit, refresh));
@@ -148,7 +165,10 @@ where
     };
     metrics.observe_cache(false);
     let answer = integration().await?;
-    let answer = keep(&cache.store, key, route, answer).await;
+    let answer = keep(&cache.store, key.clone(), route, answer).await;
+    if let (Some((shared, stage)), Some(kept)) = (&cache.shared, cache.store.get(&key)) {
+        shared.put(stage, &key, &kept);
+    }
     drop(lead);
     Ok(with_cache_header(answer, "Miss", refresh))
 }
