@@ -130,8 +130,12 @@ fn build_one(
         .extend(resources)
         .and_then(|r| r.prepare())
         .map_err(|e| e.to_string())?;
+    // The regex crate's engine for `pattern` (linear time, whatever the input): a request body
+    // cannot make a model's pattern backtrack for ever. Look-around and back-references, which
+    // only a backtracking engine runs, make the model invalid.
     jsonschema::options()
         .with_draft(Draft::Draft4)
+        .with_pattern_options(jsonschema::PatternOptions::regex())
         .offline()
         .with_registry(&registry)
         .with_base_uri(model_uri(name))
@@ -366,6 +370,19 @@ mod tests {
         assert!(pet.is_valid(&json!({"name": "rex", "owner": {"age": 3}})));
         assert!(!pet.is_valid(&json!({"name": "rex", "owner": {"age": -1}})));
         assert!(!pet.is_valid(&json!({"owner": {}})));
+    }
+
+    #[test]
+    fn patterns_run_in_linear_time_and_look_around_is_refused() {
+        let models = BTreeMap::from([
+            ("Nested".to_owned(), json!({"type": "string", "pattern": "^(a+)+$"})),
+            ("LookAhead".to_owned(), json!({"type": "string", "pattern": "^(?=a)a$"})),
+        ]);
+        let built = build_validators(&models);
+        assert!(built["LookAhead"].is_err());
+        // The classic catastrophic-backtracking input: answered at once.
+        let evil = format!("{}!", "a".repeat(50_000));
+        assert!(!built["Nested"].as_ref().unwrap().is_valid(&json!(evil)));
     }
 
     #[test]
