@@ -127,6 +127,14 @@ pub struct GatewayTable {
     /// REST API: customised gateway responses, sorted by type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateway_responses: Vec<GatewayResponseTable>,
+    /// REST API: answers of at least this many bytes are compressed for clients that accept
+    /// it; `None`: never compressed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_compression_size: Option<u32>,
+    /// REST API: the binary media types (`type/subtype`, `type/*` or `*/*`), lowercase,
+    /// sorted, each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binary_media_types: Vec<String>,
 }
 
 /// A WebSocket API: how messages pick routes, its limits, and who may call `@connections`.

@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tollgate_crds::table::{RateLimitMode, TlsPolicy};
 use tollgate_crds::table::{DEFAULT_STAGE, GatewayTable, ObjectKey, StageTable, UsagePlanTable};
+use tollgate_crds::table::{RateLimitMode, TlsPolicy};
 
 use crate::cache::StageCache;
 use crate::cache::shared::SharedCache;

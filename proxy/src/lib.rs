@@ -10,6 +10,7 @@ pub mod body;
 pub mod cache;
 pub mod canary;
 pub mod client;
+pub mod compression;
 pub mod connections;
 pub mod cors;
 pub mod dispatch;

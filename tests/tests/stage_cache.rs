@@ -270,10 +270,17 @@ async fn proxies_of_a_gateway_with_redis_share_their_cache_and_outlive_its_outag
     let backend = Backend::echo();
     let mut redis = tollgate_tests::redis::RedisServer::start();
     let mut gw = cached_gateway(json!({}));
-    gw["spec"]["rateLimiting"] = json!({"mode": "Redis", "redis": {"url": redis.url(), "onFailure": "Local"}});
+    gw["spec"]["rateLimiting"] =
+        json!({"mode": "Redis", "redis": {"url": redis.url(), "onFailure": "Local"}});
     let resources = [
         gw,
-        route("pets", "pets", "GET", "/pets/{id}", http(&backend.url("/pets"))),
+        route(
+            "pets",
+            "pets",
+            "GET",
+            "/pets/{id}",
+            http(&backend.url("/pets")),
+        ),
     ];
     let one = serve(&resources, &[]);
     let two = serve(&resources, &[]);
@@ -285,13 +292,20 @@ async fn proxies_of_a_gateway_with_redis_share_their_cache_and_outlive_its_outag
     // (The fill writes to Redis in the background, after the answer.)
     tollgate_tests::wait::eventually("the answer kept in Redis", || {
         let mut redis = redis.connection().ok()?;
-        let keys: Vec<String> = redis::cmd("KEYS").arg("tollgate:cache:*").query(&mut redis).ok()?;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("tollgate:cache:*")
+            .query(&mut redis)
+            .ok()?;
         (!keys.is_empty()).then_some(())
     });
     let shared = client.get(&two.url("/prod/pets/1"), &[]).await;
     assert_eq!(shared.header("x-cache").as_deref(), Some("Hit"));
     assert_eq!(shared.text(), first.text());
-    assert_eq!(backend.received().len(), 1, "the second proxy called the backend");
+    assert_eq!(
+        backend.received().len(),
+        1,
+        "the second proxy called the backend"
+    );
 
     // Redis goes away: each proxy goes on from its own memory, and fills what it lacks.
     redis.stop();

@@ -8,9 +8,9 @@ use k8s_openapi::api::core::v1::Secret;
 use super::diagnostics::{Diagnostic, Reason};
 use super::{Resources, cache, gateway_response, lambda, pem, validate, validation, websocket};
 use crate::resources::{
-    ApiGateway, ApiProtocol, Authorizer, AuthorizerType, CustomDomain, EndpointType, IamEffect,
-    MutualTls, RateLimitMode, TLS_SECRET_TYPE, TRUSTSTORE_KEY, TRUSTSTORE_LABEL,
-    TRUSTSTORE_SECRET_TYPE,
+    ApiGateway, ApiGatewaySpec, ApiProtocol, Authorizer, AuthorizerType, CustomDomain,
+    EndpointType, IamEffect, MutualTls, RateLimitMode, TLS_SECRET_TYPE, TRUSTSTORE_KEY,
+    TRUSTSTORE_LABEL, TRUSTSTORE_SECRET_TYPE,
 };
 use crate::table::{
     AuthorizerEndpoint, AuthorizerTable, AwsCredentialsTable, BasePathTable, CanaryTable,
@@ -128,6 +128,8 @@ pub(super) fn compile(
         );
     }
 
+    let (minimum_compression_size, binary_media_types) = content_settings(spec, rest_api, diag);
+
     if !diag.accepted {
         return None;
     }
@@ -166,7 +168,101 @@ pub(super) fn compile(
         websocket,
         models,
         gateway_responses,
+        minimum_compression_size,
+        binary_media_types,
     })
+}
+
+/// Amazon's largest `minimumCompressionSize`: 10 MB.
+pub const MAX_MINIMUM_COMPRESSION_SIZE: u32 = 10_485_760;
+/// Most entries in `binaryMediaTypes`, as the CRD schema says.
+const MAX_BINARY_MEDIA_TYPES: usize = 50;
+
+/// `minimumCompressionSize` and `binaryMediaTypes`: REST API settings, as on Amazon. On
+/// another kind of API they are skipped with `ProtocolMismatch`; a value out of range or a
+/// media type that is not one is skipped and named (the API serves without it).
+fn content_settings(
+    spec: &ApiGatewaySpec,
+    rest_api: bool,
+    diag: &mut Diagnostic,
+) -> (Option<u32>, Vec<String>) {
+    if !rest_api {
+        if spec.minimum_compression_size.is_some() {
+            diag.skip(
+                Reason::ProtocolMismatch,
+                "spec.minimumCompressionSize",
+                "compression is a REST API setting, as on Amazon: remove spec.minimumCompressionSize",
+            );
+        }
+        if !spec.binary_media_types.is_empty() {
+            diag.skip(
+                Reason::ProtocolMismatch,
+                "spec.binaryMediaTypes",
+                "binary media types are a REST API setting, as on Amazon: remove spec.binaryMediaTypes",
+            );
+        }
+        return (None, Vec::new());
+    }
+    let minimum = match spec.minimum_compression_size {
+        Some(size) if size > MAX_MINIMUM_COMPRESSION_SIZE => {
+            diag.skip(
+                Reason::InvalidPolicy,
+                "spec.minimumCompressionSize",
+                format!(
+                    "minimumCompressionSize is 0 to {MAX_MINIMUM_COMPRESSION_SIZE} bytes, not {size}: answers are not compressed"
+                ),
+            );
+            None
+        }
+        other => other,
+    };
+    let mut types = BTreeSet::new();
+    for (i, media_type) in spec.binary_media_types.iter().enumerate() {
+        if i >= MAX_BINARY_MEDIA_TYPES {
+            diag.skip(
+                Reason::InvalidPolicy,
+                format!("spec.binaryMediaTypes[{i}]"),
+                format!("at most {MAX_BINARY_MEDIA_TYPES} binary media types: this one and those after it are left out"),
+            );
+            break;
+        }
+        match media_range(media_type) {
+            Ok(()) => {
+                types.insert(media_type.to_ascii_lowercase());
+            }
+            Err(e) => diag.skip(
+                Reason::InvalidPolicy,
+                format!("spec.binaryMediaTypes[{i}]"),
+                format!("{e}: it is left out, and bodies of that type are text"),
+            ),
+        }
+    }
+    (minimum, types.into_iter().collect())
+}
+
+/// A media range as `binaryMediaTypes` takes it: `type/subtype`, `type/*` or `*/*`, each part
+/// an RFC 9110 token of at most 255 characters in all (as the CRD schema's pattern).
+fn media_range(s: &str) -> Result<(), String> {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+            && t.as_bytes()[0].is_ascii_alphanumeric()
+    };
+    let valid = s.len() <= 255
+        && match s.split_once('/') {
+            Some(("*", "*")) => true,
+            Some((kind, "*")) => token(kind),
+            Some((kind, subtype)) => token(kind) && token(subtype),
+            None => false,
+        };
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a media type such as image/png, image/* or */*"
+        ))
+    }
 }
 
 fn compile_stages(

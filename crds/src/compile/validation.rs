@@ -375,8 +375,14 @@ mod tests {
     #[test]
     fn patterns_run_in_linear_time_and_look_around_is_refused() {
         let models = BTreeMap::from([
-            ("Nested".to_owned(), json!({"type": "string", "pattern": "^(a+)+$"})),
-            ("LookAhead".to_owned(), json!({"type": "string", "pattern": "^(?=a)a$"})),
+            (
+                "Nested".to_owned(),
+                json!({"type": "string", "pattern": "^(a+)+$"}),
+            ),
+            (
+                "LookAhead".to_owned(),
+                json!({"type": "string", "pattern": "^(?=a)a$"}),
+            ),
         ]);
         let built = build_validators(&models);
         assert!(built["LookAhead"].is_err());

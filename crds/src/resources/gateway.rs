@@ -83,6 +83,10 @@ pub const TRUSTSTORE_KEY: &str = "ca.crt";
     {
         "rule": "!has(self.protocol) || self.protocol != 'WEBSOCKET' || !has(self.cors)",
         "message": "CORS is for REST and HTTP APIs (browsers do not preflight a WebSocket): remove spec.cors from a WEBSOCKET API"
+    },
+    {
+        "rule": "!has(self.protocol) || self.protocol == 'REST' || (!has(self.minimumCompressionSize) && !has(self.binaryMediaTypes))",
+        "message": "minimumCompressionSize and binaryMediaTypes are for REST APIs, as on Amazon: remove them from an HTTP or WEBSOCKET API"
     }
 ]))]
 pub struct ApiGatewaySpec {
@@ -194,6 +198,34 @@ pub struct ApiGatewaySpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 10))]
     pub request_validators: BTreeMap<String, RequestValidator>,
+
+    /// REST API: compress answers whose body is at least this many bytes (0 to 10485760;
+    /// 0 compresses every answer), as Amazon's `minimumCompressionSize`: for a client whose
+    /// `Accept-Encoding` allows `gzip`, `deflate` or `br`, the answer gets `Content-Encoding`
+    /// and `Vary: Accept-Encoding`. An answer that already has a `Content-Encoding` is sent as
+    /// it is. Unset: answers are never compressed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10485760))]
+    pub minimum_compression_size: Option<u32>,
+
+    /// REST API: the media types the API treats as binary, as Amazon's `binaryMediaTypes`
+    /// (`image/png`, `application/octet-stream`; `image/*` for a whole type, `*/*` for every
+    /// one). For a Lambda proxy integration (payload 1.0), a request body whose `Content-Type`
+    /// is one of them reaches the function base64-encoded (`isBase64Encoded: true`), any other
+    /// as text; and a result's base64 body (`isBase64Encoded: true`) is decoded only when the
+    /// first media type of the request's `Accept` is one of them, else the client gets the
+    /// base64 text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 50),
+        inner(
+            length(max = 255),
+            regex(
+                pattern = r"^(\*/\*|[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/(\*|[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*))$"
+            )
+        )
+    )]
+    pub binary_media_types: Vec<String>,
 
     /// How the proxy fleet for this gateway runs in the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -207,7 +207,10 @@ mod tests {
 
         let whole = encode(&entry);
         for cut in 0..whole.len() - entry.body.len() {
-            assert!(decode(whole.slice(..cut), Duration::ZERO).is_none(), "cut at {cut}");
+            assert!(
+                decode(whole.slice(..cut), Duration::ZERO).is_none(),
+                "cut at {cut}"
+            );
         }
         assert!(decode(Bytes::from_static(b"\x00\x00\x00\x00"), Duration::ZERO).is_none());
     }

@@ -1,6 +1,7 @@
 //! Lambda proxy integration: the Amazon API Gateway proxy event (payload 1.0 and 2.0) POSTed
 //! to the Lambda Invoke API ([`crate::lambda`]), and the function's result turned into the
-//! HTTP response.
+//! HTTP response; on a REST API (payload 1.0) the API's binary media types decide how bodies
+//! are encoded both ways.
 
 use std::time::Duration;
 
@@ -11,8 +12,8 @@ use tollgate_crds::table::PayloadFormatVersion;
 use crate::body::{Body, full};
 use crate::errors::{GatewayError, error_chain};
 use crate::integration::templates::{Answer, Templates};
-use crate::lambda::event::{EventInput, event_v1, event_v2};
-use crate::lambda::result::{ApiKind, parse_result_for};
+use crate::lambda::event::{EventInput, event_v1, event_v2, is_binary_media_type};
+use crate::lambda::result::{ApiKind, Base64Body, parse_result_with};
 use crate::lambda::{self, Invocation, concurrency};
 use crate::request_ctx::RouteCtx;
 use crate::upstream::{Deadline, Kind, Outbound, Upstream, UpstreamError};
@@ -83,7 +84,25 @@ pub async fn invoke(
     } else {
         ApiKind::Rest
     };
-    let result = parse_result_for(api, version, function_error.as_deref(), &bytes)
+    // A REST API decodes a 1.0 result's base64 body only for a client whose first `Accept`
+    // media type is one of its binary media types; others get the base64 text (Amazon's rule,
+    // `docs/concepts.md`, "Compression and binary media types").
+    let base64_body = match api {
+        ApiKind::Rest if version == PayloadFormatVersion::V1 => {
+            let accept = call
+                .parts
+                .headers
+                .get(http::header::ACCEPT)
+                .map(|v| v.to_str().unwrap_or(""));
+            if is_binary_media_type(accept, &call.gateway().binary_media_types) {
+                Base64Body::Decode
+            } else {
+                Base64Body::KeepText
+            }
+        }
+        _ => Base64Body::Decode,
+    };
+    let result = parse_result_with(api, version, function_error.as_deref(), &bytes, base64_body)
         .map_err(|e| GatewayError::BadLambdaResult(e.to_string()))?;
     let mut response = Response::new(full(result.body));
     *response.status_mut() = result.status;

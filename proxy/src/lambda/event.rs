@@ -27,9 +27,13 @@
 //! both versions carry lowercase names; Amazon API Gateway's REST APIs would keep the client's
 //! spelling in 1.0 events.
 //!
-//! The request body goes as a plain string when it is valid UTF-8 and its `Content-Type` is
-//! textual (see [`is_textual_content_type`]), otherwise base64-encoded (standard alphabet)
-//! with `isBase64Encoded: true`. An empty body is `null` in 1.0 and left out in 2.0.
+//! The request body, under 2.0 and on an HTTP API, goes as a plain string when it is valid
+//! UTF-8 and its `Content-Type` is textual (see [`is_textual_content_type`]), otherwise
+//! base64-encoded (standard alphabet) with `isBase64Encoded: true`. Under 1.0 on a REST API
+//! the API's binary media types decide, as Amazon's: base64 when the `Content-Type` is one of
+//! them ([`is_binary_media_type`]), text otherwise (bytes that are not UTF-8 replaced by
+//! U+FFFD, as a text payload holds only UTF-8). An empty body is `null` in 1.0 and left out in
+//! 2.0.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -83,6 +87,9 @@ pub struct EventInput<'a> {
     pub client_cert: Option<&'a ClientCert>,
     /// The signer an `AWS_IAM` authorizer verified: payload 1.0's `requestContext.identity`.
     pub iam: Option<&'a IamCaller>,
+    /// A REST API's `binaryMediaTypes`: what payload 1.0 sends base64-encoded. `None` on an
+    /// HTTP API, which decides by its own rule.
+    pub binary_media_types: Option<&'a [String]>,
 }
 
 impl<'a> EventInput<'a> {
@@ -118,6 +125,8 @@ impl<'a> EventInput<'a> {
             authorizer,
             client_cert: ctx.client_cert.as_deref(),
             iam: ctx.identity.iam.as_ref(),
+            binary_media_types: (!ctx.gateway().http_api)
+                .then_some(ctx.gateway().binary_media_types.as_slice()),
         }
     }
 }
@@ -184,7 +193,11 @@ pub fn event_v1(input: &EventInput<'_>) -> Value {
         ctx.insert("authorizer".to_owned(), authorizer.clone());
     }
 
-    let (body, is_base64) = match encode_body(input.headers, input.body) {
+    let encoded = match input.binary_media_types {
+        Some(types) => encode_body_rest(input.headers, input.body, types),
+        None => encode_body(input.headers, input.body),
+    };
+    let (body, is_base64) = match encoded {
         Some((body, is_base64)) => (Value::String(body), is_base64),
         None => (Value::Null, false),
     };
@@ -435,6 +448,49 @@ fn path_parameters_v1(params: &[(String, String)], template: &str) -> Option<Map
     )
 }
 
+/// Whether a media type (a `Content-Type`, or the first of an `Accept`'s list; parameters
+/// ignored, case ignored) is one of a REST API's binary media types, as Amazon matches them:
+/// the type itself, its `type/*`, or `*/*`, which takes every request, one without the
+/// header included.
+pub fn is_binary_media_type(media_type: Option<&str>, binary_media_types: &[String]) -> bool {
+    if binary_media_types.is_empty() {
+        return false;
+    }
+    if binary_media_types.iter().any(|t| t == "*/*") {
+        return true;
+    }
+    let Some(media_type) = media_type else {
+        return false;
+    };
+    let first = media_type.split(',').next().unwrap_or_default();
+    let essence = first.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    let (kind, subtype) = (kind.trim(), subtype.trim());
+    binary_media_types.iter().any(|t| match t.split_once('/') {
+        Some((k, "*")) => k.eq_ignore_ascii_case(kind),
+        Some((k, s)) => k.eq_ignore_ascii_case(kind) && s.eq_ignore_ascii_case(subtype),
+        None => false,
+    })
+}
+
+/// A REST API's 1.0 body: base64 when its `Content-Type` is a binary media type, else text.
+fn encode_body_rest(
+    headers: &HeaderMap,
+    body: &[u8],
+    binary_media_types: &[String],
+) -> Option<(String, bool)> {
+    if body.is_empty() {
+        return None;
+    }
+    let content_type = headers.get(CONTENT_TYPE).map(|v| v.to_str().unwrap_or(""));
+    if is_binary_media_type(content_type, binary_media_types) {
+        return Some((base64::engine::general_purpose::STANDARD.encode(body), true));
+    }
+    Some((String::from_utf8_lossy(body).into_owned(), false))
+}
+
 /// The body as it goes into the event and whether it is base64-encoded; `None` when empty.
 fn encode_body(headers: &HeaderMap, body: &[u8]) -> Option<(String, bool)> {
     if body.is_empty() {
@@ -549,6 +605,7 @@ mod tests {
         raw_path_parameters: Vec<(String, String)>,
         stage_variables: BTreeMap<String, String>,
         authorizer: Option<Value>,
+        binary_media_types: Option<Vec<String>>,
     }
 
     impl Fixture {
@@ -570,6 +627,7 @@ mod tests {
                 raw_path_parameters: vec![("petId".to_owned(), "42".to_owned())],
                 stage_variables: BTreeMap::new(),
                 authorizer: None,
+                binary_media_types: None,
             }
         }
 
@@ -597,6 +655,7 @@ mod tests {
                 authorizer: self.authorizer.as_ref(),
                 client_cert: None,
                 iam: None,
+                binary_media_types: self.binary_media_types.as_deref(),
             }
         }
 
@@ -808,6 +867,79 @@ mod tests {
         let e = f.v2();
         assert_eq!(e["isBase64Encoded"], true);
         assert_eq!(e["body"], "//5h");
+    }
+
+    /// A REST API (payload 1.0): its binary media types decide, not the bytes.
+    #[test]
+    fn rest_bodies_follow_the_binary_media_types() {
+        let types = |list: &[&str]| Some(list.iter().map(|t| (*t).to_owned()).collect());
+        let png: &[u8] = &[0x89, b'P', b'N', b'G', 0xff];
+        let mut f = Fixture::new();
+        f.header("content-type", "image/png");
+        f.body = png.to_vec();
+
+        // No binary media types: text, whatever the bytes (not UTF-8: U+FFFD).
+        f.binary_media_types = types(&[]);
+        let e = f.v1();
+        assert_eq!(e["isBase64Encoded"], false);
+        assert_eq!(e["body"], "\u{fffd}PNG\u{fffd}");
+        // 2.0 keeps its own rule.
+        assert_eq!(f.v2()["isBase64Encoded"], true);
+
+        for list in [
+            &["image/png"][..],
+            &["IMAGE/*"],
+            &["*/*"],
+            &["text/plain", "image/png"],
+        ] {
+            f.binary_media_types = types(list);
+            let e = f.v1();
+            assert_eq!(e["isBase64Encoded"], true, "{list:?}");
+            assert_eq!(e["body"], "iVBOR/8=", "{list:?}");
+        }
+        f.binary_media_types = types(&["image/jpeg", "application/*"]);
+        assert_eq!(f.v1()["isBase64Encoded"], false);
+
+        // A JSON body of a binary media type is base64 too.
+        let mut f = Fixture::new();
+        f.header("content-type", "application/json; charset=utf-8");
+        f.body = br#"{"a":1}"#.to_vec();
+        f.binary_media_types = types(&["application/json"]);
+        assert_eq!(f.v1()["body"], "eyJhIjoxfQ==");
+        // No content type: only */* takes it.
+        let mut f = Fixture::new();
+        f.body = b"plain".to_vec();
+        f.binary_media_types = types(&["application/octet-stream"]);
+        assert_eq!(f.v1()["body"], "plain");
+        f.binary_media_types = types(&["*/*"]);
+        assert_eq!(f.v1()["body"], "cGxhaW4=");
+    }
+
+    #[test]
+    fn binary_media_type_matching() {
+        let list = |l: &[&str]| l.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>();
+        let types = list(&["image/png", "application/*"]);
+        for (media_type, binary) in [
+            (Some("image/png"), true),
+            (Some("Image/PNG; q=1"), true),
+            (Some("image/png, text/html"), true),
+            (Some("text/html, image/png"), false),
+            (Some("application/pdf"), true),
+            (Some("image/jpeg"), false),
+            (Some("image/*"), false),
+            (Some("*/*"), false),
+            (Some("image"), false),
+            (Some(""), false),
+            (None, false),
+        ] {
+            assert_eq!(
+                is_binary_media_type(media_type, &types),
+                binary,
+                "{media_type:?}"
+            );
+        }
+        assert!(is_binary_media_type(None, &list(&["*/*"])));
+        assert!(!is_binary_media_type(Some("image/png"), &[]));
     }
 
     #[test]

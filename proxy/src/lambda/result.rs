@@ -35,6 +35,9 @@
 //! - Framing and hop-by-hop headers the function sets (`content-length`, `transfer-encoding`,
 //!   `connection`, `keep-alive`, `proxy-connection`, `te`, `trailer`, `upgrade`) are dropped:
 //!   the proxy frames the body itself.
+//! - A base64 body (`isBase64Encoded: true`) is decoded, except where the caller says
+//!   [`Base64Body::KeepText`] (payload 1.0): a REST API whose request's `Accept` is not one of
+//!   its binary media types sends the base64 text as it is, as Amazon does.
 //! - An `X-Amz-Function-Error` header on the Invoke response (the function raised or
 //!   crashed) is [`ResultError::FunctionError`] whatever the body says.
 //!
@@ -106,12 +109,36 @@ pub fn parse_result(
     parse_result_for(api, version, function_error, body)
 }
 
-/// Reads the Invoke API's answer as an API of kind `api` does under payload `version`.
+/// Reads the Invoke API's answer as an API of kind `api` does under payload `version`, a
+/// base64 body (`isBase64Encoded: true`) decoded.
 pub fn parse_result_for(
     api: ApiKind,
     version: PayloadFormatVersion,
     function_error: Option<&str>,
     body: &[u8],
+) -> Result<LambdaResponse, ResultError> {
+    parse_result_with(api, version, function_error, body, Base64Body::Decode)
+}
+
+/// What a result's base64 body (`isBase64Encoded: true`) becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base64Body {
+    /// Decoded: the client gets the bytes (an HTTP API always; a REST API when the request's
+    /// `Accept` is one of its binary media types).
+    Decode,
+    /// Sent as the text it is: a REST API whose client did not ask for a binary media type
+    /// gets the base64 text, as on Amazon.
+    KeepText,
+}
+
+/// [`parse_result_for`], saying what a base64 body becomes (payload 1.0; a 2.0 body is always
+/// decoded).
+pub fn parse_result_with(
+    api: ApiKind,
+    version: PayloadFormatVersion,
+    function_error: Option<&str>,
+    body: &[u8],
+    base64_body: Base64Body,
 ) -> Result<LambdaResponse, ResultError> {
     if let Some(error) = function_error {
         return Err(ResultError::FunctionError(error.to_owned()));
@@ -130,11 +157,11 @@ pub fn parse_result_for(
                 ApiKind::Rest => Dialect::Rest,
                 ApiKind::Http => Dialect::HttpV1,
             };
-            structured(&object, dialect)
+            structured(&object, dialect, base64_body)
         }
         PayloadFormatVersion::V2 => match value {
             Value::Object(object) if object.contains_key("statusCode") => {
-                structured(&object, Dialect::HttpV2)
+                structured(&object, Dialect::HttpV2, Base64Body::Decode)
             }
             _ => {
                 let mut headers = HeaderMap::new();
@@ -208,6 +235,7 @@ const DEFAULT_CONTENT_TYPE_V2: &str = "text/plain; charset=utf-8";
 fn structured(
     object: &Map<String, Value>,
     dialect: Dialect,
+    base64_body: Base64Body,
 ) -> Result<LambdaResponse, ResultError> {
     if dialect == Dialect::Rest
         && let Some(key) = object.keys().find(|k| !REST_KEYS.contains(&k.as_str()))
@@ -335,7 +363,7 @@ fn structured(
     };
     let body = match object.get("body") {
         None | Some(Value::Null) => Bytes::new(),
-        Some(Value::String(text)) if is_base64 => Bytes::from(
+        Some(Value::String(text)) if is_base64 && base64_body == Base64Body::Decode => Bytes::from(
             BASE64
                 .decode(text.as_bytes())
                 .map_err(|e| malformed(format!("body is not valid base64: {e}")))?,
@@ -672,6 +700,34 @@ mod tests {
             V1,
             json!({"statusCode": 200, "body": "aGk", "isBase64Encoded": true}),
         );
+        assert_eq!(&r.body[..], b"hi");
+    }
+
+    /// A REST API whose client did not ask for a binary media type gets the base64 text, with
+    /// the function's content type; the flag is still checked.
+    #[test]
+    fn base64_body_kept_as_text_when_asked() {
+        let keep =
+            |raw: &[u8]| parse_result_with(ApiKind::Rest, V1, None, raw, Base64Body::KeepText);
+        let r = keep(
+            br#"{"statusCode":200,"headers":{"content-type":"image/png"},"body":"aGk=","isBase64Encoded":true}"#,
+        )
+        .unwrap();
+        assert_eq!(&r.body[..], b"aGk=");
+        assert_eq!(values(&r.headers, "content-type"), ["image/png"]);
+        // Not even valid base64: sent as it is, as nothing decodes it.
+        let r = keep(br#"{"body":"not base64!!","isBase64Encoded":"true"}"#).unwrap();
+        assert_eq!(&r.body[..], b"not base64!!");
+        assert!(keep(br#"{"body":"aGk=","isBase64Encoded":null}"#).is_err());
+        // 2.0 always decodes.
+        let r = parse_result_with(
+            ApiKind::Http,
+            V2,
+            None,
+            br#"{"statusCode":200,"body":"aGk=","isBase64Encoded":true}"#,
+            Base64Body::KeepText,
+        )
+        .unwrap();
         assert_eq!(&r.body[..], b"hi");
     }
 

@@ -19,7 +19,8 @@
 //!    the payload limit, a read deadline and the buffered-body budget ([`request_body`]);
 //! 8. **integration** — HTTP, Lambda or mock ([`integration::invoke`]);
 //! 9. **response** — deployment and rate-limit headers ([`response`]), CORS headers
-//!    ([`cors::decorate`]);
+//!    ([`cors::decorate`]), then, on a REST API with `minimumCompressionSize`, the answer
+//!    compressed for the client ([`response::compress`]);
 //! 10. **log** — the metrics with the response head, one access-log line when the body has
 //!     been sent ([`request_log`]; 499 when the client goes away first).
 //!
@@ -211,6 +212,10 @@ async fn serve<B: ClientBody>(
     });
     if let Some(c) = cors {
         cors::decorate(c, &parts.headers, &mut response);
+    }
+    // Last: the answer compressed, on a gateway that compresses (one `Option` check if not).
+    if let Some(minimum) = response::compression(&ctx) {
+        response = response::compress(&ctx, minimum, response).await;
     }
     Ok(response)
 }
