@@ -18,6 +18,11 @@ pub(crate) enum Matched<'a> {
 }
 
 pub(crate) fn query<'a>(doc: &'a Json, path: &str) -> Result<Matched<'a>, String> {
+    // Most real paths are `$`, `$.a.b` or `$.items[0]`: walked directly, without parsing a
+    // JSONPath grammar on every request.
+    if let Some(found) = simple(doc, path) {
+        return Ok(found);
+    }
     let normalized = normalize(path);
     let parsed = parse_json_path(&normalized).map_err(|e| format!("bad JSONPath {path:?}: {e}"))?;
     let found = js_path_process(&parsed, doc).map_err(|e| format!("JSONPath {path:?}: {e}"))?;
@@ -29,6 +34,43 @@ pub(crate) fn query<'a>(doc: &'a Json, path: &str) -> Result<Matched<'a>, String
         Some(value) => Matched::One(value),
         None => Matched::Nothing,
     })
+}
+
+/// A definite path of dot names (letters, digits, `_`) and bracketed indexes, walked without
+/// the JSONPath parser; `None` for any other path (the parser takes it).
+fn simple<'a>(doc: &'a Json, path: &str) -> Option<Matched<'a>> {
+    let rest = path.trim().strip_prefix('$')?;
+    let mut at = Some(doc);
+    let mut rest = rest;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.') {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            let name = &after[..end];
+            if name.is_empty() || name.as_bytes()[0].is_ascii_digit() {
+                return None;
+            }
+            at = match at {
+                Some(Json::Object(members)) => {
+                    members.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+                }
+                _ => None,
+            };
+            rest = &after[end..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let end = after.find(']')?;
+            let index: usize = after[..end].parse().ok()?;
+            at = match at {
+                Some(Json::Array(items)) => items.get(index),
+                _ => None,
+            };
+            rest = &after[end + 1..];
+        } else {
+            return None;
+        }
+    }
+    Some(at.map_or(Matched::Nothing, Matched::One))
 }
 
 fn is_definite(query: &JpQuery) -> bool {
@@ -116,6 +158,51 @@ mod tests {
         assert_eq!(normalize("$.items[*].id"), "$.items[*].id");
         assert_eq!(normalize("$..id"), "$..id");
         assert_eq!(normalize("$.*"), "$.*");
+    }
+
+    #[test]
+    fn simple_paths_walked_directly_agree_with_the_parser() {
+        let doc =
+            Json::parse(r#"{"a":{"b":"c","n":[10,20,{"x_1":true}]},"items":[{"id":1}],"e":null}"#)
+                .unwrap();
+        for path in [
+            "$",
+            "$.a",
+            "$.a.b",
+            "$.a.n[1]",
+            "$.a.n[2].x_1",
+            "$.items[0].id",
+            "$.missing",
+            "$.a.missing.deeper",
+            "$.a.n[9]",
+            "$.e",
+            "$.a.b[0]",
+        ] {
+            let fast = simple(&doc, path).expect("a simple path");
+            let normalized = normalize(path);
+            let parsed = parse_json_path(&normalized).unwrap();
+            let slow: Vec<&Json> = js_path_process(&parsed, &doc)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.val)
+                .collect();
+            match fast {
+                Matched::One(v) => assert_eq!(slow, vec![v], "{path}"),
+                Matched::Nothing => assert!(slow.is_empty(), "{path}: {slow:?}"),
+                Matched::Many(_) => panic!("{path}: a simple path is definite"),
+            }
+        }
+        for path in [
+            "$..id",
+            "$.items[*]",
+            "$['a']",
+            "$.a-b",
+            "a.b",
+            "$.items[-1]",
+            "$.1a",
+        ] {
+            assert!(simple(&doc, path).is_none(), "{path} is for the parser");
+        }
     }
 
     #[test]

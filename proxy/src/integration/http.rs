@@ -14,7 +14,7 @@ use tollgate_crds::table::{HttpBackendTable, HttpMethod, ParameterMappingTable};
 use crate::auth::identity;
 use crate::body::{Body, BoxError, ClientBody};
 use crate::errors::{GatewayError, error_chain};
-use crate::integration::templates::{self, Answer, Templates};
+use crate::integration::templates::{self, Answer, Scope, Templates};
 use crate::mapping::{self, UrlChange};
 use crate::request_body::{BodyError, RequestBody};
 use crate::request_ctx::RouteCtx;
@@ -60,10 +60,14 @@ pub async fn forward<B: ClientBody>(
         .ok_or_else(|| GatewayError::Configuration("no backend has a weight".into()))?;
     // A non-proxy integration: the body through its request template.
     let mapped = match (templates, &body) {
-        (Some(t), RequestBody::Whole(buffered)) => Some(t.map_request(call, &buffered.bytes)?),
+        (Some(t), RequestBody::Whole(buffered)) => {
+            let scope = Scope::of(call);
+            let mapped = t.map_request(call, &scope, &buffered.bytes)?;
+            Some((mapped, scope))
+        }
         _ => None,
     };
-    let overrides = mapped.as_ref().map(|m| &m.overrides);
+    let overrides = mapped.as_ref().map(|(m, _)| &m.overrides);
     let params = match overrides {
         Some(o) if !o.request_path.is_empty() => overridden_params(&call.params, &o.request_path)?,
         _ => call.params.clone(),
@@ -86,9 +90,12 @@ pub async fn forward<B: ClientBody>(
     };
 
     let body = match body {
-        _ if mapped.is_some() => {
-            Payload::Whole(mapped.as_ref().map(|m| m.body.clone()).unwrap_or_default())
-        }
+        _ if mapped.is_some() => Payload::Whole(
+            mapped
+                .as_ref()
+                .map(|(m, _)| m.body.clone())
+                .unwrap_or_default(),
+        ),
         RequestBody::Whole(buffered) => Payload::Whole(buffered.bytes.clone()),
         // Nothing to stream (a GET, say): a body that can be sent again if need be.
         RequestBody::Stream(stream) if stream.is_end_stream() => Payload::Empty,
@@ -167,7 +174,13 @@ pub async fn forward<B: ClientBody>(
         mapping::response(call, rules, &mut response)?;
     }
     match templates {
-        Some(t) => map_response(call, t, response).await,
+        Some(t) => {
+            let scope = match mapped {
+                Some((_, scope)) => scope,
+                None => Scope::of(call),
+            };
+            map_response(call, t, &scope, response).await
+        }
         None => Ok(response),
     }
 }
@@ -177,6 +190,7 @@ pub async fn forward<B: ClientBody>(
 async fn map_response(
     call: &RouteCtx<'_>,
     templates: &Templates,
+    scope: &Scope,
     response: Response<Body>,
 ) -> Result<Response<Body>, GatewayError> {
     let (parts, mut body) = response.into_parts();
@@ -204,7 +218,7 @@ async fn map_response(
         headers: &parts.headers,
         body: &body,
     };
-    templates.map_response(call, Some(parts.status.as_str()), answer)
+    templates.map_response(call, scope, Some(parts.status.as_str()), answer)
 }
 
 /// How the backend URL's path and query string change: parameter mapping's rules, then a

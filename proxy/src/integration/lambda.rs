@@ -11,7 +11,7 @@ use tollgate_crds::table::PayloadFormatVersion;
 
 use crate::body::{Body, full};
 use crate::errors::{GatewayError, error_chain};
-use crate::integration::templates::{Answer, Templates};
+use crate::integration::templates::{Answer, Scope, Templates};
 use crate::lambda::event::{EventInput, event_v1, event_v2, is_binary_media_type};
 use crate::lambda::result::{ApiKind, Base64Body, parse_result_with};
 use crate::lambda::{self, Invocation, concurrency};
@@ -32,9 +32,10 @@ pub async fn invoke(
 ) -> Result<Response<Body>, GatewayError> {
     // A non-proxy (custom) integration sends its request template's output, else the body.
     let templates = call.route.templates.as_ref();
-    let payload = match templates {
-        Some(t) => custom_payload(call, t, body)?,
-        None => proxy_event(call, body, version),
+    let scope = templates.map(|_| Scope::of(call));
+    let payload = match (templates, &scope) {
+        (Some(t), Some(scope)) => custom_payload(call, t, scope, body)?,
+        _ => proxy_event(call, body, version),
     };
 
     // Waiting for a permit counts against the integration timeout.
@@ -75,7 +76,8 @@ pub async fn invoke(
     }
 
     if let Some(t) = templates {
-        return custom_answer(call, t, function_error.as_deref(), &bytes);
+        let scope = scope.unwrap_or_else(|| Scope::of(call));
+        return custom_answer(call, t, &scope, function_error.as_deref(), &bytes);
     }
 
     // An HTTP API reads a 1.0 result more leniently than a REST API (unknown keys ignored).
@@ -136,9 +138,10 @@ fn proxy_event(call: &RouteCtx<'_>, body: &Bytes, version: PayloadFormatVersion)
 fn custom_payload(
     call: &RouteCtx<'_>,
     templates: &Templates,
+    scope: &Scope,
     body: &Bytes,
 ) -> Result<String, GatewayError> {
-    let mapped = templates.map_request(call, body)?;
+    let mapped = templates.map_request(call, scope, body)?;
     let text = String::from_utf8_lossy(&mapped.body);
     Ok(if text.trim().is_empty() {
         "{}".to_owned()
@@ -153,6 +156,7 @@ fn custom_payload(
 fn custom_answer(
     call: &RouteCtx<'_>,
     templates: &Templates,
+    scope: &Scope,
     function_error: Option<&str>,
     bytes: &Bytes,
 ) -> Result<Response<Body>, GatewayError> {
@@ -168,5 +172,5 @@ fn custom_answer(
         headers: &headers,
         body: bytes,
     };
-    templates.map_response(call, selector.as_deref(), answer)
+    templates.map_response(call, scope, selector.as_deref(), answer)
 }

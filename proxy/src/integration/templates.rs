@@ -19,7 +19,7 @@ use tollgate_vtl::{Input, Overrides, RenderError, Template, Vars};
 
 use crate::body::{Body, full};
 use crate::errors::GatewayError;
-use crate::lambda::event::{EventInput, event_v1, parse_query};
+use crate::lambda::event::{EventInput, parse_query, request_context_v1};
 use crate::request_ctx::RouteCtx;
 
 /// A route's templates and integration responses, parsed.
@@ -38,6 +38,41 @@ struct Selected {
     status: StatusCode,
     headers: Vec<(HeaderName, ResponseValue)>,
     templates: Vec<(String, HeaderValue, Template)>,
+}
+
+/// What every template of one request reads besides its body: the request's parameters
+/// (`$input.params()`), `$context` and `$stageVariables`, made once for the request and its
+/// answer.
+pub struct Scope {
+    params: Input<'static>,
+    vars: Vars,
+}
+
+impl Scope {
+    pub fn of(call: &RouteCtx<'_>) -> Self {
+        Self {
+            params: Input {
+                body: "",
+                path: call.decoded_params(),
+                querystring: parse_query(call.query),
+                header: call
+                    .parts
+                    .headers
+                    .iter()
+                    .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                    .collect(),
+            },
+            vars: vars(call),
+        }
+    }
+
+    /// `$input`: `body` with the request's parameters.
+    fn input<'b>(&self, body: &'b str) -> Input<'b> {
+        Input {
+            body,
+            ..self.params.clone()
+        }
+    }
 }
 
 /// The request as the integration gets it.
@@ -108,6 +143,7 @@ impl Templates {
     pub fn map_request(
         &self,
         call: &RouteCtx<'_>,
+        scope: &Scope,
         body: &Bytes,
     ) -> Result<MappedRequest, GatewayError> {
         let media = media_type(call.parts.headers.get(CONTENT_TYPE));
@@ -132,7 +168,7 @@ impl Templates {
         };
         let text = String::from_utf8_lossy(body);
         let rendered = template
-            .render(&input(call, &text), &vars(call))
+            .render(&scope.input(&text), &scope.vars)
             .map_err(|e| render_error(call, "request", e))?;
         Ok(MappedRequest {
             body: Bytes::from(rendered.body),
@@ -146,6 +182,7 @@ impl Templates {
     pub fn map_response(
         &self,
         call: &RouteCtx<'_>,
+        scope: &Scope,
         selector: Option<&str>,
         answer: Answer<'_>,
     ) -> Result<Response<Body>, GatewayError> {
@@ -190,7 +227,7 @@ impl Templates {
         };
         let text = String::from_utf8_lossy(answer.body);
         let rendered = template
-            .render(&input(call, &text), &vars(call))
+            .render(&scope.input(&text), &scope.vars)
             .map_err(|e| render_error(call, "response", e))?;
         response.headers_mut().insert(CONTENT_TYPE, media.clone());
         *response.body_mut() = full(Bytes::from(rendered.body));
@@ -231,33 +268,17 @@ fn template_for<'t>(
         .map(|(_, value, template)| (value, template))
 }
 
-/// `$input`: the body given, with the request's parameters.
-fn input<'b>(call: &RouteCtx<'_>, body: &'b str) -> Input<'b> {
-    Input {
-        body,
-        path: call.decoded_params(),
-        querystring: parse_query(call.query),
-        header: call
-            .parts
-            .headers
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect(),
-    }
-}
-
 /// `$context` (the request context of a 1.0 proxy event) and `$stageVariables`.
 fn vars(call: &RouteCtx<'_>) -> Vars {
     let params = call.decoded_params();
     let authorizer = call.identity.lambda_v1();
-    let event = event_v1(&EventInput::of(
+    let context = request_context_v1(&EventInput::of(
         call,
         &params,
         call.parts.version,
         &[],
         authorizer.as_ref(),
     ));
-    let context = event.get("requestContext").cloned().unwrap_or(Value::Null);
     Vars {
         context,
         stage_variables: call

@@ -149,7 +149,36 @@ fn client_cert(cert: &ClientCert) -> Value {
 pub fn event_v1(input: &EventInput<'_>) -> Value {
     let (headers, multi_headers) = headers_v1(input.headers);
     let (query_single, query_multi) = query_v1(input.raw_query);
+    let request_context = request_context_v1(input);
 
+    let encoded = match input.binary_media_types {
+        Some(types) => encode_body_rest(input.headers, input.body, types),
+        None => encode_body(input.headers, input.body),
+    };
+    let (body, is_base64) = match encoded {
+        Some((body, is_base64)) => (Value::String(body), is_base64),
+        None => (Value::Null, false),
+    };
+
+    json!({
+        "resource": input.resource_path,
+        "path": input.path,
+        "httpMethod": input.method.as_str(),
+        "headers": headers,
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": query_single,
+        "multiValueQueryStringParameters": query_multi,
+        "pathParameters": path_parameters_v1(input.raw_path_parameters, input.resource_path)
+            .map_or(Value::Null, Value::Object),
+        "stageVariables": stage_variables(input.stage_variables).map_or(Value::Null, Value::Object),
+        "requestContext": request_context,
+        "body": body,
+        "isBase64Encoded": is_base64,
+    })
+}
+
+/// A 1.0 event's `requestContext`: also what `$context` is in a REST API's mapping templates.
+pub fn request_context_v1(input: &EventInput<'_>) -> Value {
     let user_agent = input
         .headers
         .get(USER_AGENT)
@@ -192,31 +221,7 @@ pub fn event_v1(input: &EventInput<'_>) -> Value {
     if let (Some(authorizer), Some(ctx)) = (input.authorizer, request_context.as_object_mut()) {
         ctx.insert("authorizer".to_owned(), authorizer.clone());
     }
-
-    let encoded = match input.binary_media_types {
-        Some(types) => encode_body_rest(input.headers, input.body, types),
-        None => encode_body(input.headers, input.body),
-    };
-    let (body, is_base64) = match encoded {
-        Some((body, is_base64)) => (Value::String(body), is_base64),
-        None => (Value::Null, false),
-    };
-
-    json!({
-        "resource": input.resource_path,
-        "path": input.path,
-        "httpMethod": input.method.as_str(),
-        "headers": headers,
-        "multiValueHeaders": multi_headers,
-        "queryStringParameters": query_single,
-        "multiValueQueryStringParameters": query_multi,
-        "pathParameters": path_parameters_v1(input.raw_path_parameters, input.resource_path)
-            .map_or(Value::Null, Value::Object),
-        "stageVariables": stage_variables(input.stage_variables).map_or(Value::Null, Value::Object),
-        "requestContext": request_context,
-        "body": body,
-        "isBase64Encoded": is_base64,
-    })
+    request_context
 }
 
 /// `headers` (the last value of each) and `multiValueHeaders`, as payload 1.0 and the
