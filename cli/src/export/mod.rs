@@ -202,6 +202,12 @@ pub fn export(
     if table_json["apiKeySource"] == "AUTHORIZER" {
         document["x-amazon-apigateway-api-key-source"] = json!("AUTHORIZER");
     }
+    if !table.binary_media_types.is_empty() {
+        document["x-amazon-apigateway-binary-media-types"] = json!(table.binary_media_types);
+    }
+    if let Some(size) = table.minimum_compression_size {
+        document["x-amazon-apigateway-minimum-compression-size"] = json!(size);
+    }
     if table.http_api {
         document["x-amazon-apigateway-importexport-version"] = json!("1.0");
     }

@@ -89,11 +89,16 @@ const HANDLED_TOP: [&str; 4] = [
 ];
 
 /// Top-level extensions a REST API's import carries over besides.
-const HANDLED_TOP_REST: [&str; 3] = [
+const HANDLED_TOP_REST: [&str; 5] = [
     gateway_responses::EXTENSION,
     "x-amazon-apigateway-request-validators",
     "x-amazon-apigateway-request-validator",
+    BINARY_MEDIA_TYPES,
+    MINIMUM_COMPRESSION_SIZE,
 ];
+
+const BINARY_MEDIA_TYPES: &str = "x-amazon-apigateway-binary-media-types";
+const MINIMUM_COMPRESSION_SIZE: &str = "x-amazon-apigateway-minimum-compression-size";
 
 /// The path an HTTP API export gives its `$default` route.
 const DEFAULT_ROUTE_PATH: &str = "/$default";
@@ -673,6 +678,24 @@ fn top_level(
     if let Some(cors) = root.get("x-amazon-apigateway-cors") {
         spec.insert("cors".into(), cors_of(cors, report));
     }
+    if !http_api {
+        // Amazon's API spells a `/` in a media type `~1`; its exports write either.
+        // Sorted, as the compiler keeps them, so import, export and import agree.
+        let types: std::collections::BTreeSet<String> = root
+            .get(BINARY_MEDIA_TYPES)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|t| t.replace("~1", "/"))
+            .collect();
+        if !types.is_empty() {
+            spec.insert("binaryMediaTypes".into(), json!(types));
+        }
+        if let Some(size) = root.get(MINIMUM_COMPRESSION_SIZE).and_then(Value::as_u64) {
+            spec.insert("minimumCompressionSize".into(), json!(size));
+        }
+    }
     for key in root.keys() {
         let handled = HANDLED_TOP.contains(&key.as_str())
             || (!http_api && HANDLED_TOP_REST.contains(&key.as_str()));
@@ -683,8 +706,8 @@ fn top_level(
                 | "x-amazon-apigateway-request-validator" => {
                     "gateway responses and request validation are for REST APIs, as on Amazon: an HTTP API has neither"
                 }
-                "x-amazon-apigateway-binary-media-types" => {
-                    "binary media types: bodies pass through HTTP integrations as bytes; Lambda events carry text bodies as text and the rest base64-encoded"
+                BINARY_MEDIA_TYPES | MINIMUM_COMPRESSION_SIZE => {
+                    "binary media types and compression are for REST APIs, as on Amazon: an HTTP API base64-encodes what is not text by its own rule"
                 }
                 "x-amazon-apigateway-policy" => {
                     "an IAM resource policy: write spec.resourcePolicy (source addresses) by hand"
