@@ -100,13 +100,12 @@ fn the_petstore_export_imports_to_resources_tollgate_accepts() {
             "GET /stats"
         ]
     );
-    // Every construct left out is named by its pointer.
-    for pointer in ["/paths/~1legacy/get/x-amazon-apigateway-integration/type"] {
-        assert!(
-            report.contains(&format!("{pointer}: ")),
-            "{pointer} not reported:\n{report}"
-        );
-    }
+    // What is left out is named by its pointer.
+    let pointer = "/paths/~1legacy/get/x-amazon-apigateway-integration/type";
+    assert!(
+        report.contains(&format!("{pointer}: ")),
+        "{pointer} not reported:\n{report}"
+    );
 }
 
 #[test]
