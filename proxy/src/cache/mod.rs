@@ -8,8 +8,9 @@
 //!   answer (within the integration timeout), then take it from the cache; when it could not
 //!   be kept, each calls the integration itself.
 //! - Kept: answers of status 2xx, at most 1 MB (Amazon's item limit), whose `Cache-Control`
-//!   does not say `no-store` or `private` (Amazon ignores a backend's `Cache-Control`; a shared
-//!   cache that hands one user's `private` answer to another is a leak, so Tollgate does not).
+//!   does not say `no-store` or `private` and that set no cookie (Amazon ignores a backend's
+//!   `Cache-Control`; a shared cache that hands one user's `private` answer or session cookie
+//!   to another is a leak, so Tollgate does not).
 //! - A client's `Cache-Control: max-age=0` refreshes the entry when the caller may invalidate
 //!   (the stage does not require authorization, or the request was signed with a key of an
 //!   `AWS_IAM` authorizer); otherwise the stage's strategy answers 403, or the cached answer
@@ -322,9 +323,11 @@ async fn keep(
     Response::from_parts(parts, full(body))
 }
 
-/// 2xx, and not `no-store` or `private`.
+/// 2xx, not `no-store` or `private`, and setting no cookie (one caller's session must not be
+/// handed to the next).
 fn cacheable(response: &Response<Body>) -> bool {
     response.status().is_success()
+        && !response.headers().contains_key(http::header::SET_COOKIE)
         && !response
             .headers()
             .get_all(CACHE_CONTROL)
@@ -365,6 +368,12 @@ mod tests {
         assert!(!cacheable(&answer(200, Some("public, no-store"))));
         assert!(!cacheable(&answer(200, Some("Private"))));
         assert!(!cacheable(&answer(200, Some("private=\"set-cookie\""))));
+        let mut with_cookie = answer(200, None);
+        with_cookie.headers_mut().insert(
+            http::header::SET_COOKIE,
+            HeaderValue::from_static("session=abc"),
+        );
+        assert!(!cacheable(&with_cookie));
         assert!(!cacheable(&answer(404, None)));
         assert!(!cacheable(&answer(500, None)));
         assert!(!cacheable(&answer(302, None)));
