@@ -21,6 +21,7 @@ use crate::body::{Body, full};
 use crate::errors::GatewayError;
 use crate::lambda::event::parse_query;
 use crate::request_ctx::RequestCtx;
+use crate::template::json_text_at;
 
 /// A gateway's customised responses, ready to use.
 #[derive(Debug, Default)]
@@ -132,7 +133,7 @@ impl Customised {
                     .iter()
                     .find(|(k, _)| k == name)
                     .map(|(_, v)| v.clone()),
-                HeaderSource::Context { path } => context_value(&context, path),
+                HeaderSource::Context { path } => json_text_at(&context, path),
                 HeaderSource::StageVariable { name } => ctx.stage().variables.get(name).cloned(),
             };
             if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
@@ -218,17 +219,4 @@ fn context(
             "validationErrorString": error.validation_errors().unwrap_or(""),
         },
     })
-}
-
-/// A dotted path into the context, as text (`error.responseType`).
-fn context_value(context: &Value, path: &str) -> Option<String> {
-    let mut at = context;
-    for key in path.split('.') {
-        at = at.get(key)?;
-    }
-    match at {
-        Value::String(s) => Some(s.clone()),
-        Value::Null => None,
-        other => Some(other.to_string()),
-    }
 }

@@ -24,6 +24,7 @@ pub mod lambda;
 pub mod managed;
 pub mod mapping;
 pub mod metrics;
+pub mod outage;
 pub mod pipeline;
 pub mod relay;
 pub mod request_body;

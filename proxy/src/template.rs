@@ -9,6 +9,22 @@ pub struct Vars<'a> {
     pub stage_variables: &'a BTreeMap<String, String>,
 }
 
+/// The text at a dotted path into JSON (`error.responseType`, `items.0` is not an index):
+/// strings as they are, other values as their JSON; `None` for null or nothing. What a
+/// gateway response header reads from `$context` and an integration response header from the
+/// answer's body.
+pub fn json_text_at(value: &serde_json::Value, dotted: &str) -> Option<String> {
+    let mut at = value;
+    for key in dotted.split('.') {
+        at = at.get(key)?;
+    }
+    match at {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
 pub fn render(template: &str, vars: &Vars<'_>) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;

@@ -10,18 +10,6 @@ use super::validate;
 use crate::resources::GatewayResponse;
 use crate::table::{GatewayResponseTable, GatewayResponseType, HeaderSource, ResponseHeaderTable};
 
-/// Headers a gateway response may not set: the proxy frames the answer and owns its id.
-const RESERVED_HEADERS: [&str; 8] = [
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "upgrade",
-    "te",
-    "trailer",
-    "x-amzn-requestid",
-];
-
 pub(super) fn compile(
     responses: &BTreeMap<String, GatewayResponse>,
     rest_api: bool,
@@ -98,14 +86,7 @@ fn one(
 }
 
 fn header(key: &str, value: &str) -> Result<ResponseHeaderTable, String> {
-    let name = key
-        .strip_prefix("gatewayresponse.header.")
-        .ok_or("a key is gatewayresponse.header.NAME")?
-        .to_ascii_lowercase();
-    validate::header_name(&name)?;
-    if RESERVED_HEADERS.contains(&name.as_str()) {
-        return Err(format!("the gateway sets {name} itself"));
-    }
+    let name = validate::answer_header(key, "gatewayresponse.header.")?;
     Ok(ResponseHeaderTable {
         name,
         value: source(value)?,

@@ -160,26 +160,8 @@ fn parsed_templates(
     out
 }
 
-/// Headers the answer's framing owns.
-const RESERVED_HEADERS: [&str; 7] = [
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "upgrade",
-    "te",
-    "trailer",
-];
-
 fn header(key: &str, value: &str) -> Result<IntegrationHeaderTable, String> {
-    let name = key
-        .strip_prefix("method.response.header.")
-        .ok_or("a key is method.response.header.NAME")?
-        .to_ascii_lowercase();
-    validate::header_name(&name)?;
-    if RESERVED_HEADERS.contains(&name.as_str()) {
-        return Err(format!("the gateway sets {name} itself"));
-    }
+    let name = validate::answer_header(key, "method.response.header.")?;
     let value = if let Some(literal) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
         validate::header_value(&name, literal)?;
         ResponseValue::Literal {

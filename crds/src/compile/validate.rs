@@ -134,6 +134,33 @@ pub fn header_name(s: &str) -> Result<(), String> {
     }
 }
 
+/// Headers an answer's configuration may not set: the proxy frames the answer and owns its
+/// request id.
+const GATEWAY_OWNED_HEADERS: [&str; 8] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "x-amzn-requestid",
+];
+
+/// The header an answer's `{prefix}NAME` key sets (`gatewayresponse.header.`,
+/// `method.response.header.`), lowercased; one the gateway owns is refused.
+pub fn answer_header(key: &str, prefix: &str) -> Result<String, String> {
+    let name = key
+        .strip_prefix(prefix)
+        .ok_or_else(|| format!("a key is {prefix}NAME"))?
+        .to_ascii_lowercase();
+    header_name(&name)?;
+    if GATEWAY_OWNED_HEADERS.contains(&name.as_str()) {
+        return Err(format!("the gateway sets {name} itself"));
+    }
+    Ok(name)
+}
+
 /// A header value may not carry line breaks or other control characters.
 pub fn header_value(name: &str, v: &str) -> Result<(), String> {
     if v.chars().any(|c| c.is_control() && c != '\t') {

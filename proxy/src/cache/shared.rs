@@ -7,8 +7,7 @@
 //! Redis that fails or is slow ([`CALL_TIMEOUT`]) is left alone for [`DOWN_FOR`]: the cache then
 //! works from memory, and a request never waits on Redis longer than that.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -16,6 +15,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
 
 use super::store::Entry;
+use crate::outage::Outage;
 
 /// The longest a request waits for the shared cache.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(100);
@@ -27,7 +27,7 @@ pub struct SharedCache {
     connection: Result<ConnectionManager, String>,
     /// `tollgate:cache:{gateway}:`.
     prefix: String,
-    down_until: Mutex<Option<Instant>>,
+    outage: Outage,
 }
 
 impl std::fmt::Debug for SharedCache {
@@ -54,7 +54,7 @@ impl SharedCache {
         Self {
             connection,
             prefix: format!("tollgate:cache:{gateway}:{version}:"),
-            down_until: Mutex::new(None),
+            outage: Outage::new(DOWN_FOR),
         }
     }
 
@@ -113,8 +113,7 @@ impl SharedCache {
 
     fn usable(&self) -> Option<ConnectionManager> {
         let connection = self.connection.as_ref().ok()?;
-        let down_until = *self.down_until.lock().unwrap_or_else(|e| e.into_inner());
-        if down_until.is_some_and(|t| Instant::now() < t) {
+        if self.outage.is_down() {
             return None;
         }
         Some(connection.clone())
@@ -123,14 +122,7 @@ impl SharedCache {
     /// Leaves Redis alone for [`DOWN_FOR`]; logs when it was up, so an outage logs about
     /// once a second.
     fn failed<T>(&self, error: &str) -> Option<T> {
-        let now = Instant::now();
-        let was_up = {
-            let mut down_until = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
-            let was_up = down_until.is_none_or(|t| t <= now);
-            *down_until = Some(now + DOWN_FOR);
-            was_up
-        };
-        if was_up {
+        if self.outage.failed() {
             tracing::warn!(error, retry_in = ?DOWN_FOR, "redis for the stage cache is unavailable; the cache works from memory");
         }
         None

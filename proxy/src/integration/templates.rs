@@ -21,6 +21,7 @@ use crate::body::{Body, full};
 use crate::errors::GatewayError;
 use crate::lambda::event::{EventInput, parse_query, request_context_v1};
 use crate::request_ctx::RouteCtx;
+use crate::template::json_text_at;
 
 /// A route's templates and integration responses, parsed.
 #[derive(Debug)]
@@ -213,7 +214,7 @@ impl Templates {
                 ResponseValue::Body { path } => body_json
                     .get_or_insert_with(json)
                     .as_ref()
-                    .and_then(|v| field(v, path)),
+                    .and_then(|v| json_text_at(v, path)),
             };
             if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
                 response.headers_mut().insert(name.clone(), v);
@@ -329,17 +330,4 @@ pub fn is_framing(name: &HeaderName) -> bool {
             | "te"
             | "trailer"
     )
-}
-
-/// A dotted path into a JSON answer, as header text.
-fn field(value: &Value, path: &str) -> Option<String> {
-    let mut at = value;
-    for key in path.split('.') {
-        at = at.get(key)?;
-    }
-    match at {
-        Value::String(s) => Some(s.clone()),
-        Value::Null => None,
-        other => Some(other.to_string()),
-    }
 }

@@ -5,13 +5,13 @@
 //! trip each. A call that fails or takes longer than [`CALL_TIMEOUT`] marks Redis down for
 //! [`DOWN_FOR`]; meanwhile requests do not wait on it and the gateway's failure mode applies.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{Limits, RateLimitStatus};
 use crate::errors::GatewayError;
+use crate::outage::Outage;
 
 /// The longest a request waits for Redis.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(500);
@@ -36,7 +36,7 @@ pub enum RedisError {
 pub struct RedisCounters {
     connection: Result<ConnectionManager, String>,
     script: redis::Script,
-    down_until: Mutex<Option<Instant>>,
+    outage: Outage,
 }
 
 impl RedisCounters {
@@ -55,7 +55,7 @@ impl RedisCounters {
         Self {
             connection,
             script: redis::Script::new(include_str!("admit.lua")),
-            down_until: Mutex::new(None),
+            outage: Outage::new(DOWN_FOR),
         }
     }
 
@@ -105,8 +105,7 @@ impl RedisCounters {
             .connection
             .as_ref()
             .map_err(|e| RedisError::Url(e.clone()))?;
-        let down_until = *self.down_until.lock().unwrap_or_else(|e| e.into_inner());
-        if down_until.is_some_and(|t| Instant::now() < t) {
+        if self.outage.is_down() {
             return Err(RedisError::Down);
         }
         Ok(connection.clone())
@@ -115,14 +114,7 @@ impl RedisCounters {
     /// Marks Redis down for [`DOWN_FOR`]; says so in the log when it was up, so an outage
     /// logs about once a second however many requests arrive.
     fn failed(&self, error: RedisError) -> RedisError {
-        let now = Instant::now();
-        let was_up = {
-            let mut down_until = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
-            let was_up = down_until.is_none_or(|t| t <= now);
-            *down_until = Some(now + DOWN_FOR);
-            was_up
-        };
-        if was_up {
+        if self.outage.failed() {
             tracing::warn!(%error, retry_in = ?DOWN_FOR, "redis for rate limiting is unavailable; the gateway's onFailure applies");
         }
         error
