@@ -15,16 +15,20 @@
 //!    routes phase 7 runs just before this one;
 //! 6. **throttle** — gateway, route and per-key rates, and the key's quota
 //!    ([`Limiter::admit`](crate::throttle::Limiter::admit));
-//! 7. **body** — streamed to an HTTP backend, read whole for Lambda and mocks; bounded by
-//!    the payload limit, a read deadline and the buffered-body budget ([`request_body`]);
-//! 8. **integration** — HTTP, Lambda or mock ([`integration::invoke`]);
+//! 7. **validation and body** — a REST API route's required parameters, then the body:
+//!    streamed to an HTTP proxy backend, read whole for Lambda, mocks, non-proxy integrations
+//!    and a route that validates it against its model; bounded by the payload limit, a read
+//!    deadline and the buffered-body budget ([`request_validation`], [`request_body`]);
+//! 8. **integration** — HTTP, Lambda or mock ([`integration::invoke`]), through the stage
+//!    cache on a route that caches there ([`cache::through`]);
 //! 9. **response** — deployment and rate-limit headers ([`response`]), CORS headers
 //!    ([`cors::decorate`]), then, on a REST API with `minimumCompressionSize`, the answer
 //!    compressed for the client ([`response::compress`]);
 //! 10. **log** — the metrics with the response head, one access-log line when the body has
 //!     been sent ([`request_log`]; 499 when the client goes away first).
 //!
-//! A phase that fails ends the request with its [`GatewayError`]'s status and JSON body.
+//! A phase that fails ends the request with its [`GatewayError`]'s status and JSON body, as
+//! the gateway's `gatewayResponses` customise it ([`crate::gateway_response`]).
 //!
 //! Each phase is a function of the [`Shared`] state and what the phases before it learned
 //! ([`RequestCtx`], then [`RouteCtx`]); this file only runs them in order and fills the log
