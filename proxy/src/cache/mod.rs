@@ -166,8 +166,8 @@ where
     };
     metrics.observe_cache(false);
     let answer = integration().await?;
-    let answer = keep(&cache.store, key.clone(), route, answer).await;
-    if let (Some((shared, stage)), Some(kept)) = (&cache.shared, cache.store.get(&key)) {
+    let (answer, kept) = keep(&cache.store, key.clone(), route, answer).await;
+    if let (Some((shared, stage)), Some(kept)) = (&cache.shared, kept) {
         shared.put(stage, &key, &kept);
     }
     drop(lead);
@@ -274,16 +274,17 @@ fn with_cache_header(
     response
 }
 
-/// Keeps a cacheable answer (read whole, up to [`MAX_ITEM_BYTES`]) and gives it back; any
-/// other passes on as it is (a body past the limit: what was read, then the rest as it comes).
+/// Keeps a cacheable answer (read whole, up to [`MAX_ITEM_BYTES`]) and gives it back with
+/// the entry kept; any other passes on as it is (a body past the limit: what was read, then
+/// the rest as it comes).
 async fn keep(
     store: &Store,
     key: String,
     route: &RouteCacheTable,
     response: Response<Body>,
-) -> Response<Body> {
+) -> (Response<Body>, Option<Arc<Entry>>) {
     if !cacheable(&response) {
-        return response;
+        return (response, None);
     }
     let (parts, mut body) = response.into_parts();
     let mut read = BytesMut::new();
@@ -294,7 +295,10 @@ async fn keep(
                 if let Ok(data) = frame.into_data() {
                     read.extend_from_slice(&data);
                     if read.len() > MAX_ITEM_BYTES {
-                        return Response::from_parts(parts, prefixed(read.freeze(), body));
+                        return (
+                            Response::from_parts(parts, prefixed(read.freeze(), body)),
+                            None,
+                        );
                     }
                 }
             }
@@ -303,7 +307,10 @@ async fn keep(
                 let failed = futures::stream::once(async move { Err::<Frame<Bytes>, BoxError>(e) });
                 let stream = futures::stream::once(async move { Ok(Frame::data(read.freeze())) })
                     .chain(failed);
-                return Response::from_parts(parts, BodyExt::boxed(StreamBody::new(stream)));
+                return (
+                    Response::from_parts(parts, BodyExt::boxed(StreamBody::new(stream))),
+                    None,
+                );
             }
         }
     }
@@ -311,16 +318,14 @@ async fn keep(
     let mut headers = parts.headers.clone();
     headers.remove(CONNECTION);
     headers.remove(TRANSFER_ENCODING);
-    store.insert(
-        key,
-        Entry {
-            status: parts.status,
-            headers,
-            body: body.clone(),
-            ttl: Duration::from_secs(u64::from(route.ttl_seconds)),
-        },
-    );
-    Response::from_parts(parts, full(body))
+    let entry = Arc::new(Entry {
+        status: parts.status,
+        headers,
+        body: body.clone(),
+        ttl: Duration::from_secs(u64::from(route.ttl_seconds)),
+    });
+    store.insert_shared(key, entry.clone());
+    (Response::from_parts(parts, full(body)), Some(entry))
 }
 
 /// 2xx, not `no-store` or `private`, and setting no cookie (one caller's session must not be
@@ -388,7 +393,8 @@ mod tests {
         };
         let big = vec![b'a'; MAX_ITEM_BYTES + 10];
         let response = Response::new(full(big.clone()));
-        let passed = keep(&store, "GET /big".into(), &route, response).await;
+        let (passed, kept) = keep(&store, "GET /big".into(), &route, response).await;
+        assert!(kept.is_none());
         let body = passed.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(body.len(), big.len());
         assert!(store.get("GET /big").is_none());

@@ -69,10 +69,10 @@ impl Store {
     }
 
     pub fn insert(&self, key: String, entry: Entry) {
-        self.0.insert(key, Arc::new(entry));
+        self.insert_shared(key, Arc::new(entry));
     }
 
-    pub fn remove(&self, key: &str) {
-        self.0.invalidate(key);
+    pub fn insert_shared(&self, key: String, entry: Arc<Entry>) {
+        self.0.insert(key, entry);
     }
 }
