@@ -41,7 +41,7 @@ use http_body_util::BodyExt as _;
 use hyper::Response;
 use hyper::body::{Body as HttpBody, Frame};
 
-use crate::body::{Body, BoxError};
+use crate::body::{Body, BoxError, Replay};
 
 /// Most input compressed in one step of the body: a 10 MB answer made in one piece (a Lambda
 /// result) is compressed a slice at a time, never in one long poll.
@@ -210,11 +210,7 @@ pub async fn compress(
                     }
                     // The error is the body's to say, after what it gave: sent as it is.
                     Some(Err(e)) => {
-                        let replay = Replay {
-                            frames: read.into_iter(),
-                            rest: Some(body),
-                            error: Some(e),
-                        };
+                        let replay = Replay::new(read, Some(body), Some(e));
                         return Response::from_parts(parts, replay.boxed());
                     }
                     None => break true,
@@ -230,14 +226,10 @@ pub async fn compress(
                         Err(frame) => trailers = frame.into_trailers().ok(),
                     }
                 }
-                let body = Replay {
-                    frames: std::iter::once(Frame::data(whole.freeze()))
-                        .chain(trailers.map(Frame::trailers))
-                        .collect::<Vec<_>>()
-                        .into_iter(),
-                    rest: None,
-                    error: None,
-                };
+                let frames = std::iter::once(Frame::data(whole.freeze()))
+                    .chain(trailers.map(Frame::trailers))
+                    .collect();
+                let body = Replay::new(frames, None, None);
                 return Response::from_parts(parts, body.boxed());
             }
             let rest = if ended {
@@ -321,61 +313,6 @@ fn encoded(coding: Coding, response: Response<Body>, read: Vec<Frame<Bytes>>) ->
         trailers: None,
     };
     Response::from_parts(parts, body.boxed())
-}
-
-/// A body of frames already read, then the rest of the body they came from (if any), then an
-/// error the body gave while they were read (if any).
-struct Replay {
-    frames: std::vec::IntoIter<Frame<Bytes>>,
-    rest: Option<Body>,
-    error: Option<BoxError>,
-}
-
-impl HttpBody for Replay {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if let Some(frame) = self.frames.next() {
-            return Poll::Ready(Some(Ok(frame)));
-        }
-        if let Some(error) = self.error.take() {
-            return Poll::Ready(Some(Err(error)));
-        }
-        match &mut self.rest {
-            Some(rest) => Pin::new(rest).poll_frame(cx),
-            None => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.frames.len() == 0
-            && self.error.is_none()
-            && self.rest.as_ref().is_none_or(|r| r.is_end_stream())
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        let rest = self
-            .rest
-            .as_ref()
-            .map_or_else(|| hyper::body::SizeHint::with_exact(0), |r| r.size_hint());
-        let read: u64 = self
-            .frames
-            .as_slice()
-            .iter()
-            .filter_map(|f| f.data_ref())
-            .map(|d| d.len() as u64)
-            .sum();
-        let mut hint = hyper::body::SizeHint::new();
-        hint.set_lower(rest.lower().saturating_add(read));
-        if let Some(upper) = rest.upper() {
-            hint.set_upper(upper.saturating_add(read));
-        }
-        hint
-    }
 }
 
 /// One coding's streaming encoder, writing into a buffer that each step empties.

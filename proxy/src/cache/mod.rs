@@ -26,17 +26,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
 use http::header::{CACHE_CONTROL, CONNECTION, TRANSFER_ENCODING};
 use http::{HeaderName, HeaderValue, Response};
-use http_body_util::{BodyExt, BodyStream, StreamBody};
+use http_body_util::BodyExt;
 use hyper::body::Frame;
 use tokio::sync::watch;
 use tollgate_crds::table::{
     IntegrationTable, ParameterLocation, RouteCacheTable, StageCacheTable, UnauthorizedCacheControl,
 };
 
-use crate::body::{Body, BoxError, full};
+use crate::body::{Body, BoxError, Replay, full};
 use crate::errors::GatewayError;
 use crate::lambda::event::parse_query;
 use crate::metrics::RouteMetrics;
@@ -287,31 +286,28 @@ async fn keep(
         return (response, None);
     }
     let (parts, mut body) = response.into_parts();
-    let mut read = BytesMut::new();
+    let mut frames = Vec::new();
+    let mut size = 0;
     loop {
         match body.frame().await {
             None => break,
             Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    read.extend_from_slice(&data);
-                    if read.len() > MAX_ITEM_BYTES {
-                        return (
-                            Response::from_parts(parts, prefixed(read.freeze(), body)),
-                            None,
-                        );
-                    }
+                // Past the item limit, or trailers (an entry keeps no trailers): sent on, not kept.
+                let data = frame.data_ref().map(Bytes::len);
+                frames.push(frame);
+                size += data.unwrap_or(0);
+                if data.is_none() || size > MAX_ITEM_BYTES {
+                    return (replayed(parts, frames, Some(body), None), None);
                 }
             }
             // The body failed: the client gets what came, then the error; nothing is kept.
-            Some(Err(e)) => {
-                let failed = futures::stream::once(async move { Err::<Frame<Bytes>, BoxError>(e) });
-                let stream = futures::stream::once(async move { Ok(Frame::data(read.freeze())) })
-                    .chain(failed);
-                return (
-                    Response::from_parts(parts, BodyExt::boxed(StreamBody::new(stream))),
-                    None,
-                );
-            }
+            Some(Err(e)) => return (replayed(parts, frames, None, Some(e)), None),
+        }
+    }
+    let mut read = BytesMut::with_capacity(size);
+    for frame in frames {
+        if let Ok(data) = frame.into_data() {
+            read.extend_from_slice(&data);
         }
     }
     let body = read.freeze();
@@ -343,10 +339,14 @@ fn cacheable(response: &Response<Body>) -> bool {
             .any(|d| d == "no-store" || d == "private" || d.starts_with("private="))
 }
 
-/// `first`, then the rest of `body`.
-fn prefixed(first: Bytes, body: Body) -> Body {
-    let head = futures::stream::once(async move { Ok::<_, BoxError>(Frame::data(first)) });
-    BodyExt::boxed(StreamBody::new(head.chain(BodyStream::new(body))))
+/// An answer whose start was read: what was read, then the error or the rest.
+fn replayed(
+    parts: http::response::Parts,
+    frames: Vec<Frame<Bytes>>,
+    rest: Option<Body>,
+    error: Option<BoxError>,
+) -> Response<Body> {
+    Response::from_parts(parts, Replay::new(frames, rest, error).boxed())
 }
 
 #[cfg(test)]
