@@ -47,6 +47,17 @@ pub struct Args {
     #[arg(long, env = "TOLLGATE_SNAPSHOT_DNS_NAMES", value_delimiter = ',')]
     pub snapshot_dns_names: Vec<String>,
 
+    /// The OpenTelemetry collector (OTLP) the controller sends the spans of its reconcile
+    /// passes to, and the proxy fleets theirs when a gateway's `tracing` names no collector:
+    /// `http://otel-collector.monitoring:4317` (gRPC) or, with `--otlp-protocol
+    /// http/protobuf`, `…:4318`. Unset: no spans.
+    #[arg(long, env = "TOLLGATE_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// The OTLP transport to `--otlp-endpoint`: `grpc` or `http/protobuf`.
+    #[arg(long, env = "TOLLGATE_OTLP_PROTOCOL", default_value = "grpc")]
+    pub otlp_protocol: tollgate_telemetry::export::Protocol,
+
     /// The proxy image of every gateway's fleet (Deployment or DaemonSet).
     #[arg(
         long,
@@ -77,6 +88,15 @@ pub struct Args {
 }
 
 impl Args {
+    /// The collector of `--otlp-endpoint` and `--otlp-protocol`.
+    pub fn otlp_endpoint(&self) -> Option<tollgate_telemetry::export::Endpoint> {
+        let url = self.otlp_endpoint.clone().filter(|u| !u.is_empty())?;
+        Some(tollgate_telemetry::export::Endpoint {
+            url,
+            protocol: self.otlp_protocol,
+        })
+    }
+
     /// The names of the serving certificate the controller issues itself.
     pub fn snapshot_dns_names(&self) -> Vec<String> {
         let names: Vec<String> = self

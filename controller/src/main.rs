@@ -21,6 +21,7 @@ mod run;
 mod snapshot;
 mod status;
 mod tls;
+mod trace;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -143,18 +144,31 @@ async fn run(args: Args, config: kube::Config) -> anyhow::Result<()> {
             proxy_image: args.proxy_image.clone(),
             controller_namespace: args.namespace.clone(),
             ca_pem: proxy_ca,
+            otlp: args.otlp_endpoint(),
         },
         index.clone(),
     );
+    let tracer = trace::Tracer::start(args.otlp_endpoint(), metrics.trace_counters())
+        .context("--otlp-endpoint")?;
     let publisher = publish::Publisher::new(
         client.clone(),
         args.base_domain.clone(),
         leadership.clone(),
         metrics.clone(),
     );
+    let control = run::ControlLoop {
+        index,
+        publisher,
+        snapshots,
+        leadership,
+        metrics,
+        fleet,
+        others,
+        tracer,
+    };
     tokio::select! {
         () = watchers => anyhow::bail!("the watchers stopped"),
-        () = run::run(index, publisher, snapshots, leadership, metrics, fleet, others) => anyhow::bail!("the control loop stopped"),
+        () = run::run(control) => anyhow::bail!("the control loop stopped"),
         () = reporter.run() => anyhow::bail!("the fleet counts writer stopped"),
         () = others_watch => anyhow::bail!("the fleet counts watch stopped"),
         () = elector.run() => anyhow::bail!("leader election stopped"),

@@ -44,6 +44,27 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// `tollgate_trace_spans_total`, by outcome, for the exporter of the control loop's
+    /// traces: registered when the controller starts (once: a second call would find the
+    /// name taken).
+    pub fn trace_counters(&self) -> tollgate_telemetry::export::Counters {
+        let spans = IntCounterVec::new(
+            Opts::new(
+                "tollgate_trace_spans_total",
+                "Spans of reconcile passes: exported (the collector took them) or dropped",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        self.registry
+            .register(Box::new(spans.clone()))
+            .expect("registered once");
+        tollgate_telemetry::export::Counters {
+            exported: spans.with_label_values(&["exported"]),
+            dropped: spans.with_label_values(&["dropped"]),
+        }
+    }
+
     pub fn new() -> Self {
         let registry = Registry::new();
         let reconciles = IntCounterVec::new(

@@ -361,6 +361,9 @@ pub struct StageTable {
     pub variables: BTreeMap<String, String>,
     /// The stage's default throttle, capped by the gateway's.
     pub throttle: ThrottleSettings,
+    /// Whether and where the stage's requests are traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingTable>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryTable>,
     /// REST API: the stage's response cache.
@@ -368,6 +371,18 @@ pub struct StageTable {
     pub cache: Option<StageCacheTable>,
     /// Sorted by path, then method.
     pub routes: Vec<RouteTable>,
+}
+
+/// A traced stage: the gateway's `tracing` (or the defaults) as this stage uses it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TracingTable {
+    /// The collector; `None`: the proxy's own (`--otlp-endpoint`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    pub protocol: crate::resources::OtlpProtocol,
+    /// 0 to 1.
+    pub sampling_ratio: f64,
 }
 
 /// A stage's canary: the share it takes and its full set of stage variables.

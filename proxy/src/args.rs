@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 use tollgate_crds::table::ObjectKey;
+use tollgate_telemetry::export::{Endpoint, Protocol};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -95,6 +96,16 @@ pub struct Args {
     #[arg(long, env = "TOLLGATE_ACCESS_LOG", value_enum, default_value_t = AccessLogTarget::Stdout)]
     pub access_log: AccessLogTarget,
 
+    /// The OpenTelemetry collector (OTLP) that traced stages send spans to when their
+    /// gateway's `tracing` names none: `http://otel-collector:4317` (gRPC) or, with
+    /// `--otlp-protocol http/protobuf`, `http://otel-collector:4318`.
+    #[arg(long, env = "TOLLGATE_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// The OTLP transport to `--otlp-endpoint`: `grpc` or `http/protobuf`.
+    #[arg(long, env = "TOLLGATE_OTLP_PROTOCOL", default_value = "grpc")]
+    pub otlp_protocol: Protocol,
+
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "TOLLGATE_DRAIN_SECONDS", default_value_t = 30)]
     pub drain_seconds: u64,
@@ -173,6 +184,15 @@ pub struct FleetArgs {
 
 impl Args {
     /// Checks that exactly one mode is chosen, with what it needs.
+    /// The proxy's own collector, from `--otlp-endpoint` and `--otlp-protocol`.
+    pub fn otlp_endpoint(&self) -> Option<Endpoint> {
+        let url = self.otlp_endpoint.clone().filter(|u| !u.is_empty())?;
+        Some(Endpoint {
+            url,
+            protocol: self.otlp_protocol,
+        })
+    }
+
     pub fn mode(&self) -> Result<Mode, String> {
         match (&self.config, &self.controller) {
             (Some(_), Some(_)) => Err(

@@ -17,6 +17,7 @@ use crate::cors::Cors;
 use crate::errors::GatewayError;
 use crate::gateway_response::GatewayResponses;
 use crate::lambda;
+use crate::request_trace::StageTracing;
 use crate::request_validation::Models;
 use crate::resource_policy::Policy;
 use crate::router::{RouterError, StageRouter};
@@ -55,6 +56,8 @@ pub struct ServedStage {
     pub cache: Option<StageCache>,
     /// API keys bound on this stage, by SHA-256 of the key.
     keys: HashMap<String, KeyBinding>,
+    /// How its requests are traced, on a traced stage.
+    pub tracing: Option<StageTracing>,
 }
 
 /// An API key bound to a usage plan on a stage.
@@ -87,6 +90,7 @@ impl ServedGateway {
                         StageCache::build(settings, shared)
                     }),
                     keys,
+                    tracing: stage.tracing.as_ref().map(StageTracing::build),
                 },
             );
         }
@@ -111,6 +115,10 @@ impl ServedGateway {
 
     pub fn stage(&self, name: &str) -> Option<&ServedStage> {
         self.stages.get(name)
+    }
+
+    pub fn stages(&self) -> impl Iterator<Item = &ServedStage> {
+        self.stages.values()
     }
 
     pub fn stage_table(&self, stage: &ServedStage) -> &StageTable {

@@ -29,6 +29,13 @@ pub fn install(
                     .map(|at| (g.key().to_string(), t.hostname.as_str(), at))
             })
         }));
+    // Exporters for the collectors traced stages name, before their requests arrive.
+    shared.tracers.refresh(
+        gateways
+            .iter()
+            .flat_map(|g| g.stages())
+            .filter_map(|s| s.tracing.as_ref()?.endpoint()),
+    );
     let dispatch = Dispatch::new(gateways, base_domain);
     shared.dispatch.store(Arc::new(dispatch));
     reports

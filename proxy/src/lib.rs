@@ -31,6 +31,7 @@ pub mod request_body;
 pub mod request_ctx;
 pub mod request_log;
 pub mod request_path;
+pub mod request_trace;
 pub mod request_validation;
 pub mod resource_policy;
 pub mod router;

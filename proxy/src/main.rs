@@ -16,6 +16,7 @@ use tollgate_proxy::dispatch::Dispatch;
 use tollgate_proxy::fleet::Fleet;
 use tollgate_proxy::metrics::Metrics;
 use tollgate_proxy::request_body::{BodyBudget, BodyLimits};
+use tollgate_proxy::request_trace::Tracers;
 use tollgate_proxy::server::{self, Listeners, ServerOptions, TlsListener};
 use tollgate_proxy::standalone::Standalone;
 use tollgate_proxy::state::Shared;
@@ -89,6 +90,8 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
         AccessLogTarget::Stdout => AccessLog::stdout(metrics.access_log_dropped.clone()),
         AccessLogTarget::Off => AccessLog::off(metrics.access_log_dropped.clone()),
     };
+    let tracers =
+        Tracers::new(args.otlp_endpoint(), metrics.trace_counters()).context("--otlp-endpoint")?;
     let body_limits = BodyLimits {
         read_timeout: Duration::from_secs(args.body_read_timeout_seconds),
         budget: BodyBudget::new(
@@ -109,6 +112,7 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
         body_limits,
         websocket_idle_timeout: Duration::from_secs(args.websocket_idle_timeout_seconds),
         managed: Default::default(),
+        tracers,
     });
     let report = Arc::new(ArcSwap::from_pointee(ConfigReport::default()));
 
@@ -169,6 +173,7 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
     server::serve(listeners, shared.clone(), options, shutdown_signal()).await;
     // Requests answered during the drain are logged before the process exits.
     let _ = tokio::time::timeout(Duration::from_secs(5), shared.access_log.flush()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), shared.tracers.flush()).await;
     Ok(())
 }
 

@@ -19,6 +19,7 @@ use tollgate_crds::table::{GatewayTable, RouteTable, StageTable};
 use crate::auth::Identity;
 use crate::canary::Deployment;
 use crate::dispatch::{KeyBinding, Target};
+use crate::request_trace::{Phase, Propagate, TraceIds};
 use crate::router::ServedRoute;
 use crate::server::Hold;
 use crate::tls::{ClientCert, TlsSession};
@@ -80,6 +81,8 @@ pub struct RequestCtx<'a> {
     /// Whether the request is a WebSocket handshake whose connection can be handed over
     /// ([`websocket`](crate::websocket)).
     pub websocket: bool,
+    /// Its trace, on a traced stage ([`request_trace`](crate::request_trace)).
+    pub trace: Option<TraceIds>,
 }
 
 impl RequestCtx<'_> {
@@ -99,6 +102,15 @@ impl RequestCtx<'_> {
     /// The path as the client sent it, with the stage or base path.
     pub fn raw_path(&self) -> &str {
         self.parts.uri.path()
+    }
+
+    /// The trace context a call made in `phase` carries, on a traced stage.
+    pub fn propagate(&self, phase: Phase) -> Option<Propagate<'_>> {
+        let ids = self.trace.as_ref()?;
+        Some(match phase {
+            Phase::Authorize => ids.call(ids.auth),
+            Phase::Throttle | Phase::Integration => ids.call(ids.integration),
+        })
     }
 }
 

@@ -24,6 +24,7 @@ use crate::access_log::{AccessRecord, Upgraded};
 use crate::body::{Body, BoxError};
 use crate::errors::GatewayError;
 use crate::metrics::{RequestLabels, RouteMetrics};
+use crate::request_trace::Recording;
 use crate::state::Shared;
 
 /// A request's log, until it is written.
@@ -33,6 +34,8 @@ pub struct Logged {
     pub record: AccessRecord,
     /// The route's metrics, once the request has a route.
     pub route_metrics: Option<Arc<RouteMetrics>>,
+    /// The spans of a sampled request on a traced stage, sent with the line.
+    pub trace: Option<Recording>,
     written: bool,
 }
 
@@ -43,6 +46,7 @@ impl Logged {
             started,
             record,
             route_metrics: None,
+            trace: None,
             written: false,
         }
     }
@@ -117,8 +121,16 @@ impl Logged {
         }
     }
 
+    /// When the request arrived.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     fn write(&mut self) {
         self.shared.access_log.write(&self.record);
+        if let Some(recording) = self.trace.take() {
+            recording.finish(&self.record);
+        }
         self.written = true;
     }
 }

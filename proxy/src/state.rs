@@ -13,6 +13,7 @@ use crate::dispatch::Dispatch;
 use crate::managed::Managed;
 use crate::metrics::Metrics;
 use crate::request_body::BodyLimits;
+use crate::request_trace::Tracers;
 use crate::throttle::Limiter;
 use crate::upstream::Upstream;
 
@@ -39,4 +40,6 @@ pub struct Shared {
     pub websocket_idle_timeout: Duration,
     /// The WebSocket API connections this proxy holds, and the bus to the fleet's.
     pub managed: Managed,
+    /// The exporters of the collectors traced stages send spans to.
+    pub tracers: Tracers,
 }

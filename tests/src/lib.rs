@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod collector;
 pub mod config;
 pub mod control_plane;
 pub mod controller;

@@ -49,6 +49,8 @@ pub struct Settings {
     pub controller_namespace: String,
     /// The CA (PEM) proxies trust for the snapshot service.
     pub ca_pem: String,
+    /// The collector the proxies send spans to when their gateway names none.
+    pub otlp: Option<tollgate_telemetry::export::Endpoint>,
 }
 
 /// The kinds a fleet is made of.
@@ -334,6 +336,14 @@ fn pod_template(gateway: &ApiGateway, name: &str, namespace: &str, settings: &Se
         SHUTDOWN_DELAY_SECONDS.to_string(),
     ];
     args.extend(log_args(fleet));
+    if let Some(otlp) = &settings.otlp {
+        args.extend([
+            "--otlp-endpoint".to_owned(),
+            otlp.url.clone(),
+            "--otlp-protocol".to_owned(),
+            otlp.protocol.name().to_owned(),
+        ]);
+    }
     let mut ports = vec![
         json!({"name": "http", "containerPort": PROXY_PORT, "protocol": "TCP"}),
         json!({"name": "admin", "containerPort": ADMIN_PORT, "protocol": "TCP"}),
@@ -447,6 +457,7 @@ mod tests {
             proxy_image: "img:1".into(),
             controller_namespace: "tollgate-system".into(),
             ca_pem: "PEM".into(),
+            otlp: None,
         }
     }
 

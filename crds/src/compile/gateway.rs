@@ -12,11 +12,12 @@ use crate::resources::{
     EndpointType, IamEffect, MutualTls, RateLimitMode, TLS_SECRET_TYPE, TRUSTSTORE_KEY,
     TRUSTSTORE_LABEL, TRUSTSTORE_SECRET_TYPE,
 };
+use crate::resources::{DEFAULT_SAMPLING_RATIO, TracingSettings};
 use crate::table::{
     AuthorizerEndpoint, AuthorizerTable, AwsCredentialsTable, BasePathTable, CanaryTable,
     CorsTable, DEFAULT_GATEWAY_THROTTLE, DEFAULT_STAGE, DomainTable, GatewayTable,
     IamStatementTable, IamTable, JwtTable, ObjectKey, RateLimitingTable, ResourcePolicyTable,
-    StageTable, TABLE_FORMAT, ThrottleSettings, TlsMaterial,
+    StageTable, TABLE_FORMAT, ThrottleSettings, TlsMaterial, TracingTable,
 };
 
 pub const JWT_DEFAULT_IDENTITY_SOURCE: &str = "$request.header.Authorization";
@@ -351,12 +352,32 @@ fn compile_stages(
             name: stage.name.clone(),
             variables,
             throttle,
+            tracing: tracing(gw.spec.tracing.as_ref(), stage.tracing_enabled),
             canary,
             cache,
             routes: Vec::new(),
         });
     }
     stages
+}
+
+/// A stage's tracing: on when the stage says so, else when the gateway has `tracing`. The
+/// schema bounds the endpoint and the ratio; a ratio out of range (from a file that skipped
+/// the API server's checks) is clamped, never a reason to refuse the stage.
+fn tracing(gateway: Option<&TracingSettings>, stage: Option<bool>) -> Option<TracingTable> {
+    if !stage.unwrap_or(gateway.is_some()) {
+        return None;
+    }
+    let settings = gateway.cloned().unwrap_or_default();
+    let ratio = settings
+        .sampling_ratio
+        .unwrap_or(DEFAULT_SAMPLING_RATIO)
+        .clamp(0.0, 1.0);
+    Some(TracingTable {
+        endpoint: settings.endpoint,
+        protocol: settings.protocol,
+        sampling_ratio: if ratio.is_nan() { 0.0 } else { ratio },
+    })
 }
 
 fn valid_variables(

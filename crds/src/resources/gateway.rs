@@ -8,6 +8,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::TracingSettings;
 use super::cache::StageCache;
 use super::common::{LocalRef, ThrottleSettings};
 use super::gateway_response::GatewayResponse;
@@ -227,6 +228,11 @@ pub struct ApiGatewaySpec {
     )]
     pub binary_media_types: Vec<String>,
 
+    /// Traces of this gateway's requests, sent to an OpenTelemetry collector (where Amazon
+    /// has X-Ray). Unset: stages are traced only where they set `tracingEnabled: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingSettings>,
+
     /// How the proxy fleet for this gateway runs in the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetSettings>,
@@ -398,6 +404,12 @@ pub struct Stage {
     /// Default throttle for every route of this stage. Capped by the gateway-wide throttle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle: Option<ThrottleSettings>,
+
+    /// Whether this stage's requests are traced (Amazon's `tracingEnabled`). Unset: traced
+    /// when the gateway has `tracing`. `true` on a gateway without `tracing` uses the
+    /// proxies' own collector (`--otlp-endpoint`) and the default sampling ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing_enabled: Option<bool>,
 
     /// A canary release: a share of this stage's traffic served with other stage variables.
     #[serde(default, skip_serializing_if = "Option::is_none")]

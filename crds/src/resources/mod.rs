@@ -9,6 +9,7 @@ mod gateway;
 mod gateway_response;
 mod route;
 mod templates;
+mod tracing;
 mod usage_plan;
 mod validation;
 
@@ -18,5 +19,6 @@ pub use gateway::*;
 pub use gateway_response::*;
 pub use route::*;
 pub use templates::*;
+pub use tracing::*;
 pub use usage_plan::*;
 pub use validation::*;

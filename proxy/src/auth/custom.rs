@@ -45,6 +45,7 @@ use crate::errors::{GatewayError, error_chain};
 use crate::lambda::event::{ACCOUNT_ID, EventInput, event_v1, event_v2};
 use crate::lambda::{self, Invocation};
 use crate::request_ctx::RouteCtx;
+use crate::request_trace::{Phase, Propagate};
 use crate::upstream::{Deadline, Kind, Outbound, Reply, Upstream, UpstreamError};
 
 /// The region in every method ARN: Tollgate runs in no AWS region.
@@ -95,9 +96,15 @@ pub async fn authorize(
         None => {
             let question = question(table, sources, request, &method_arn)?;
             let answer = Arc::new(
-                ask(client, endpoint, &question, request.id)
-                    .await
-                    .map_err(|e| e.into_gateway_error(&table.name))?,
+                ask(
+                    client,
+                    endpoint,
+                    &question,
+                    request.id,
+                    request.propagate(Phase::Authorize),
+                )
+                .await
+                .map_err(|e| e.into_gateway_error(&table.name))?,
             );
             cache.insert(key, answer.clone(), ttl);
             answer
@@ -262,11 +269,13 @@ async fn ask(
     endpoint: &AuthorizerEndpoint,
     question: &Value,
     request_id: &str,
+    trace: Option<Propagate<'_>>,
 ) -> Result<Answer, AuthorizerError> {
     let call = Outbound {
         kind: Kind::Authorizer,
         request_id: Some(request_id),
         deadline: Deadline::after(TIMEOUT),
+        trace,
     };
     match endpoint {
         AuthorizerEndpoint::Http { url } => {

@@ -448,6 +448,7 @@ async fn fetch(
         kind: Kind::Jwks,
         request_id: None,
         deadline: Deadline::after(FETCH_TIMEOUT),
+        trace: None,
     };
     let reply = upstream
         .fetch(call, request, MAX_JWKS_BYTES)

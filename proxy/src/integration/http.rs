@@ -18,6 +18,7 @@ use crate::integration::templates::{self, Answer, Scope, Templates};
 use crate::mapping::{self, UrlChange};
 use crate::request_body::{BodyError, RequestBody};
 use crate::request_ctx::RouteCtx;
+use crate::request_trace::Phase;
 use crate::template::{Vars, render};
 use crate::upstream::{Deadline, Kind, Outbound, Payload, Upstream, UpstreamError};
 use crate::websocket;
@@ -143,6 +144,7 @@ pub async fn forward<B: ClientBody>(
         kind: Kind::Integration,
         request_id: Some(call.id),
         deadline: Deadline::after(Duration::from_millis(u64::from(timeout_millis))),
+        trace: call.propagate(Phase::Integration),
     };
     let sent = if call.websocket {
         upstream.upgrade(outbound, request).await

@@ -16,6 +16,7 @@ use crate::lambda::event::{EventInput, event_v1, event_v2, is_binary_media_type}
 use crate::lambda::result::{ApiKind, Base64Body, parse_result_with};
 use crate::lambda::{self, Invocation, concurrency};
 use crate::request_ctx::RouteCtx;
+use crate::request_trace::Phase;
 use crate::upstream::{Deadline, Kind, Outbound, Upstream, UpstreamError};
 
 /// Largest function result read: Lambda's own synchronous response limit is 6 MB.
@@ -45,6 +46,7 @@ pub async fn invoke(
         kind: Kind::Lambda,
         request_id: Some(call.id),
         deadline,
+        trace: call.propagate(Phase::Integration),
     };
     let Invocation {
         status,
@@ -119,13 +121,22 @@ fn proxy_event(call: &RouteCtx<'_>, body: &Bytes, version: PayloadFormatVersion)
         PayloadFormatVersion::V1 => call.identity.lambda_v1(),
         PayloadFormatVersion::V2 => call.identity.lambda_v2(),
     };
-    let input = EventInput::of(
+    let mut input = EventInput::of(
         call,
         &path_parameters,
         call.parts.version,
         body,
         authorizer.as_ref(),
     );
+    // On a traced stage the function sees the trace in its event's headers, as on Amazon
+    // (`X-Amzn-Trace-Id`), and in `traceparent`.
+    let traced;
+    if let Some(trace) = call.propagate(Phase::Integration) {
+        let mut headers = call.parts.headers.clone();
+        trace.inject(&mut headers);
+        traced = headers;
+        input.headers = &traced;
+    }
     let event = match version {
         PayloadFormatVersion::V1 => event_v1(&input),
         PayloadFormatVersion::V2 => event_v2(&input),

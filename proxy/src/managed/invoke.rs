@@ -81,6 +81,7 @@ pub async fn invoke(
                 kind: Kind::Integration,
                 request_id: Some(event.request_id),
                 deadline,
+                trace: None,
             };
             let reply = upstream
                 .fetch(call, request, MAX_ANSWER_BYTES)
@@ -119,6 +120,7 @@ async fn lambda(
         kind: Kind::Lambda,
         request_id: Some(event.request_id),
         deadline,
+        trace: None,
     };
     let payload = event.to_json().to_string();
     let Invocation {

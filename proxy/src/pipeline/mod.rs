@@ -38,11 +38,14 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode};
+use tollgate_crds::table::{IntegrationTable, RateLimitMode};
+use tollgate_telemetry::KeyValue;
+use tollgate_telemetry::propagation::AMZN_TRACE_ID;
 use tracing::Instrument;
 
 use crate::access_log::AccessRecord;
@@ -51,6 +54,7 @@ use crate::dispatch::Dispatch;
 use crate::errors::{Fault, GatewayError};
 use crate::request_ctx::{Connection, RequestCtx};
 use crate::request_log::{Logged, LoggedBody};
+use crate::request_trace::{Phase, Recording, StageTracing, TraceIds};
 use crate::state::Shared;
 use crate::throttle::Subject;
 use crate::{
@@ -168,6 +172,12 @@ async fn serve<B: ClientBody>(
     };
     log.record.gateway = Some(target.gateway.name.clone());
     log.record.stage = Some(target.stage.name.clone());
+    // The trace, on a traced stage: the caller's continued, or a new one.
+    let trace = target
+        .stage
+        .tracing
+        .as_ref()
+        .map(|tracing| begin_trace(shared, tracing, parts, received_at, log));
 
     // Phase 2: resource policy, on the client's address (X-Forwarded-For from trusted
     // proxies); before the preflight, so a refused client learns nothing of the API.
@@ -185,6 +195,7 @@ async fn serve<B: ClientBody>(
         client_cert,
         source_ip,
         websocket,
+        trace,
     };
     let cors = ctx.target.gateway.cors.as_ref();
     let outcome = match policy.check(source_ip) {
@@ -216,6 +227,12 @@ async fn serve<B: ClientBody>(
     });
     if let Some(c) = cors {
         cors::decorate(c, &parts.headers, &mut response);
+    }
+    // The trace the answer belongs to, as Amazon's `X-Amzn-Trace-Id`.
+    if let Some(trace) = &ctx.trace {
+        response
+            .headers_mut()
+            .insert(AMZN_TRACE_ID, trace.response_header());
     }
     // Last: the answer compressed, on a gateway that compresses (one `Option` check if not).
     if let Some(minimum) = response::compression(&ctx) {
@@ -254,19 +271,36 @@ async fn admitted<B: ClientBody>(
         Pending::Read(read) => Some(&read.bytes[..]),
         Pending::Unread(_) => None,
     };
-    ctx.identity = auth::authorize(&shared.auth, &shared.client, &ctx, signed_payload)
+    let auth_started = Instant::now();
+    let identity = auth::authorize(&shared.auth, &shared.client, &ctx, signed_payload)
         .instrument(tracing::trace_span!("auth"))
-        .await?;
+        .await;
+    if let (Some(recording), Some(name)) = (&mut log.trace, &ctx.route_table().authorizer) {
+        let attributes = vec![KeyValue::new("tollgate.authorizer", name.clone())];
+        let error = identity.as_ref().err().map(ToString::to_string);
+        recording.phase(Phase::Authorize, auth_started, attributes, error);
+    }
+    ctx.identity = identity?;
     ctx.binding = api_key::binding(&ctx)?;
     log.record.api_key_id = ctx.binding.map(|b| b.tenant.clone());
 
     // Phase 6: throttle and quota.
     let fleet_size = shared.fleet_size.load(Ordering::Relaxed);
+    let throttle_started = Instant::now();
     let rate_status = shared
         .limiter
         .admit(&Subject::of(&ctx), fleet_size)
         .instrument(tracing::trace_span!("throttle"))
-        .await?;
+        .await;
+    // A span when the counters are in Redis: a round trip worth seeing.
+    if let Some(recording) = &mut log.trace
+        && ctx.gateway().rate_limiting.mode == RateLimitMode::Redis
+    {
+        let attributes = vec![KeyValue::new("db.system.name", "redis")];
+        let error = rate_status.as_ref().err().map(ToString::to_string);
+        recording.phase(Phase::Throttle, throttle_started, attributes, error);
+    }
+    let rate_status = rate_status?;
 
     // Phase 7: request validation, then the body (already read whole for an AWS_IAM route;
     // read whole here for a route that validates it).
@@ -310,6 +344,14 @@ async fn admitted<B: ClientBody>(
         _ => call().instrument(tracing::trace_span!("integration")).await,
     };
     let elapsed = started.elapsed();
+    if let Some(recording) = &mut log.trace {
+        recording.phase(
+            Phase::Integration,
+            started,
+            integration_attributes(integration, &outcome),
+            outcome.as_ref().err().map(ToString::to_string),
+        );
+    }
     log.record.integration_latency = Some(elapsed.as_millis() as u64);
     metrics.observe_integration(elapsed.as_secs_f64());
     let mut answer = outcome.inspect_err(|e| {
@@ -322,6 +364,46 @@ async fn admitted<B: ClientBody>(
     // Phase 9: response headers.
     response::decorate(&ctx, rate_status, &mut answer);
     Ok(answer)
+}
+
+/// Reads the caller's trace context, decides whether the request is recorded, and arms the
+/// recording in the log phase if so.
+fn begin_trace(
+    shared: &Shared,
+    tracing: &StageTracing,
+    parts: &Parts,
+    received_at: jiff::Timestamp,
+    log: &mut Logged,
+) -> TraceIds {
+    let ids = TraceIds::begin(tracing, &parts.headers);
+    log.trace = Recording::begin(
+        &shared.tracers,
+        tracing,
+        &ids,
+        SystemTime::from(received_at),
+        log.started(),
+    );
+    ids
+}
+
+/// What the integration span says of the call.
+fn integration_attributes(
+    integration: &IntegrationTable,
+    outcome: &Result<Response<Body>, GatewayError>,
+) -> Vec<KeyValue> {
+    let kind = match integration {
+        IntegrationTable::Http { .. } => "http",
+        IntegrationTable::Lambda { .. } => "lambda",
+        IntegrationTable::Mock { .. } => "mock",
+    };
+    let mut attributes = vec![KeyValue::new("tollgate.integration.type", kind)];
+    if let Ok(answer) = outcome {
+        attributes.push(KeyValue::new(
+            "http.response.status_code",
+            i64::from(answer.status().as_u16()),
+        ));
+    }
+    attributes
 }
 
 /// The body between phases 5 and 7: read whole early for an authorizer that signs it, or

@@ -23,6 +23,7 @@ use crate::install::install;
 use crate::metrics::Metrics;
 use crate::request_body::{BodyBudget, BodyLimits};
 use crate::request_ctx::Connection;
+use crate::request_trace::Tracers;
 use crate::state::Shared;
 use crate::throttle::Limiter;
 use crate::upstream::Upstream;
@@ -146,6 +147,7 @@ impl Proxy {
                 metrics.body_budget_refusals.clone(),
             ),
         };
+        let metrics_for_tracers = metrics.trace_counters();
         let shared = Arc::new(Shared {
             dispatch: ArcSwap::from_pointee(Dispatch::default()),
             client: Upstream::build(None, metrics.upstream()).unwrap(),
@@ -158,6 +160,7 @@ impl Proxy {
             body_limits,
             websocket_idle_timeout: Duration::from_secs(600),
             managed: Default::default(),
+            tracers: Tracers::none(metrics_for_tracers),
         });
         let gateways = compiled
             .tables

@@ -89,6 +89,9 @@ pub struct Outbound<'a> {
     /// The request the call is made for, sent as `x-request-id`.
     pub request_id: Option<&'a str>,
     pub deadline: Deadline,
+    /// The trace context the call carries (`traceparent`, `X-Amzn-Trace-Id`), on a traced
+    /// stage.
+    pub trace: Option<crate::request_trace::Propagate<'a>>,
 }
 
 /// A request's body as a call sends it.

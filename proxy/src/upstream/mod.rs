@@ -202,6 +202,9 @@ impl Upstream {
         {
             request.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
+        if let Some(trace) = call.trace {
+            trace.inject(request.headers_mut());
+        }
         let uri = request.uri();
         let Some(host) = uri.authority().cloned() else {
             return Err(bad_url(uri, "no host"));

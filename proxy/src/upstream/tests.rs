@@ -108,6 +108,7 @@ fn outbound() -> Outbound<'static> {
         kind: Kind::Integration,
         request_id: Some("req-1"),
         deadline: Deadline::after(Duration::from_secs(5)),
+        trace: None,
     }
 }
 
