@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tollgate_crds::table::{AccessLogFormatTable, RateLimitMode, TlsPolicy};
 use tollgate_crds::table::{DEFAULT_STAGE, GatewayTable, ObjectKey, StageTable, UsagePlanTable};
-use tollgate_crds::table::{RateLimitMode, TlsPolicy};
 
 use crate::cache::StageCache;
 use crate::cache::shared::SharedCache;
@@ -55,6 +55,8 @@ pub struct ServedStage {
     pub cache: Option<StageCache>,
     /// API keys bound on this stage, by SHA-256 of the key.
     keys: HashMap<String, KeyBinding>,
+    /// The stage's access-log format (`accessLogSettings`), shared by its requests' records.
+    pub access_log: Option<Arc<AccessLogFormatTable>>,
 }
 
 /// An API key bound to a usage plan on a stage.
@@ -87,6 +89,7 @@ impl ServedGateway {
                         StageCache::build(settings, shared)
                     }),
                     keys,
+                    access_log: stage.access_log.clone().map(Arc::new),
                 },
             );
         }

@@ -168,6 +168,9 @@ async fn serve<B: ClientBody>(
     };
     log.record.gateway = Some(target.gateway.name.clone());
     log.record.stage = Some(target.stage.name.clone());
+    if shared.access_log.enabled() {
+        log.record.format = target.stage.access_log.clone();
+    }
 
     // Phase 2: resource policy, on the client's address (X-Forwarded-For from trusted
     // proxies); before the preflight, so a refused client learns nothing of the API.
@@ -257,6 +260,7 @@ async fn admitted<B: ClientBody>(
     ctx.identity = auth::authorize(&shared.auth, &shared.client, &ctx, signed_payload)
         .instrument(tracing::trace_span!("auth"))
         .await?;
+    log.record.set_identity(&ctx.identity);
     ctx.binding = api_key::binding(&ctx)?;
     log.record.api_key_id = ctx.binding.map(|b| b.tenant.clone());
 
@@ -311,6 +315,7 @@ async fn admitted<B: ClientBody>(
     };
     let elapsed = started.elapsed();
     log.record.integration_latency = Some(elapsed.as_millis() as u64);
+    log.record.integration_status = outcome.as_ref().ok().map(|a| a.status().as_u16());
     metrics.observe_integration(elapsed.as_secs_f64());
     let mut answer = outcome.inspect_err(|e| {
         let (gateway, stage) = (&ctx.target.gateway.name, &ctx.target.stage.name);
@@ -341,6 +346,10 @@ pub(crate) fn refused(request_id: &str, error: GatewayError, log: &mut Logged) -
 fn note_refusal(request_id: &str, error: &GatewayError, log: &mut Logged) {
     log_refusal(request_id, error);
     log.record.error_message = Some(error.to_string());
+    log.record.error_type = Some(error.response_type().as_str());
+    if log.record.format.is_some() {
+        log.record.gateway_message = error.full_message().map(String::from);
+    }
 }
 
 /// The gateway's answer to a refusal: the default one, as its `gatewayResponses` customise it.
