@@ -348,3 +348,32 @@ impl Sink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> AccessRecord {
+        AccessRecord::new(
+            Uuid::nil(),
+            jiff::Timestamp::UNIX_EPOCH,
+            "127.0.0.1".parse().unwrap(),
+            Method::GET,
+            Uri::from_static("/dev/ok"),
+            Version::HTTP_11,
+        )
+    }
+
+    /// The default line is unchanged without a trace id, and names it when there is one.
+    #[test]
+    fn the_json_line_has_a_trace_id_only_when_traced() {
+        let mut r = record();
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"requestId":"00000000-0000-0000-0000-000000000000","requestTime":"1970-01-01T00:00:00Z","sourceIp":"127.0.0.1","httpMethod":"GET","path":"/dev/ok","protocol":"HTTP/1.1","status":0,"responseLatency":0}"#
+        );
+        r.trace_id = Some([0xab; 16]);
+        let line = serde_json::to_value(&r).unwrap();
+        assert_eq!(line["traceId"], "ab".repeat(16));
+    }
+}
