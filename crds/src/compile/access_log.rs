@@ -82,20 +82,20 @@ pub fn parse(format: &str) -> Result<AccessLogFormatTable, String> {
     let mut escaped = false;
     let mut rest = format;
     while let Some(c) = rest.chars().next() {
-        if c == '$' {
-            if let Some((name, len)) = variable_at(rest)? {
-                let variable = variable(name)?;
-                if !text.is_empty() {
-                    segments.push(AccessLogSegment::Text(std::mem::take(&mut text)));
-                }
-                segments.push(if json && !in_string {
-                    AccessLogSegment::JsonValue(variable)
-                } else {
-                    AccessLogSegment::Value(variable)
-                });
-                rest = &rest[len..];
-                continue;
+        if c == '$'
+            && let Some((name, len)) = variable_at(rest)?
+        {
+            let variable = variable(name)?;
+            if !text.is_empty() {
+                segments.push(AccessLogSegment::Text(std::mem::take(&mut text)));
             }
+            segments.push(if json && !in_string {
+                AccessLogSegment::JsonValue(variable)
+            } else {
+                AccessLogSegment::Value(variable)
+            });
+            rest = &rest[len..];
+            continue;
         }
         if json {
             match c {

@@ -39,11 +39,15 @@ impl RotatingFile {
 
     pub(super) async fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
         let len = line.len() as u64;
-        if self.size > 0 && self.size + len > self.settings.max_bytes {
-            if let Err(e) = self.rotate().await {
-                // Keep writing where we can: a line lost is worse than a file too long.
-                tracing::warn!(path = %self.settings.path.display(), error = %e, "cannot rotate the access log file");
-            }
+        // Keep writing where we can when rotation fails: a line lost is worse than a file too
+        // long.
+        if self.size > 0
+            && self.size + len > self.settings.max_bytes
+            && let Err(e) = self.rotate().await
+        {
+            tracing::warn!(path = %self.settings.path.display(), error = %e, "cannot rotate the access log file");
+            // Tried again after another max_bytes, not on every line.
+            self.size = 0;
         }
         self.file.write_all(line).await?;
         self.size += len;
