@@ -11,6 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod access_log;
 mod cache;
 mod gateway_response;
 mod mapping;
@@ -22,6 +23,8 @@ pub use mapping::{
     ContextVariable, MappingAction, MappingPart, MappingRule, MappingTarget, ParameterMappingTable,
     ResponseMapping,
 };
+
+pub use access_log::{AccessLogFormatTable, AccessLogKind, AccessLogSegment, AccessLogVariable};
 
 pub use cache::{CacheKeyParameter, RouteCacheTable, StageCacheTable, UnauthorizedCacheControl};
 
@@ -369,6 +372,9 @@ pub struct StageTable {
     /// REST API: the stage's response cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<StageCacheTable>,
+    /// The stage's access-log format; none: the proxy's own JSON line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<AccessLogFormatTable>,
     /// Sorted by path, then method.
     pub routes: Vec<RouteTable>,
 }

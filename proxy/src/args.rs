@@ -92,7 +92,8 @@ pub struct Args {
     #[arg(long, env = "TOLLGATE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
-    /// Where the JSON access log goes.
+    /// Where the access log goes: standard output, a file (`--access-log-file`, rotated by
+    /// size), or nowhere.
     #[arg(long, env = "TOLLGATE_ACCESS_LOG", value_enum, default_value_t = AccessLogTarget::Stdout)]
     pub access_log: AccessLogTarget,
 
@@ -105,6 +106,21 @@ pub struct Args {
     /// The OTLP transport to `--otlp-endpoint`: `grpc` or `http/protobuf`.
     #[arg(long, env = "TOLLGATE_OTLP_PROTOCOL", default_value = "grpc")]
     pub otlp_protocol: Protocol,
+
+    /// `--access-log file`: the file lines are appended to; rotated ones are `PATH.1` (the
+    /// newest) to `PATH.{max files}`.
+    #[arg(long, env = "TOLLGATE_ACCESS_LOG_FILE")]
+    pub access_log_file: Option<PathBuf>,
+
+    /// `--access-log file`: the size a file is rotated at (a line is never split).
+    #[arg(long, env = "TOLLGATE_ACCESS_LOG_MAX_BYTES", default_value_t = 100 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub access_log_max_bytes: u64,
+
+    /// `--access-log file`: rotated files kept; the oldest is dropped past it (0: the file is
+    /// started over instead).
+    #[arg(long, env = "TOLLGATE_ACCESS_LOG_MAX_FILES", default_value_t = 5)]
+    pub access_log_max_files: u32,
 
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "TOLLGATE_DRAIN_SECONDS", default_value_t = 30)]
@@ -278,6 +294,7 @@ pub enum LogFormat {
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccessLogTarget {
     Stdout,
+    File,
     Off,
 }
 

@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tollgate_crds::table::{AccessLogFormatTable, RateLimitMode, TlsPolicy};
 use tollgate_crds::table::{DEFAULT_STAGE, GatewayTable, ObjectKey, StageTable, UsagePlanTable};
-use tollgate_crds::table::{RateLimitMode, TlsPolicy};
 
 use crate::cache::StageCache;
 use crate::cache::shared::SharedCache;
@@ -58,6 +58,8 @@ pub struct ServedStage {
     keys: HashMap<String, KeyBinding>,
     /// How its requests are traced, on a traced stage.
     pub tracing: Option<StageTracing>,
+    /// The stage's access-log format (`accessLogSettings`), shared by its requests' records.
+    pub access_log: Option<Arc<AccessLogFormatTable>>,
 }
 
 /// An API key bound to a usage plan on a stage.
@@ -91,6 +93,7 @@ impl ServedGateway {
                     }),
                     keys,
                     tracing: stage.tracing.as_ref().map(StageTracing::build),
+                    access_log: stage.access_log.clone().map(Arc::new),
                 },
             );
         }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use clap::{CommandFactory, Parser};
 use tokio::net::TcpListener;
-use tollgate_proxy::access_log::AccessLog;
+use tollgate_proxy::access_log::{AccessLog, FileSettings};
 use tollgate_proxy::admin::{self, ConfigReport};
 use tollgate_proxy::args::{AccessLogTarget, Args, LogFormat, Mode};
 use tollgate_proxy::auth::AuthState;
@@ -88,6 +88,19 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
 
     let access_log = match args.access_log {
         AccessLogTarget::Stdout => AccessLog::stdout(metrics.access_log_dropped.clone()),
+        AccessLogTarget::File => {
+            let path = args
+                .access_log_file
+                .clone()
+                .context("--access-log file needs --access-log-file PATH")?;
+            let settings = FileSettings {
+                path,
+                max_bytes: args.access_log_max_bytes,
+                max_files: args.access_log_max_files,
+            };
+            AccessLog::file(settings.clone(), metrics.access_log_dropped.clone())
+                .with_context(|| format!("opening the access log {}", settings.path.display()))?
+        }
         AccessLogTarget::Off => AccessLog::off(metrics.access_log_dropped.clone()),
     };
     let tracers =

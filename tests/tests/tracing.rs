@@ -168,6 +168,10 @@ async fn a_traced_request_continues_its_callers_trace_through_every_call() {
         [format!("00-{CALLER_TRACE}-{}-01", authorize.span_id)]
     );
 
+    // The access log line names the trace.
+    let line = proxy.access_log_entry(&answer.header("x-amzn-requestid").unwrap());
+    assert_eq!(line["traceId"], CALLER_TRACE, "{line}");
+
     // An AWS caller's X-Amzn-Trace-Id is continued the same way.
     let amzn = client
         .get(

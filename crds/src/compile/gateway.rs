@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::Secret;
 
 use super::diagnostics::{Diagnostic, Reason};
-use super::{Resources, cache, gateway_response, lambda, pem, validate, validation, websocket};
+use super::{
+    Resources, access_log, cache, gateway_response, lambda, pem, validate, validation, websocket,
+};
 use crate::resources::{
     ApiGateway, ApiGatewaySpec, ApiProtocol, Authorizer, AuthorizerType, CustomDomain,
     EndpointType, IamEffect, MutualTls, RateLimitMode, TLS_SECRET_TYPE, TRUSTSTORE_KEY,
@@ -348,6 +350,18 @@ fn compile_stages(
             .cache
             .as_ref()
             .and_then(|c| cache::stage(c, gw.spec.protocol, &format!("{field}.cache"), diag));
+        // A format that cannot be logged as written (a secret, an unknown variable) leaves
+        // the stage out: it is never served with another line than the one asked for.
+        let access_log = match &stage.access_log_settings {
+            None => None,
+            Some(settings) => {
+                let field = format!("{field}.accessLogSettings");
+                match access_log::stage(settings, gw.spec.protocol, &field, diag) {
+                    Ok(format) => Some(format),
+                    Err(()) => continue,
+                }
+            }
+        };
         stages.push(StageTable {
             name: stage.name.clone(),
             variables,
@@ -355,6 +369,7 @@ fn compile_stages(
             tracing: tracing(gw.spec.tracing.as_ref(), stage.tracing_enabled),
             canary,
             cache,
+            access_log,
             routes: Vec::new(),
         });
     }

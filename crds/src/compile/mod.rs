@@ -7,6 +7,7 @@
 //! its content hash. The result depends only on the set of resources (with their
 //! [`FirstSeen`] ranks), never on the order they were given in.
 
+pub mod access_log;
 mod cache;
 mod diagnostics;
 mod gateway;

@@ -418,6 +418,48 @@ pub struct Stage {
     /// REST API: the stage's response cache (Amazon's stage cache).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<StageCache>,
+
+    /// The stage's access-log line, as Amazon's `accessLogSettings`: a `format` over
+    /// `$context` variables, or one of the console's presets. Without it, the proxy writes its
+    /// own JSON line. Where lines go is the proxy's `--access-log` setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log_settings: Option<AccessLogSettings>,
+}
+
+/// A stage's access-log line: exactly one of `format` and `preset`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.format) != has(self.preset)",
+        "message": "accessLogSettings needs exactly one of format (your own line) and preset (CLF, JSON, XML or CSV)"
+    }
+]))]
+pub struct AccessLogSettings {
+    /// One line over `$context` variables (`$context.requestId` or `${context.requestId}`),
+    /// which must include `$context.requestId` or `$context.extendedRequestId`. A format that
+    /// starts with `{` is JSON and one that starts with `<` is XML: values are escaped as
+    /// such; otherwise control characters are escaped, and in a CSV line (commas between
+    /// values, no spaces) a value with a comma or a quote is quoted. A variable that would log
+    /// a secret (`$context.identity.apiKey`) or that Tollgate does not know refuses the stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub format: Option<String>,
+    /// One of the API Gateway console's example formats: `CLF`, `JSON`, `XML` or `CSV` (a
+    /// REST API's name `$context.resourcePath`, an HTTP or WebSocket API's
+    /// `$context.routeKey`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<AccessLogPreset>,
+}
+
+/// The API Gateway console's example access-log formats.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum AccessLogPreset {
+    CLF,
+    JSON,
+    XML,
+    CSV,
 }
 
 /// A canary release on a stage.

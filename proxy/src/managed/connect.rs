@@ -60,6 +60,11 @@ pub async fn admit(
         identity: shared.auth.anonymous(),
     };
 
+    if log.record.format.is_some() {
+        log.record.connection_id = Some(peer.connection_id.as_str().into());
+        log.record.event_type = Some("CONNECT");
+    }
+
     if let Some(route) = ctx.target.stage.router.by_key("$connect") {
         log.record.route_key = Some(route.key.clone());
         let (deployment, stage_variables) = canary::choose(ctx.stage(), &ctx.parts.headers);
@@ -76,6 +81,7 @@ pub async fn admit(
         call.identity = auth::authorize(&shared.auth, &shared.client, &call, Some(&[]))
             .instrument(tracing::trace_span!("auth"))
             .await?;
+        log.record.set_identity(&call.identity);
         call.binding = api_key::binding(&call)?;
         log.record.api_key_id = call.binding.map(|b| b.tenant.clone());
         let fleet_size = shared.fleet_size.load(Ordering::Relaxed);

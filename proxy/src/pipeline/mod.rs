@@ -172,6 +172,9 @@ async fn serve<B: ClientBody>(
     };
     log.record.gateway = Some(target.gateway.name.clone());
     log.record.stage = Some(target.stage.name.clone());
+    if shared.access_log.enabled() {
+        log.record.format = target.stage.access_log.clone();
+    }
     // The trace, on a traced stage: the caller's continued, or a new one.
     let trace = target
         .stage
@@ -281,6 +284,7 @@ async fn admitted<B: ClientBody>(
         recording.phase(Phase::Authorize, auth_started, attributes, error);
     }
     ctx.identity = identity?;
+    log.record.set_identity(&ctx.identity);
     ctx.binding = api_key::binding(&ctx)?;
     log.record.api_key_id = ctx.binding.map(|b| b.tenant.clone());
 
@@ -353,6 +357,7 @@ async fn admitted<B: ClientBody>(
         );
     }
     log.record.integration_latency = Some(elapsed.as_millis() as u64);
+    log.record.integration_status = outcome.as_ref().ok().map(|a| a.status().as_u16());
     metrics.observe_integration(elapsed.as_secs_f64());
     let mut answer = outcome.inspect_err(|e| {
         let (gateway, stage) = (&ctx.target.gateway.name, &ctx.target.stage.name);
@@ -376,6 +381,7 @@ fn begin_trace(
     log: &mut Logged,
 ) -> TraceIds {
     let ids = TraceIds::begin(tracing, &parts.headers);
+    log.record.trace_id = Some(ids.trace_id.to_bytes());
     log.trace = Recording::begin(
         &shared.tracers,
         tracing,
@@ -423,6 +429,10 @@ pub(crate) fn refused(request_id: &str, error: GatewayError, log: &mut Logged) -
 fn note_refusal(request_id: &str, error: &GatewayError, log: &mut Logged) {
     log_refusal(request_id, error);
     log.record.error_message = Some(error.to_string());
+    log.record.error_type = Some(error.response_type().as_str());
+    if log.record.format.is_some() {
+        log.record.gateway_message = error.full_message().map(String::from);
+    }
 }
 
 /// The gateway's answer to a refusal: the default one, as its `gatewayResponses` customise it.

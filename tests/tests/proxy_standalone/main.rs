@@ -5,6 +5,7 @@
 //! Needs the binary: `cargo build --workspace --bins` (as `make test` does) before
 //! `cargo test -p tollgate-tests`.
 
+mod access_log_formats;
 mod api_keys;
 mod bodies;
 mod canary;
