@@ -18,6 +18,7 @@ CONNECTIONS=${2:-4}
 PROXY_CPU=0 BACKEND_CPU=1 LOAD_CPU=1
 need nginx wrk curl valgrind
 
+# TRACING_RATIO=0 (or 0.01, 1) counts a traced API's requests at that sampling ratio.
 # NO_BUILD=1 measures the release binary as it is.
 [ -n "${NO_BUILD:-}" ] || cargo build --release -q -p tollgate-proxy --bin tollgate-proxy --example hyper_floor \
     --manifest-path "$ROOT/Cargo.toml"
@@ -26,6 +27,13 @@ BIN=${BIN:-"$ROOT/target/release/tollgate-proxy"}
 BACKEND=$(free_port); TOLLGATE=$(free_port); ADMIN=$(free_port)
 start_backend "$BACKEND"
 write_bench_api "$WORK/tollgate" "$BACKEND"
+# TRACING_RATIO=R traces the API at sampling ratio R (spans to an OTLP port nobody listens on:
+# the exporter's failures are counted, not waited for; bench/tracing.sh measures with a real
+# collector).
+if [ -n "${TRACING_RATIO:-}" ]; then
+    sed -i "s|^  stages: \[{name: bench}\]|  stages: [{name: bench}]\n  tracing: {endpoint: \"http://127.0.0.1:$(free_port)\", samplingRatio: $TRACING_RATIO}|" \
+        "$WORK/tollgate/api.yaml"
+fi
 OUT="$WORK/callgrind.out"
 if [ -n "${FLOOR:-}" ]; then
     COMMAND=("${FLOOR_BIN:-"$ROOT/target/release/examples/hyper_floor"}" "127.0.0.1:$TOLLGATE" "127.0.0.1:$BACKEND")

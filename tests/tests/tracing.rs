@@ -387,3 +387,55 @@ spec:
     );
     drop(controller);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lambda_function_sees_the_trace_in_its_event() {
+    use tollgate_tests::lambda::LambdaRuntime;
+
+    let collector = Collector::start();
+    let runtime = LambdaRuntime::start("handler.handler");
+    let mut gw = gateway("hello", json!([{"name": "dev"}]));
+    gw["spec"]["tracing"] = json!({"endpoint": collector.grpc_url(), "samplingRatio": 1.0});
+    let function = json!({"lambda": {
+        "endpoint": runtime.endpoint(),
+        "functionName": "function",
+        "payloadFormatVersion": "1.0",
+        "maxConcurrency": 1,
+    }});
+    let proxy = serve(
+        &[
+            gw,
+            route("echo", "hello", "GET", "/pets/{petId}/{proxy+}", function),
+        ],
+        &[],
+    );
+    let caller = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
+    let r = Client::new()
+        .get(
+            &proxy.url("/dev/pets/1/toys"),
+            &[("traceparent", caller.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let spans = collector.trace(CALLER_TRACE, 2);
+    let integration = by_name(&spans, "integration");
+    assert_eq!(
+        integration.attribute("tollgate.integration.type").unwrap(),
+        "lambda"
+    );
+    // As on Amazon, the event's headers carry `X-Amzn-Trace-Id` (here from the integration's
+    // span), and `traceparent` beside it.
+    let event = &r.json()["echo"];
+    assert_eq!(
+        event["headers"]["x-amzn-trace-id"],
+        format!(
+            "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent={};Sampled=1",
+            integration.span_id
+        ),
+        "{event}"
+    );
+    assert_eq!(
+        event["headers"]["traceparent"],
+        format!("00-{CALLER_TRACE}-{}-01", integration.span_id)
+    );
+}
