@@ -180,14 +180,14 @@ impl Usage {
     ) -> Result<DayCounts, UsageError> {
         let mut total = self.reported(&plan.key, from, to);
         for url in &plan.redis_urls {
-            let counts = self.from_redis(url, &plan.key, from, to).await?;
+            let counts = self.read_redis(url, &plan.key, from, to).await?;
             add_counts(&mut total, &counts);
         }
         Ok(total)
     }
 
     /// The plan's hashes of each day from `from` to `to`, in one round trip.
-    async fn from_redis(
+    async fn read_redis(
         &self,
         url: &str,
         plan: &ObjectKey,
