@@ -410,4 +410,37 @@ mod tests {
         assert!(limits.buckets.iter().all(|b| !b.per_key));
         assert!(limits.quota.is_none());
     }
+
+    #[tokio::test]
+    async fn local_mode_counts_only_admitted_requests_in_the_keys_usage() {
+        let (gw, rt) = (gateway(), route("GET /pets"));
+        let mut plan = plan(BTreeMap::new());
+        plan.quota.as_mut().unwrap().limit = 2;
+        let slot = usage::UsageSlot::new();
+        let subject = Subject {
+            gateway: &gw,
+            stage: "dev",
+            route: &rt,
+            route_bucket: &Arc::from("r|default/pets|dev|GET /pets"),
+            gateway_bucket: &Arc::from("g|default/pets"),
+            plan: Some((&plan, "alice")),
+            usage: Some(&slot),
+        };
+        let limiter = Limiter::default();
+        let mut admitted = 0;
+        for _ in 0..3 {
+            admitted += u32::from(limiter.admit(&subject, 1).await.is_ok());
+        }
+        assert_eq!(admitted, 2, "the quota refuses the third");
+        let report = limiter
+            .usage
+            .report(&gw.gateway, "p1", jiff::Timestamp::now())
+            .unwrap();
+        let today = jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+            .to_string();
+        assert_eq!(report.plans[0].plan, "gold");
+        assert_eq!(report.plans[0].days[&today]["alice"], 2);
+    }
 }
