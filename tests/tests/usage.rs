@@ -13,6 +13,7 @@ use serde_json::Value;
 use tollgate_tests::client::Client;
 use tollgate_tests::control_plane::{ControlPlane, Namespace};
 use tollgate_tests::controller::{self, Controller, Fleet, SnapshotClient, body_text, ca_pem};
+use tollgate_tests::proxy::binary_named;
 use tollgate_tests::redis::RedisServer;
 use tollgate_tests::wait::eventually_async;
 
@@ -282,6 +283,38 @@ async fn redis_counts_are_exact_across_three_proxies_and_the_api_asks_rbac() {
     let (status, _, _) =
         get_usage(&api, &usage_path(&ns, "gold", &query), Some(&proxy_token)).await;
     assert_eq!(status, 401);
+
+    // `tollgate usage` asks the same with the kubeconfig's credentials (the admin's here),
+    // the CA read from the controller's Secret.
+    let cli = |start: &str| {
+        std::process::Command::new(binary_named("tollgate"))
+            .args(["usage", &format!("{}/gold", ns.name())])
+            .args([
+                "--start-date",
+                start,
+                "--end-date",
+                &day,
+                "--key-id",
+                "alice",
+            ])
+            .args(["--controller", &controller.snapshot_url()])
+            .env("KUBECONFIG", cp.kubeconfig_path())
+            .output()
+            .expect("the tollgate binary runs")
+    };
+    let out = cli(&day);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("JSON on standard output");
+    assert_eq!(pairs(&printed, "alice"), [(31, 969)], "{printed}");
+    assert_eq!(printed["values"].as_object().unwrap().len(), 1, "{printed}");
+    let out = cli("2020-01-01");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("400") && stderr.contains("90 days"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
