@@ -9,10 +9,14 @@
 //!                          say is listed on standard error.
 //!   tollgate export --cluster [--namespace NS]
 //!                          the same, from the resources in the current kubeconfig's cluster.
+//!   tollgate usage NS/PLAN --start-date D --end-date D [--key-id K]
+//!                          a usage plan's requests per key and day (Amazon's GetUsage) from
+//!                          the controller, with the kubeconfig's credentials.
 
 mod cluster;
 mod export;
 mod import;
+mod usage;
 
 use std::path::PathBuf;
 
@@ -82,6 +86,32 @@ enum Command {
         #[arg(long, default_value = "000000000000")]
         account: String,
     },
+    /// Prints a usage plan's requests per API key and UTC day, as Amazon's GetUsage, from
+    /// the controller's usage API, asked with the kubeconfig's credentials (RBAC: get on the
+    /// UsagePlan).
+    Usage {
+        /// `namespace/name` of the UsagePlan.
+        plan: String,
+        /// The first day, YYYY-MM-DD (UTC).
+        #[arg(long)]
+        start_date: String,
+        /// The last day, YYYY-MM-DD (UTC), at most 90 days after the first.
+        #[arg(long)]
+        end_date: String,
+        /// Only this API key (its Secret's name).
+        #[arg(long)]
+        key_id: Option<String>,
+        /// The controller's snapshot service (for instance through `kubectl -n
+        /// tollgate-system port-forward svc/tollgate-controller 9443`).
+        #[arg(long, default_value = "https://localhost:9443")]
+        controller: String,
+        /// The snapshot CA (PEM); default: read from the Secret tollgate-snapshot-ca.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// The controller's namespace, where that Secret is.
+        #[arg(long, default_value = "tollgate-system")]
+        controller_namespace: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -124,6 +154,31 @@ fn main() -> anyhow::Result<()> {
                     imported.report.len()
                 );
             }
+            Ok(())
+        }
+        Command::Usage {
+            plan,
+            start_date,
+            end_date,
+            key_id,
+            controller,
+            ca_file,
+            controller_namespace,
+        } => {
+            let request = usage::Request {
+                plan: &plan,
+                start_date: &start_date,
+                end_date: &end_date,
+                key_id: key_id.as_deref(),
+                controller: &controller,
+                ca_file: ca_file.as_deref(),
+                controller_namespace: &controller_namespace,
+            };
+            let answer = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(usage::usage(&request))?;
+            println!("{answer}");
             Ok(())
         }
         Command::Export {

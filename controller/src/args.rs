@@ -78,6 +78,12 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub lease_duration_seconds: u32,
 
+    /// Seconds between two writes of a UsagePlan's `status.usage` (the current period's use):
+    /// each plan is written at most once per interval, and only when its figures changed.
+    #[arg(long, env = "TOLLGATE_USAGE_STATUS_INTERVAL_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub usage_status_interval_seconds: u64,
+
     /// Format of the controller's logs (standard error).
     #[arg(long, env = "TOLLGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

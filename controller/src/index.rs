@@ -138,6 +138,16 @@ impl Index {
             && self.services.is_ready()
     }
 
+    /// The UsagePlan `key`, as last seen.
+    pub fn usage_plan(&self, key: &ObjectKey) -> Option<UsagePlan> {
+        self.usage_plans.lock().objects.get(key).cloned()
+    }
+
+    /// Every UsagePlan, as last seen.
+    pub fn usage_plans(&self) -> BTreeMap<ObjectKey, UsagePlan> {
+        self.usage_plans.objects()
+    }
+
     /// A copy of everything, as the compiler takes it.
     pub fn snapshot(&self) -> Resources {
         let mut secrets = self.api_keys.objects();

@@ -7,7 +7,8 @@
 //! the proxies' HTTPS endpoints, token reviews), [`tls`] (the snapshot service's certificate),
 //! [`leader`] (the Lease: only the leader writes, every replica serves snapshots), [`metrics`]
 //! (Prometheus metrics, `/healthz`, `/readyz`), [`replicas`] (fleet counts across replicas),
-//! [`fatal`] (the error that stops it, in one line).
+//! [`fatal`] (the error that stops it, in one line), [`usage`] (usage reports: proxies'
+//! counts, Redis's, the `GetUsage` API and `status.usage`).
 
 mod args;
 mod fatal;
@@ -22,6 +23,7 @@ mod snapshot;
 mod status;
 mod tls;
 mod trace;
+mod usage;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -121,10 +123,21 @@ async fn run(args: Args, config: kube::Config) -> anyhow::Result<()> {
     let others_watch = others
         .clone()
         .watch(client.clone(), &args.namespace, move || others_poke.poke());
+    let usage = usage::Usage::new();
     let service = Arc::new(snapshot::server::Service {
         snapshots: snapshots.clone(),
         auth: snapshot::auth::Authenticator::new(client.clone()),
+        usage: usage.clone(),
+        index: index.clone(),
     });
+    let usage_status = usage::status::StatusWriter {
+        client: client.clone(),
+        usage,
+        index: index.clone(),
+        snapshots: snapshots.clone(),
+        leadership: leadership.clone(),
+        every: std::time::Duration::from_secs(args.usage_status_interval_seconds),
+    };
     if args.tls_cert_file.is_some() && args.tls_ca_file.is_none() {
         tracing::warn!(
             "--tls-cert-file without --tls-ca-file: proxies trust the certificate itself and \
@@ -173,6 +186,7 @@ async fn run(args: Args, config: kube::Config) -> anyhow::Result<()> {
         () = others_watch => anyhow::bail!("the fleet counts watch stopped"),
         () = elector.run() => anyhow::bail!("leader election stopped"),
         () = on_leading => anyhow::bail!("the leadership watch stopped"),
+        () = usage_status.run() => anyhow::bail!("the usage status writer stopped"),
         () = metrics_server => anyhow::bail!("the metrics endpoint stopped"),
         () = snapshot::server::serve(listener, tls, service) => anyhow::bail!("the snapshot service stopped"),
         signal = shutdown() => {

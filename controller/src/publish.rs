@@ -113,7 +113,12 @@ impl Publisher {
                 continue;
             };
             let desired = status::usage_plan(&up.metadata, up.status.as_ref(), diag, now);
-            if status::differs(up.status.as_ref(), &desired) {
+            // `status.usage` is the usage writer's (crate::usage::status), not compared here.
+            let current = up.status.clone().map(|mut s| {
+                s.usage = None;
+                s
+            });
+            if status::differs(current.as_ref(), &desired) {
                 writes.push(Box::pin(self.write(up, up.status.as_ref(), desired)));
             }
         }

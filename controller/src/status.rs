@@ -227,6 +227,8 @@ pub fn usage_plan(
         keys_bound: diagnostic.keys_bound,
         // The diagnostic names a left-out key only in its message; left empty for now.
         unbound_keys: Default::default(),
+        // Written apart, by crate::usage::status, with its own field manager.
+        usage: None,
     }
 }
 

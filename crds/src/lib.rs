@@ -7,3 +7,4 @@ pub mod load;
 pub mod resources;
 pub mod snapshot;
 pub mod table;
+pub mod usage;

@@ -69,6 +69,8 @@ pub struct KeyBinding {
     pub plan: usize,
     pub tenant: String,
     pub enabled: bool,
+    /// The key's usage counter (Local mode), found on its first admitted request.
+    pub usage: throttle::usage::UsageSlot,
 }
 
 impl ServedGateway {
@@ -184,6 +186,7 @@ fn keys_of(plans: &[UsagePlanTable], stage: &str) -> HashMap<String, KeyBinding>
                     plan: plan_index,
                     tenant: key.tenant.clone(),
                     enabled: key.enabled,
+                    usage: Default::default(),
                 });
         }
     }

@@ -129,6 +129,7 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
     });
     let report = Arc::new(ArcSwap::from_pointee(ConfigReport::default()));
 
+    let mut usage_reporter = None;
     let source = match mode {
         Mode::Standalone { config } => {
             let source = config.display().to_string();
@@ -158,6 +159,10 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
                 report.clone(),
             )?;
             tracing::info!(gateway = %gateway, proxy_id = %fleet.proxy_id(), "fleet mode");
+            let reporter = Arc::new(fleet.usage_reporter());
+            let running = reporter.clone();
+            tokio::spawn(async move { running.run().await });
+            usage_reporter = Some(reporter);
             tokio::spawn(fleet.run());
             source
         }
@@ -184,6 +189,10 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
         tls,
     };
     server::serve(listeners, shared.clone(), options, shutdown_signal()).await;
+    // The counts of the last seconds, before the process goes.
+    if let Some(reporter) = usage_reporter {
+        let _ = tokio::time::timeout(Duration::from_secs(5), reporter.report()).await;
+    }
     // Requests answered during the drain are logged before the process exits.
     let _ = tokio::time::timeout(Duration::from_secs(5), shared.access_log.flush()).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), shared.tracers.flush()).await;

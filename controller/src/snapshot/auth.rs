@@ -1,13 +1,18 @@
 //! Who a bearer token is: a TokenReview by the API server, remembered for [`CACHE_TTL`] when
 //! it succeeds (keyed by the token's SHA-256; a token is never logged or kept), and which
-//! gateway's proxies that user may speak for. Only tokens for [`TOKEN_AUDIENCE`] pass: a
-//! proxy's projected token is bound to the controller, not usable against the API server.
+//! gateway's proxies that user may speak for. Proxies' tokens pass only for [`TOKEN_AUDIENCE`]:
+//! a proxy's projected token is bound to the controller, not usable against the API server.
+//! The usage API takes people's and programs' ordinary tokens (the API server's audience)
+//! and asks the API server whether RBAC lets them read the plan (SubjectAccessReview).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, UserInfo};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use kube::api::PostParams;
 use kube::{Api, Client};
 use sha2::{Digest as _, Sha256};
@@ -21,7 +26,8 @@ const CACHE_MAX: usize = 10_000;
 
 pub struct Authenticator {
     client: Client,
-    cache: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+    /// By the SHA-256 of the audience asked for and the token.
+    cache: Mutex<HashMap<[u8; 32], (UserInfo, Instant)>>,
 }
 
 /// Why a request is not authenticated.
@@ -41,10 +47,30 @@ impl Authenticator {
         }
     }
 
-    /// The user name of the `Authorization: Bearer` token in `headers`.
+    /// The user name of the `Authorization: Bearer` token in `headers`, a token for
+    /// [`TOKEN_AUDIENCE`] (a proxy's).
     pub async fn user(&self, headers: &http::HeaderMap) -> Result<String, AuthError> {
+        let user = self.review(headers, Some(TOKEN_AUDIENCE)).await?;
+        user.username.ok_or(AuthError::Unauthenticated)
+    }
+
+    /// Who the `Authorization: Bearer` token in `headers` is, for the API server's own
+    /// audience (a person's or a ServiceAccount's ordinary token).
+    pub async fn person(&self, headers: &http::HeaderMap) -> Result<UserInfo, AuthError> {
+        self.review(headers, None).await
+    }
+
+    async fn review(
+        &self,
+        headers: &http::HeaderMap,
+        audience: Option<&str>,
+    ) -> Result<UserInfo, AuthError> {
         let token = bearer(headers).ok_or(AuthError::Unauthenticated)?;
-        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut digest = Sha256::new();
+        digest.update(audience.unwrap_or("").as_bytes());
+        digest.update([0]);
+        digest.update(token.as_bytes());
+        let hash: [u8; 32] = digest.finalize().into();
         let now = Instant::now();
         if let Some((user, at)) = self.lock().get(&hash)
             && now.duration_since(*at) < CACHE_TTL
@@ -54,7 +80,7 @@ impl Authenticator {
         let review = TokenReview {
             spec: TokenReviewSpec {
                 token: Some(token.to_owned()),
-                audiences: Some(vec![TOKEN_AUDIENCE.to_owned()]),
+                audiences: audience.map(|a| vec![a.to_owned()]),
             },
             ..Default::default()
         };
@@ -68,12 +94,14 @@ impl Authenticator {
             tracing::debug!(error = status.error.as_deref(), "token not authenticated");
         }
         // The API server answers with the requested audiences the token is valid for.
-        let for_us = status
-            .audiences
-            .as_ref()
-            .is_some_and(|a| a.iter().any(|a| a == TOKEN_AUDIENCE));
-        let user = match (status.authenticated, status.user.and_then(|u| u.username)) {
-            (Some(true), Some(user)) if for_us => user,
+        let for_us = audience.is_none_or(|audience| {
+            status
+                .audiences
+                .as_ref()
+                .is_some_and(|a| a.iter().any(|a| a == audience))
+        });
+        let user = match (status.authenticated, status.user) {
+            (Some(true), Some(user)) if for_us && user.username.is_some() => user,
             _ => return Err(AuthError::Unauthenticated),
         };
         let mut cache = self.lock();
@@ -87,7 +115,40 @@ impl Authenticator {
         Ok(user)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (String, Instant)>> {
+    /// Whether RBAC lets `user` `get` the UsagePlan `plan` (group `tollgate.dev`), by a
+    /// SubjectAccessReview.
+    pub async fn may_read_plan(
+        &self,
+        user: &UserInfo,
+        plan: &ObjectKey,
+    ) -> Result<bool, AuthError> {
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: user.username.clone(),
+                groups: user.groups.clone(),
+                uid: user.uid.clone(),
+                extra: user.extra.clone(),
+                resource_attributes: Some(ResourceAttributes {
+                    group: Some("tollgate.dev".into()),
+                    resource: Some("usageplans".into()),
+                    verb: Some("get".into()),
+                    namespace: Some(plan.namespace.clone()),
+                    name: Some(plan.name.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
+        let reviewed = api
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|e| AuthError::Review(e.to_string()))?;
+        Ok(reviewed.status.is_some_and(|s| s.allowed))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (UserInfo, Instant)>> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -326,6 +326,14 @@ impl Snapshots {
             .collect()
     }
 
+    /// A gateway's current table.
+    pub fn table(&self, gateway: &ObjectKey) -> Option<Arc<GatewayTable>> {
+        self.lock()
+            .gateways
+            .get(gateway)
+            .and_then(|entry| entry.table.borrow().clone())
+    }
+
     /// Every known gateway's current table version (the one its proxies are sent).
     pub fn current_versions(&self) -> BTreeMap<ObjectKey, String> {
         self.lock()

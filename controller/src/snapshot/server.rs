@@ -8,6 +8,12 @@
 //!   gateway has one), then one frame each time its version or the fleet size changes. The
 //!   proxy is part of the fleet while the stream is open.
 //! - `POST /v1/ack` with an `Ack`: authenticated the same way, for the ack's gateway; 204.
+//! - `POST /v1/usage` with a `UsageReport` (a proxy's usage counts, `crate::usage`):
+//!   authenticated the same way, for the report's gateway; 204.
+//! - `GET /usage/v1/namespaces/{namespace}/usageplans/{name}?startDate=&endDate=`: Amazon's
+//!   `GetUsage` (`crate::usage::api`), for anyone whose ordinary Kubernetes token RBAC lets
+//!   `get` the UsagePlan: 401 without a valid token, 403 when RBAC says no, 404 for an unknown
+//!   plan, 400 for bad dates; errors as Amazon's, `{"message"}` with `x-amzn-ErrorType`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -25,6 +31,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tollgate_crds::snapshot::{ACK_PATH, Ack, CONTENT_TYPE, PROXY_ID_HEADER, SUBSCRIBE_PATH};
 use tollgate_crds::table::{GatewayTable, ObjectKey};
+use tollgate_crds::usage::{API_PREFIX, REPORT_PATH, UsageReport};
 
 use super::auth::{AuthError, Authenticator, may_serve};
 use super::{Snapshots, SubscribeError, Subscription};
@@ -37,6 +44,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const KEEP_ALIVE: Duration = Duration::from_secs(20);
 /// Largest ACK body read.
 const ACK_MAX: usize = 64 * 1024;
+/// Largest usage report read (90 days of 1,000 keys is about 3 MB).
+const REPORT_MAX: usize = 32 * 1024 * 1024;
 /// Frames queued per subscriber before the sender waits for the connection.
 const QUEUE: usize = 4;
 
@@ -44,6 +53,8 @@ const QUEUE: usize = 4;
 pub struct Service {
     pub snapshots: Arc<Snapshots>,
     pub auth: Authenticator,
+    pub usage: Arc<crate::usage::Usage>,
+    pub index: Arc<crate::index::Index>,
 }
 
 /// Accepts connections until the listener fails (never, in practice).
@@ -95,7 +106,9 @@ impl Service {
         match (req.method(), req.uri().path()) {
             (&Method::GET, SUBSCRIBE_PATH) => self.subscribe(req).await,
             (&Method::POST, ACK_PATH) => self.ack(req).await,
-            (_, SUBSCRIBE_PATH | ACK_PATH) => {
+            (&Method::POST, REPORT_PATH) => self.report(req).await,
+            (&Method::GET, path) if path.starts_with(API_PREFIX) => self.get_usage(req).await,
+            (_, SUBSCRIBE_PATH | ACK_PATH | REPORT_PATH) => {
                 message(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
             }
             _ => message(StatusCode::NOT_FOUND, "Not Found"),
@@ -202,6 +215,135 @@ impl Service {
             .body(Full::new(Bytes::new()).boxed_unsync())
             .unwrap_or_else(|_| message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"))
     }
+}
+
+impl Service {
+    /// A proxy's usage counts, kept as its latest report.
+    async fn report(&self, req: Request<Incoming>) -> Response<Body> {
+        let user = match self.user(&req).await {
+            Ok(user) => user,
+            Err(response) => return response,
+        };
+        let body = match Limited::new(req.into_body(), REPORT_MAX).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => return message(StatusCode::BAD_REQUEST, "the body could not be read"),
+        };
+        let report: UsageReport = match serde_json::from_slice(&body) {
+            Ok(report) => report,
+            Err(error) => {
+                return message(
+                    StatusCode::BAD_REQUEST,
+                    &format!("the body is not a UsageReport: {error}"),
+                );
+            }
+        };
+        if !may_serve(&user, &report.gateway) {
+            return message(StatusCode::FORBIDDEN, "Forbidden");
+        }
+        let today = crate::usage::today(jiff::Timestamp::now());
+        self.usage.record(report, today);
+        Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .body(Full::new(Bytes::new()).boxed_unsync())
+            .unwrap_or_else(|_| message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"))
+    }
+
+    /// Amazon's `GetUsage` for one plan, for a caller RBAC lets read it.
+    async fn get_usage(&self, req: Request<Incoming>) -> Response<Body> {
+        use crate::usage::api;
+        let person = match self.auth.person(req.headers()).await {
+            Ok(person) => person,
+            Err(AuthError::Unauthenticated) => {
+                return amazon_error(
+                    StatusCode::UNAUTHORIZED,
+                    "UnauthorizedException",
+                    "Unauthorized: a valid Kubernetes bearer token is required",
+                );
+            }
+            Err(AuthError::Review(error)) => {
+                tracing::warn!(%error, "usage API: TokenReview failed");
+                return amazon_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailableException",
+                    "the token could not be reviewed; retry",
+                );
+            }
+        };
+        let Some(plan_key) = api::plan_of(req.uri().path()) else {
+            return amazon_error(
+                StatusCode::NOT_FOUND,
+                "NotFoundException",
+                "the path must be /usage/v1/namespaces/{namespace}/usageplans/{name}",
+            );
+        };
+        match self.auth.may_read_plan(&person, &plan_key).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(plan = %plan_key, user = person.username.as_deref().unwrap_or(""), "usage API: refused by RBAC");
+                return amazon_error(
+                    StatusCode::FORBIDDEN,
+                    "AccessDeniedException",
+                    &format!(
+                        "{} may not get usageplans.tollgate.dev {plan_key}",
+                        person.username.as_deref().unwrap_or("the caller")
+                    ),
+                );
+            }
+            Err(error) => {
+                tracing::warn!(?error, "usage API: SubjectAccessReview failed");
+                return amazon_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailableException",
+                    "the access could not be reviewed; retry",
+                );
+            }
+        }
+        let Some(plan) = crate::usage::plan(&self.index, &plan_key) else {
+            return amazon_error(
+                StatusCode::NOT_FOUND,
+                "NotFoundException",
+                &format!("Invalid Usage Plan ID specified: {plan_key}"),
+            );
+        };
+        let params = match api::params(req.uri().query().unwrap_or_default()) {
+            Ok(params) => params,
+            Err(reason) => {
+                return amazon_error(StatusCode::BAD_REQUEST, "BadRequestException", &reason);
+            }
+        };
+        let view = crate::usage::PlanView::of(&plan, &plan_key, &self.snapshots);
+        match api::get_usage(&self.usage, &view, &params).await {
+            Ok(answer) => {
+                let body = serde_json::to_vec(&answer).unwrap_or_default();
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::CACHE_CONTROL, "no-store")
+                    .body(Full::new(Bytes::from(body)).boxed_unsync())
+                    .unwrap_or_else(|_| {
+                        message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                    })
+            }
+            Err(error) => {
+                tracing::warn!(plan = %plan_key, %error, "usage API: counts not read");
+                amazon_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailableException",
+                    &error.to_string(),
+                )
+            }
+        }
+    }
+}
+
+/// Amazon's error answer: `{"message": ...}` with the error's type in `x-amzn-ErrorType`.
+fn amazon_error(status: StatusCode, error_type: &'static str, text: &str) -> Response<Body> {
+    let mut response = message(status, text);
+    response.headers_mut().insert(
+        "x-amzn-errortype",
+        header::HeaderValue::from_static(error_type),
+    );
+    response
 }
 
 /// Sends one frame per table version or fleet size, until the gateway is removed or the

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -153,4 +153,42 @@ pub struct UsagePlanStatus {
     /// Keys that could not be bound, with the reason (names only, never values).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unbound_keys: BTreeMap<String, String>,
+    /// The keys' requests in the current quota period, written by the controller at most once
+    /// a minute and only when they changed. `GET /usage/v1/...` on the controller gives the
+    /// day-by-day figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageSummary>,
+}
+
+/// A plan's use in its current quota period (the current UTC day for a plan without a quota).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageSummary {
+    /// The first moment of the period.
+    pub period_start: Time,
+    /// The first moment after the period.
+    pub period_end: Time,
+    /// Requests admitted in the period, all keys together.
+    pub used: u64,
+    /// How many keys made a request in the period.
+    pub key_count: u32,
+    /// The keys that used the plan most in the period (at most 100), most first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub keys: Vec<KeyUsageSummary>,
+    /// When the figures were read.
+    pub computed_at: Time,
+}
+
+/// One key's use in the current period.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyUsageSummary {
+    /// The key's id: its Secret's name.
+    pub key_id: String,
+    /// Requests admitted in the period.
+    pub used: u64,
+    /// Requests left in the period; absent when the plan has no quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
 }

@@ -10,6 +10,7 @@
 mod backoff;
 pub mod state;
 pub mod subscribe;
+pub mod usage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -75,6 +76,11 @@ impl Fleet {
 
     pub fn proxy_id(&self) -> &str {
         &self.channel.proxy_id
+    }
+
+    /// What reports this proxy's usage counts to the controller.
+    pub fn usage_reporter(&self) -> usage::Reporter {
+        usage::Reporter::new(self.channel.clone(), self.shared.clone())
     }
 
     /// Serves the last-known-good table if there is one, then follows the controller until

@@ -41,6 +41,7 @@ impl SubscribeError {
 }
 
 /// One proxy's connection settings; the token is read on every [`Channel::connect`].
+#[derive(Clone)]
 pub struct Channel {
     pub client: HttpClient,
     pub controller: String,
@@ -107,6 +108,39 @@ impl Channel {
         let status = response.status();
         if status.is_success() {
             // Drain the (empty) body so the connection goes back to the pool.
+            let _ = response.into_body().collect().await;
+            Ok(())
+        } else {
+            Err(format!(
+                "{status} {}",
+                read_message(response.into_body()).await
+            ))
+        }
+    }
+
+    /// POSTs this proxy's usage counts (`tollgate_crds::usage::REPORT_PATH`), with a token read
+    /// now; 2xx is success.
+    pub async fn report_usage(
+        &self,
+        report: &tollgate_crds::usage::UsageReport,
+    ) -> Result<(), String> {
+        let authorization = match &self.token_file {
+            Some(path) => Some(bearer(path).await?),
+            None => None,
+        };
+        let uri = format!("{}{}", self.controller, tollgate_crds::usage::REPORT_PATH);
+        let body = serde_json::to_vec(report).map_err(|e| e.to_string())?;
+        let request = self
+            .request(Method::POST, &uri, authorization.as_ref())
+            .header(CONTENT_TYPE, "application/json")
+            .body(full(body))
+            .map_err(|e| format!("building the request: {e}"))?;
+        let response = tokio::time::timeout(ANSWER_TIMEOUT, self.client.request(request))
+            .await
+            .map_err(|_| format!("{uri}: no answer within {ANSWER_TIMEOUT:?}"))?
+            .map_err(|e| format!("{uri}: {}", error_chain(&e)))?;
+        let status = response.status();
+        if status.is_success() {
             let _ = response.into_body().collect().await;
             Ok(())
         } else {

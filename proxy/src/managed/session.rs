@@ -347,6 +347,7 @@ async fn on_message(
         route_bucket: &route.bucket,
         gateway_bucket: &gateway.bucket,
         plan: None,
+        usage: None,
     };
     let fleet_size = shared.fleet_size.load(Ordering::Relaxed);
     if let Err(refused) = shared.limiter.admit(&subject, fleet_size).await {

@@ -160,6 +160,7 @@ mod tests {
                     quota,
                 }
             }),
+            usage: None,
         }
     }
 

@@ -23,6 +23,7 @@ pub mod local;
 pub mod names;
 pub mod quota;
 pub mod redis;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -96,6 +97,8 @@ pub struct Subject<'a> {
     pub gateway_bucket: &'a Arc<str>,
     /// The caller's plan and tenant, when the route took an API key.
     pub plan: Option<(&'a UsagePlanTable, &'a str)>,
+    /// Where the key's binding keeps its usage counter.
+    pub usage: Option<&'a usage::UsageSlot>,
 }
 
 impl<'a> Subject<'a> {
@@ -111,6 +114,7 @@ impl<'a> Subject<'a> {
             plan: ctx
                 .binding
                 .map(|b| (&gateway.usage_plans[b.plan], b.tenant.as_str())),
+            usage: ctx.binding.map(|b| &b.usage),
         }
     }
 }
@@ -132,11 +136,21 @@ pub struct QuotaLimit {
     pub window: Window,
 }
 
+/// Where Redis counts an admitted request with a key: the plan's hash of the day
+/// (`tollgate_crds::usage::redis_key`) and the key id as its field.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UsageCount {
+    pub key: String,
+    pub tenant: String,
+}
+
 /// Every limit a request must pass, tightest scope first.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Limits {
     pub buckets: Vec<Limit>,
     pub quota: Option<QuotaLimit>,
+    /// Redis mode: the usage counter the admission script increments.
+    pub usage: Option<UsageCount>,
 }
 
 impl Limits {
@@ -144,7 +158,15 @@ impl Limits {
         let gw = &subject.gateway.gateway;
         let mut buckets = Vec::with_capacity(3);
         let mut quota = None;
+        let mut usage = None;
         if let Some((plan, tenant)) = subject.plan {
+            if subject.gateway.rate_limiting.mode == RateLimitMode::Redis {
+                let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+                usage = Some(UsageCount {
+                    key: tollgate_crds::usage::redis_key(&gw.namespace, &plan.name, today),
+                    tenant: tenant.to_owned(),
+                });
+            }
             // Plans are namespaced with their gateway; a key's bucket and quota are shared by
             // every gateway and stage of the plan.
             let owner = names::key_owner(&gw.namespace, &plan.name, tenant);
@@ -185,7 +207,11 @@ impl Limits {
             throttle: subject.gateway.throttle,
             per_key: false,
         });
-        Self { buckets, quota }
+        Self {
+            buckets,
+            quota,
+            usage,
+        }
     }
 }
 
@@ -194,6 +220,8 @@ impl Limits {
 #[derive(Default)]
 pub struct Limiter {
     local: local::LocalCounters,
+    /// Requests admitted with a key that this proxy decided (Redis counts the others).
+    pub usage: usage::UsageCounters,
     /// One client per Redis URL, made on first use.
     redis: Mutex<HashMap<String, Arc<redis::RedisCounters>>>,
 }
@@ -206,20 +234,22 @@ impl Limiter {
         subject: &Subject<'_>,
         fleet_size: u32,
     ) -> Result<Option<RateLimitStatus>, GatewayError> {
-        let limits = Limits::of(subject, jiff::Timestamp::now());
+        let now = jiff::Timestamp::now();
+        let limits = Limits::of(subject, now);
         let settings = &subject.gateway.rate_limiting;
         let redis_url = match (settings.mode, &settings.redis_url) {
             (RateLimitMode::Redis, Some(url)) => url,
-            _ => return self.local.admit(&limits, fleet_size),
+            _ => return self.counted(subject, now, self.local.admit(&limits, fleet_size)),
         };
         let counters = self.redis_for(redis_url);
         match counters.admit(&limits).await {
+            // The script counted the request (when admitted).
             Ok(verdict) => verdict,
             Err(error) => match settings.on_redis_failure {
                 // Logged at debug per request; RedisCounters warns once per outage second.
                 RedisFailureMode::FailOpen => {
                     tracing::debug!(%error, "redis unavailable: admitting (FailOpen)");
-                    Ok(None)
+                    self.counted(subject, now, Ok(None))
                 }
                 RedisFailureMode::FailClosed => {
                     tracing::debug!(%error, "redis unavailable: refusing (FailClosed)");
@@ -227,10 +257,29 @@ impl Limiter {
                 }
                 RedisFailureMode::Local => {
                     tracing::debug!(%error, "redis unavailable: enforcing local shares");
-                    self.local.admit(&limits, fleet_size)
+                    self.counted(subject, now, self.local.admit(&limits, fleet_size))
                 }
             },
         }
+    }
+
+    /// Counts a request this proxy admitted with a key in the key's usage.
+    fn counted(
+        &self,
+        subject: &Subject<'_>,
+        now: jiff::Timestamp,
+        verdict: Result<Option<RateLimitStatus>, GatewayError>,
+    ) -> Result<Option<RateLimitStatus>, GatewayError> {
+        if verdict.is_ok()
+            && let (Some(slot), Some((plan, tenant))) = (subject.usage, subject.plan)
+        {
+            slot.get_or_init(|| {
+                self.usage
+                    .key(&subject.gateway.gateway.namespace, &plan.name, tenant)
+            })
+            .add(now.as_second());
+        }
+        verdict
     }
 
     fn redis_for(&self, url: &str) -> Arc<redis::RedisCounters> {
@@ -307,6 +356,7 @@ mod tests {
             route_bucket: &Arc::from("r|default/pets|dev|GET /pets"),
             gateway_bucket: &Arc::from("g|default/pets"),
             plan,
+            usage: None,
         };
         Limits::of(&subject, now)
     }
@@ -359,5 +409,38 @@ mod tests {
         assert_eq!(limits.buckets.len(), 2);
         assert!(limits.buckets.iter().all(|b| !b.per_key));
         assert!(limits.quota.is_none());
+    }
+
+    #[tokio::test]
+    async fn local_mode_counts_only_admitted_requests_in_the_keys_usage() {
+        let (gw, rt) = (gateway(), route("GET /pets"));
+        let mut plan = plan(BTreeMap::new());
+        plan.quota.as_mut().unwrap().limit = 2;
+        let slot = usage::UsageSlot::new();
+        let subject = Subject {
+            gateway: &gw,
+            stage: "dev",
+            route: &rt,
+            route_bucket: &Arc::from("r|default/pets|dev|GET /pets"),
+            gateway_bucket: &Arc::from("g|default/pets"),
+            plan: Some((&plan, "alice")),
+            usage: Some(&slot),
+        };
+        let limiter = Limiter::default();
+        let mut admitted = 0;
+        for _ in 0..3 {
+            admitted += u32::from(limiter.admit(&subject, 1).await.is_ok());
+        }
+        assert_eq!(admitted, 2, "the quota refuses the third");
+        let report = limiter
+            .usage
+            .report(&gw.gateway, "p1", jiff::Timestamp::now())
+            .unwrap();
+        let today = jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+            .to_string();
+        assert_eq!(report.plans[0].plan, "gold");
+        assert_eq!(report.plans[0].days[&today]["alice"], 2);
     }
 }

@@ -7,7 +7,9 @@
 //! - `k|{namespace}/{plan}|{tenant}`: a key's bucket under its plan, and
 //!   `k|{namespace}/{plan}|{tenant}|{gateway}|{stage}|{route key}` for a plan's per-route
 //!   override;
-//! - `q|{namespace}/{plan}|{tenant}|{period start, Unix seconds}`: a key's quota in one period.
+//! - `q|{namespace}/{plan}|{tenant}|{period start, Unix seconds}`: a key's quota in one period;
+//! - `u|{namespace}/{plan}|{YYYY-MM-DD}`: a plan's usage of one UTC day, a Redis hash of
+//!   requests per key id, named by `tollgate_crds::usage::redis_key` (the controller reads it).
 
 use std::sync::Arc;
 

@@ -1,8 +1,7 @@
 //! Quota periods: UTC calendar days, weeks and months, shifted by the plan's offset.
 
-use jiff::civil::{Date, Weekday};
-use jiff::{Timestamp, ToSpan, tz::TimeZone};
-use tollgate_crds::table::QuotaPeriod;
+use jiff::civil::Date;
+use jiff::{Timestamp, tz::TimeZone};
 use tollgate_crds::table::QuotaTable;
 
 /// The period a moment falls in: `[start, end)`.
@@ -13,29 +12,11 @@ pub struct Window {
 }
 
 impl Window {
-    /// The quota period of `quota` that contains `now`.
+    /// The quota period of `quota` that contains `now` (the calendar is
+    /// `tollgate_crds::usage::period`, which usage reports share).
     pub fn containing(quota: &QuotaTable, now: Timestamp) -> Self {
         let today = now.to_zoned(TimeZone::UTC).date();
-        let (start, end) = match quota.period {
-            QuotaPeriod::DAY => (today, today.tomorrow().unwrap_or(today)),
-            QuotaPeriod::WEEK => {
-                let first = weekday_from_sunday(quota.offset);
-                let back = i64::from(today.weekday().since(first));
-                let start = today.checked_sub(back.days()).unwrap_or(today);
-                (start, start.checked_add(7.days()).unwrap_or(start))
-            }
-            QuotaPeriod::MONTH => {
-                // Offsets are 0..=27, so the start day exists in every month.
-                let day = i8::try_from(quota.offset.min(27) + 1).unwrap_or(1);
-                let this_month = today.with().day(day).build().unwrap_or(today);
-                let start = if today >= this_month {
-                    this_month
-                } else {
-                    this_month.checked_sub(1.month()).unwrap_or(this_month)
-                };
-                (start, start.checked_add(1.month()).unwrap_or(start))
-            }
-        };
+        let (start, end) = tollgate_crds::usage::period(quota, today);
         Self {
             start: midnight(start),
             end: midnight(end),
@@ -49,11 +30,6 @@ impl Window {
     }
 }
 
-fn weekday_from_sunday(offset: u32) -> Weekday {
-    Weekday::from_sunday_zero_offset(i8::try_from(offset % 7).unwrap_or(0))
-        .unwrap_or(Weekday::Sunday)
-}
-
 fn midnight(date: Date) -> Timestamp {
     date.to_zoned(TimeZone::UTC)
         .map(|z| z.timestamp())
@@ -62,6 +38,8 @@ fn midnight(date: Date) -> Timestamp {
 
 #[cfg(test)]
 mod tests {
+    use tollgate_crds::table::QuotaPeriod;
+
     use super::*;
 
     fn window(period: QuotaPeriod, offset: u32, now: &str) -> (String, String) {

@@ -87,6 +87,9 @@ impl RedisCounters {
                 .arg(q.quota.limit)
                 .arg(q.window.end.as_second());
         }
+        if let Some(usage) = &limits.usage {
+            invocation.key(&usage.key).arg(&usage.tenant);
+        }
         let answer: Vec<i64> = match tokio::time::timeout(
             CALL_TIMEOUT,
             invocation.invoke_async(&mut connection),
