@@ -266,7 +266,8 @@ async fn admitted<B: ClientBody>(
         .limiter
         .admit(&Subject::of(&ctx), fleet_size)
         .instrument(tracing::trace_span!("throttle"))
-        .await?;
+        .await
+        .inspect_err(|refused| metrics.observe_throttled(refused.by))?;
 
     // Phase 7: request validation, then the body (already read whole for an AWS_IAM route;
     // read whole here for a route that validates it).
