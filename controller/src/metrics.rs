@@ -36,6 +36,7 @@ pub struct Metrics {
     /// One per status write: `ok` or `error`.
     pub status_writes: IntCounterVec,
     connected_proxies: IntGaugeVec,
+    current_proxies: IntGaugeVec,
     /// From sending a frame to a proxy to its answer (ACK or NACK) for that version.
     pub push_to_ack: Histogram,
     nacks: IntCounterVec,
@@ -99,6 +100,16 @@ impl Metrics {
             &["gateway"],
         )
         .expect("valid metric");
+        let current_proxies = IntGaugeVec::new(
+            Opts::new(
+                "tollgate_controller_current_proxies",
+                "Proxies subscribed to this replica whose last answer ACKed the gateway's \
+                 current table, by gateway (namespace/name): connected minus current are \
+                 behind",
+            ),
+            &["gateway"],
+        )
+        .expect("valid metric");
         let push_to_ack = Histogram::with_opts(
             HistogramOpts::new(
                 "tollgate_controller_push_to_ack_seconds",
@@ -125,6 +136,7 @@ impl Metrics {
             Box::new(compile_duration.clone()),
             Box::new(status_writes.clone()),
             Box::new(connected_proxies.clone()),
+            Box::new(current_proxies.clone()),
             Box::new(push_to_ack.clone()),
             Box::new(nacks.clone()),
             Box::new(is_leader.clone()),
@@ -142,6 +154,7 @@ impl Metrics {
             compile_duration,
             status_writes,
             connected_proxies,
+            current_proxies,
             push_to_ack,
             nacks,
             is_leader,
@@ -166,13 +179,33 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets the connected proxies of every known gateway; gateways gone lose their series.
+    /// Sets the connected and current proxies of every known gateway; gateways gone lose
+    /// their series.
     pub fn set_fleets(&self, fleets: &BTreeMap<ObjectKey, ProxyCounts>) {
         self.connected_proxies.reset();
+        self.current_proxies.reset();
+        // NACK counters: at 0 from the start for every gateway (so that `increase()` sees a
+        // first NACK), gone with their gateway.
+        let known: std::collections::HashSet<String> =
+            fleets.keys().map(ToString::to_string).collect();
+        for family in prometheus::core::Collector::collect(&self.nacks) {
+            for metric in family.get_metric() {
+                for label in metric.get_label() {
+                    if label.name() == "gateway" && !known.contains(label.value()) {
+                        let _ = self.nacks.remove_label_values(&[label.value()]);
+                    }
+                }
+            }
+        }
         for (key, counts) in fleets {
+            let gateway = key.to_string();
+            self.nacks.with_label_values(&[gateway.as_str()]);
             self.connected_proxies
-                .with_label_values(&[key.to_string().as_str()])
+                .with_label_values(&[gateway.as_str()])
                 .set(i64::from(counts.connected));
+            self.current_proxies
+                .with_label_values(&[gateway.as_str()])
+                .set(i64::from(counts.current));
         }
     }
 
@@ -280,14 +313,31 @@ mod tests {
             "tollgate_controller_compile_duration_seconds_count 1",
             "tollgate_controller_status_writes_total{result=\"error\"} 1",
             "tollgate_controller_connected_proxies{gateway=\"ns/gw\"} 2",
+            "tollgate_controller_current_proxies{gateway=\"ns/gw\"} 1",
             "tollgate_controller_push_to_ack_seconds_count 1",
             "tollgate_controller_nacks_total{gateway=\"ns/gw\"} 1",
             "tollgate_controller_is_leader 1",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
+        fleets.insert(
+            ObjectKey::new("ns", "other"),
+            ProxyCounts {
+                current: 0,
+                connected: 0,
+            },
+        );
+        m.set_fleets(&fleets);
+        let text = m.render();
+        assert!(
+            text.contains("tollgate_controller_nacks_total{gateway=\"ns/other\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("tollgate_controller_nacks_total{gateway=\"ns/gw\"} 1"));
         m.set_fleets(&BTreeMap::new());
-        assert!(!m.render().contains("connected_proxies{"));
+        let text = m.render();
+        assert!(!text.contains("connected_proxies{"));
+        assert!(!text.contains("nacks_total{"), "{text}");
         assert_eq!(answer("/readyz", &m, false).status(), 503);
         assert_eq!(answer("/readyz", &m, true).status(), 200);
         assert_eq!(answer("/healthz", &m, false).status(), 200);

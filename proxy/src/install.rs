@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::admin::GatewayReport;
 use crate::dispatch::{Dispatch, ServedGateway};
+use crate::metrics::Served;
 use crate::state::Shared;
 
 /// Swaps `gateways` in as everything served, updates the table metrics, and returns what
@@ -36,9 +37,27 @@ pub fn install(
             .flat_map(|g| g.stages())
             .filter_map(|s| s.tracing.as_ref()?.endpoint()),
     );
+    let served = served(&gateways);
     let dispatch = Dispatch::new(gateways, base_domain);
     shared.dispatch.store(Arc::new(dispatch));
+    // After the swap: a request still on the old tables rarely makes a removed route's
+    // series again, and the next table removes it.
+    shared.metrics.retain(&served);
     reports
+}
+
+/// What the metrics may label: every gateway, stage and route key served.
+fn served(gateways: &[ServedGateway]) -> Served {
+    let mut served = Served::default();
+    for g in gateways {
+        for stage in &g.table.stages {
+            served.add_stage(&g.name, &stage.name);
+            for route in &stage.routes {
+                served.add_route(&g.name, &stage.name, &route.route_key);
+            }
+        }
+    }
+    served
 }
 
 pub fn gateway_report(gw: &ServedGateway) -> GatewayReport {

@@ -1,5 +1,15 @@
 //! The proxy's Prometheus metrics, in one registry owned by [`Metrics`] (no global state).
+//!
+//! Per-route series carry labels from the served tables only (gateway, stage, route key),
+//! never from the request, and [`Metrics::retain`] removes those of routes a new table no
+//! longer has: their number is bounded by the routes served. Amazon's names
+//! (`apigateway_*`) are derived from them when rendered ([`amazon`]).
 
+mod amazon;
+
+use std::collections::{HashMap, HashSet};
+
+use crate::throttle::Scope;
 use crate::upstream::{Kind, Outcome};
 
 use prometheus::{
@@ -18,6 +28,7 @@ pub struct Metrics {
     integration_duration: HistogramVec,
     upstream_errors: IntCounterVec,
     cache_requests: IntCounterVec,
+    throttled: IntCounterVec,
     table_info: IntGaugeVec,
     pub reloads: IntCounterVec,
     pub access_log_dropped: IntCounter,
@@ -57,6 +68,8 @@ pub struct RouteMetrics {
     requests: [IntCounter; 5],
     duration: Histogram,
     integration: Histogram,
+    /// The stage's refusals, by [`Scope`].
+    throttled: [IntCounter; Scope::ALL.len()],
 }
 
 impl RouteMetrics {
@@ -67,6 +80,11 @@ impl RouteMetrics {
 
     pub fn observe_integration(&self, seconds: f64) {
         self.integration.observe(seconds);
+    }
+
+    /// A request refused with 429 by the limit `by`.
+    pub fn observe_throttled(&self, by: Scope) {
+        self.throttled[by as usize].inc();
     }
 
     /// A cache lookup's result.
@@ -158,6 +176,16 @@ impl Metrics {
                  integration (miss), as Amazon's CacheHitCount and CacheMissCount",
             ),
             &["gateway", "stage", "route", "result"],
+        )
+        .expect("valid metric");
+        let throttled = IntCounterVec::new(
+            Opts::new(
+                "tollgate_throttled_requests_total",
+                "Requests refused with 429, by the limit that refused them (key, route, \
+                 gateway: a rate; quota: the key's quota; redis_unavailable: Redis down and \
+                 onFailure FailClosed)",
+            ),
+            &["gateway", "stage", "reason"],
         )
         .expect("valid metric");
         let table_info = IntGaugeVec::new(
@@ -275,6 +303,7 @@ impl Metrics {
             Box::new(integration_duration.clone()),
             Box::new(upstream_errors.clone()),
             Box::new(cache_requests.clone()),
+            Box::new(throttled.clone()),
             Box::new(table_info.clone()),
             Box::new(reloads.clone()),
             Box::new(access_log_dropped.clone()),
@@ -301,6 +330,7 @@ impl Metrics {
             integration_duration,
             upstream_errors,
             cache_requests,
+            throttled,
             table_info,
             reloads,
             access_log_dropped,
@@ -407,6 +437,37 @@ impl Metrics {
             requests,
             duration: self.duration.with_label_values(&route),
             integration: self.integration_duration.with_label_values(&route),
+            throttled: Scope::ALL.map(|by| {
+                self.throttled
+                    .with_label_values(&[labels.gateway, labels.stage, by.label()])
+            }),
+        }
+    }
+
+    /// Removes the series of gateways, stages and routes no longer served: `served` holds
+    /// each (gateway, stage, route key) of the tables now installed. Series of requests that
+    /// reached no gateway (empty labels) stay; a stage's series stay while it is served.
+    pub fn retain(&self, served: &Served) {
+        let keep = |labels: &HashMap<&str, &str>| {
+            let gateway = labels.get("gateway").copied().unwrap_or("");
+            let stage = labels.get("stage").copied().unwrap_or("");
+            match labels.get("route").copied().unwrap_or("") {
+                _ if gateway.is_empty() => true,
+                "" => served.stage(gateway, stage),
+                route => served.route(gateway, stage, route),
+            }
+        };
+        for vec in [
+            &self.requests,
+            &self.cache_requests,
+            &self.throttled,
+            &self.upstream_errors,
+            &self.websocket_messages,
+        ] {
+            retain(vec, &keep);
+        }
+        for vec in [&self.duration, &self.integration_duration] {
+            retain(vec, &keep);
         }
     }
 
@@ -437,12 +498,15 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The Prometheus text exposition of every metric, Amazon's names included.
     pub fn render(&self) -> String {
+        let mut families = self.registry.gather();
+        let amazon = amazon::derive(&families);
+        families.extend(amazon);
         let mut out = Vec::new();
         // Encoding our own well-formed metrics into a Vec cannot fail.
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
+            .encode(&families, &mut out)
             .expect("metrics encode");
         String::from_utf8(out).unwrap_or_default()
     }
@@ -451,5 +515,58 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The (gateway, stage, route key) triples of the tables being served, for
+/// [`Metrics::retain`].
+#[derive(Default)]
+pub struct Served {
+    stages: HashSet<(String, String)>,
+    routes: HashSet<(String, String, String)>,
+}
+
+impl Served {
+    pub fn add_stage(&mut self, gateway: &str, stage: &str) {
+        self.stages.insert((gateway.to_owned(), stage.to_owned()));
+    }
+
+    pub fn add_route(&mut self, gateway: &str, stage: &str, route: &str) {
+        self.routes
+            .insert((gateway.to_owned(), stage.to_owned(), route.to_owned()));
+    }
+
+    fn stage(&self, gateway: &str, stage: &str) -> bool {
+        // A request that found its gateway but not a stage counts under the gateway alone.
+        stage.is_empty() && self.stages.iter().any(|(g, _)| g == gateway)
+            || self
+                .stages
+                .contains(&(gateway.to_owned(), stage.to_owned()))
+    }
+
+    fn route(&self, gateway: &str, stage: &str, route: &str) -> bool {
+        self.routes
+            .contains(&(gateway.to_owned(), stage.to_owned(), route.to_owned()))
+    }
+}
+
+/// Removes the series of `vec` whose labels `keep` refuses.
+fn retain<T: prometheus::core::MetricVecBuilder>(
+    vec: &prometheus::core::MetricVec<T>,
+    keep: &impl Fn(&HashMap<&str, &str>) -> bool,
+) {
+    use prometheus::core::Collector;
+    for family in vec.collect() {
+        for metric in family.get_metric() {
+            let labels: HashMap<&str, &str> = metric
+                .get_label()
+                .iter()
+                .map(|l| (l.name(), l.value()))
+                .collect();
+            if !keep(&labels) {
+                // It was just listed: only a concurrent removal could make this fail.
+                let _ = vec.remove(&labels);
+            }
+        }
     }
 }

@@ -182,3 +182,14 @@ pub fn service_account_kubeconfig(cp: &ControlPlane, namespace: &str, account: &
     )
     .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
+
+/// The objects of a multi-document YAML text (`helm template`'s output), empty documents left
+/// out.
+pub fn documents(rendered: &str) -> Vec<serde_json::Value> {
+    serde_yaml::Deserializer::from_str(rendered)
+        .map(|document| {
+            serde::Deserialize::deserialize(document).expect("helm rendered valid YAML")
+        })
+        .filter(|value: &serde_json::Value| !value.is_null())
+        .collect()
+}

@@ -1,7 +1,8 @@
 //! Harness for Tollgate's end-to-end tests: the real `tollgate-proxy` binary as a child
 //! process ([`proxy`]), real HTTP backends on loopback sockets ([`backend`]), real clients
 //! ([`client`]), resource YAML in temporary folders ([`config`]) and polling helpers
-//! ([`wait`]), Redis ([`redis`]), WebSocket ends ([`websocket`]). Nothing on the data path is mocked; every socket is on 127.0.0.1. Fleet-mode
+//! ([`wait`]), Redis ([`redis`]), WebSocket ends ([`websocket`]), Prometheus and promtool
+//! ([`prometheus`]). Nothing on the data path is mocked; every socket is on 127.0.0.1. Fleet-mode
 //! tests talk to an in-process fake controller ([`fake_controller`]) that speaks the real
 //! snapshot protocol with real compiled tables.
 
@@ -14,6 +15,7 @@ pub mod controller;
 pub mod fake_controller;
 pub mod helm;
 pub mod lambda;
+pub mod prometheus;
 pub mod proxy;
 pub mod redis;
 pub mod sigv4;

@@ -670,3 +670,260 @@ fn snapshot_ca(namespace: &str) -> String {
         .unwrap_or_else(|e| panic!("ca.crt is not base64 ({e}): {text:?}"));
     String::from_utf8(pem).expect("ca.crt is PEM text")
 }
+
+/// The values that turn on the Grafana dashboard, the PrometheusRule and the PodMonitor.
+const MONITORING: &[&str] = &[
+    "--set",
+    "grafana.dashboard.enabled=true",
+    "--set",
+    "grafana.dashboard.annotations.grafana_folder=Tollgate",
+    "--set",
+    "prometheusRule.enabled=true",
+    "--set",
+    "prometheusRule.alertLabels.team=api",
+    "--set",
+    "podMonitor.enabled=true",
+];
+
+/// Grafana's dashboard and the alerting rules: nothing unless asked for; when asked for, the
+/// dashboard's ConfigMap carries the sidecar's label and the JSON file as it is, the rules pass
+/// `promtool check rules` and a `promtool test rules` unit test (the 5XX alert fires with its
+/// labels and annotations filled in; an alert turned off is gone), the chart lints, and the
+/// objects pass a server-side dry run.
+#[test]
+fn the_dashboard_and_the_alerting_rules_render_when_asked_for() {
+    let helm = helm();
+    let plain = helm.template("tollgate", "tollgate-system", &[]);
+    for kind in [
+        "kind: PrometheusRule",
+        "kind: PodMonitor",
+        "tollgate-dashboard",
+    ] {
+        assert!(
+            !plain.contains(kind),
+            "{kind} rendered by default:\n{plain}"
+        );
+    }
+
+    let mut lint = vec!["lint", "--strict"];
+    let chart = helm.chart();
+    lint.push(&chart);
+    lint.extend_from_slice(MONITORING);
+    let out = helm.offline(&lint);
+    assert!(out.status.success(), "helm lint: {}", output_text(&out));
+
+    // The dashboard, in the namespace asked for, labelled for Grafana's sidecar.
+    let mut args = MONITORING.to_vec();
+    args.extend_from_slice(&["--set", "grafana.dashboard.namespace=monitoring"]);
+    let rendered = helm.template("tollgate", "tollgate-system", &args);
+    let objects = tollgate_tests::helm::documents(&rendered);
+    let dashboard = objects
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "tollgate-dashboard")
+        .unwrap_or_else(|| panic!("no dashboard ConfigMap:\n{rendered}"));
+    assert_eq!(dashboard["metadata"]["namespace"], "monitoring");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(
+        dashboard["metadata"]["annotations"]["grafana_folder"],
+        "Tollgate"
+    );
+    let json: Value = serde_json::from_str(dashboard["data"]["tollgate.json"].as_str().unwrap())
+        .expect("the dashboard is JSON");
+    let file: Value = serde_json::from_str(
+        &fs::read_to_string(
+            workspace_root()
+                .join(CHART)
+                .join("dashboards/tollgate.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        json, file,
+        "the ConfigMap holds the dashboard file as it is"
+    );
+    let variables: Vec<&str> = json["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(variables, ["datasource", "api_name", "stage"]);
+    for panel in json["panels"].as_array().unwrap() {
+        if panel["type"] == "row" {
+            continue;
+        }
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{panel}");
+        assert!(!panel["targets"].as_array().unwrap().is_empty(), "{panel}");
+    }
+    // Another label for another sidecar's configuration.
+    let relabelled = helm.template(
+        "tollgate",
+        "tollgate-system",
+        &[
+            "--set",
+            "grafana.dashboard.enabled=true",
+            "--set",
+            "grafana.dashboard.label=dashboards",
+            "--set",
+            "grafana.dashboard.labelValue=tollgate",
+        ],
+    );
+    assert!(
+        relabelled.contains("dashboards: \"tollgate\""),
+        "{relabelled}"
+    );
+
+    // The rules: promtool finds nothing wrong, every alert says what and where.
+    let rules = tollgate_tests::prometheus::rule_file(&rendered);
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("rules.yaml"), &rules).unwrap();
+    let check = tollgate_tests::prometheus::promtool(&["check", "rules", "rules.yaml"], dir.path());
+    assert!(
+        check.status.success(),
+        "promtool check rules:\n{}\n{rules}",
+        output_text(&check)
+    );
+    let file: Value = serde_yaml::from_str(&rules).unwrap();
+    let alerts: Vec<&Value> = file["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .filter(|r| r.get("alert").is_some())
+        .collect();
+    assert!(alerts.len() >= 10, "{rules}");
+    for alert in &alerts {
+        assert_eq!(alert["labels"]["team"], "api", "{alert}");
+        assert!(alert["labels"]["severity"].is_string(), "{alert}");
+        for annotation in ["summary", "description"] {
+            assert!(
+                alert["annotations"][annotation]
+                    .as_str()
+                    .is_some_and(|s| !s.is_empty()),
+                "{annotation} of {alert}"
+            );
+        }
+    }
+    let error_ratio = alerts
+        .iter()
+        .find(|a| a["alert"] == "TollgateApiErrorRatioHigh")
+        .expect("the 5XX alert");
+    let fill = |text: &str| {
+        text.replace("{{ $labels.api_name }}", "default/pets")
+            .replace("{{ $labels.stage }}", "prod")
+            .replace("{{ $value | humanizePercentage }}", "20%")
+    };
+    let unit_test = serde_json::json!({
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [
+                {"series": r#"apigateway_count_total{api_name="default/pets",stage="prod",method="GET",resource="/pets/{petId}"}"#,
+                 "values": "0+600x30"},
+                {"series": r#"apigateway_5xx_error_total{api_name="default/pets",stage="prod",method="GET",resource="/pets/{petId}"}"#,
+                 "values": "0+120x30"},
+                {"series": r#"apigateway_count_total{api_name="default/pets",stage="dev",method="GET",resource="/pets/{petId}"}"#,
+                 "values": "0+600x30"},
+                {"series": r#"apigateway_5xx_error_total{api_name="default/pets",stage="dev",method="GET",resource="/pets/{petId}"}"#,
+                 "values": "0+6x30"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "3m", "alertname": "TollgateApiErrorRatioHigh", "exp_alerts": []},
+                {"eval_time": "20m", "alertname": "TollgateApiErrorRatioHigh", "exp_alerts": [{
+                    "exp_labels": {"severity": "critical", "team": "api", "api_name": "default/pets", "stage": "prod"},
+                    "exp_annotations": {
+                        "summary": fill(error_ratio["annotations"]["summary"].as_str().unwrap()),
+                        "description": fill(error_ratio["annotations"]["description"].as_str().unwrap()),
+                    },
+                }]},
+            ],
+        }],
+    });
+    fs::write(
+        dir.path().join("test.yaml"),
+        serde_yaml::to_string(&unit_test).unwrap(),
+    )
+    .unwrap();
+    let test = tollgate_tests::prometheus::promtool(&["test", "rules", "test.yaml"], dir.path());
+    assert!(
+        test.status.success(),
+        "promtool test rules:\n{}",
+        output_text(&test)
+    );
+
+    // Thresholds are numbers (`--set` makes strings of decimals: those are read too), in range.
+    for (value, message) in [
+        (
+            "prometheusRule.alerts.errorRatio.threshold=1.5",
+            "does not match pattern",
+        ),
+        (
+            "prometheusRule.alerts.errorRatio.threshold=0",
+            "exclusiveMinimum",
+        ),
+        (
+            "prometheusRule.alerts.certificateExpiry.days=soon",
+            "does not match pattern",
+        ),
+    ] {
+        let out = helm.offline(&["template", "tollgate", &chart, "--set", value]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(message),
+            "{value} should fail with {message:?}:\n{}",
+            output_text(&out)
+        );
+    }
+
+    // Each alert can be turned off; the recording rules stay.
+    let mut args = MONITORING.to_vec();
+    args.extend_from_slice(&["--set", "prometheusRule.alerts.errorRatio.enabled=false"]);
+    let fewer =
+        tollgate_tests::prometheus::rule_file(&helm.template("tollgate", "tollgate-system", &args));
+    assert!(!fewer.contains("TollgateApiErrorRatioHigh"), "{fewer}");
+    assert!(fewer.contains("TollgateApiLatencyHigh"), "{fewer}");
+    assert!(
+        fewer.contains("api_name_stage:apigateway_5xx_error:ratio_rate5m"),
+        "{fewer}"
+    );
+
+    // A server-side dry run: the ConfigMap as it is, the PrometheusRule against a stand-in of
+    // the operator's CRD (tests/helm/prometheusrule-crd.yaml: this API server has no
+    // Prometheus Operator). The PodMonitor and ServiceMonitor, whose CRDs are the operator's
+    // largest, are left out of the run (as the plain dry run leaves the ServiceMonitor out).
+    let crd =
+        fs::read_to_string(workspace_root().join("tests/helm/prometheusrule-crd.yaml")).unwrap();
+    let out = cp().kubectl_with_input(&["apply", "-f", "-"], &crd);
+    assert!(out.status.success(), "the CRD: {}", output_text(&out));
+    cp().kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/prometheusrules.monitoring.coreos.com",
+        "--timeout=60s",
+    ]);
+    let ns = cp().namespace("chart-monitoring");
+    let rendered = helm.template("tollgate", ns.name(), MONITORING);
+    let objects: Vec<String> = tollgate_tests::helm::documents(&rendered)
+        .into_iter()
+        .filter(|o| o["kind"] != "PodMonitor" && o["kind"] != "ServiceMonitor")
+        .map(|o| serde_yaml::to_string(&o).unwrap())
+        .collect();
+    let out = cp().kubectl_with_input(
+        &["apply", "--dry-run=server", "-f", "-"],
+        &objects.join("---\n"),
+    );
+    assert!(
+        out.status.success(),
+        "kubectl apply --dry-run=server of the chart with monitoring:\n{}",
+        output_text(&out)
+    );
+    let applied = String::from_utf8_lossy(&out.stdout);
+    for object in [
+        "configmap/tollgate-dashboard",
+        "prometheusrule.monitoring.coreos.com/tollgate-controller",
+    ] {
+        assert!(applied.contains(object), "{object} not in:\n{applied}");
+    }
+}

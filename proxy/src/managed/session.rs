@@ -351,9 +351,9 @@ async fn on_message(
     };
     let fleet_size = shared.fleet_size.load(Ordering::Relaxed);
     if let Err(refused) = shared.limiter.admit(&subject, fleet_size).await {
-        tracing::debug!(connection_id = %peer.connection_id, error = %refused, "message refused");
+        tracing::debug!(connection_id = %peer.connection_id, error = %refused.error, "message refused");
         count(&route.key, "throttled");
-        return Some(error_frame(refused.message(), &peer, &id));
+        return Some(error_frame(refused.error.message(), &peer, &id));
     }
 
     let message_id = uuid::Uuid::new_v4().simple().to_string();

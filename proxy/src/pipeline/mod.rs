@@ -301,10 +301,10 @@ async fn admitted<B: ClientBody>(
         && ctx.gateway().rate_limiting.mode == RateLimitMode::Redis
     {
         let attributes = vec![KeyValue::new("db.system.name", "redis")];
-        let error = rate_status.as_ref().err().map(ToString::to_string);
+        let error = rate_status.as_ref().err().map(|r| r.error.to_string());
         recording.phase(Phase::Throttle, throttle_started, attributes, error);
     }
-    let rate_status = rate_status?;
+    let rate_status = rate_status.inspect_err(|refused| metrics.observe_throttled(refused.by))?;
 
     // Phase 7: request validation, then the body (already read whole for an AWS_IAM route;
     // read whole here for a route that validates it).

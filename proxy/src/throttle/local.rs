@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::bucket::{Bucket, Rate};
-use super::{Limits, RateLimitStatus};
-use crate::errors::GatewayError;
+use super::{Limits, RateLimitStatus, Refused};
 
 /// How often idle state is dropped: full buckets and quota counters of past periods.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -36,7 +35,7 @@ impl LocalCounters {
         &self,
         limits: &Limits,
         fleet_size: u32,
-    ) -> Result<Option<RateLimitStatus>, GatewayError> {
+    ) -> Result<Option<RateLimitStatus>, Refused> {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.sweep(now);
@@ -61,10 +60,10 @@ impl LocalCounters {
             };
             if !admitted {
                 state.give_back(&taken);
-                return Err(GatewayError::TooManyRequests(status));
+                return Err(Refused::rate(limit.scope, status));
             }
             taken.push((&limit.key, rate));
-            if limit.per_key {
+            if limit.per_key() {
                 key_status = Some(status);
             }
         }
@@ -81,7 +80,7 @@ impl LocalCounters {
                     .or_insert((0, q.window.end.as_second()));
                 if *used >= share {
                     state.give_back(&taken);
-                    return Err(GatewayError::LimitExceeded(RateLimitStatus {
+                    return Err(Refused::quota(RateLimitStatus {
                         limit: share,
                         remaining: 0,
                         reset_seconds: left,
@@ -131,22 +130,23 @@ mod tests {
     use tollgate_crds::table::{QuotaPeriod, ThrottleSettings};
 
     use super::super::quota::Window;
-    use super::super::{Limit, QuotaLimit};
+    use super::super::{Limit, QuotaLimit, Scope};
     use super::*;
+    use crate::errors::GatewayError;
 
     fn limits(key_rate: f64, key_burst: u32, quota: Option<u64>) -> Limits {
-        let bucket = |key: &str, rate_limit, burst_limit, per_key| Limit {
+        let bucket = |key: &str, rate_limit, burst_limit, scope| Limit {
             key: Arc::from(key),
             throttle: ThrottleSettings {
                 rate_limit,
                 burst_limit,
             },
-            per_key,
+            scope,
         };
         Limits {
             buckets: vec![
-                bucket("k", key_rate, key_burst, true),
-                bucket("g", 10_000.0, 5_000, false),
+                bucket("k", key_rate, key_burst, Scope::Key),
+                bucket("g", 10_000.0, 5_000, Scope::Gateway),
             ],
             quota: quota.map(|limit| {
                 let quota = QuotaTable {
@@ -173,7 +173,10 @@ mod tests {
             assert_eq!((status.limit, status.remaining), (3, remaining));
         }
         match counters.admit(&l, 1) {
-            Err(GatewayError::TooManyRequests(s)) => assert_eq!(s.retry_after_seconds, 1),
+            Err(Refused {
+                by: Scope::Key,
+                error: GatewayError::TooManyRequests(s),
+            }) => assert_eq!(s.retry_after_seconds, 1),
             other => panic!("{other:?}"),
         }
     }
@@ -188,7 +191,10 @@ mod tests {
         }
         assert!(matches!(
             counters.admit(&l, 2),
-            Err(GatewayError::LimitExceeded(_))
+            Err(Refused {
+                by: Scope::Quota,
+                error: GatewayError::LimitExceeded(_)
+            })
         ));
     }
 
@@ -199,7 +205,10 @@ mod tests {
         counters.admit(&l, 1).unwrap();
         assert!(matches!(
             counters.admit(&l, 1),
-            Err(GatewayError::LimitExceeded(_))
+            Err(Refused {
+                by: Scope::Quota,
+                error: GatewayError::LimitExceeded(_)
+            })
         ));
         // One token is left in the key bucket: the refused request did not spend it.
         let only_bucket = Limits {
@@ -214,7 +223,10 @@ mod tests {
         let counters = LocalCounters::default();
         assert!(matches!(
             counters.admit(&limits(0.0, 10, None), 1),
-            Err(GatewayError::TooManyRequests(_))
+            Err(Refused {
+                by: Scope::Key,
+                error: GatewayError::TooManyRequests(_)
+            })
         ));
     }
 }

@@ -119,13 +119,84 @@ impl<'a> Subject<'a> {
     }
 }
 
+/// Which limit refused a request: the `reason` of `tollgate_throttled_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The caller's API key: its plan's throttle, or the plan's per-route override.
+    Key,
+    /// The route's throttle (its own, else the stage's default).
+    Route,
+    /// The gateway-wide limit.
+    Gateway,
+    /// The key's quota for the period.
+    Quota,
+    /// Redis could not be asked and the gateway's `onFailure` is `FailClosed`.
+    RedisUnavailable,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 5] = [
+        Scope::Key,
+        Scope::Route,
+        Scope::Gateway,
+        Scope::Quota,
+        Scope::RedisUnavailable,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Scope::Key => "key",
+            Scope::Route => "route",
+            Scope::Gateway => "gateway",
+            Scope::Quota => "quota",
+            Scope::RedisUnavailable => "redis_unavailable",
+        }
+    }
+}
+
+/// A request a limit refused: the 429 to answer, and which limit said so (for the metrics).
+/// It converts into its [`GatewayError`], so `?` answers it.
+#[derive(Debug)]
+pub struct Refused {
+    pub by: Scope,
+    pub error: GatewayError,
+}
+
+impl Refused {
+    fn rate(by: Scope, status: RateLimitStatus) -> Self {
+        Self {
+            by,
+            error: GatewayError::TooManyRequests(status),
+        }
+    }
+
+    fn quota(status: RateLimitStatus) -> Self {
+        Self {
+            by: Scope::Quota,
+            error: GatewayError::LimitExceeded(status),
+        }
+    }
+}
+
+impl From<Refused> for GatewayError {
+    fn from(refused: Refused) -> Self {
+        refused.error
+    }
+}
+
 /// One token bucket a request must pass, under a key naming what it limits.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Limit {
     pub key: Arc<str>,
     pub throttle: ThrottleSettings,
-    /// A per-key bucket: its status goes into the `RateLimit-*` headers.
-    pub per_key: bool,
+    /// What it limits; a [`Scope::Key`] bucket's status goes into the `RateLimit-*` headers.
+    pub scope: Scope,
+}
+
+impl Limit {
+    pub fn per_key(&self) -> bool {
+        self.scope == Scope::Key
+    }
 }
 
 /// The key's quota in its current period.
@@ -179,13 +250,13 @@ impl Limits {
                 buckets.push(Limit {
                     key: names::key_route_bucket(&owner, subject.route_bucket),
                     throttle: *throttle,
-                    per_key: true,
+                    scope: Scope::Key,
                 });
             } else if let Some(throttle) = plan.throttle {
                 buckets.push(Limit {
                     key: names::key_bucket(&owner),
                     throttle,
-                    per_key: true,
+                    scope: Scope::Key,
                 });
             }
             quota = plan.quota.as_ref().map(|q| {
@@ -200,12 +271,12 @@ impl Limits {
         buckets.push(Limit {
             key: subject.route_bucket.clone(),
             throttle: subject.route.throttle,
-            per_key: false,
+            scope: Scope::Route,
         });
         buckets.push(Limit {
             key: subject.gateway_bucket.clone(),
             throttle: subject.gateway.throttle,
-            per_key: false,
+            scope: Scope::Gateway,
         });
         Self {
             buckets,
@@ -227,13 +298,13 @@ pub struct Limiter {
 }
 
 impl Limiter {
-    /// Admits the request or refuses it with 429; on admission, the status of the tightest
-    /// per-key limit, for the response headers.
+    /// Admits the request or refuses it with 429 (and which limit refused it); on admission,
+    /// the status of the tightest per-key limit, for the response headers.
     pub async fn admit(
         &self,
         subject: &Subject<'_>,
         fleet_size: u32,
-    ) -> Result<Option<RateLimitStatus>, GatewayError> {
+    ) -> Result<Option<RateLimitStatus>, Refused> {
         let now = jiff::Timestamp::now();
         let limits = Limits::of(subject, now);
         let settings = &subject.gateway.rate_limiting;
@@ -253,7 +324,10 @@ impl Limiter {
                 }
                 RedisFailureMode::FailClosed => {
                     tracing::debug!(%error, "redis unavailable: refusing (FailClosed)");
-                    Err(GatewayError::TooManyRequests(RateLimitStatus::BLOCKED))
+                    Err(Refused::rate(
+                        Scope::RedisUnavailable,
+                        RateLimitStatus::BLOCKED,
+                    ))
                 }
                 RedisFailureMode::Local => {
                     tracing::debug!(%error, "redis unavailable: enforcing local shares");
@@ -268,8 +342,8 @@ impl Limiter {
         &self,
         subject: &Subject<'_>,
         now: jiff::Timestamp,
-        verdict: Result<Option<RateLimitStatus>, GatewayError>,
-    ) -> Result<Option<RateLimitStatus>, GatewayError> {
+        verdict: Result<Option<RateLimitStatus>, Refused>,
+    ) -> Result<Option<RateLimitStatus>, Refused> {
         if verdict.is_ok()
             && let (Some(slot), Some((plan, tenant))) = (subject.usage, subject.plan)
         {
@@ -407,7 +481,7 @@ mod tests {
         let (gw, rt) = (gateway(), route("GET /pets"));
         let limits = limits_of(&gw, &rt, None, jiff::Timestamp::now());
         assert_eq!(limits.buckets.len(), 2);
-        assert!(limits.buckets.iter().all(|b| !b.per_key));
+        assert!(limits.buckets.iter().all(|b| !b.per_key()));
         assert!(limits.quota.is_none());
     }
 

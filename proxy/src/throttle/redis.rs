@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{Limits, RateLimitStatus};
-use crate::errors::GatewayError;
+use super::{Limits, RateLimitStatus, Refused};
 use crate::outage::Outage;
 
 /// The longest a request waits for Redis.
@@ -63,10 +62,10 @@ impl RedisCounters {
     pub async fn admit(
         &self,
         limits: &Limits,
-    ) -> Result<Result<Option<RateLimitStatus>, GatewayError>, RedisError> {
+    ) -> Result<Result<Option<RateLimitStatus>, Refused>, RedisError> {
         // A rate of 0 refuses everything; Redis need not be asked.
-        if limits.buckets.iter().any(|b| b.throttle.rate_limit <= 0.0) {
-            return Ok(Err(GatewayError::TooManyRequests(RateLimitStatus::BLOCKED)));
+        if let Some(zero) = limits.buckets.iter().find(|b| b.throttle.rate_limit <= 0.0) {
+            return Ok(Err(Refused::rate(zero.scope, RateLimitStatus::BLOCKED)));
         }
         let mut connection = self.usable_connection()?;
         let mut invocation = self.script.prepare_invoke();
@@ -135,7 +134,7 @@ fn gcra(rate_limit: f64, burst_limit: u32) -> (u64, u64) {
 fn verdict(
     limits: &Limits,
     answer: &[i64],
-) -> Result<Result<Option<RateLimitStatus>, GatewayError>, RedisError> {
+) -> Result<Result<Option<RateLimitStatus>, Refused>, RedisError> {
     let bad = || RedisError::Answer(answer.to_vec());
     let (&code, rest) = answer.split_first().ok_or_else(bad)?;
     let seconds = |us: i64| u64::try_from(us).unwrap_or(0).div_ceil(1_000_000);
@@ -145,17 +144,20 @@ fn verdict(
             let index = usize::try_from(*rest.first().ok_or_else(bad)?).map_err(|_| bad())?;
             let bucket = limits.buckets.get(index.wrapping_sub(1)).ok_or_else(bad)?;
             let retry = seconds(*rest.get(1).ok_or_else(bad)?);
-            Ok(Err(GatewayError::TooManyRequests(RateLimitStatus {
-                limit: u64::from(bucket.throttle.burst_limit.max(1)),
-                remaining: 0,
-                reset_seconds: retry,
-                retry_after_seconds: retry,
-            })))
+            Ok(Err(Refused::rate(
+                bucket.scope,
+                RateLimitStatus {
+                    limit: u64::from(bucket.throttle.burst_limit.max(1)),
+                    remaining: 0,
+                    reset_seconds: retry,
+                    retry_after_seconds: retry,
+                },
+            )))
         }
         2 => {
             let q = limits.quota.as_ref().ok_or_else(bad)?;
             let left = q.window.seconds_left(now);
-            Ok(Err(GatewayError::LimitExceeded(RateLimitStatus {
+            Ok(Err(Refused::quota(RateLimitStatus {
                 limit: q.quota.limit,
                 remaining: 0,
                 reset_seconds: left,
@@ -166,7 +168,7 @@ fn verdict(
             let per_bucket = rest.get(2..2 + 2 * limits.buckets.len()).ok_or_else(bad)?;
             let mut status = None;
             for (bucket, pair) in limits.buckets.iter().zip(per_bucket.chunks(2)) {
-                if bucket.per_key {
+                if bucket.per_key() {
                     status = Some(RateLimitStatus {
                         limit: u64::from(bucket.throttle.burst_limit.max(1)),
                         remaining: u64::try_from(pair[0]).unwrap_or(0),
