@@ -49,21 +49,7 @@ impl Metrics {
     /// traces: registered when the controller starts (once: a second call would find the
     /// name taken).
     pub fn trace_counters(&self) -> tollgate_telemetry::export::Counters {
-        let spans = IntCounterVec::new(
-            Opts::new(
-                "tollgate_trace_spans_total",
-                "Spans of reconcile passes: exported (the collector took them) or dropped",
-            ),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        self.registry
-            .register(Box::new(spans.clone()))
-            .expect("registered once");
-        tollgate_telemetry::export::Counters {
-            exported: spans.with_label_values(&["exported"]),
-            dropped: spans.with_label_values(&["dropped"]),
-        }
+        tollgate_telemetry::export::Counters::register(&self.registry, "reconcile passes")
     }
 
     pub fn new() -> Self {

@@ -353,22 +353,7 @@ impl Metrics {
     /// `tollgate_trace_spans_total`, by outcome, for the span exporters: registered when the
     /// proxy starts (once: a second call would find the name taken).
     pub fn trace_counters(&self) -> tollgate_telemetry::export::Counters {
-        let spans = IntCounterVec::new(
-            Opts::new(
-                "tollgate_trace_spans_total",
-                "Spans of traced requests: exported (the collector took them) or dropped \
-                 (the queue was full, or the collector failed)",
-            ),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        self.registry
-            .register(Box::new(spans.clone()))
-            .expect("registered once");
-        tollgate_telemetry::export::Counters {
-            exported: spans.with_label_values(&["exported"]),
-            dropped: spans.with_label_values(&["dropped"]),
-        }
+        tollgate_telemetry::export::Counters::register(&self.registry, "traced requests")
     }
 
     /// The outbound calls' metrics, resolved from their labels once.

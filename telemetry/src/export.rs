@@ -81,6 +81,31 @@ pub struct Counters {
     pub dropped: IntCounter,
 }
 
+impl Counters {
+    /// `tollgate_trace_spans_total{outcome="exported"|"dropped"}`, registered in `registry`
+    /// (once per registry: a second call finds the name taken). `of` says whose spans.
+    pub fn register(registry: &prometheus::Registry, of: &str) -> Self {
+        let spans = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "tollgate_trace_spans_total",
+                format!(
+                    "Spans of {of}: exported (the collector took them) or dropped (the queue \
+                     was full, or the collector failed)"
+                ),
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(spans.clone()))
+            .expect("registered once");
+        Self {
+            exported: spans.with_label_values(&["exported"]),
+            dropped: spans.with_label_values(&["dropped"]),
+        }
+    }
+}
+
 enum Message {
     Span(Box<SpanData>),
     /// Answered once everything queued before it has been sent (or has failed).

@@ -136,26 +136,64 @@ fn is_lower_hex(text: &str) -> bool {
 
 /// `traceparent` for a call made from `span`.
 pub fn traceparent(trace_id: TraceId, span: SpanId, sampled: bool) -> HeaderValue {
-    let flags = if sampled { "01" } else { "00" };
-    let text = format!("00-{trace_id}-{span}-{flags}");
-    HeaderValue::from_str(&text).expect("hex is a valid header value")
+    // Written into a fixed layout: this runs for every call of a traced request.
+    let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex_into(&mut text[3..35], &trace_id.to_bytes());
+    hex_into(&mut text[36..52], &span.to_bytes());
+    if sampled {
+        text[54] = b'1';
+    }
+    HeaderValue::from_bytes(&text).expect("hex is a valid header value")
 }
 
 /// The trace id in X-Ray's form, `1-{first 8 hex}-{other 24}`.
 pub fn xray_trace_id(trace_id: TraceId) -> String {
-    let hex = trace_id.to_string();
-    format!("1-{}-{}", &hex[..8], &hex[8..])
+    let mut text = *b"1-00000000-000000000000000000000000";
+    xray_root_into(&mut text, trace_id);
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+fn xray_root_into(out: &mut [u8; 35], trace_id: TraceId) {
+    let bytes = trace_id.to_bytes();
+    hex_into(&mut out[2..10], &bytes[..4]);
+    hex_into(&mut out[11..35], &bytes[4..]);
 }
 
 /// `X-Amzn-Trace-Id` for a call made from `span` (or, on a response, without a parent).
 pub fn amzn_trace_id(trace_id: TraceId, span: Option<SpanId>, sampled: bool) -> HeaderValue {
-    let sampled = u8::from(sampled);
-    let root = xray_trace_id(trace_id);
-    let text = match span {
-        Some(span) => format!("Root={root};Parent={span};Sampled={sampled}"),
-        None => format!("Root={root};Sampled={sampled}"),
+    const ROOT: usize = "Root=".len();
+    const PARENT: usize = ROOT + 35 + ";Parent=".len();
+    let mut text = *b"Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0";
+    let mut root = [0u8; 35];
+    root.copy_from_slice(&text[ROOT..ROOT + 35]);
+    xray_root_into(&mut root, trace_id);
+    text[ROOT..ROOT + 35].copy_from_slice(&root);
+    let digit = if sampled { b'1' } else { b'0' };
+    let text: &[u8] = match span {
+        Some(span) => {
+            hex_into(&mut text[PARENT..PARENT + 16], &span.to_bytes());
+            let last = text.len() - 1;
+            text[last] = digit;
+            &text[..]
+        }
+        None => {
+            // `Root=…;Sampled=d`: the parent field cut out.
+            let mut short = [0u8; ROOT + 35 + 10];
+            short[..ROOT + 35].copy_from_slice(&text[..ROOT + 35]);
+            short[ROOT + 35..].copy_from_slice(b";Sampled=0");
+            short[short.len() - 1] = digit;
+            return HeaderValue::from_bytes(&short).expect("hex is a valid header value");
+        }
     };
-    HeaderValue::from_str(&text).expect("hex is a valid header value")
+    HeaderValue::from_bytes(text).expect("hex is a valid header value")
+}
+
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0x0f)];
+    }
 }
 
 /// Puts the context of a call made from `span` on its headers, replacing what the client
@@ -225,6 +263,14 @@ mod tests {
         );
         assert_eq!(incoming.parent.unwrap().to_string(), "53995c3f42cd8ad8");
         assert_eq!(incoming.sampled, Some(true));
+        assert_eq!(
+            amzn_trace_id(incoming.trace_id, None, false),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0"
+        );
+        assert_eq!(
+            xray_trace_id(incoming.trace_id),
+            "1-5759e988-bd862e3fe1be46a994272793"
+        );
         let written = amzn_trace_id(incoming.trace_id, incoming.parent, true);
         assert_eq!(
             written,

@@ -95,9 +95,20 @@ impl Channel {
     /// POSTs an ACK or NACK; 2xx is success.
     pub async fn ack(&self, subscription: &Subscription, ack: &Ack) -> Result<(), String> {
         let uri = format!("{}{ACK_PATH}", self.controller);
-        let body = serde_json::to_vec(ack).map_err(|e| e.to_string())?;
+        self.post_json(&uri, subscription.authorization.as_ref(), ack)
+            .await
+    }
+
+    /// POSTs `body` as JSON; 2xx is success.
+    async fn post_json(
+        &self,
+        uri: &str,
+        authorization: Option<&HeaderValue>,
+        body: &impl serde::Serialize,
+    ) -> Result<(), String> {
+        let body = serde_json::to_vec(body).map_err(|e| e.to_string())?;
         let request = self
-            .request(Method::POST, &uri, subscription.authorization.as_ref())
+            .request(Method::POST, uri, authorization)
             .header(CONTENT_TYPE, "application/json")
             .body(full(body))
             .map_err(|e| format!("building the request: {e}"))?;
@@ -129,26 +140,7 @@ impl Channel {
             None => None,
         };
         let uri = format!("{}{}", self.controller, tollgate_crds::usage::REPORT_PATH);
-        let body = serde_json::to_vec(report).map_err(|e| e.to_string())?;
-        let request = self
-            .request(Method::POST, &uri, authorization.as_ref())
-            .header(CONTENT_TYPE, "application/json")
-            .body(full(body))
-            .map_err(|e| format!("building the request: {e}"))?;
-        let response = tokio::time::timeout(ANSWER_TIMEOUT, self.client.request(request))
-            .await
-            .map_err(|_| format!("{uri}: no answer within {ANSWER_TIMEOUT:?}"))?
-            .map_err(|e| format!("{uri}: {}", error_chain(&e)))?;
-        let status = response.status();
-        if status.is_success() {
-            let _ = response.into_body().collect().await;
-            Ok(())
-        } else {
-            Err(format!(
-                "{status} {}",
-                read_message(response.into_body()).await
-            ))
-        }
+        self.post_json(&uri, authorization.as_ref(), report).await
     }
 
     fn request(

@@ -274,11 +274,14 @@ async fn admitted<B: ClientBody>(
         Pending::Read(read) => Some(&read.bytes[..]),
         Pending::Unread(_) => None,
     };
-    let auth_started = Instant::now();
+    // Phase spans read the clock only on a recorded request.
+    let auth_started = log.trace.is_some().then(Instant::now);
     let identity = auth::authorize(&shared.auth, &shared.client, &ctx, signed_payload)
         .instrument(tracing::trace_span!("auth"))
         .await;
-    if let (Some(recording), Some(name)) = (&mut log.trace, &ctx.route_table().authorizer) {
+    if let (Some(recording), Some(name), Some(auth_started)) =
+        (&mut log.trace, &ctx.route_table().authorizer, auth_started)
+    {
         let attributes = vec![KeyValue::new("tollgate.authorizer", name.clone())];
         let error = identity.as_ref().err().map(ToString::to_string);
         recording.phase(Phase::Authorize, auth_started, attributes, error);
@@ -290,14 +293,14 @@ async fn admitted<B: ClientBody>(
 
     // Phase 6: throttle and quota.
     let fleet_size = shared.fleet_size.load(Ordering::Relaxed);
-    let throttle_started = Instant::now();
+    let throttle_started = log.trace.is_some().then(Instant::now);
     let rate_status = shared
         .limiter
         .admit(&Subject::of(&ctx), fleet_size)
         .instrument(tracing::trace_span!("throttle"))
         .await;
     // A span when the counters are in Redis: a round trip worth seeing.
-    if let Some(recording) = &mut log.trace
+    if let (Some(recording), Some(throttle_started)) = (&mut log.trace, throttle_started)
         && ctx.gateway().rate_limiting.mode == RateLimitMode::Redis
     {
         let attributes = vec![KeyValue::new("db.system.name", "redis")];
