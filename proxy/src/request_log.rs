@@ -34,8 +34,9 @@ pub struct Logged {
     pub record: AccessRecord,
     /// The route's metrics, once the request has a route.
     pub route_metrics: Option<Arc<RouteMetrics>>,
-    /// The spans of a sampled request on a traced stage, sent with the line.
-    pub trace: Option<Recording>,
+    /// The spans of a sampled request on a traced stage, sent with the line (boxed: every
+    /// request's log is moved into its response body, and most are not recorded).
+    pub trace: Option<Box<Recording>>,
     written: bool,
 }
 

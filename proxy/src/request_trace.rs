@@ -260,18 +260,18 @@ impl Recording {
         ids: &TraceIds,
         wall: SystemTime,
         started: Instant,
-    ) -> Option<Self> {
+    ) -> Option<Box<Self>> {
         if !ids.sampled {
             return None;
         }
-        Some(Self {
+        Some(Box::new(Self {
             ids: ids.clone(),
             exporter: tracers.exporter(tracing)?,
             scope: tracers.scope.clone(),
             wall,
             started,
             spans: Vec::with_capacity(3),
-        })
+        }))
     }
 
     fn at(&self, instant: Instant) -> SystemTime {
@@ -312,7 +312,7 @@ impl Recording {
     }
 
     /// Ends the request's span with what its log line says, and sends the trace.
-    pub fn finish(mut self, record: &AccessRecord) {
+    pub fn finish(mut self: Box<Self>, record: &AccessRecord) {
         let method = record.http_method.as_str().to_owned();
         // A REST route key is `METHOD /path/{param}`: the span's name, as OpenTelemetry's
         // HTTP conventions name a server span `{method} {route}`.
