@@ -52,16 +52,15 @@ impl StageTracing {
             }),
         }
     }
-}
 
-impl StageTracing {
     /// The gateway's own collector, if it names one.
     pub fn endpoint(&self) -> Option<&Endpoint> {
         self.endpoint.as_ref()
     }
 }
 
-pub fn protocol(p: OtlpProtocol) -> Protocol {
+/// The resource's transport as the exporter names it.
+fn protocol(p: OtlpProtocol) -> Protocol {
     match p {
         OtlpProtocol::Grpc => Protocol::Grpc,
         OtlpProtocol::HttpProtobuf => Protocol::HttpProtobuf,
