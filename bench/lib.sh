@@ -118,6 +118,34 @@ to_ms() { # "1.23ms" | "456.00us" | "1.02s" -> milliseconds
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
+# Rounds of runs that alternate over NAMES (URLS to load, MEASURED the process whose CPU is
+# counted), so drift hits all alike: prints each run and each name's medians, and leaves the
+# medians in M_RPS, M_P99, M_CPU and M_SYS for the caller's ratios. The first column's title
+# is the argument (proxy, variant, ...).
+declare -A M_RPS M_P99 M_CPU M_SYS
+alternate_runs() { # column-title
+    local round i name rps p99 cpu sys
+    local -A rpss p99s cpus syss
+    printf '%-8s %-11s %12s %10s %12s %12s\n' round "$1" requests/s p99_ms cpu_us/req kernel_us/req
+    for round in $(seq 1 "$ROUNDS"); do
+        for i in "${!NAMES[@]}"; do
+            read -r rps p99 cpu sys < <(MEASURE=${MEASURED[$i]} run_wrk "${URLS[$i]}" "$SECONDS_PER_RUN" "$CONNECTIONS")
+            printf '%-8s %-11s %12s %10s %12s %12s\n' "$round" "${NAMES[$i]}" "$rps" "$p99" "$cpu" "$sys"
+            name=${NAMES[$i]}
+            rpss[$name]+="$rps " p99s[$name]+="$p99 " cpus[$name]+="$cpu " syss[$name]+="$sys "
+        done
+    done
+    echo
+    for name in "${NAMES[@]}"; do
+        # shellcheck disable=SC2086
+        M_RPS[$name]=$(median ${rpss[$name]}) M_P99[$name]=$(median ${p99s[$name]})
+        # shellcheck disable=SC2086
+        M_CPU[$name]=$(median ${cpus[$name]}) M_SYS[$name]=$(median ${syss[$name]})
+        printf 'median %-11s %10s req/s, p99 %s ms, %s µs CPU/request (kernel %s)\n' "$name:" \
+            "${M_RPS[$name]}" "${M_P99[$name]}" "${M_CPU[$name]}" "${M_SYS[$name]}"
+    done
+}
+
 # nginx proxying /bench/hello to the backend, one worker pinned to $PROXY_CPU. The second
 # argument is the server block's own lines (listen, ssl_*).
 start_nginx_proxy() { # backend-port server-lines

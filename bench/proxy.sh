@@ -52,26 +52,7 @@ for url in "${URLS[@]}"; do wait_http "$url"; done
 # Warm every proxy (connection pools, caches).
 for url in "${URLS[@]}"; do run_wrk "$url" 2 "$CONNECTIONS" >/dev/null; done
 
-printf '%-8s %-10s %12s %10s %12s %12s\n' round proxy requests/s p99_ms cpu_us/req kernel_us/req
-declare -A RPS P99 CPU SYS
-for round in $(seq 1 "$ROUNDS"); do
-    for i in "${!NAMES[@]}"; do
-        read -r rps p99 cpu sys < <(MEASURE=${MEASURED[$i]} run_wrk "${URLS[$i]}" "$SECONDS_PER_RUN" "$CONNECTIONS")
-        printf '%-8s %-10s %12s %10s %12s %12s\n' "$round" "${NAMES[$i]}" "$rps" "$p99" "$cpu" "$sys"
-        RPS[${NAMES[$i]}]+="$rps " P99[${NAMES[$i]}]+="$p99 " CPU[${NAMES[$i]}]+="$cpu " SYS[${NAMES[$i]}]+="$sys "
-    done
-done
-
-echo
-declare -A M_RPS M_P99 M_CPU M_SYS
-for name in "${NAMES[@]}"; do
-    # shellcheck disable=SC2086
-    M_RPS[$name]=$(median ${RPS[$name]}) M_P99[$name]=$(median ${P99[$name]}) M_CPU[$name]=$(median ${CPU[$name]})
-    # shellcheck disable=SC2086
-    M_SYS[$name]=$(median ${SYS[$name]})
-    printf 'median %-9s %10s req/s, p99 %s ms, %s µs CPU/request (kernel %s)\n' "$name:" "${M_RPS[$name]}" \
-        "${M_P99[$name]}" "${M_CPU[$name]}" "${M_SYS[$name]}"
-done
+alternate_runs proxy
 for peer in nginx haproxy hyper; do
     echo "ratio tollgate/$peer: throughput $(ratio "${M_RPS[tollgate]}" "${M_RPS[$peer]}")x," \
         "p99 $(ratio "${M_P99[tollgate]}" "${M_P99[$peer]}")x, CPU/request $(ratio "${M_CPU[tollgate]}" "${M_CPU[$peer]}")x"

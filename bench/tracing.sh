@@ -66,24 +66,7 @@ wait_http "http://127.0.0.1:$BACKEND/hello"
 for url in "${URLS[@]}"; do wait_http "$url"; done
 for url in "${URLS[@]}"; do run_wrk "$url" 2 "$CONNECTIONS" >/dev/null; done
 
-printf '%-8s %-11s %12s %10s %12s %12s\n' round variant requests/s p99_ms cpu_us/req kernel_us/req
-declare -A RPS P99 CPU SYS
-for round in $(seq 1 "$ROUNDS"); do
-    for i in "${!NAMES[@]}"; do
-        read -r rps p99 cpu sys < <(MEASURE=${MEASURED[$i]} run_wrk "${URLS[$i]}" "$SECONDS_PER_RUN" "$CONNECTIONS")
-        printf '%-8s %-11s %12s %10s %12s %12s\n' "$round" "${NAMES[$i]}" "$rps" "$p99" "$cpu" "$sys"
-        RPS[${NAMES[$i]}]+="$rps " P99[${NAMES[$i]}]+="$p99 " CPU[${NAMES[$i]}]+="$cpu " SYS[${NAMES[$i]}]+="$sys "
-    done
-done
-
-echo
-declare -A M_RPS M_P99 M_CPU
-for name in "${NAMES[@]}"; do
-    # shellcheck disable=SC2086
-    M_RPS[$name]=$(median ${RPS[$name]}) M_P99[$name]=$(median ${P99[$name]}) M_CPU[$name]=$(median ${CPU[$name]})
-    printf 'median %-11s %10s req/s, p99 %s ms, %s µs CPU/request\n' "$name:" "${M_RPS[$name]}" \
-        "${M_P99[$name]}" "${M_CPU[$name]}"
-done
+alternate_runs variant
 for name in ratio-0 ratio-0.01 ratio-1; do
     echo "ratio $name/untraced: throughput $(ratio "${M_RPS[$name]}" "${M_RPS[untraced]}")x," \
         "CPU/request $(ratio "${M_CPU[$name]}" "${M_CPU[untraced]}")x"
