@@ -28,8 +28,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tollgate_crds::compile::{FirstSeen, Resources, object_key};
 use tollgate_crds::resources::{
-    API_KEY_SECRET_TYPE, AWS_CREDENTIALS_SECRET_TYPE, ApiGateway, Route, TLS_SECRET_TYPE,
-    TRUSTSTORE_LABEL, TRUSTSTORE_SECRET_TYPE, UsagePlan,
+    API_KEY_SECRET_TYPE, AWS_CREDENTIALS_SECRET_TYPE, ApiGateway, REDIS_AUTH_SECRET_TYPE, Route,
+    TLS_SECRET_TYPE, TRUSTSTORE_LABEL, TRUSTSTORE_SECRET_TYPE, UsagePlan,
 };
 use tollgate_crds::table::ObjectKey;
 
@@ -46,6 +46,8 @@ pub struct Index {
     truststores: Shelf<Secret>,
     /// Secrets of type `tollgate.dev/aws-credentials` (`@connections` callers).
     aws_credentials: Shelf<Secret>,
+    /// Secrets of type `tollgate.dev/redis-auth` (the fleet's Redis ACL user).
+    redis_auth: Shelf<Secret>,
     /// ConfigMaps labelled `tollgate.dev/truststore` (mutual TLS client CAs).
     truststore_config_maps: Shelf<ConfigMap>,
     services: Shelf<Service>,
@@ -66,6 +68,7 @@ impl Index {
             tls: Shelf::default(),
             truststores: Shelf::default(),
             aws_credentials: Shelf::default(),
+            redis_auth: Shelf::default(),
             truststore_config_maps: Shelf::default(),
             services: Shelf::default(),
             owned: Owned::default(),
@@ -98,6 +101,12 @@ impl Index {
                 client,
                 all.clone()
                     .fields(&format!("type={AWS_CREDENTIALS_SECRET_TYPE}")),
+                changed.clone(),
+            ),
+            index.redis_auth.watch(
+                client,
+                all.clone()
+                    .fields(&format!("type={REDIS_AUTH_SECRET_TYPE}")),
                 changed.clone(),
             ),
             index.truststore_config_maps.watch(
@@ -134,6 +143,7 @@ impl Index {
             && self.tls.is_ready()
             && self.truststores.is_ready()
             && self.aws_credentials.is_ready()
+            && self.redis_auth.is_ready()
             && self.truststore_config_maps.is_ready()
             && self.services.is_ready()
     }
@@ -154,6 +164,7 @@ impl Index {
         secrets.extend(self.tls.objects());
         secrets.extend(self.truststores.objects());
         secrets.extend(self.aws_credentials.objects());
+        secrets.extend(self.redis_auth.objects());
         Resources {
             gateways: self.gateways.objects(),
             routes: self.routes.objects(),

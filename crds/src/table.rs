@@ -15,6 +15,7 @@ mod access_log;
 mod cache;
 mod gateway_response;
 mod mapping;
+mod redis;
 mod templates;
 mod validation;
 mod wire;
@@ -25,6 +26,9 @@ pub use mapping::{
 };
 
 pub use access_log::{AccessLogFormatTable, AccessLogKind, AccessLogSegment, AccessLogVariable};
+pub use redis::{
+    RedisAuthTable, RedisTable, RedisTlsTable, RedisTopology, redact as redact_redis_url,
+};
 
 pub use cache::{CacheKeyParameter, RouteCacheTable, StageCacheTable, UnauthorizedCacheControl};
 
@@ -160,7 +164,7 @@ pub struct WebSocketTable {
     pub management_authorizer: Option<String>,
     /// The fleet's bus for `@connections` calls to other proxies' connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redis_url: Option<String>,
+    pub redis: Option<RedisTable>,
 }
 
 /// An access key that may sign requests (`@connections`, or routes of an AWS_IAM
@@ -205,7 +209,7 @@ impl GatewayTable {
 pub struct RateLimitingTable {
     pub mode: RateLimitMode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redis_url: Option<String>,
+    pub redis: Option<RedisTable>,
     pub on_redis_failure: RedisFailureMode,
 }
 

@@ -79,9 +79,15 @@ pub struct GetUsage {
     pub position: Option<String>,
 }
 
-/// The Redis hash of one plan's day: field = key id, value = requests admitted.
-pub fn redis_key(namespace: &str, plan: &str, day: Date) -> String {
-    format!("tollgate:u|{namespace}/{plan}|{day}")
+/// The Redis hash of one plan's day: field = key id, value = requests admitted. On a Redis
+/// Cluster the plan is the hash tag, so that every day of a plan is in one slot (read in one
+/// pipeline) while plans spread over the cluster.
+pub fn redis_key(namespace: &str, plan: &str, day: Date, cluster: bool) -> String {
+    if cluster {
+        format!("tollgate:{{{namespace}/{plan}}}:u|{namespace}/{plan}|{day}")
+    } else {
+        format!("tollgate:u|{namespace}/{plan}|{day}")
+    }
 }
 
 /// `YYYY-MM-DD`, strictly.

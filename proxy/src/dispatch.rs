@@ -41,6 +41,8 @@ pub struct ServedGateway {
     pub models: Models,
     /// Its customised gateway responses, templates parsed.
     pub responses: GatewayResponses,
+    /// The client for its counters in Redis, found on its first limited request.
+    pub redis: throttle::RedisSlot,
     stages: HashMap<String, ServedStage>,
 }
 
@@ -104,6 +106,7 @@ impl ServedGateway {
         Ok(Self {
             models,
             responses,
+            redis: throttle::RedisSlot::new(),
             tls: domains_tls(&table),
             bucket: throttle::names::gateway_bucket(&table.gateway),
             name: Arc::from(table.gateway.to_string()),
@@ -145,9 +148,9 @@ fn shared_cache(table: &GatewayTable) -> Option<Arc<SharedCache>> {
     {
         return None;
     }
-    let url = table.rate_limiting.redis_url.as_deref()?;
+    let redis = table.rate_limiting.redis.as_ref()?;
     Some(Arc::new(SharedCache::new(
-        url,
+        redis,
         &table.gateway.to_string(),
         &table.version,
     )))

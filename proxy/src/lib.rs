@@ -1,5 +1,9 @@
 //! Tollgate's data plane. The request path reads top to bottom in [`pipeline`].
 
+// The request path's futures nest deeply (a connection, TLS, the pipeline, a Redis Cluster
+// call inside it): their Send checks need more than the default 128 levels.
+#![recursion_limit = "256"]
+
 pub mod access_log;
 pub mod admin;
 pub mod api_key;

@@ -21,10 +21,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jiff::civil::Date;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tollgate_crds::resources::UsagePlan;
-use tollgate_crds::table::{ObjectKey, QuotaTable, RateLimitMode};
+use tollgate_crds::table::{ObjectKey, QuotaTable, RateLimitMode, RedisTable};
 use tollgate_crds::usage::{DayCounts, RETENTION_DAYS, UsageReport, add_counts, redis_key};
+use tollgate_redis::{SharedRedis, Timeouts};
 
 use crate::index::Index;
 use crate::snapshot::Snapshots;
@@ -37,15 +37,15 @@ const MAX_REPORTS: usize = 10_000;
 /// Why counts could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
-    #[error("the usage counts in Redis ({url}) could not be read: {reason}")]
-    Redis { url: String, reason: String },
+    #[error("the usage counts in Redis ({redis}) could not be read: {reason}")]
+    Redis { redis: String, reason: String },
 }
 
 /// The proxies' reports and the Redis clients.
 #[derive(Default)]
 pub struct Usage {
     reports: Mutex<HashMap<String, Stored>>,
-    redis: Mutex<HashMap<String, ConnectionManager>>,
+    redis: Mutex<HashMap<RedisTable, Arc<SharedRedis>>>,
 }
 
 /// One proxy's latest report.
@@ -64,7 +64,7 @@ pub struct PlanView {
     /// The key ids bound to the plan now.
     pub keys: Vec<String>,
     /// The Redis of each covered gateway in `Redis` mode (each counted once).
-    pub redis_urls: BTreeSet<String>,
+    pub redis: Vec<RedisTable>,
 }
 
 impl PlanView {
@@ -79,7 +79,7 @@ impl PlanView {
                 offset: q.offset,
             }),
             keys: Vec::new(),
-            redis_urls: BTreeSet::new(),
+            redis: Vec::new(),
         };
         let mut keys = BTreeSet::new();
         let gateways: BTreeSet<&str> = plan
@@ -92,10 +92,11 @@ impl PlanView {
             let Some(table) = snapshots.table(&ObjectKey::new(&key.namespace, gateway)) else {
                 continue;
             };
-            if let (RateLimitMode::Redis, Some(url)) =
-                (table.rate_limiting.mode, &table.rate_limiting.redis_url)
+            if let (RateLimitMode::Redis, Some(redis)) =
+                (table.rate_limiting.mode, &table.rate_limiting.redis)
+                && !view.redis.contains(redis)
             {
-                view.redis_urls.insert(url.clone());
+                view.redis.push(redis.clone());
             }
             if let Some(compiled) = table.usage_plans.iter().find(|p| p.name == key.name) {
                 view.quota = compiled.quota.clone();
@@ -179,8 +180,8 @@ impl Usage {
         to: Date,
     ) -> Result<DayCounts, UsageError> {
         let mut total = self.reported(&plan.key, from, to);
-        for url in &plan.redis_urls {
-            let counts = self.read_redis(url, &plan.key, from, to).await?;
+        for redis in &plan.redis {
+            let counts = self.read_redis(redis, &plan.key, from, to).await?;
             add_counts(&mut total, &counts);
         }
         Ok(total)
@@ -189,16 +190,20 @@ impl Usage {
     /// The plan's hashes of each day from `from` to `to`, in one round trip.
     async fn read_redis(
         &self,
-        url: &str,
+        redis: &RedisTable,
         plan: &ObjectKey,
         from: Date,
         to: Date,
     ) -> Result<DayCounts, UsageError> {
         let failed = |reason: String| UsageError::Redis {
-            url: redact(url),
+            redis: redis.to_string(),
             reason,
         };
-        let mut connection = self.connection(url).map_err(failed)?;
+        let client = self.client(redis).map_err(|e| failed(e.to_string()))?;
+        let mut connection = client
+            .connection()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
         let mut days = Vec::new();
         let mut day = from;
         while day <= to {
@@ -210,7 +215,12 @@ impl Usage {
         }
         let mut pipe = redis::pipe();
         for day in &days {
-            pipe.hgetall(redis_key(&plan.namespace, &plan.name, *day));
+            pipe.hgetall(redis_key(
+                &plan.namespace,
+                &plan.name,
+                *day,
+                redis.is_cluster(),
+            ));
         }
         let answers: Vec<HashMap<String, u64>> =
             tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async(&mut connection))
@@ -225,30 +235,18 @@ impl Usage {
             .collect())
     }
 
-    fn connection(&self, url: &str) -> Result<ConnectionManager, String> {
+    fn client(&self, redis: &RedisTable) -> Result<Arc<SharedRedis>, tollgate_redis::Error> {
         let mut clients = self.redis.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(connection) = clients.get(url) {
-            return Ok(connection.clone());
+        if let Some(client) = clients.get(redis) {
+            return Ok(client.clone());
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_number_of_retries(1);
-        let connection = redis::Client::open(url)
-            .and_then(|client| client.get_connection_manager_lazy(config))
-            .map_err(|e| e.to_string())?;
-        clients.insert(url.to_owned(), connection.clone());
-        Ok(connection)
-    }
-}
-
-/// A Redis URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
+        let timeouts = Timeouts {
+            connect: REDIS_TIMEOUT,
+            response: REDIS_TIMEOUT,
+        };
+        let client = Arc::new(SharedRedis::new(redis, timeouts)?);
+        clients.insert(redis.clone(), client.clone());
+        Ok(client)
     }
 }
 
@@ -298,14 +296,5 @@ mod tests {
         let today: Date = "2026-11-24".parse().unwrap();
         usage.record(report("p1", "shop", "2026-01-01", "alice", 3), today);
         assert!(usage.reports.lock().unwrap().is_empty());
-    }
-
-    #[test]
-    fn passwords_stay_out_of_messages() {
-        assert_eq!(
-            redact("redis://:secret@redis:6379/0"),
-            "redis://…@redis:6379/0"
-        );
-        assert_eq!(redact("redis://redis:6379"), "redis://redis:6379");
     }
 }

@@ -73,6 +73,10 @@ pub enum Reason {
     InvalidTemplate,
     /// A route's `cache` with a time to live out of range or a key parameter that is wrong.
     InvalidRouteCache,
+    /// Redis settings that cannot work: a URL that is not one, TLS material for plain-text
+    /// addresses, nodes that mix `redis://` and `rediss://`, or a credentials Secret without
+    /// a password.
+    InvalidRedis,
 }
 
 impl Reason {

@@ -77,11 +77,20 @@ pub(super) fn compile(
     let rate_limiting = spec.rate_limiting.clone().unwrap_or_default();
     if rate_limiting.mode == RateLimitMode::Redis && rate_limiting.redis.is_none() {
         diag.reject(
-            Reason::InvalidPolicy,
+            Reason::InvalidRedis,
             "spec.rateLimiting.redis",
-            "mode Redis needs rateLimiting.redis.url",
+            "mode Redis needs rateLimiting.redis (a url, cluster or sentinel)",
         );
     }
+    let redis = rate_limiting.redis.as_ref().and_then(|r| {
+        super::redis::compile(
+            key,
+            &r.connection,
+            "spec.rateLimiting.redis",
+            resources,
+            diag,
+        )
+    });
 
     let stages = compile_stages(gw, throttle, diag);
     if stages.is_empty() {
@@ -103,7 +112,10 @@ pub(super) fn compile(
     let domains = compile_domains(key, &spec.domains, &stage_names, resources, diag);
     let websocket = (spec.protocol == ApiProtocol::WEBSOCKET).then(|| {
         let settings = spec.websocket.clone().unwrap_or_default();
-        websocket::compile(key, &settings, &authorizers, resources, diag)
+        let shared = (rate_limiting.mode == RateLimitMode::Redis)
+            .then_some(redis.as_ref())
+            .flatten();
+        websocket::compile(key, &settings, &authorizers, shared, resources, diag)
     });
     if spec.protocol == ApiProtocol::REST && spec.websocket.is_some() {
         diag.reject(
@@ -145,7 +157,7 @@ pub(super) fn compile(
         throttle,
         rate_limiting: RateLimitingTable {
             mode: rate_limiting.mode.into(),
-            redis_url: rate_limiting.redis.as_ref().map(|r| r.url.clone()),
+            redis,
             on_redis_failure: rate_limiting
                 .redis
                 .map(|r| r.on_failure)
@@ -841,7 +853,7 @@ fn valid_base_path(p: &str) -> bool {
 }
 
 /// The certificate chain and key of a `kubernetes.io/tls` Secret, each checked.
-fn tls_material(
+pub(super) fn tls_material(
     gw: &ObjectKey,
     name: &str,
     secrets: &BTreeMap<ObjectKey, Secret>,
@@ -886,7 +898,7 @@ fn truststore(
     }
 }
 
-fn truststore_secret(
+pub(super) fn truststore_secret(
     gw: &ObjectKey,
     name: &str,
     secrets: &BTreeMap<ObjectKey, Secret>,
@@ -916,7 +928,7 @@ fn truststore_secret(
     secret_value(&key, secret, TRUSTSTORE_KEY, pem::certificates)
 }
 
-fn truststore_config_map(
+pub(super) fn truststore_config_map(
     gw: &ObjectKey,
     name: &str,
     resources: &Resources,

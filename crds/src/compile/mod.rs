@@ -17,6 +17,7 @@ mod mapping;
 mod path;
 mod pem;
 mod plan;
+mod redis;
 mod route;
 mod seniority;
 mod templates;

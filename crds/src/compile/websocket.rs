@@ -7,7 +7,7 @@ use super::gateway::secret_string;
 use super::{Resources, validate};
 use crate::resources::{AWS_CREDENTIALS_SECRET_TYPE, WebSocketSettings};
 use crate::table::{
-    AuthorizerTable, AuthorizerType, AwsCredentialsTable, ObjectKey, WebSocketTable,
+    AuthorizerTable, AuthorizerType, AwsCredentialsTable, ObjectKey, RedisTable, WebSocketTable,
 };
 
 /// The smallest frame limit a client can work with: a control frame's payload is up to 125
@@ -21,6 +21,7 @@ pub(super) fn compile(
     gateway: &ObjectKey,
     settings: &WebSocketSettings,
     authorizers: &[AuthorizerTable],
+    rate_limiting_redis: Option<&RedisTable>,
     resources: &Resources,
     diag: &mut Diagnostic,
 ) -> WebSocketTable {
@@ -78,11 +79,28 @@ pub(super) fn compile(
         );
     }
 
-    if let Some(url) = &settings.redis_url
-        && let Err(e) = validate::redis_url(url)
-    {
-        diag.reject(Reason::InvalidWebSocket, "spec.websocket.redisUrl", e);
-    }
+    // The bus's Redis: its own, else the one the gateway's rate limiting shares.
+    let redis = match (&settings.redis_url, &settings.redis) {
+        (Some(_), Some(_)) => {
+            diag.reject(
+                Reason::InvalidWebSocket,
+                "spec.websocket.redis",
+                "name the bus's Redis in redis or redisUrl, not both",
+            );
+            None
+        }
+        (Some(url), None) => match validate::redis_url(url) {
+            Ok(()) => Some(RedisTable::standalone(url)),
+            Err(e) => {
+                diag.reject(Reason::InvalidWebSocket, "spec.websocket.redisUrl", e);
+                None
+            }
+        },
+        (None, Some(connection)) => {
+            super::redis::compile(gateway, connection, "spec.websocket.redis", resources, diag)
+        }
+        (None, None) => rate_limiting_redis.cloned(),
+    };
     // A management authorizer that is not a valid JWT authorizer is left out, named: no
     // bearer token is then accepted, and SigV4 callers are not affected.
     let management_authorizer = settings.management_authorizer.as_ref().filter(|name| {
@@ -121,7 +139,7 @@ pub(super) fn compile(
         max_message_bytes: settings.max_message_bytes,
         management_credentials,
         management_authorizer: management_authorizer.cloned(),
-        redis_url: settings.redis_url.clone(),
+        redis,
     }
 }
 

@@ -12,6 +12,7 @@ use super::TracingSettings;
 use super::cache::StageCache;
 use super::common::{LocalRef, ThrottleSettings};
 use super::gateway_response::GatewayResponse;
+use super::redis::RedisConnection;
 use super::route::PayloadFormatVersion;
 use super::validation::{Model, RequestValidator};
 
@@ -308,11 +309,18 @@ pub struct WebSocketSettings {
 
     /// Redis through which the proxies of the fleet reach each other's connections: a
     /// `@connections` call made to any proxy is carried to the one holding the connection.
-    /// Unset: each proxy answers `@connections` for its own connections only (410 for the
+    /// Unset (and `redis` unset): the gateway's `rateLimiting.redis` when its mode is `Redis`;
+    /// else each proxy answers `@connections` for its own connections only (410 for the
     /// others'), enough for one proxy or standalone mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^rediss?://[^\s]+$"), length(max = 2048))]
     pub redis_url: Option<String>,
+
+    /// The bus's Redis with every setting `rateLimiting.redis` takes (a cluster, Sentinel, TLS,
+    /// an ACL user), in place of `redisUrl`. Unset with `redisUrl` unset: the gateway's
+    /// `rateLimiting.redis`, when its mode is `Redis`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisConnection>,
 }
 
 fn default_route_selection_expression() -> String {
@@ -346,6 +354,7 @@ impl Default for WebSocketSettings {
             management_credentials: Vec::new(),
             management_authorizer: None,
             redis_url: None,
+            redis: None,
         }
     }
 }
@@ -495,7 +504,7 @@ pub struct CanarySettings {
 #[schemars(extend("x-kubernetes-validations" = [
     {
         "rule": "self.mode != 'Redis' || has(self.redis)",
-        "message": "rateLimiting.mode Redis needs rateLimiting.redis.url"
+        "message": "rateLimiting.mode Redis needs rateLimiting.redis (a url, cluster or sentinel)"
     }
 ]))]
 pub struct RateLimiting {
@@ -516,13 +525,13 @@ pub enum RateLimitMode {
     Redis,
 }
 
-/// The Redis server for fleet-wide counters.
+/// The Redis for fleet-wide counters: where it is (see `RedisConnection`), and what the proxies
+/// do while it cannot answer.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RedisSettings {
-    /// `redis://host:port/db` or `rediss://` for TLS.
-    #[schemars(regex(pattern = r"^rediss?://[^\s]+$"))]
-    pub url: String,
+    #[serde(flatten)]
+    pub connection: RedisConnection,
     /// What the proxy does while Redis is unreachable. `FailOpen`: admit requests.
     /// `FailClosed`: answer 429. `Local`: enforce each proxy's local share meanwhile.
     #[serde(default)]

@@ -2,8 +2,9 @@
 //! proxy keeps, the others find. Each proxy still keeps what it read in its own memory (the
 //! first place it looks), so Redis is asked once per key and proxy while the answer lives.
 //!
-//! Entries live under `tollgate:cache:{gateway}:{stage}:{table version}:{SHA-256 of the key}`
-//! with Redis's own expiry (`PX`), so a new table never serves another table's answers. A
+//! Entries live under `tollgate:cache:{gateway}:{table version}:{stage}:{SHA-256 of the key}`
+//! with Redis's own expiry (`PX`), so a new table never serves another table's answers. Each
+//! call touches one key, so a Redis Cluster spreads the entries over its slots as it likes. A
 //! Redis that fails or is slow ([`CALL_TIMEOUT`]) is left alone for [`DOWN_FOR`]: the cache then
 //! works from memory, and a request never waits on Redis longer than that.
 
@@ -11,8 +12,9 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
+use tollgate_crds::table::RedisTable;
+use tollgate_redis::{Connection, SharedRedis, Timeouts};
 
 use super::store::Entry;
 use crate::outage::Outage;
@@ -24,7 +26,7 @@ pub const DOWN_FOR: Duration = Duration::from_secs(1);
 
 /// One gateway's connection to the shared cache.
 pub struct SharedCache {
-    connection: Result<ConnectionManager, String>,
+    redis: Result<SharedRedis, String>,
     /// `tollgate:cache:{gateway}:`.
     prefix: String,
     outage: Outage,
@@ -39,20 +41,18 @@ impl std::fmt::Debug for SharedCache {
 }
 
 impl SharedCache {
-    /// A lazily connected client for `url` (it reconnects by itself).
-    pub fn new(url: &str, gateway: &str, version: &str) -> Self {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CALL_TIMEOUT))
-            .set_response_timeout(Some(CALL_TIMEOUT))
-            .set_number_of_retries(0);
-        let connection = redis::Client::open(url)
-            .and_then(|client| client.get_connection_manager_lazy(config))
-            .map_err(|e| e.to_string());
-        if let Err(error) = &connection {
-            tracing::error!(%error, gateway, "redis client for the stage cache cannot be made; the cache works from memory");
+    /// A lazily connected client for `redis` (it reconnects by itself).
+    pub fn new(redis: &RedisTable, gateway: &str, version: &str) -> Self {
+        let timeouts = Timeouts {
+            connect: CALL_TIMEOUT,
+            response: CALL_TIMEOUT,
+        };
+        let client = SharedRedis::new(redis, timeouts).map_err(|e| e.to_string());
+        if let Err(error) = &client {
+            tracing::error!(%error, gateway, redis = %redis, "redis client for the stage cache cannot be made; the cache works from memory");
         }
         Self {
-            connection,
+            redis: client,
             prefix: format!("tollgate:cache:{gateway}:{version}:"),
             outage: Outage::new(DOWN_FOR),
         }
@@ -66,7 +66,7 @@ impl SharedCache {
     /// The entry kept for `key`, with the time it has left; `None` when there is none or
     /// Redis cannot say in time.
     pub async fn get(&self, stage: &str, key: &str) -> Option<Entry> {
-        let mut connection = self.usable()?;
+        let mut connection = self.usable().await?;
         let redis_key = self.redis_key(stage, key);
         let mut pipe = redis::pipe();
         pipe.get(&redis_key).cmd("PTTL").arg(&redis_key);
@@ -85,14 +85,17 @@ impl SharedCache {
     /// Keeps `entry` for its time to live, in the background: the request that filled it
     /// does not wait.
     pub fn put(self: &std::sync::Arc<Self>, stage: &str, key: &str, entry: &Entry) {
-        let Some(mut connection) = self.usable() else {
+        if self.redis.is_err() || self.outage.is_down() {
             return;
-        };
+        }
         let redis_key = self.redis_key(stage, key);
         let value = encode(entry);
         let ttl_ms = u64::try_from(entry.ttl.as_millis()).unwrap_or(u64::MAX);
         let this = self.clone();
         tokio::spawn(async move {
+            let Some(mut connection) = this.usable().await else {
+                return;
+            };
             let mut set = redis::cmd("SET");
             set.arg(&redis_key)
                 .arg(value.as_ref())
@@ -111,12 +114,15 @@ impl SharedCache {
         });
     }
 
-    fn usable(&self) -> Option<ConnectionManager> {
-        let connection = self.connection.as_ref().ok()?;
+    async fn usable(&self) -> Option<Connection> {
+        let redis = self.redis.as_ref().ok()?;
         if self.outage.is_down() {
             return None;
         }
-        Some(connection.clone())
+        match redis.connection().await {
+            Ok(connection) => Some(connection),
+            Err(e) => self.failed(&e.to_string()),
+        }
     }
 
     /// Leaves Redis alone for [`DOWN_FOR`]; logs when it was up, so an outage logs about

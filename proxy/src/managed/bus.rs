@@ -13,16 +13,20 @@
 //! WebSockets already reaches one Redis. Why not a registry of connections in Redis: each
 //! connect and disconnect would be a write, and a proxy that dies would leave its entries;
 //! here a dead proxy's connections are gone the moment its subscription is.
+//!
+//! On a Redis Cluster the channels are sharded (`SSUBSCRIBE`/`SPUBLISH`): each lives in the
+//! slot of its name, so `SPUBLISH`'s count of receivers is exact, as `PUBLISH`'s is on one
+//! server. With Sentinel, a subscription that ends with its node asks the sentinels again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
+use tollgate_crds::table::RedisTable;
+use tollgate_redis::{SharedRedis, Subscription, Timeouts};
 
 use super::management::{self, Op, Outcome};
 use super::registry::Registry;
@@ -61,15 +65,15 @@ enum Envelope {
     },
 }
 
-/// The bus, by Redis URL (each WebSocket API names its own; most fleets share one).
+/// The bus, by Redis settings (each WebSocket API names its own; most fleets share one).
 #[derive(Default)]
 pub struct Bus {
-    links: tokio::sync::Mutex<HashMap<String, Arc<Link>>>,
+    links: tokio::sync::Mutex<HashMap<RedisTable, Arc<Link>>>,
 }
 
-/// This proxy on one Redis: a connection to publish on, and its subscription.
+/// This proxy on one Redis: a client to publish with, and its subscription.
 struct Link {
-    publisher: ConnectionManager,
+    redis: SharedRedis,
     own_channel: String,
     next: AtomicU64,
     waiting: Arc<Mutex<HashMap<u64, oneshot::Sender<Outcome>>>>,
@@ -83,24 +87,24 @@ impl Bus {
     /// Makes sure this proxy listens on `url` for calls to its connections. A Redis that
     /// cannot be reached is logged: the connection is still served, and `@connections`
     /// calls made to this proxy still reach it.
-    pub async fn listen(&self, url: &str, registry: &Arc<Registry>) {
-        if let Err(e) = self.link(url, registry).await {
-            tracing::warn!(redis = url, error = %e, "the @connections bus is unreachable");
+    pub async fn listen(&self, redis: &RedisTable, registry: &Arc<Registry>) {
+        if let Err(e) = self.link(redis, registry).await {
+            tracing::warn!(%redis, error = %e, "the @connections bus is unreachable");
         }
     }
 
     /// Carries a call to the proxy whose tag is `tag`, and its outcome back.
     pub async fn call(
         &self,
-        url: &str,
+        redis: &RedisTable,
         registry: &Arc<Registry>,
         tag: &str,
         call: Call,
     ) -> Outcome {
-        let link = match self.link(url, registry).await {
+        let link = match self.link(redis, registry).await {
             Ok(link) => link,
             Err(e) => {
-                tracing::warn!(redis = url, error = %e, "the @connections bus is unreachable");
+                tracing::warn!(%redis, error = %e, "the @connections bus is unreachable");
                 return Outcome::Unreachable;
             }
         };
@@ -113,7 +117,7 @@ impl Bus {
             call,
         };
         let outcome = async {
-            let received = publish(&link.publisher, &channel(tag), &envelope).await?;
+            let received = publish(&link.redis, &channel(tag), &envelope).await?;
             if received == 0 {
                 // Nobody listens on the holder's channel: the proxy is gone, and so are its
                 // connections.
@@ -130,42 +134,40 @@ impl Bus {
         .await;
         lock(&link.waiting).remove(&correlation);
         outcome.unwrap_or_else(|e| {
-            tracing::warn!(redis = url, error = %e, "@connections call not carried");
+            tracing::warn!(%redis, error = %e, "@connections call not carried");
             Outcome::Unreachable
         })
     }
 
-    /// The link to `url`, made (and subscribed) on first use.
-    async fn link(&self, url: &str, registry: &Arc<Registry>) -> Result<Arc<Link>, BusError> {
+    /// The link to `redis`, made (and subscribed) on first use.
+    async fn link(
+        &self,
+        redis: &RedisTable,
+        registry: &Arc<Registry>,
+    ) -> Result<Arc<Link>, BusError> {
         let mut links = self.links.lock().await;
-        if let Some(link) = links.get(url) {
+        if let Some(link) = links.get(redis) {
             return Ok(link.clone());
         }
-        let client = redis::Client::open(url)?;
-        let publisher =
-            tokio::time::timeout(CONNECT_TIMEOUT, ConnectionManager::new(client.clone()))
-                .await
-                .map_err(|_| BusError::Timeout)??;
+        let timeouts = Timeouts {
+            connect: CONNECT_TIMEOUT,
+            response: CALL_TIMEOUT,
+        };
         let link = Arc::new(Link {
-            publisher,
+            redis: SharedRedis::new(redis, timeouts)?,
             own_channel: channel(&registry.tag()),
             next: AtomicU64::new(0),
             waiting: Arc::default(),
         });
         let (subscribed, first) = oneshot::channel();
-        tokio::spawn(subscribe(
-            client,
-            link.clone(),
-            registry.clone(),
-            subscribed,
-        ));
+        tokio::spawn(subscribe(link.clone(), registry.clone(), subscribed));
         // A connection is reachable through the bus once the subscription is made.
         tokio::time::timeout(CONNECT_TIMEOUT, first)
             .await
             .map_err(|_| BusError::Timeout)?
             .map_err(|_| BusError::Timeout)?;
-        links.insert(url.to_string(), link.clone());
-        tracing::info!(redis = url, channel = %link.own_channel, "listening on the @connections bus");
+        links.insert(redis.clone(), link.clone());
+        tracing::info!(%redis, channel = %link.own_channel, "listening on the @connections bus");
         Ok(link)
     }
 }
@@ -173,27 +175,20 @@ impl Bus {
 /// Keeps this proxy subscribed to its channel for as long as the proxy runs: when Redis goes
 /// away the subscription is made again (every [`RESUBSCRIBE_EVERY`]), so this proxy's
 /// connections become reachable again with it. `subscribed` is told of the first one.
-async fn subscribe(
-    client: redis::Client,
-    link: Arc<Link>,
-    registry: Arc<Registry>,
-    subscribed: oneshot::Sender<()>,
-) {
+async fn subscribe(link: Arc<Link>, registry: Arc<Registry>, subscribed: oneshot::Sender<()>) {
     let mut subscribed = Some(subscribed);
     loop {
-        match tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await {
-            Ok(Ok(mut pubsub)) => match pubsub.subscribe(&link.own_channel).await {
-                Ok(()) => {
-                    if let Some(tx) = subscribed.take() {
-                        let _ = tx.send(());
-                    }
-                    serve(pubsub, &link, &registry).await;
-                    tracing::warn!(channel = %link.own_channel, "the @connections bus subscription ended; subscribing again");
+        match link.redis.subscribe(&link.own_channel).await {
+            Ok(subscription) => {
+                if let Some(tx) = subscribed.take() {
+                    let _ = tx.send(());
                 }
-                Err(e) => tracing::warn!(error = %e, "subscribing to the @connections bus failed"),
-            },
-            Ok(Err(e)) => tracing::warn!(error = %e, "the @connections bus is unreachable"),
-            Err(_) => tracing::warn!("connecting to the @connections bus timed out"),
+                serve(subscription, &link, &registry).await;
+                tracing::warn!(channel = %link.own_channel, "the @connections bus subscription ended; subscribing again");
+            }
+            Err(e) => {
+                tracing::warn!(redis = %link.redis, error = %e, "the @connections bus is unreachable")
+            }
         }
         tokio::time::sleep(RESUBSCRIBE_EVERY).await;
     }
@@ -201,10 +196,9 @@ async fn subscribe(
 
 /// Answers the calls that come for this proxy's connections and hands replies to the calls
 /// waiting for them, for as long as the subscription lasts.
-async fn serve(pubsub: redis::aio::PubSub, link: &Link, registry: &Arc<Registry>) {
-    let mut messages = pubsub.into_on_message();
-    while let Some(message) = messages.next().await {
-        let envelope: Envelope = match serde_json::from_slice(message.get_payload_bytes()) {
+async fn serve(mut subscription: Subscription, link: &Arc<Link>, registry: &Arc<Registry>) {
+    while let Some(payload) = subscription.next().await {
+        let envelope: Envelope = match serde_json::from_slice(&payload) {
             Ok(envelope) => envelope,
             Err(e) => {
                 tracing::warn!(error = %e, "unreadable message on the @connections bus");
@@ -225,7 +219,7 @@ async fn serve(pubsub: redis::aio::PubSub, link: &Link, registry: &Arc<Registry>
                 correlation,
                 call,
             } => {
-                let (registry, publisher) = (registry.clone(), link.publisher.clone());
+                let (registry, link) = (registry.clone(), link.clone());
                 tokio::spawn(async move {
                     let outcome =
                         management::local(&registry, &call.gateway, &call.stage, &call.id, call.op)
@@ -234,7 +228,7 @@ async fn serve(pubsub: redis::aio::PubSub, link: &Link, registry: &Arc<Registry>
                         correlation,
                         outcome,
                     };
-                    if let Err(e) = publish(&publisher, &reply_to, &reply).await {
+                    if let Err(e) = publish(&link.redis, &reply_to, &reply).await {
                         tracing::warn!(error = %e, "@connections reply not sent");
                     }
                 });
@@ -243,19 +237,9 @@ async fn serve(pubsub: redis::aio::PubSub, link: &Link, registry: &Arc<Registry>
     }
 }
 
-async fn publish(
-    publisher: &ConnectionManager,
-    channel: &str,
-    envelope: &Envelope,
-) -> Result<i64, BusError> {
+async fn publish(redis: &SharedRedis, channel: &str, envelope: &Envelope) -> Result<i64, BusError> {
     let payload = serde_json::to_vec(envelope)?;
-    let mut connection = publisher.clone();
-    let received: i64 = redis::cmd("PUBLISH")
-        .arg(channel)
-        .arg(payload)
-        .query_async(&mut connection)
-        .await?;
-    Ok(received)
+    Ok(redis.publish(channel, &payload).await?)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -265,7 +249,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Debug, thiserror::Error)]
 enum BusError {
     #[error(transparent)]
-    Redis(#[from] redis::RedisError),
+    Redis(#[from] tollgate_redis::Error),
     #[error("connecting to Redis timed out")]
     Timeout,
     #[error(transparent)]

@@ -114,11 +114,11 @@ pub async fn admit(
 
     // Prepared for the session, which is made sure to be reachable through the bus before
     // the client learns it is connected.
-    if let Some(url) = &settings.redis_url {
+    if let Some(redis) = &settings.redis {
         shared
             .managed
             .bus
-            .listen(url, &shared.managed.registry)
+            .listen(redis, &shared.managed.registry)
             .await;
     }
     let mut response = switching(&ctx.parts.headers);

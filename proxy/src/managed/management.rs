@@ -125,15 +125,15 @@ pub async fn serve<B: ClientBody>(
         Some(tag) if tag == managed.registry.tag() => {
             local(&managed.registry, &gateway, stage, id, op).await
         }
-        Some(tag) => match &settings.redis_url {
-            Some(url) => {
+        Some(tag) => match &settings.redis {
+            Some(redis) => {
                 let call = super::bus::Call {
                     gateway,
                     stage: stage.to_string(),
                     id: id.to_string(),
                     op,
                 };
-                managed.bus.call(url, &managed.registry, &tag, call).await
+                managed.bus.call(redis, &managed.registry, &tag, call).await
             }
             None => Outcome::Gone,
         },

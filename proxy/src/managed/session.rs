@@ -348,6 +348,7 @@ async fn on_message(
         gateway_bucket: &gateway.bucket,
         plan: None,
         usage: None,
+        redis: &gateway.redis,
     };
     let fleet_size = shared.fleet_size.load(Ordering::Relaxed);
     if let Err(refused) = shared.limiter.admit(&subject, fleet_size).await {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::bucket::{Bucket, Rate};
-use super::{Limits, RateLimitStatus, Refused};
+use super::{Limits, QuotaLimit, RateLimitStatus, Refused};
 
 /// How often idle state is dropped: full buckets and quota counters of past periods.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -100,6 +100,24 @@ impl LocalCounters {
     }
 }
 
+impl LocalCounters {
+    /// Redis says `used` of the key's quota is spent: this proxy's share starts from its part
+    /// of that, should Redis go away (so that the fleet's shares add up to what is left, not
+    /// to a fresh quota).
+    pub fn follow_quota(&self, quota: &QuotaLimit, used: u64, fleet_size: u32) {
+        let mine = used / u64::from(fleet_size.max(1));
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match state.quotas.get_mut(&quota.key) {
+            Some((counted, _)) => *counted = mine,
+            None => {
+                state
+                    .quotas
+                    .insert(quota.key.clone(), (mine, quota.window.end.as_second()));
+            }
+        }
+    }
+}
+
 impl State {
     fn give_back(&mut self, taken: &[(&str, Rate)]) {
         for (key, rate) in taken {
@@ -161,6 +179,7 @@ mod tests {
                 }
             }),
             usage: None,
+            owner: Some("default/gold|alice".into()),
         }
     }
 

@@ -26,12 +26,12 @@ pub mod redis;
 pub mod usage;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use hyper::HeaderMap;
 use hyper::header::{HeaderName, HeaderValue};
 use tollgate_crds::table::{GatewayTable, QuotaTable, RouteTable, UsagePlanTable};
-use tollgate_crds::table::{RateLimitMode, RedisFailureMode, ThrottleSettings};
+use tollgate_crds::table::{RateLimitMode, RedisFailureMode, RedisTable, ThrottleSettings};
 
 use crate::errors::GatewayError;
 use crate::request_ctx::RouteCtx;
@@ -99,7 +99,13 @@ pub struct Subject<'a> {
     pub plan: Option<(&'a UsagePlanTable, &'a str)>,
     /// Where the key's binding keeps its usage counter.
     pub usage: Option<&'a usage::UsageSlot>,
+    /// Where the gateway keeps its Redis client, found on its first request.
+    pub redis: &'a RedisSlot,
 }
+
+/// A gateway's Redis client for its counters, resolved once per table (settings that have not
+/// changed resolve to the client the last table used).
+pub type RedisSlot = OnceLock<Arc<redis::RedisCounters>>;
 
 impl<'a> Subject<'a> {
     /// What a routed request is limited as.
@@ -115,6 +121,7 @@ impl<'a> Subject<'a> {
                 .binding
                 .map(|b| (&gateway.usage_plans[b.plan], b.tenant.as_str())),
             usage: ctx.binding.map(|b| &b.usage),
+            redis: &ctx.request.target.gateway.redis,
         }
     }
 }
@@ -222,6 +229,9 @@ pub struct Limits {
     pub quota: Option<QuotaLimit>,
     /// Redis mode: the usage counter the admission script increments.
     pub usage: Option<UsageCount>,
+    /// Who the per-key counters belong to (`ns/plan|tenant`), when the request has a key: their
+    /// hash tag on a Redis Cluster.
+    pub owner: Option<String>,
 }
 
 impl Limits {
@@ -230,11 +240,14 @@ impl Limits {
         let mut buckets = Vec::with_capacity(3);
         let mut quota = None;
         let mut usage = None;
+        let mut key_owner = None;
         if let Some((plan, tenant)) = subject.plan {
-            if subject.gateway.rate_limiting.mode == RateLimitMode::Redis {
+            let settings = &subject.gateway.rate_limiting;
+            if settings.mode == RateLimitMode::Redis {
                 let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+                let cluster = settings.redis.as_ref().is_some_and(|r| r.is_cluster());
                 usage = Some(UsageCount {
-                    key: tollgate_crds::usage::redis_key(&gw.namespace, &plan.name, today),
+                    key: tollgate_crds::usage::redis_key(&gw.namespace, &plan.name, today, cluster),
                     tenant: tenant.to_owned(),
                 });
             }
@@ -267,6 +280,7 @@ impl Limits {
                     window,
                 }
             });
+            key_owner = Some(owner);
         }
         buckets.push(Limit {
             key: subject.route_bucket.clone(),
@@ -282,6 +296,7 @@ impl Limits {
             buckets,
             quota,
             usage,
+            owner: key_owner,
         }
     }
 }
@@ -293,8 +308,8 @@ pub struct Limiter {
     local: local::LocalCounters,
     /// Requests admitted with a key that this proxy decided (Redis counts the others).
     pub usage: usage::UsageCounters,
-    /// One client per Redis URL, made on first use.
-    redis: Mutex<HashMap<String, Arc<redis::RedisCounters>>>,
+    /// One client per Redis settings, made on first use.
+    redis: Mutex<HashMap<RedisTable, Arc<redis::RedisCounters>>>,
 }
 
 impl Limiter {
@@ -308,33 +323,45 @@ impl Limiter {
         let now = jiff::Timestamp::now();
         let limits = Limits::of(subject, now);
         let settings = &subject.gateway.rate_limiting;
-        let redis_url = match (settings.mode, &settings.redis_url) {
-            (RateLimitMode::Redis, Some(url)) => url,
+        let redis = match (settings.mode, &settings.redis) {
+            (RateLimitMode::Redis, Some(redis)) => redis,
             _ => return self.counted(subject, now, self.local.admit(&limits, fleet_size)),
         };
-        let counters = self.redis_for(redis_url);
-        match counters.admit(&limits).await {
+        let counters = subject.redis.get_or_init(|| self.redis_for(redis));
+        let error = match counters.admit(&limits, &subject.gateway.gateway).await {
             // The script counted the request (when admitted).
-            Ok(verdict) => verdict,
-            Err(error) => match settings.on_redis_failure {
-                // Logged at debug per request; RedisCounters warns once per outage second.
-                RedisFailureMode::FailOpen => {
-                    tracing::debug!(%error, "redis unavailable: admitting (FailOpen)");
-                    self.counted(subject, now, Ok(None))
+            Ok(decision) => {
+                if settings.on_redis_failure == RedisFailureMode::Local
+                    && let (Some(quota), Some(used)) = (&limits.quota, decision.quota_used)
+                {
+                    self.local.follow_quota(quota, used, fleet_size);
                 }
-                RedisFailureMode::FailClosed => {
-                    tracing::debug!(%error, "redis unavailable: refusing (FailClosed)");
-                    Err(Refused::rate(
-                        Scope::RedisUnavailable,
-                        RateLimitStatus::BLOCKED,
-                    ))
-                }
-                RedisFailureMode::Local => {
-                    tracing::debug!(%error, "redis unavailable: enforcing local shares");
-                    self.counted(subject, now, self.local.admit(&limits, fleet_size))
-                }
-            },
+                return decision.verdict;
+            }
+            Err(error) => error,
+        };
+        let verdict = match settings.on_redis_failure {
+            // Logged at debug per request; RedisCounters warns once per outage second.
+            RedisFailureMode::FailOpen => {
+                tracing::debug!(%error, "redis unavailable: admitting (FailOpen)");
+                Ok(None)
+            }
+            RedisFailureMode::FailClosed => {
+                tracing::debug!(%error, "redis unavailable: refusing (FailClosed)");
+                return Err(Refused::rate(
+                    Scope::RedisUnavailable,
+                    RateLimitStatus::BLOCKED,
+                ));
+            }
+            RedisFailureMode::Local => {
+                tracing::debug!(%error, "redis unavailable: enforcing local shares");
+                self.local.admit(&limits, fleet_size)
+            }
+        };
+        if verdict.is_ok() {
+            counters.unseen(&limits);
         }
+        self.counted(subject, now, verdict)
     }
 
     /// Counts a request this proxy admitted with a key in the key's usage.
@@ -356,12 +383,14 @@ impl Limiter {
         verdict
     }
 
-    fn redis_for(&self, url: &str) -> Arc<redis::RedisCounters> {
+    fn redis_for(&self, table: &RedisTable) -> Arc<redis::RedisCounters> {
         let mut clients = self.redis.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(url.to_string())
-            .or_insert_with(|| Arc::new(redis::RedisCounters::new(url)))
-            .clone()
+        if let Some(counters) = clients.get(table) {
+            return counters.clone();
+        }
+        let counters = Arc::new(redis::RedisCounters::new(table));
+        clients.insert(table.clone(), counters.clone());
+        counters
     }
 }
 
@@ -431,6 +460,7 @@ mod tests {
             gateway_bucket: &Arc::from("g|default/pets"),
             plan,
             usage: None,
+            redis: &RedisSlot::new(),
         };
         Limits::of(&subject, now)
     }
@@ -499,6 +529,7 @@ mod tests {
             gateway_bucket: &Arc::from("g|default/pets"),
             plan: Some((&plan, "alice")),
             usage: Some(&slot),
+            redis: &RedisSlot::new(),
         };
         let limiter = Limiter::default();
         let mut admitted = 0;

@@ -10,6 +10,9 @@
 //! - `q|{namespace}/{plan}|{tenant}|{period start, Unix seconds}`: a key's quota in one period;
 //! - `u|{namespace}/{plan}|{YYYY-MM-DD}`: a plan's usage of one UTC day, a Redis hash of
 //!   requests per key id, named by `tollgate_crds::usage::redis_key` (the controller reads it).
+//!
+//! In Redis they are prefixed `tollgate:`, and on a Redis Cluster grouped by a hash tag
+//! ([`redis_key`]).
 
 use std::sync::Arc;
 
@@ -43,6 +46,18 @@ pub fn quota_counter(owner: &str, period_start: jiff::Timestamp) -> String {
     format!("q|{owner}|{}", period_start.as_second())
 }
 
+/// The Redis key of a counter named `name`. On one server (or Sentinel's primary):
+/// `tollgate:{name}`. On a Redis Cluster the counter's group is the hash tag, so that what one
+/// admission call touches is in one slot while groups spread over the cluster:
+/// `tollgate:{{group}}:{name}`, the group being a key's owner (`ns/plan|tenant`: its buckets
+/// and quota) or a gateway (`ns/gateway`: its route buckets and its own).
+pub fn redis_key(name: &str, cluster_group: Option<&str>) -> String {
+    match cluster_group {
+        None => format!("tollgate:{name}"),
+        Some(group) => format!("tollgate:{{{group}}}:{name}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +78,24 @@ mod tests {
         assert_eq!(
             quota_counter(&owner, start),
             "q|default/gold|alice|1795478400"
+        );
+    }
+
+    #[test]
+    fn on_a_cluster_a_keys_counters_share_a_tag_and_a_gateways_theirs() {
+        let owner = key_owner("default", "gold", "alice");
+        assert_eq!(
+            redis_key("k|default/gold|alice", None),
+            "tollgate:k|default/gold|alice"
+        );
+        assert_eq!(
+            redis_key("k|default/gold|alice", Some(&owner)),
+            "tollgate:{default/gold|alice}:k|default/gold|alice"
+        );
+        // A route key's own braces come after the tag, so they do not change the slot.
+        assert_eq!(
+            redis_key("r|default/pets|dev|GET /pets/{petId}", Some("default/pets")),
+            "tollgate:{default/pets}:r|default/pets|dev|GET /pets/{petId}"
         );
     }
 }

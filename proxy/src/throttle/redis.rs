@@ -1,15 +1,27 @@
 //! `Redis` mode: every bucket and the quota of a request decided in Redis by one script
 //! ([`admit.lua`](./admit.lua)), exact across the fleet.
 //!
-//! One multiplexed connection per Redis URL: concurrent requests are pipelined on it, one round
-//! trip each. A call that fails or takes longer than [`CALL_TIMEOUT`] marks Redis down for
-//! [`DOWN_FOR`]; meanwhile requests do not wait on it and the gateway's failure mode applies.
+//! On one server (or the primary Sentinel names) a request is one script call: one round trip.
+//! On a Redis Cluster a script may only touch keys of one slot, so the counters are grouped
+//! by hash tag ([`names::redis_key`]) and a request with an API key takes two calls: first the
+//! key's group (its bucket and quota), then the gateway's (route and gateway buckets). When the
+//! second refuses, the first is given back ([`refund.lua`](./refund.lua)), so a quota counts
+//! only admitted requests. The usage count of an admitted request is then one `HINCRBY`, sent
+//! without waiting (the usage hash is the plan's, in another slot).
+//!
+//! A call that fails or takes longer than [`CALL_TIMEOUT`] marks Redis down for [`DOWN_FOR`];
+//! meanwhile requests do not wait on it and the gateway's failure mode applies. What proxies
+//! admit on their own meanwhile (`onFailure: Local` or `FailOpen`) under a quota is added to
+//! Redis's count when it answers again ([`RedisCounters::unseen`]).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tollgate_crds::table::{ObjectKey, RedisTable};
+use tollgate_redis::{Connection, SharedRedis, Timeouts};
 
-use super::{Limits, RateLimitStatus, Refused};
+use super::{Limit, Limits, QuotaLimit, RateLimitStatus, Refused, names};
 use crate::outage::Outage;
 
 /// The longest a request waits for Redis.
@@ -20,8 +32,8 @@ pub const DOWN_FOR: Duration = Duration::from_secs(1);
 /// Why Redis could not decide.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {
-    #[error("invalid Redis URL: {0}")]
-    Url(String),
+    #[error("the Redis settings cannot be used: {0}")]
+    Settings(String),
     #[error("redis call failed: {0}")]
     Call(String),
     #[error("redis did not answer within {CALL_TIMEOUT:?}")]
@@ -32,94 +44,307 @@ pub enum RedisError {
     Answer(Vec<i64>),
 }
 
+/// The verdict on a request: admitted (with the status of its tightest per-key limit) or
+/// refused.
+pub type Verdict = Result<Option<RateLimitStatus>, Refused>;
+
+/// What Redis decided, and how much of the key's quota is now used (when it has one and the
+/// script got that far), which local shares follow in case Redis goes away.
+#[derive(Debug)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub quota_used: Option<u64>,
+}
+
+impl Decision {
+    fn refused(refused: Refused) -> Self {
+        Self {
+            verdict: Err(refused),
+            quota_used: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCounters")
+            .field("redis", &self.redis)
+            .finish_non_exhaustive()
+    }
+}
+
 pub struct RedisCounters {
-    connection: Result<ConnectionManager, String>,
-    script: redis::Script,
+    redis: Result<SharedRedis, String>,
+    admit: redis::Script,
+    refund: redis::Script,
     outage: Outage,
+    /// Requests admitted under a quota while Redis could not be asked, by the quota's Redis
+    /// key: added to Redis's count once it answers again.
+    unseen: Mutex<HashMap<String, (u64, i64)>>,
 }
 
 impl RedisCounters {
-    /// A client for `url`; it connects on first use and reconnects by itself.
-    pub fn new(url: &str) -> Self {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CALL_TIMEOUT))
-            .set_response_timeout(Some(CALL_TIMEOUT))
-            .set_number_of_retries(1);
-        let connection = redis::Client::open(url)
-            .and_then(|client| client.get_connection_manager_lazy(config))
-            .map_err(|e| e.to_string());
-        if let Err(error) = &connection {
-            tracing::error!(%error, "redis client for rate limiting cannot be made");
+    /// A client for `table`; it connects on first use and reconnects by itself.
+    pub fn new(table: &RedisTable) -> Self {
+        let timeouts = Timeouts {
+            connect: CALL_TIMEOUT,
+            response: CALL_TIMEOUT,
+        };
+        let redis = SharedRedis::new(table, timeouts).map_err(|e| e.to_string());
+        if let Err(error) = &redis {
+            tracing::error!(%error, redis = %table, "redis client for rate limiting cannot be made");
         }
         Self {
-            connection,
-            script: redis::Script::new(include_str!("admit.lua")),
+            redis,
+            admit: redis::Script::new(include_str!("admit.lua")),
+            refund: redis::Script::new(include_str!("refund.lua")),
             outage: Outage::new(DOWN_FOR),
+            unseen: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The verdict on the request, or why Redis could not give one.
+    /// The verdict on the request of `gateway`, or why Redis could not give one.
     pub async fn admit(
         &self,
         limits: &Limits,
-    ) -> Result<Result<Option<RateLimitStatus>, Refused>, RedisError> {
+        gateway: &ObjectKey,
+    ) -> Result<Decision, RedisError> {
         // A rate of 0 refuses everything; Redis need not be asked.
         if let Some(zero) = limits.buckets.iter().find(|b| b.throttle.rate_limit <= 0.0) {
-            return Ok(Err(Refused::rate(zero.scope, RateLimitStatus::BLOCKED)));
+            return Ok(Decision::refused(Refused::rate(
+                zero.scope,
+                RateLimitStatus::BLOCKED,
+            )));
         }
-        let mut connection = self.usable_connection()?;
-        let mut invocation = self.script.prepare_invoke();
+        let (redis, mut connection) = self.usable_connection().await?;
+        let decision = if redis.is_cluster() {
+            self.admit_on_cluster(&mut connection, limits, gateway)
+                .await
+        } else {
+            let call = Call {
+                buckets: limits.buckets.iter().collect(),
+                quota: limits.quota.as_ref(),
+                group: None,
+            };
+            let usage = limits
+                .usage
+                .as_ref()
+                .map(|u| (u.key.as_str(), u.tenant.as_str()));
+            let answer = self.call(&mut connection, &call, usage).await?;
+            verdict(&call, &answer)
+        }?;
+        self.flush_unseen(connection);
+        Ok(decision)
+    }
+
+    /// Two calls, the key's group first: the per-key limits refuse most, so a flood on one key
+    /// costs one round trip per request.
+    async fn admit_on_cluster(
+        &self,
+        connection: &mut Connection,
+        limits: &Limits,
+        gateway: &ObjectKey,
+    ) -> Result<Decision, RedisError> {
+        let (per_key, shared): (Vec<&Limit>, Vec<&Limit>) =
+            limits.buckets.iter().partition(|b| b.per_key());
+        let key_call = limits.owner.as_deref().and_then(|owner| {
+            (!per_key.is_empty() || limits.quota.is_some()).then(|| Call {
+                buckets: per_key,
+                quota: limits.quota.as_ref(),
+                group: Some(owner),
+            })
+        });
+        let mut admitted = Decision {
+            verdict: Ok(None),
+            quota_used: None,
+        };
+        if let Some(call) = &key_call {
+            let answer = self.call(connection, call, None).await?;
+            admitted = verdict(call, &answer)?;
+            if admitted.verdict.is_err() {
+                return Ok(admitted);
+            }
+        }
+        let group = gateway.to_string();
+        let gateway_call = Call {
+            buckets: shared,
+            quota: None,
+            group: Some(&group),
+        };
+        // On an error here the key's counters keep the request: an error on the safe side.
+        let answer = self.call(connection, &gateway_call, None).await?;
+        if let Err(refused) = verdict(&gateway_call, &answer)?.verdict {
+            if let Some(call) = &key_call {
+                self.give_back(connection.clone(), call);
+            }
+            return Ok(Decision {
+                verdict: Err(refused),
+                quota_used: admitted.quota_used.map(|used| used.saturating_sub(1)),
+            });
+        }
+        if let Some(usage) = &limits.usage {
+            let mut connection = connection.clone();
+            let (key, tenant) = (usage.key.clone(), usage.tenant.clone());
+            tokio::spawn(async move {
+                let mut pipe = redis::pipe();
+                pipe.hincr(&key, &tenant, 1)
+                    .ignore()
+                    .expire(&key, USAGE_TTL_SECONDS)
+                    .ignore();
+                let counted = pipe.query_async::<()>(&mut connection).await;
+                if let Err(error) = counted {
+                    tracing::debug!(%error, "usage count not written to the cluster");
+                }
+            });
+        }
+        Ok(admitted)
+    }
+
+    /// Runs the admission script over `call`'s counters (and, on one server, counts the usage
+    /// of `usage`: its hash and the key id).
+    async fn call(
+        &self,
+        connection: &mut Connection,
+        call: &Call<'_>,
+        usage: Option<(&str, &str)>,
+    ) -> Result<Vec<i64>, RedisError> {
+        let mut invocation = self.admit.prepare_invoke();
         invocation
-            .arg(limits.buckets.len())
-            .arg(u8::from(limits.quota.is_some()));
-        for bucket in &limits.buckets {
+            .arg(call.buckets.len())
+            .arg(u8::from(call.quota.is_some()));
+        for bucket in &call.buckets {
             let (interval, tolerance) =
                 gcra(bucket.throttle.rate_limit, bucket.throttle.burst_limit);
             invocation
-                .key(format!("tollgate:{}", bucket.key))
+                .key(call.redis_key(&bucket.key))
                 .arg(interval)
                 .arg(tolerance);
         }
-        if let Some(q) = &limits.quota {
+        if let Some(q) = call.quota {
             invocation
-                .key(format!("tollgate:{}", q.key))
+                .key(call.redis_key(&q.key))
                 .arg(q.quota.limit)
                 .arg(q.window.end.as_second());
         }
-        if let Some(usage) = &limits.usage {
-            invocation.key(&usage.key).arg(&usage.tenant);
+        if let Some((key, tenant)) = usage {
+            invocation.key(key).arg(tenant);
         }
-        let answer: Vec<i64> = match tokio::time::timeout(
-            CALL_TIMEOUT,
-            invocation.invoke_async(&mut connection),
-        )
-        .await
-        {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => return Err(self.failed(RedisError::Call(e.to_string()))),
-            Err(_) => return Err(self.failed(RedisError::Timeout)),
-        };
-        verdict(limits, &answer)
+        match tokio::time::timeout(CALL_TIMEOUT, invocation.invoke_async(connection)).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(self.failed(RedisError::Call(e.to_string()))),
+            Err(_) => Err(self.failed(RedisError::Timeout)),
+        }
     }
 
-    fn usable_connection(&self) -> Result<ConnectionManager, RedisError> {
-        let connection = self
-            .connection
+    /// Gives back what `call` took for a request another call refused (without waiting: the
+    /// refused request is answered meanwhile).
+    fn give_back(&self, mut connection: Connection, call: &Call<'_>) {
+        let mut keys: Vec<String> = Vec::with_capacity(call.buckets.len() + 1);
+        let mut args = vec![call.buckets.len() as u64, u64::from(call.quota.is_some())];
+        for bucket in &call.buckets {
+            keys.push(call.redis_key(&bucket.key));
+            args.push(gcra(bucket.throttle.rate_limit, bucket.throttle.burst_limit).0);
+        }
+        if let Some(q) = call.quota {
+            keys.push(call.redis_key(&q.key));
+        }
+        let refund = self.refund.clone();
+        tokio::spawn(async move {
+            let mut invocation = refund.prepare_invoke();
+            invocation.key(keys).arg(args);
+            if let Err(error) = invocation.invoke_async::<()>(&mut connection).await {
+                tracing::debug!(%error, "counters of a refused request not given back");
+            }
+        });
+    }
+
+    /// Counts a request under `quota` admitted while Redis could not be asked.
+    pub fn unseen(&self, limits: &Limits) {
+        let Some(q) = &limits.quota else { return };
+        let group = self
+            .redis
             .as_ref()
-            .map_err(|e| RedisError::Url(e.clone()))?;
+            .is_ok_and(SharedRedis::is_cluster)
+            .then_some(limits.owner.as_deref())
+            .flatten();
+        let key = names::redis_key(&q.key, group);
+        let mut unseen = self.unseen.lock().unwrap_or_else(|e| e.into_inner());
+        unseen.entry(key).or_insert((0, q.window.end.as_second())).0 += 1;
+    }
+
+    /// Adds what was admitted while Redis was away to its counts, once it answers again.
+    fn flush_unseen(&self, mut connection: Connection) {
+        let unseen = {
+            let mut unseen = self.unseen.lock().unwrap_or_else(|e| e.into_inner());
+            if unseen.is_empty() {
+                return;
+            }
+            std::mem::take(&mut *unseen)
+        };
+        tokio::spawn(async move {
+            for (key, (count, ends_at)) in unseen {
+                let mut pipe = redis::pipe();
+                pipe.incr(&key, count)
+                    .ignore()
+                    .cmd("EXPIREAT")
+                    .arg(&key)
+                    .arg(ends_at + 60)
+                    .ignore();
+                match pipe.query_async::<()>(&mut connection).await {
+                    Ok(()) => {
+                        tracing::info!(quota = %key, count, "requests admitted while Redis was away added to its quota count")
+                    }
+                    Err(error) => {
+                        tracing::warn!(quota = %key, count, %error, "requests admitted while Redis was away not added to its quota count")
+                    }
+                }
+            }
+        });
+    }
+
+    async fn usable_connection(&self) -> Result<(&SharedRedis, Connection), RedisError> {
+        let redis = self
+            .redis
+            .as_ref()
+            .map_err(|e| RedisError::Settings(e.clone()))?;
         if self.outage.is_down() {
             return Err(RedisError::Down);
         }
-        Ok(connection.clone())
+        match redis.connection().await {
+            Ok(connection) => Ok((redis, connection)),
+            Err(e) => Err(self.failed(RedisError::Call(e.to_string()))),
+        }
     }
 
     /// Marks Redis down for [`DOWN_FOR`]; says so in the log when it was up, so an outage
     /// logs about once a second however many requests arrive.
     fn failed(&self, error: RedisError) -> RedisError {
         if self.outage.failed() {
-            tracing::warn!(%error, retry_in = ?DOWN_FOR, "redis for rate limiting is unavailable; the gateway's onFailure applies");
+            let redis = self
+                .redis
+                .as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            tracing::warn!(%error, %redis, retry_in = ?DOWN_FOR, "redis for rate limiting is unavailable; the gateway's onFailure applies");
         }
         error
+    }
+}
+
+/// How long a plan's usage hash of a day is kept: 91 days, as the admission script keeps it.
+const USAGE_TTL_SECONDS: i64 = 91 * 86_400;
+
+/// What one script call decides: some buckets and perhaps the quota, in one slot.
+struct Call<'a> {
+    buckets: Vec<&'a Limit>,
+    quota: Option<&'a QuotaLimit>,
+    /// The hash tag of the call's keys on a cluster.
+    group: Option<&'a str>,
+}
+
+impl Call<'_> {
+    fn redis_key(&self, name: &str) -> String {
+        names::redis_key(name, self.group)
     }
 }
 
@@ -131,10 +356,7 @@ fn gcra(rate_limit: f64, burst_limit: u32) -> (u64, u64) {
 }
 
 /// The script's answer as a verdict with the status of the tightest per-key limit.
-fn verdict(
-    limits: &Limits,
-    answer: &[i64],
-) -> Result<Result<Option<RateLimitStatus>, Refused>, RedisError> {
+fn verdict(limits: &Call<'_>, answer: &[i64]) -> Result<Decision, RedisError> {
     let bad = || RedisError::Answer(answer.to_vec());
     let (&code, rest) = answer.split_first().ok_or_else(bad)?;
     let seconds = |us: i64| u64::try_from(us).unwrap_or(0).div_ceil(1_000_000);
@@ -144,7 +366,7 @@ fn verdict(
             let index = usize::try_from(*rest.first().ok_or_else(bad)?).map_err(|_| bad())?;
             let bucket = limits.buckets.get(index.wrapping_sub(1)).ok_or_else(bad)?;
             let retry = seconds(*rest.get(1).ok_or_else(bad)?);
-            Ok(Err(Refused::rate(
+            Ok(Decision::refused(Refused::rate(
                 bucket.scope,
                 RateLimitStatus {
                     limit: u64::from(bucket.throttle.burst_limit.max(1)),
@@ -155,14 +377,17 @@ fn verdict(
             )))
         }
         2 => {
-            let q = limits.quota.as_ref().ok_or_else(bad)?;
+            let q = limits.quota.ok_or_else(bad)?;
             let left = q.window.seconds_left(now);
-            Ok(Err(Refused::quota(RateLimitStatus {
-                limit: q.quota.limit,
-                remaining: 0,
-                reset_seconds: left,
-                retry_after_seconds: left,
-            })))
+            Ok(Decision {
+                verdict: Err(Refused::quota(RateLimitStatus {
+                    limit: q.quota.limit,
+                    remaining: 0,
+                    reset_seconds: left,
+                    retry_after_seconds: left,
+                })),
+                quota_used: Some(q.quota.limit),
+            })
         }
         0 => {
             let per_bucket = rest.get(2..2 + 2 * limits.buckets.len()).ok_or_else(bad)?;
@@ -177,9 +402,11 @@ fn verdict(
                     });
                 }
             }
-            let quota = match &limits.quota {
+            let mut quota_used = None;
+            let quota = match limits.quota {
                 Some(q) => {
                     let used = u64::try_from(*answer.last().ok_or_else(bad)?).unwrap_or(0);
+                    quota_used = Some(used);
                     Some(RateLimitStatus {
                         limit: q.quota.limit,
                         remaining: q.quota.limit.saturating_sub(used),
@@ -189,7 +416,10 @@ fn verdict(
                 }
                 None => None,
             };
-            Ok(Ok(RateLimitStatus::tighter(status, quota)))
+            Ok(Decision {
+                verdict: Ok(RateLimitStatus::tighter(status, quota)),
+                quota_used,
+            })
         }
         _ => Err(bad()),
     }

@@ -1,0 +1,190 @@
+//! A gateway's Redis settings, resolved: addresses checked, the CA bundle, client certificate
+//! and ACL credentials read from their Secrets and ConfigMap. What is wrong is named with its
+//! field; the gateway is then rejected and its proxies keep the last good table.
+
+use k8s_openapi::api::core::v1::Secret;
+
+use super::diagnostics::{Diagnostic, Reason};
+use super::gateway::{secret_string, tls_material, truststore_config_map, truststore_secret};
+use super::{Resources, validate};
+use crate::resources::{REDIS_AUTH_SECRET_TYPE, RedisConnection};
+use crate::table::{ObjectKey, RedisAuthTable, RedisTable, RedisTlsTable, RedisTopology};
+
+/// `connection` (at `field`, e.g. `spec.rateLimiting.redis`) as a table, or `None` after
+/// rejecting the gateway with each problem.
+pub(super) fn compile(
+    gw: &ObjectKey,
+    connection: &RedisConnection,
+    field: &str,
+    resources: &Resources,
+    diag: &mut Diagnostic,
+) -> Option<RedisTable> {
+    let mut ok = true;
+    let mut reject = |reason: Reason, at: String, message: String| {
+        diag.reject(reason, at, message);
+        ok = false;
+    };
+    let topology = match (&connection.url, &connection.cluster, &connection.sentinel) {
+        (Some(url), None, None) => RedisTopology::Standalone { url: url.clone() },
+        (None, Some(c), None) => RedisTopology::Cluster {
+            nodes: c.nodes.clone(),
+        },
+        (None, None, Some(s)) => RedisTopology::Sentinel {
+            master_name: s.master_name.clone(),
+            nodes: s.nodes.clone(),
+            db: s.db,
+        },
+        _ => {
+            reject(
+                Reason::InvalidRedis,
+                field.to_string(),
+                "name exactly one of url (one Redis server), cluster (Redis Cluster) and \
+                 sentinel (a primary found through Redis Sentinel)"
+                    .into(),
+            );
+            return None;
+        }
+    };
+    let (addresses, at): (Vec<&String>, String) = match &topology {
+        RedisTopology::Standalone { url } => (vec![url], format!("{field}.url")),
+        RedisTopology::Cluster { nodes } => {
+            (nodes.iter().collect(), format!("{field}.cluster.nodes"))
+        }
+        RedisTopology::Sentinel {
+            nodes, master_name, ..
+        } => {
+            if master_name.is_empty() {
+                reject(
+                    Reason::InvalidRedis,
+                    format!("{field}.sentinel.masterName"),
+                    "masterName is the name the sentinels monitor the primary under".into(),
+                );
+            }
+            (nodes.iter().collect(), format!("{field}.sentinel.nodes"))
+        }
+    };
+    if addresses.is_empty() {
+        reject(
+            Reason::InvalidRedis,
+            at.clone(),
+            "name at least one node".into(),
+        );
+    }
+    for address in &addresses {
+        if let Err(e) = validate::redis_url(address) {
+            reject(Reason::InvalidRedis, at.clone(), e);
+        }
+    }
+    let tls_schemes = addresses
+        .iter()
+        .filter(|a| a.starts_with("rediss://"))
+        .count();
+    if tls_schemes != 0 && tls_schemes != addresses.len() {
+        reject(
+            Reason::InvalidRedis,
+            at.clone(),
+            "the nodes mix redis:// and rediss://: name them all with the same scheme".into(),
+        );
+    }
+
+    let tls = connection.tls.as_ref().and_then(|t| {
+        if tls_schemes == 0 {
+            reject(
+                Reason::InvalidRedis,
+                format!("{field}.tls"),
+                "tls is for rediss:// addresses: write the addresses as rediss://, or remove tls"
+                    .into(),
+            );
+            return None;
+        }
+        let ca_pem = match (&t.ca_secret_ref, &t.ca_config_map_ref) {
+            (Some(r), None) => truststore_secret(gw, &r.name, &resources.secrets)
+                .map_err(|(reason, e)| reject(reason, format!("{field}.tls.caSecretRef.name"), e))
+                .ok()?
+                .into(),
+            (None, Some(r)) => truststore_config_map(gw, &r.name, resources)
+                .map_err(|(reason, e)| {
+                    reject(reason, format!("{field}.tls.caConfigMapRef.name"), e)
+                })
+                .ok()?
+                .into(),
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                reject(
+                    Reason::InvalidRedis,
+                    format!("{field}.tls"),
+                    "name at most one of caSecretRef and caConfigMapRef".into(),
+                );
+                return None;
+            }
+        };
+        let client = match &t.client_certificate_secret_ref {
+            Some(r) => Some(
+                tls_material(gw, &r.name, &resources.secrets)
+                    .map_err(|(reason, e)| {
+                        reject(
+                            reason,
+                            format!("{field}.tls.clientCertificateSecretRef.name"),
+                            e,
+                        )
+                    })
+                    .ok()?,
+            ),
+            None => None,
+        };
+        Some(RedisTlsTable {
+            ca_pem,
+            client_certificate_pem: client.as_ref().map(|c| c.certificate_pem.clone()),
+            client_key_pem: client.map(|c| c.private_key_pem),
+        })
+    });
+
+    let auth = connection.auth_secret_ref.as_ref().and_then(|r| {
+        let key = ObjectKey::new(&gw.namespace, &r.name);
+        credentials(&key, resources.secrets.get(&key))
+            .map_err(|(reason, e)| reject(reason, format!("{field}.authSecretRef.name"), e))
+            .ok()
+    });
+    ok.then_some(RedisTable {
+        topology,
+        tls,
+        auth,
+    })
+}
+
+/// The ACL credentials of a `tollgate.dev/redis-auth` Secret.
+fn credentials(
+    key: &ObjectKey,
+    secret: Option<&Secret>,
+) -> Result<RedisAuthTable, (Reason, String)> {
+    // The controller sees no Secret of another type: to it, such a Secret does not exist.
+    let secret = secret.ok_or_else(|| {
+        (
+            Reason::SecretNotFound,
+            format!(
+                "Secret {key} does not exist, or is not of type {REDIS_AUTH_SECRET_TYPE} (the \
+                 controller watches only that type for Redis credentials)"
+            ),
+        )
+    })?;
+    if secret.type_.as_deref() != Some(REDIS_AUTH_SECRET_TYPE) {
+        return Err((
+            Reason::InvalidSecret,
+            format!("Secret {key} must be of type {REDIS_AUTH_SECRET_TYPE}"),
+        ));
+    }
+    let value = |field: &str| secret_string(secret, field).filter(|v| !v.is_empty());
+    let password = value("password").ok_or_else(|| {
+        (
+            Reason::InvalidSecret,
+            format!("Secret {key} has no key password"),
+        )
+    })?;
+    Ok(RedisAuthTable {
+        username: value("username"),
+        password,
+        sentinel_username: value("sentinelUsername"),
+        sentinel_password: value("sentinelPassword"),
+        source: key.clone(),
+    })
+}
