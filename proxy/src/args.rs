@@ -122,6 +122,14 @@ pub struct Args {
     #[arg(long, env = "TOLLGATE_ACCESS_LOG_MAX_FILES", default_value_t = 5)]
     pub access_log_max_files: u32,
 
+    /// Standalone mode: how many proxies serve these files (replicas behind one load
+    /// balancer). In `Local` rate-limiting mode, and in `Redis` mode's `onFailure: Local`, each
+    /// enforces `1 / fleet size` of every rate and quota. A fleet proxy is told its fleet's
+    /// size by the controller instead.
+    #[arg(long, env = "TOLLGATE_FLEET_SIZE", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub fleet_size: u32,
+
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "TOLLGATE_DRAIN_SECONDS", default_value_t = 30)]
     pub drain_seconds: u64,

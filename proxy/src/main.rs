@@ -118,7 +118,7 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
         client: Upstream::build(args.upstream_ca_file.as_deref(), metrics.upstream())?,
         metrics,
         access_log,
-        fleet_size: AtomicU32::new(1),
+        fleet_size: AtomicU32::new(args.fleet_size),
         auth: AuthState::default(),
         limiter: Limiter::default(),
         https_port: tls.as_ref().map(|_| args.https_port),

@@ -19,6 +19,7 @@ pub mod prometheus;
 pub mod proxy;
 pub mod redis;
 pub mod sigv4;
+pub mod throttling;
 pub mod tls;
 pub mod wait;
 pub mod websocket;

@@ -11,60 +11,21 @@
 //!
 //! Needs the binary: `cargo build --workspace --bins` before `cargo test -p tollgate-tests`.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use tollgate_tests::client::{Client, Response};
-use tollgate_tests::config::{ConfigDir, api_key, dev_gateway, mock, route, usage_plan};
+use tollgate_tests::client::Client;
+use tollgate_tests::config::{mock, route};
 use tollgate_tests::fake_controller::{FakeController, table_of};
 use tollgate_tests::proxy::{Proxy, Served, serve};
 use tollgate_tests::redis::RedisServer;
-
-const TOO_MANY: &str = r#"{"message":"Too Many Requests"}"#;
-const LIMIT_EXCEEDED: &str = r#"{"message":"Limit Exceeded"}"#;
-// 40 characters each.
-const KEY_A: &str = "throttle-alice-0123456789abcdef012345678";
-const KEY_B: &str = "throttle-bobby-0123456789abcdef012345678";
-
-/// Gateway `api` (stage `dev`, extra spec fields from `spec`), route `GET /pets` needing a
-/// key and `GET /open` not, keys `alice` and `bobby` in plan `gold` (fields from `plan`).
-fn resources(spec: Value, plan: Value) -> Vec<Value> {
-    let mut gw = dev_gateway("api");
-    for (k, v) in spec.as_object().cloned().unwrap_or_default() {
-        gw["spec"][k] = v;
-    }
-    let mut pets = route("pets", "api", "GET", "/pets", mock(200, r#"{"pets":[]}"#));
-    pets["spec"]["apiKeyRequired"] = json!(true);
-    let mut gold = usage_plan("gold", "api", "dev", &["alice", "bobby"]);
-    for (k, v) in plan.as_object().cloned().unwrap_or_default() {
-        gold["spec"][k] = v;
-    }
-    vec![
-        gw,
-        pets,
-        route("open", "api", "GET", "/open", mock(200, r#"{"open":true}"#)),
-        api_key("alice", KEY_A, true),
-        api_key("bobby", KEY_B, true),
-        gold,
-    ]
-}
-
-fn throttle(rate: f64, burst: u32) -> Value {
-    json!({"rateLimit": rate, "burstLimit": burst})
-}
+use tollgate_tests::throttling::{
+    Calls, KEY_A, KEY_B, LIMIT_EXCEEDED, TOO_MANY, get, header_u64, offer,
+    quota_is_exact_across_three_proxies, rate_is_shared_across_three_proxies, resources, throttle,
+};
 
 fn standalone(resources: &[Value]) -> Served {
     serve(resources, &[])
-}
-
-async fn get(client: &Client, proxy: &Proxy, path: &str, key: Option<&str>) -> Response {
-    let headers: Vec<(&str, &str)> = key.map(|k| ("x-api-key", k)).into_iter().collect();
-    client.get(&proxy.url(path), &headers).await
-}
-
-fn header_u64(r: &Response, name: &str) -> Option<u64> {
-    r.header(name).and_then(|v| v.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,143 +163,20 @@ async fn stage_route_and_gateway_limits_apply_to_every_caller() {
     assert_eq!(statuses, [200, 200, 200, 429]);
 }
 
-/// Offers `rate` requests/s for `seconds` with KEY_A, spread over `proxies` in proportion
-/// to `weights`; returns how many each proxy admitted (200) and refused (429).
-async fn offer(
-    client: &Client,
-    proxies: &[&Proxy],
-    weights: [usize; 3],
-    rate: f64,
-    seconds: f64,
-) -> (Vec<u64>, u64) {
-    let pattern: Vec<usize> = (0..3)
-        .flat_map(|p| std::iter::repeat_n(p, weights[p]))
-        .collect();
-    let total = (rate * seconds) as usize;
-    let start = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(total);
-    for i in 0..total {
-        tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
-        let target = pattern[i % pattern.len()];
-        let url = proxies[target].url("/dev/pets");
-        let client = client.clone();
-        tasks.push(tokio::spawn(async move {
-            let r = client.get(&url, &[("x-api-key", KEY_A)]).await;
-            (target, r.status, r.text())
-        }));
-    }
-    let mut admitted = vec![0u64; 3];
-    let mut refused = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            (p, 200, _) => admitted[p] += 1,
-            (_, 429, _) => refused += 1,
-            (_, other, body) => panic!("unexpected {other} {body}"),
-        }
-    }
-    (admitted, refused)
-}
-
 fn redis_gateway(url: &str, on_failure: &str) -> Value {
     json!({"rateLimiting": {"mode": "Redis", "redis": {"url": url, "onFailure": on_failure}}})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_mode_admits_the_plan_rate_across_three_proxies() {
-    const R: f64 = 20.0;
-    const SECONDS: f64 = 10.0;
     let redis = RedisServer::start();
-    let config = ConfigDir::with(
-        "resources.yaml",
-        &resources(
-            redis_gateway(&redis.url(), "FailClosed"),
-            // A burst of 2 absorbs the jitter of arrivals (a request a few ms early is not
-            // refused) and adds at most 2 to the 10·R admitted.
-            json!({"throttle": throttle(R, 2)}),
-        ),
-    );
-    let proxies: Vec<Proxy> = (0..3)
-        .map(|_| Proxy::start_standalone(config.path(), &[]))
-        .collect();
-    let refs: Vec<&Proxy> = proxies.iter().collect();
-    let client = Client::new();
-    // Each proxy loads the script into Redis on its first call; do that on a keyless route.
-    for proxy in &refs {
-        assert_eq!(get(&client, proxy, "/dev/open", None).await.status, 200);
-    }
-
-    for (name, weights) in [("even", [1, 1, 1]), ("80/10/10", [8, 1, 1])] {
-        let calls_before = redis.command_calls("evalsha") + redis.command_calls("eval");
-        let (admitted, refused) = offer(&client, &refs, weights, 3.0 * R, SECONDS).await;
-        let total: u64 = admitted.iter().sum();
-        let expected = R * SECONDS;
-        let error = (total as f64 - expected) / expected;
-        println!(
-            "redis mode, {name} split: offered {} over {SECONDS} s, admitted {total} \
-             (per proxy {admitted:?}), refused {refused}; expected {expected}: {:+.1}%",
-            3.0 * R * SECONDS,
-            error * 100.0
-        );
-        assert!(
-            error.abs() <= 0.05,
-            "{name}: admitted {total}, expected {expected} ± 5%"
-        );
-        // One script call per request: one round trip.
-        let calls = redis.command_calls("evalsha") + redis.command_calls("eval") - calls_before;
-        assert_eq!(calls, total + refused, "Redis script calls per request");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    rate_is_shared_across_three_proxies(&redis, Calls::One).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_mode_quotas_are_exact_across_three_proxies() {
-    const QUOTA: u64 = 150;
     let redis = RedisServer::start();
-    let config = ConfigDir::with(
-        "resources.yaml",
-        &resources(
-            redis_gateway(&redis.url(), "FailClosed"),
-            json!({"quota": {"limit": QUOTA, "period": "MONTH", "offset": 3}}),
-        ),
-    );
-    let proxies: Vec<Arc<Proxy>> = (0..3)
-        .map(|_| Arc::new(Proxy::start_standalone(config.path(), &[])))
-        .collect();
-    let client = Client::new();
-    // 400 requests at once, 8 concurrent streams per proxy.
-    let mut tasks = Vec::new();
-    for worker in 0..24 {
-        let proxy = proxies[worker % 3].clone();
-        let client = client.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut counts = (0u64, 0u64);
-            for _ in 0..(400 / 24 + 1) {
-                let r = client
-                    .get(&proxy.url("/dev/pets"), &[("x-api-key", KEY_A)])
-                    .await;
-                match (r.status, r.text().as_str()) {
-                    (200, _) => counts.0 += 1,
-                    (429, LIMIT_EXCEEDED) => counts.1 += 1,
-                    (s, body) => panic!("unexpected {s} {body}"),
-                }
-            }
-            counts
-        }));
-    }
-    let (mut admitted, mut refused) = (0, 0);
-    for t in tasks {
-        let (a, r) = t.await.unwrap();
-        admitted += a;
-        refused += r;
-    }
-    println!("redis mode quota {QUOTA}: admitted {admitted}, refused {refused} (Limit Exceeded)");
-    assert_eq!(admitted, QUOTA, "a quota is exact across the fleet");
-    let last = client
-        .get(&proxies[1].url("/dev/pets"), &[("x-api-key", KEY_B)])
-        .await;
-    assert_eq!(last.status, 200, "another key has its own quota");
-    assert_eq!(header_u64(&last, "ratelimit-limit"), Some(QUOTA));
-    assert_eq!(header_u64(&last, "ratelimit-remaining"), Some(QUOTA - 1));
+    quota_is_exact_across_three_proxies(&redis).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
