@@ -51,7 +51,10 @@ pub use wire::{
 };
 
 /// The table format this crate reads and writes. A proxy refuses (NACKs) any other.
-pub const TABLE_FORMAT: u32 = 1;
+///
+/// 2: the fleet's Redis is `redis` (where it is, its TLS material and credentials) in
+/// `rateLimiting` and `webSocket`, in place of format 1's `redisUrl`.
+pub const TABLE_FORMAT: u32 = 2;
 
 /// An HTTP API's stage served without a stage in the path.
 pub const DEFAULT_STAGE: &str = "$default";

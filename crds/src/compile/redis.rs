@@ -188,3 +188,119 @@ fn credentials(
         source: key.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::compile::{Kind, Reason, compile_str};
+    use crate::table::{ObjectKey, RedisTopology};
+
+    const CA: &str = include_str!("../../tests/testdata/test-only-client-ca.crt");
+
+    /// A gateway whose rate limiting uses the Redis `redis` (YAML flow), with `extra` objects.
+    fn compile(redis: &str, extra: &str) -> crate::compile::Compiled {
+        let yaml = format!(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata: {{name: api}}\n\
+             spec:\n  stages: [{{name: dev}}]\n  rateLimiting: {{mode: Redis, redis: {redis}}}\n{extra}"
+        );
+        compile_str(&yaml, "test.yaml").expect("loads")
+    }
+
+    fn problems(compiled: &crate::compile::Compiled) -> Vec<(Reason, String)> {
+        compiled
+            .diagnostic(Kind::ApiGateway, &ObjectKey::new("default", "api"))
+            .unwrap()
+            .problems
+            .iter()
+            .map(|p| (p.reason, p.field.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_cluster_over_tls_as_an_acl_user_resolves_its_secrets() {
+        let extra = format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: auth}}\n\
+             type: tollgate.dev/redis-auth\nstringData: {{username: gw, password: s3cret}}\n\
+             ---\napiVersion: v1\nkind: Secret\nmetadata: {{name: ca}}\n\
+             type: tollgate.dev/truststore\nstringData:\n  ca.crt: |\n{}",
+            CA.lines().map(|l| format!("    {l}\n")).collect::<String>()
+        );
+        let compiled = compile(
+            "{cluster: {nodes: ['rediss://a:6379', 'rediss://b:6379']}, \
+             tls: {caSecretRef: {name: ca}}, authSecretRef: {name: auth}}",
+            &extra,
+        );
+        assert_eq!(problems(&compiled), []);
+        let table = &compiled.tables[&ObjectKey::new("default", "api")];
+        let redis = table.rate_limiting.redis.as_ref().unwrap();
+        assert!(matches!(&redis.topology, RedisTopology::Cluster { nodes } if nodes.len() == 2));
+        assert!(
+            redis
+                .tls
+                .as_ref()
+                .unwrap()
+                .ca_pem
+                .as_ref()
+                .unwrap()
+                .contains("BEGIN CERTIFICATE")
+        );
+        let auth = redis.auth.as_ref().unwrap();
+        assert_eq!(
+            (auth.username.as_deref(), auth.password.as_str()),
+            (Some("gw"), "s3cret")
+        );
+        assert!(!format!("{redis} {redis:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn what_cannot_work_rejects_the_gateway_naming_the_field() {
+        let cases = [
+            (
+                "{url: 'redis://a:6379', authSecretRef: {name: missing}}",
+                "",
+                (
+                    Reason::SecretNotFound,
+                    "spec.rateLimiting.redis.authSecretRef.name",
+                ),
+            ),
+            (
+                "{url: 'redis://a:6379', tls: {}}",
+                "",
+                (Reason::InvalidRedis, "spec.rateLimiting.redis.tls"),
+            ),
+            (
+                "{cluster: {nodes: ['redis://a:6379', 'rediss://b:6379']}}",
+                "",
+                (
+                    Reason::InvalidRedis,
+                    "spec.rateLimiting.redis.cluster.nodes",
+                ),
+            ),
+            (
+                "{url: 'redis://a:6379', sentinel: {masterName: m, nodes: ['redis://s:26379']}}",
+                "",
+                (Reason::InvalidRedis, "spec.rateLimiting.redis"),
+            ),
+            (
+                "{url: 'redis://a:6379', authSecretRef: {name: auth}}",
+                "---\napiVersion: v1\nkind: Secret\nmetadata: {name: auth}\n\
+                 type: tollgate.dev/redis-auth\nstringData: {username: gw}\n",
+                (
+                    Reason::InvalidSecret,
+                    "spec.rateLimiting.redis.authSecretRef.name",
+                ),
+            ),
+        ];
+        for (redis, extra, expected) in cases {
+            let compiled = compile(redis, extra);
+            let found = problems(&compiled);
+            assert!(
+                found.contains(&(expected.0, expected.1.to_string())),
+                "{redis}: {found:?}"
+            );
+            assert!(
+                compiled.tables.is_empty(),
+                "{redis}: the gateway was served"
+            );
+        }
+    }
+}

@@ -416,7 +416,7 @@ mod tests {
 
     fn gateway() -> GatewayTable {
         serde_json::from_value(serde_json::json!({
-            "format": 1, "version": "", "gateway": {"namespace": "default", "name": "pets"},
+            "format": 2, "version": "", "gateway": {"namespace": "default", "name": "pets"},
             "endpointType": "Regional", "apiKeySource": "HEADER",
             "throttle": {"rateLimit": 10000.0, "burstLimit": 5000},
             "rateLimiting": {"mode": "Local", "onRedisFailure": "Local"},

@@ -148,11 +148,15 @@ impl RedisCounters {
         let (per_key, shared): (Vec<&Limit>, Vec<&Limit>) =
             limits.buckets.iter().partition(|b| b.per_key());
         let has_per_key = !per_key.is_empty() || limits.quota.is_some();
-        let key_call = limits.owner.as_deref().filter(|_| has_per_key).map(|owner| Call {
-            buckets: per_key,
-            quota: limits.quota.as_ref(),
-            group: Some(owner),
-        });
+        let key_call = limits
+            .owner
+            .as_deref()
+            .filter(|_| has_per_key)
+            .map(|owner| Call {
+                buckets: per_key,
+                quota: limits.quota.as_ref(),
+                group: Some(owner),
+            });
         let mut admitted = Decision {
             verdict: Ok(None),
             quota_used: None,

@@ -11,35 +11,38 @@ use tokio_tungstenite::tungstenite::Message;
 use tollgate_tests::config::ConfigDir;
 use tollgate_tests::lambda::LambdaRuntime;
 use tollgate_tests::proxy::{Proxy, free_port};
-use tollgate_tests::redis::RedisServer;
+use tollgate_tests::redis::{RedisCluster, RedisServer};
 use tollgate_tests::workspace_root;
 
 use super::{ACCESS_KEY, SECRET_KEY, Ws, boto3_post, close_code, connect, next_text, refused};
 
 pub const EXAMPLE: &str = "deploy/examples/websocket-chat";
 
-/// The example's `gateway.yaml` and `routes.yaml` with the bus on `redis` and the function
-/// at `lambda` (an Invoke API base URL).
+/// The example's `gateway.yaml` and `routes.yaml` with the bus on the Redis at `redis` and the
+/// function at `lambda` (an Invoke API base URL).
 pub fn example_files(redis: &str, lambda: &str) -> (String, String) {
+    example_files_with_bus(&format!("redisUrl: {redis}"), lambda)
+}
+
+/// The example's files with `bus` (a field of `spec.websocket`, one YAML line) naming the
+/// bus's Redis.
+pub fn example_files_with_bus(bus: &str, lambda: &str) -> (String, String) {
     let read = |name: &str| {
         std::fs::read_to_string(workspace_root().join(EXAMPLE).join(name))
             .unwrap_or_else(|e| panic!("{EXAMPLE}/{name}: {e}"))
     };
     let gateway = read("gateway.yaml").replace(
         "    routeSelectionExpression: $request.body.action\n",
-        &format!("    routeSelectionExpression: $request.body.action\n    redisUrl: {redis}\n"),
+        &format!("    routeSelectionExpression: $request.body.action\n    {bus}\n"),
     );
-    assert!(
-        gateway.contains("redisUrl"),
-        "the example's gateway changed shape"
-    );
+    assert!(gateway.contains(bus), "the example's gateway changed shape");
     let routes = read("routes.yaml").replace("http://127.0.0.1:9001", lambda);
     (gateway, routes)
 }
 
 /// The example as one proxy serves it: its function at `lambda_port`.
-fn example_config(lambda_port: u16, redis: &str) -> ConfigDir {
-    let (gateway, routes) = example_files(redis, &format!("http://127.0.0.1:{lambda_port}"));
+fn example_config(lambda_port: u16, bus: &str) -> ConfigDir {
+    let (gateway, routes) = example_files_with_bus(bus, &format!("http://127.0.0.1:{lambda_port}"));
     let config = ConfigDir::new();
     config.write_raw("gateway.yaml", &gateway);
     config.write_raw("routes.yaml", &routes);
@@ -73,12 +76,28 @@ pub async fn next_json(ws: &mut Ws) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chat_app_runs_on_three_proxies_with_python_functions_calling_back_through_boto3() {
     let redis = RedisServer::start();
+    chat_on_three_proxies(&format!("redisUrl: {}", redis.url())).await;
+}
+
+/// The bus on a Redis Cluster: each proxy's channel is sharded, in its own slot, and
+/// `SPUBLISH` still says when nobody holds a connection (410).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_app_runs_on_three_proxies_whose_bus_is_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    let bus = json!({"cluster": {"nodes": cluster.nodes()}});
+    chat_on_three_proxies(&format!("redis: {bus}")).await;
+}
+
+/// The example on three standalone proxies with the bus `bus`: three clients, messages to all
+/// through any proxy, `GET`, `DELETE` and `POST` on connections another proxy holds, 410 for
+/// a closed one.
+async fn chat_on_three_proxies(bus: &str) {
     let table = tempfile::tempdir().unwrap();
     let db = table.path().join("connections.sqlite3");
     let lambda_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let configs: Vec<ConfigDir> = lambda_ports
         .iter()
-        .map(|port| example_config(*port, &redis.url()))
+        .map(|port| example_config(*port, bus))
         .collect();
     let proxies: Vec<Proxy> = configs
         .iter()
