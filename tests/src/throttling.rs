@@ -149,8 +149,9 @@ pub enum Calls {
 }
 
 /// R requests/s for one key across three proxies on `redis`: 10·R ± 5% admitted of 3R
-/// offered, split evenly and 80/10/10, with the script calls `calls` says.
-pub async fn rate_is_shared_across_three_proxies(redis: &dyn SharedRedis, calls: Calls) {
+/// offered, split evenly and 80/10/10, with the script calls `calls` says. Returns how many
+/// were admitted in all.
+pub async fn rate_is_shared_across_three_proxies(redis: &dyn SharedRedis, calls: Calls) -> u64 {
     const R: f64 = 20.0;
     const SECONDS: f64 = 10.0;
     // A burst of 2 absorbs the jitter of arrivals (a request a few ms early is not refused)
@@ -165,10 +166,12 @@ pub async fn rate_is_shared_across_three_proxies(redis: &dyn SharedRedis, calls:
     }
     let script_calls = || redis.command_calls("evalsha") + redis.command_calls("eval");
 
+    let mut all = 0;
     for (name, weights) in [("even", [1, 1, 1]), ("80/10/10", [8, 1, 1])] {
         let calls_before = script_calls();
         let (admitted, refused) = offer(&client, &refs, weights, 3.0 * R, SECONDS).await;
         let total: u64 = admitted.iter().sum();
+        all += total;
         let expected = R * SECONDS;
         let error = (total as f64 - expected) / expected;
         println!(
@@ -198,6 +201,7 @@ pub async fn rate_is_shared_across_three_proxies(redis: &dyn SharedRedis, calls:
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    all
 }
 
 /// A quota of 150 raced for by 400 requests over three proxies on `redis`: exactly 150 are

@@ -66,8 +66,24 @@ async fn over_tls_as_an_acl_user_rates_and_quotas_stay_exact_and_the_password_un
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_redis_cluster_rates_and_quotas_stay_exact() {
     let cluster = RedisCluster::start();
-    rate_is_shared_across_three_proxies(&cluster, Calls::PerSlot).await;
+    let by_rate = rate_is_shared_across_three_proxies(&cluster, Calls::PerSlot).await;
     quota_is_exact_across_three_proxies(&cluster).await;
+
+    // The usage of the plan's day, in the plan's slot: every admitted request counted once
+    // (the rate test's, the quota's 150, bobby's 1), written after each answer.
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let key = format!("tollgate:{{default/gold}}:u|default/gold|{today}");
+    let client = redis::cluster::ClusterClient::new(cluster.nodes()).unwrap();
+    tollgate_tests::wait::eventually("usage counted in the cluster", || {
+        let mut c = client.get_connection().ok()?;
+        let counts: std::collections::HashMap<String, u64> =
+            redis::cmd("HGETALL").arg(&key).query(&mut c).ok()?;
+        println!("usage on the cluster: {counts:?}");
+        (counts.get("bobby") == Some(&1) && counts.get("alice") == Some(&(by_rate + 150)))
+            .then_some(())
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

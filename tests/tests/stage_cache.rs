@@ -317,3 +317,54 @@ async fn proxies_of_a_gateway_with_redis_share_their_cache_and_outlive_its_outag
     let again = client.get(&two.url("/prod/pets/2"), &[]).await;
     assert_eq!(again.header("x-cache").as_deref(), Some("Hit"));
 }
+
+/// The shared cache on the Redis deployments of `tests/src/redis.rs` that need more than a URL:
+/// TLS with an ACL user (credentials and CA from Secrets), and a Redis Cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_cache_works_over_tls_as_an_acl_user_and_on_a_cluster() {
+    use tollgate_tests::redis::{RedisCluster, RedisOptions, RedisServer, SharedRedis};
+    let tls = RedisServer::start_with(RedisOptions {
+        tls: true,
+        acl_user: true,
+        aof: false,
+    });
+    let cluster = RedisCluster::start();
+    for redis in [&tls as &dyn SharedRedis, &cluster] {
+        let backend = Backend::echo();
+        let mut gw = cached_gateway(json!({}));
+        gw["spec"]["rateLimiting"] = redis.gateway_rate_limiting("Local");
+        let mut resources = vec![
+            gw,
+            route(
+                "pets",
+                "pets",
+                "GET",
+                "/pets/{id}",
+                http(&backend.url("/pets")),
+            ),
+        ];
+        resources.extend(redis.secrets());
+        let one = serve(&resources, &[]);
+        let two = serve(&resources, &[]);
+        let client = Client::new();
+        let sets = redis.command_calls("set");
+        let first = client.get(&one.url("/prod/pets/1"), &[]).await;
+        assert_eq!(first.header("x-cache").as_deref(), Some("Miss"));
+        tollgate_tests::wait::eventually("the answer kept in Redis", || {
+            (redis.command_calls("set") > sets).then_some(())
+        });
+        let shared = client.get(&two.url("/prod/pets/1"), &[]).await;
+        assert_eq!(
+            shared.header("x-cache").as_deref(),
+            Some("Hit"),
+            "{}",
+            redis.log_tail()
+        );
+        assert_eq!(shared.text(), first.text());
+        assert_eq!(
+            backend.received().len(),
+            1,
+            "the second proxy called the backend"
+        );
+    }
+}
