@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # What the tenancy chain costs: the same request (with its API key and JWT) through a proxy
 # that checks the key, the JWT (RS256, JWKS fetched once and cached) and the key's usage plan
-# (throttle + quota, Local mode) on every request, and through a plain proxy with the same
-# 1,000 routes and nothing to check; same backend, same run. Each proxy has one worker pinned to CPU 0; the backend and
-# wrk share CPU 1. Runs alternate (plain, chain, plain, ...). Prints RPS and p99 per run, the
-# medians, and the chain's ratio to the plain proxy.
+# (throttle + quota) on every request, and through a plain proxy with the same 1,000 routes
+# and nothing to check; same backend, same run. The plan's counters are in memory (`local`,
+# Local mode) and, for each of REDIS_MODES (default "server tls cluster sentinel"; empty for
+# none), in Redis mode on that deployment: one server, one over TLS with client certificates
+# as an ACL user, a 3x2 Redis Cluster, a primary and replica under Sentinel. Each proxy has
+# one worker pinned to CPU 0; the backend, Redis and wrk share CPU 1. Runs alternate. Prints
+# RPS, p99 and the proxy's CPU per request per run (and, as `side`, its Redis processes': a
+# cluster's six, replication included), the medians, and each variant's ratio to `local`.
 #
 #   bench/chain.sh [seconds per run, default 10] [rounds, default 3] [connections, default 50]
 source "$(dirname "$0")/lib.sh"
@@ -14,17 +18,17 @@ ROUNDS=${2:-3}
 CONNECTIONS=${3:-50}
 ROUTES=1000
 PROXY_CPU=0 BACKEND_CPU=1 LOAD_CPU=1
-need nginx wrk curl openssl
+need nginx wrk curl openssl redis-server
+REDIS_MODES=${REDIS_MODES-server tls cluster sentinel}
 
 cargo build --release -q -p tollgate-proxy --manifest-path "$ROOT/Cargo.toml"
 BIN="$ROOT/target/release/tollgate-proxy"
 
 BACKEND=$(free_port); JWKS=$(free_port)
-PLAIN=$(free_port); PLAIN_ADMIN=$(free_port); CHAIN=$(free_port); CHAIN_ADMIN=$(free_port)
 start_backend "$BACKEND"
 
 # An RSA key, its JWKS (served by a tiny static server) and a token valid for an hour.
-mkdir -p "$WORK/jwks" "$WORK/plain" "$WORK/chain"
+mkdir -p "$WORK/jwks"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/key.pem" 2>/dev/null
 API_KEY=bench-key-0123456789abcdef0123456789abcdef
 TOKEN=$(python3 - "$WORK/key.pem" "$WORK/jwks/jwks.json" "http://127.0.0.1:$JWKS" <<'PY'
@@ -50,14 +54,17 @@ PY
 (cd "$WORK/jwks" && exec taskset -c "$BACKEND_CPU" python3 -m http.server "$JWKS" --bind 127.0.0.1 >/dev/null 2>&1) &
 PIDS+=($!)
 
-# The same 1,000 routes in both; the chain's need a key, a JWT with a scope, and a plan.
-write_api() { # file chain(0|1)
-    python3 - "$1" "$2" "$ROUTES" "$BACKEND" "$JWKS" "$API_KEY" <<'PY'
+# The same 1,000 routes in all; the chain's need a key, a JWT with a scope, and a plan, whose
+# counters are where the rate-limiting spec (YAML flow; empty: Local) says.
+write_api() { # file chain(0|1) [rate-limiting spec] [extra YAML documents]
+    python3 - "$1" "$2" "$ROUTES" "$BACKEND" "$JWKS" "$API_KEY" "${3:-}" "${4:-}" <<'PY'
 import sys
-path, chain, n, backend, jwks, api_key = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
+path, chain, n, backend, jwks, api_key, limiting, extra = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8]
 # Above Amazon's default account limit (10,000/s), which would otherwise be what is measured.
 out = ["apiVersion: tollgate.dev/v1alpha1\nkind: ApiGateway\nmetadata: {name: bench}\nspec:\n  stages: [{name: bench}]\n"
        "  throttle: {rateLimit: 1000000, burstLimit: 1000000}\n"]
+if limiting:
+    out[0] += f"  rateLimiting: {limiting}\n"
 if chain:
     out[0] += (f"  authorizers:\n  - name: jwt\n    type: JWT\n    jwt:\n      issuer: http://127.0.0.1:{jwks}\n"
                f"      audiences: [bench]\n      jwksUri: http://127.0.0.1:{jwks}/jwks.json\n")
@@ -77,60 +84,62 @@ if chain:
                "  throttle: {rateLimit: 1000000, burstLimit: 1000000}\n"
                "  quota: {limit: 1000000000000, period: MONTH}\n"
                "  apiKeys: {names: [bench-tenant]}\n")
+if extra:
+    out.append(extra + "\n")
 open(path, "w").write("---\n".join(out))
 PY
 }
-write_api "$WORK/plain/api.yaml" 0
-write_api "$WORK/chain/api.yaml" 1
-
 start_proxy() { # folder port admin
     taskset -c "$PROXY_CPU" "$BIN" --config "$1" --listen "127.0.0.1:$2" --admin-listen "127.0.0.1:$3" \
         --worker-threads 1 --access-log off --log-level warn &
     PIDS+=($!)
 }
-start_proxy "$WORK/plain" "$PLAIN" "$PLAIN_ADMIN"
-PLAIN_PID=${PIDS[-1]}
-start_proxy "$WORK/chain" "$CHAIN" "$CHAIN_ADMIN"
-CHAIN_PID=${PIDS[-1]}
+
+# One proxy per variant: NAMES, URLS and MEASURED for alternate_runs.
+NAMES=() URLS=() MEASURED=() SIDE=() ADMINS=()
+variant() { # name chain(0|1) [rate-limiting spec] [extra documents] [its Redis processes]
+    local port admin
+    port=$(free_port) admin=$(free_port)
+    mkdir -p "$WORK/$1"
+    write_api "$WORK/$1/api.yaml" "$2" "${3:-}" "${4:-}"
+    start_proxy "$WORK/$1" "$port" "$admin"
+    NAMES+=("$1") URLS+=("http://127.0.0.1:$port/bench/hello/x") ADMINS+=("$admin")
+    MEASURED+=("${PIDS[-1]}") SIDE+=("${5:-}")
+}
+variant plain 0
+variant local 1
+for mode in $REDIS_MODES; do
+    "start_redis_$mode"
+    variant "$mode" 1 "{mode: Redis, redis: $(sed 's/}$//' <<<"$REDIS_SPEC"), onFailure: FailClosed}}" \
+        "$REDIS_DOCS" "${REDIS_PIDS[*]}"
+done
 
 wait_http "http://127.0.0.1:$BACKEND/hello"
 wait_http "http://127.0.0.1:$JWKS/jwks.json"
-wait_http "http://127.0.0.1:$PLAIN/bench/hello/x"
-wait_http "http://127.0.0.1:$PLAIN_ADMIN/readyz"
-wait_http "http://127.0.0.1:$CHAIN_ADMIN/readyz"
+for admin in "${ADMINS[@]}"; do wait_http "http://127.0.0.1:$admin/readyz"; done
 
-# The chain must really admit the request (200), and refuse it without the key or the token.
+# Each chain must really admit the request (200), and refuse it without the key or the token.
 status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 AUTH=(-H "x-api-key: $API_KEY" -H "Authorization: Bearer $TOKEN")
-CHAIN_URL="http://127.0.0.1:$CHAIN/bench/hello/x"
-[ "$(status "${AUTH[@]}" "$CHAIN_URL")" = 200 ] || { echo "bench: the chain refused a good request: $(curl -s "${AUTH[@]}" "$CHAIN_URL")" >&2; exit 1; }
-[ "$(status -H "Authorization: Bearer $TOKEN" "$CHAIN_URL")" = 403 ] || { echo "bench: the chain admitted a request without its key" >&2; exit 1; }
-[ "$(status -H "x-api-key: $API_KEY" "$CHAIN_URL")" = 401 ] || { echo "bench: the chain admitted a request without its token" >&2; exit 1; }
-
-PLAIN_URL="http://127.0.0.1:$PLAIN/bench/hello/x"
-chain_wrk() { run_wrk "$CHAIN_URL" "$1" "$CONNECTIONS" -H "x-api-key: $API_KEY" -H "Authorization: Bearer $TOKEN"; }
-# The plain proxy gets the same request, headers included: the ratio is the cost of checking
-# them, not of carrying them.
-plain_wrk() { run_wrk "$PLAIN_URL" "$1" "$CONNECTIONS" -H "x-api-key: $API_KEY" -H "Authorization: Bearer $TOKEN"; }
-
-# Warm both.
-plain_wrk 2 >/dev/null
-chain_wrk 2 >/dev/null
-
-printf '%-8s %-10s %12s %10s %12s\n' round proxy requests/s p99_ms cpu_us/req
-PLAIN_RPS=() PLAIN_P99=() PLAIN_CPU=() CHAIN_RPS=() CHAIN_P99=() CHAIN_CPU=()
-for round in $(seq 1 "$ROUNDS"); do
-    read -r rps p99 cpu _ < <(MEASURE=$PLAIN_PID plain_wrk "$SECONDS_PER_RUN")
-    printf '%-8s %-10s %12s %10s %12s\n' "$round" plain "$rps" "$p99" "$cpu"
-    PLAIN_RPS+=("$rps"); PLAIN_P99+=("$p99"); PLAIN_CPU+=("$cpu")
-    read -r rps p99 cpu _ < <(MEASURE=$CHAIN_PID chain_wrk "$SECONDS_PER_RUN")
-    printf '%-8s %-10s %12s %10s %12s\n' "$round" chain "$rps" "$p99" "$cpu"
-    CHAIN_RPS+=("$rps"); CHAIN_P99+=("$p99"); CHAIN_CPU+=("$cpu")
+for i in "${!NAMES[@]}"; do
+    [ "${NAMES[$i]}" = plain ] && continue
+    url=${URLS[$i]}
+    [ "$(status "${AUTH[@]}" "$url")" = 200 ] || { echo "bench: ${NAMES[$i]} refused a good request: $(curl -s "${AUTH[@]}" "$url")" >&2; exit 1; }
+    [ "$(status -H "Authorization: Bearer $TOKEN" "$url")" = 403 ] || { echo "bench: ${NAMES[$i]} admitted a request without its key" >&2; exit 1; }
+    [ "$(status -H "x-api-key: $API_KEY" "$url")" = 401 ] || { echo "bench: ${NAMES[$i]} admitted a request without its token" >&2; exit 1; }
 done
 
-p_rps=$(median "${PLAIN_RPS[@]}"); p_p99=$(median "${PLAIN_P99[@]}"); p_cpu=$(median "${PLAIN_CPU[@]}")
-c_rps=$(median "${CHAIN_RPS[@]}"); c_p99=$(median "${CHAIN_P99[@]}"); c_cpu=$(median "${CHAIN_CPU[@]}")
-echo
-echo "median plain: ${p_rps} req/s, p99 ${p_p99} ms, ${p_cpu} µs CPU/request ($ROUTES routes, no checks)"
-echo "median chain: ${c_rps} req/s, p99 ${c_p99} ms, ${c_cpu} µs CPU/request (API key + JWT RS256 + plan throttle and quota)"
-echo "ratio chain/plain: throughput $(ratio "$c_rps" "$p_rps")x, p99 $(ratio "$c_p99" "$p_p99")x, CPU/request $(ratio "$c_cpu" "$p_cpu")x"
+# The plain proxy gets the same request, headers included: the ratio is the cost of checking
+# them, not of carrying them.
+WRK_ARGS=(-H "x-api-key: $API_KEY" -H "Authorization: Bearer $TOKEN")
+for url in "${URLS[@]}"; do run_wrk "$url" 2 "$CONNECTIONS" "${WRK_ARGS[@]}" >/dev/null; done
+
+alternate_runs variant
+echo "ratio local/plain: throughput $(ratio "${M_RPS[local]}" "${M_RPS[plain]}")x," \
+    "p99 $(ratio "${M_P99[local]}" "${M_P99[plain]}")x, CPU/request $(ratio "${M_CPU[local]}" "${M_CPU[plain]}")x" \
+    "(API key + JWT RS256 + plan throttle and quota, in memory)"
+for mode in $REDIS_MODES; do
+    echo "ratio $mode/local: throughput $(ratio "${M_RPS[$mode]}" "${M_RPS[local]}")x," \
+        "p99 $(ratio "${M_P99[$mode]}" "${M_P99[local]}")x, proxy CPU/request $(ratio "${M_CPU[$mode]}" "${M_CPU[local]}")x," \
+        "proxy + Redis CPU/request $(ratio "$(awk -v a="${M_CPU[$mode]}" -v b="${M_SIDE[$mode]}" 'BEGIN {print a + b}')" "${M_CPU[local]}")x"
+done

@@ -74,16 +74,18 @@ CONF
 # CPU figures are "-". Fails on any non-2xx. CPU time per request is far less noisy than
 # requests/s on a shared machine.
 run_wrk() { # url seconds connections [wrk args, such as -H "name: value"...]
-    local url=$1 seconds=$2 connections=$3 out before after sys_before sys_after
+    local url=$1 seconds=$2 connections=$3 out before after sys_before sys_after side_before side_after
     shift 3
     before=$(cpu_ticks ${MEASURE:-}) sys_before=$(SYS_ONLY=1 cpu_ticks ${MEASURE:-})
+    side_before=$(cpu_ticks ${MEASURE_SIDE:-})
     out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$connections" -d"$seconds"s --latency "$@" "$url")
     after=$(cpu_ticks ${MEASURE:-}) sys_after=$(SYS_ONLY=1 cpu_ticks ${MEASURE:-})
+    side_after=$(cpu_ticks ${MEASURE_SIDE:-})
     # A 429 or 403 is not what is being measured.
     if grep -q "Non-2xx" <<<"$out"; then
         echo "bench: $url answered non-2xx under load:" >&2; echo "$out" >&2; exit 1
     fi
-    local rps p99 requests cpu=- sys=-
+    local rps p99 requests cpu=- sys=- side=-
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
     requests=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -93,7 +95,11 @@ run_wrk() { # url seconds connections [wrk args, such as -H "name: value"...]
         sys=$(awk -v t="$((sys_after - sys_before))" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
             'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
     fi
-    echo "$rps $(to_ms "$p99") $cpu $sys"
+    if [ -n "${MEASURE_SIDE:-}" ]; then
+        side=$(awk -v t="$((side_after - side_before))" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+            'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
+    fi
+    echo "$rps $(to_ms "$p99") $cpu $sys $side"
 }
 
 # User + system CPU ticks of the given processes and their children, summed; with SYS_ONLY
@@ -119,20 +125,22 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
 # Rounds of runs that alternate over NAMES (URLS to load, MEASURED the process whose CPU is
-# counted), so drift hits all alike: prints each run and each name's medians, and leaves the
-# medians in M_RPS, M_P99, M_CPU and M_SYS for the caller's ratios. The first column's title
-# is the argument (proxy, variant, ...).
-declare -A M_RPS M_P99 M_CPU M_SYS
+# counted, SIDE other processes whose CPU is counted apart, WRK_ARGS extra wrk arguments for
+# all), so drift hits all alike: prints each run and each name's medians, and leaves the
+# medians in M_RPS, M_P99, M_CPU, M_SYS and M_SIDE for the caller's ratios. The first column's
+# title is the argument (proxy, variant, ...).
+declare -A M_RPS M_P99 M_CPU M_SYS M_SIDE
 alternate_runs() { # column-title
-    local round i name rps p99 cpu sys
-    local -A rpss p99s cpus syss
-    printf '%-8s %-11s %12s %10s %12s %12s\n' round "$1" requests/s p99_ms cpu_us/req kernel_us/req
+    local round i name rps p99 cpu sys side
+    local -A rpss p99s cpus syss sides
+    printf '%-8s %-11s %12s %10s %12s %12s %12s\n' round "$1" requests/s p99_ms cpu_us/req kernel_us/req side_us/req
     for round in $(seq 1 "$ROUNDS"); do
         for i in "${!NAMES[@]}"; do
-            read -r rps p99 cpu sys < <(MEASURE=${MEASURED[$i]} run_wrk "${URLS[$i]}" "$SECONDS_PER_RUN" "$CONNECTIONS")
-            printf '%-8s %-11s %12s %10s %12s %12s\n' "$round" "${NAMES[$i]}" "$rps" "$p99" "$cpu" "$sys"
+            read -r rps p99 cpu sys side < <(MEASURE=${MEASURED[$i]} MEASURE_SIDE=${SIDE[$i]:-} \
+                run_wrk "${URLS[$i]}" "$SECONDS_PER_RUN" "$CONNECTIONS" ${WRK_ARGS[@]+"${WRK_ARGS[@]}"})
+            printf '%-8s %-11s %12s %10s %12s %12s %12s\n' "$round" "${NAMES[$i]}" "$rps" "$p99" "$cpu" "$sys" "$side"
             name=${NAMES[$i]}
-            rpss[$name]+="$rps " p99s[$name]+="$p99 " cpus[$name]+="$cpu " syss[$name]+="$sys "
+            rpss[$name]+="$rps " p99s[$name]+="$p99 " cpus[$name]+="$cpu " syss[$name]+="$sys " sides[$name]+="$side "
         done
     done
     echo
@@ -141,8 +149,10 @@ alternate_runs() { # column-title
         M_RPS[$name]=$(median ${rpss[$name]}) M_P99[$name]=$(median ${p99s[$name]})
         # shellcheck disable=SC2086
         M_CPU[$name]=$(median ${cpus[$name]}) M_SYS[$name]=$(median ${syss[$name]})
-        printf 'median %-11s %10s req/s, p99 %s ms, %s µs CPU/request (kernel %s)\n' "$name:" \
-            "${M_RPS[$name]}" "${M_P99[$name]}" "${M_CPU[$name]}" "${M_SYS[$name]}"
+        # shellcheck disable=SC2086
+        M_SIDE[$name]=$( [ "${sides[$name]%% *}" = - ] && echo - || median ${sides[$name]})
+        printf 'median %-11s %10s req/s, p99 %s ms, %s µs CPU/request (kernel %s, side %s)\n' "$name:" \
+            "${M_RPS[$name]}" "${M_P99[$name]}" "${M_CPU[$name]}" "${M_SYS[$name]}" "${M_SIDE[$name]}"
     done
 }
 
@@ -214,4 +224,108 @@ spec:
   integration:
     http: {url: "http://127.0.0.1:$2$path"}
 YAML
+}
+
+# Redis deployments for the shared-state benchmarks, on loopback, pinned to $BACKEND_CPU, no
+# persistence. Each sets REDIS_SPEC (the gateway's rateLimiting.redis, YAML flow), REDIS_DOCS
+# (the Secrets it names, YAML documents) and REDIS_PIDS (its processes).
+redis_node() { # dir port [config lines...]: one redis-server with its config file
+    local dir=$1 port=$2
+    shift 2
+    mkdir -p "$dir"
+    { echo "port $port"; echo "bind 127.0.0.1"; echo "dir $dir"; echo 'save ""'
+      echo "appendonly no"; echo "logfile $dir/redis.log"; printf '%s\n' "$@"; } >"$dir/redis.conf"
+    taskset -c "$BACKEND_CPU" redis-server "$dir/redis.conf" &
+    PIDS+=($!) REDIS_PIDS+=($!)
+    for _ in $(seq 1 100); do
+        # shellcheck disable=SC2086
+        redis-cli -p "$port" ${REDIS_CLI_ARGS:-} ping 2>/dev/null | grep -q PONG && return 0
+        sleep 0.05
+    done
+    echo "bench: redis on $port never answered: $(tail -5 "$dir/redis.log")" >&2
+    return 1
+}
+
+start_redis_server() {
+    local port; port=$(free_port)
+    REDIS_PIDS=()
+    redis_node "$WORK/redis-server" "$port"
+    REDIS_SPEC="{url: 'redis://127.0.0.1:$port/0'}" REDIS_DOCS=""
+}
+
+# TLS only, client certificates required, an ACL user and the default user off.
+start_redis_tls() {
+    local dir="$WORK/redis-tls" port password
+    port=$(free_port) password=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    mkdir -p "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=bench CA" \
+        -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+    for who in server client; do
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$who" \
+            -keyout "$dir/$who.key" -out "$dir/$who.csr" 2>/dev/null
+        openssl x509 -req -in "$dir/$who.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+            -days 2 -extfile <(echo "subjectAltName=IP:127.0.0.1") -out "$dir/$who.crt" 2>/dev/null
+    done
+    REDIS_PIDS=()
+    # redis_node pings with these (the later -p wins over its plain port 0).
+    REDIS_CLI_ARGS="--tls --cacert $dir/ca.crt --cert $dir/client.crt --key $dir/client.key --user tollgate --pass $password -p $port" \
+        redis_node "$dir" 0 "tls-port $port" "tls-cert-file $dir/server.crt" "tls-key-file $dir/server.key" \
+        "tls-ca-cert-file $dir/ca.crt" "tls-auth-clients yes" "user default off" \
+        "user tollgate on >$password ~tollgate:* &* +@all"
+    REDIS_SPEC="{url: 'rediss://127.0.0.1:$port/0', tls: {caSecretRef: {name: redis-ca}, clientCertificateSecretRef: {name: redis-client}}, authSecretRef: {name: redis-auth}}"
+    REDIS_DOCS=$(python3 - "$dir" "$password" <<'PY'
+import json, sys
+d, password = sys.argv[1:3]
+read = lambda n: open(f"{d}/{n}").read()
+docs = [
+    {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "redis-ca"}, "type": "tollgate.dev/truststore",
+     "stringData": {"ca.crt": read("ca.crt")}},
+    {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "redis-client"}, "type": "kubernetes.io/tls",
+     "stringData": {"tls.crt": read("client.crt"), "tls.key": read("client.key")}},
+    {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "redis-auth"}, "type": "tollgate.dev/redis-auth",
+     "stringData": {"username": "tollgate", "password": password}},
+]
+print("\n---\n".join(json.dumps(doc) for doc in docs))
+PY
+)
+}
+
+# Three primaries and three replicas, made a cluster by redis-cli.
+start_redis_cluster() {
+    local ports=() port i nodes=()
+    REDIS_PIDS=()
+    for i in 1 2 3 4 5 6; do
+        # The cluster bus takes port + 10000.
+        while :; do port=$(free_port); [ "$port" -lt 55000 ] && break; done
+        ports+=("$port")
+        redis_node "$WORK/redis-cluster-$i" "$port" "cluster-enabled yes" \
+            "cluster-config-file $WORK/redis-cluster-$i/nodes.conf" "cluster-node-timeout 2000"
+        nodes+=("127.0.0.1:$port")
+    done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >/dev/null
+    for _ in $(seq 1 200); do
+        redis-cli -p "${ports[0]}" cluster info | grep -q 'cluster_state:ok' && break
+        sleep 0.05
+    done
+    REDIS_SPEC="{cluster: {nodes: [$(printf "'redis://%s'," "${nodes[@]}" | sed 's/,$//')]}}" REDIS_DOCS=""
+}
+
+# A primary, a replica and one sentinel (quorum 1).
+start_redis_sentinel() {
+    local primary replica sentinel dir="$WORK/redis-sentinel"
+    primary=$(free_port) replica=$(free_port) sentinel=$(free_port)
+    REDIS_PIDS=()
+    redis_node "$dir/primary" "$primary"
+    redis_node "$dir/replica" "$replica" "replicaof 127.0.0.1 $primary"
+    mkdir -p "$dir/sentinel"
+    printf '%s\n' "port $sentinel" "bind 127.0.0.1" "logfile $dir/sentinel/sentinel.log" \
+        "sentinel monitor bench 127.0.0.1 $primary 1" "sentinel down-after-milliseconds bench 2000" \
+        >"$dir/sentinel/sentinel.conf"
+    taskset -c "$BACKEND_CPU" redis-server "$dir/sentinel/sentinel.conf" --sentinel &
+    PIDS+=($!) REDIS_PIDS+=($!)
+    for _ in $(seq 1 100); do
+        redis-cli -p "$sentinel" sentinel get-master-addr-by-name bench 2>/dev/null | grep -q "$primary" && break
+        sleep 0.05
+    done
+    REDIS_SPEC="{sentinel: {masterName: bench, nodes: ['redis://127.0.0.1:$sentinel']}}" REDIS_DOCS=""
 }

@@ -107,6 +107,8 @@ impl LocalCounters {
     pub fn follow_quota(&self, quota: &QuotaLimit, used: u64, fleet_size: u32) {
         let mine = used / u64::from(fleet_size.max(1));
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        // Past periods' counters go here too (`admit` may never run while Redis answers).
+        state.sweep(Instant::now());
         match state.quotas.get_mut(&quota.key) {
             Some((counted, _)) => *counted = mine,
             None => {
@@ -247,5 +249,15 @@ mod tests {
                 error: GatewayError::TooManyRequests(_)
             })
         ));
+    }
+
+    #[test]
+    fn a_share_follows_what_redis_counted() {
+        let counters = LocalCounters::default();
+        // A quota of 90 over 3 proxies, 60 spent fleet-wide: this proxy has 10 of the 30 left.
+        let l = limits(1000.0, 1000, Some(90));
+        counters.follow_quota(l.quota.as_ref().unwrap(), 60, 3);
+        let admitted = (0..20).filter(|_| counters.admit(&l, 3).is_ok()).count();
+        assert_eq!(admitted, 10);
     }
 }
