@@ -193,6 +193,62 @@ fn pairs(body: &Value, key: &str) -> Vec<(u64, i64)> {
         .collect()
 }
 
+/// The controller resolves the Redis settings of a gateway through the API server (the
+/// credentials in a `tollgate.dev/redis-auth` Secret, the CA and client certificate in theirs),
+/// its fleet counts on that Redis, and the controller reads the counts back: over TLS as an ACL
+/// user, and from a Redis Cluster (each plan's days in one slot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_on_tls_with_an_acl_user_and_on_a_cluster_are_read_back_exactly() {
+    use tollgate_tests::redis::{RedisCluster, RedisOptions, SharedRedis};
+    let cp = ControlPlane::shared();
+    let controller = controller();
+    let tls = RedisServer::start_with(RedisOptions {
+        tls: true,
+        acl_user: true,
+        aof: false,
+    });
+    let cluster = RedisCluster::start();
+    for (name, redis) in [("tls", &tls as &dyn SharedRedis), ("cluster", &cluster)] {
+        let ns = cp.namespace(&format!("usage-{name}"));
+        for secret in redis.secrets() {
+            ns.apply(&secret.to_string());
+        }
+        ns.apply(&resources(
+            &redis.gateway_rate_limiting("FailClosed").to_string(),
+        ));
+        let fleet =
+            controller::start_fleet(controller, &ns, "hello", "tollgate-proxy-hello", 3, &[]);
+        let client = Client::new();
+        wait_served(&client, &fleet).await;
+        traffic(&client, &fleet, &[0, 1, 2], ALICE, 17).await;
+        traffic(&client, &fleet, &[2, 1], BOB, 5).await;
+
+        let (reader, _) = accounts(&ns);
+        let api = SnapshotClient::new(&controller.snapshot_url(), &ca_pem(cp));
+        let day = today();
+        let query = format!("startDate={day}&endDate={day}");
+        // On a cluster the usage count is written just after the answer.
+        eventually_async(&format!("{name}: usage read back"), || {
+            let (api, path, reader) = (&api, usage_path(&ns, "gold", &query), &reader);
+            async move {
+                let (status, body, _) = get_usage(api, &path, Some(reader)).await;
+                (status == 200
+                    && pairs(&body, "alice") == [(17, 983)]
+                    && pairs(&body, "bob") == [(5, 995)])
+                .then_some(())
+            }
+        })
+        .await;
+        if let Some(password) = redis.password() {
+            let logs = controller.log();
+            assert!(
+                !logs.contains(password),
+                "the controller logged the password"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_counts_are_exact_across_three_proxies_and_the_api_asks_rbac() {
     let cp = ControlPlane::shared();
