@@ -86,6 +86,115 @@ async fn on_a_redis_cluster_rates_and_quotas_stay_exact() {
     });
 }
 
+/// One command on the node at `port`.
+fn on_node<T: redis::FromRedisValue>(port: u16, cmd: &mut redis::Cmd) -> T {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut c = client.get_connection().unwrap();
+    cmd.query(&mut c)
+        .unwrap_or_else(|e| panic!("{cmd:?} on {port}: {e}"))
+}
+
+/// Alice's slot moves to another primary while her quota is being spent: first marked
+/// migrating (her counters still on the old primary), then her counters moved (the old primary
+/// answers `ASK`, the proxies ask the new one), then the slot handed over (`MOVED`). Every
+/// request meets the right counters: the quota is admitted exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_migrating_under_load_is_followed_through_ask_and_moved_and_the_quota_stays_exact() {
+    const QUOTA: u64 = 200;
+    let cluster = RedisCluster::start();
+    let fleet = Fleet::start(
+        &cluster,
+        "FailClosed",
+        json!({"quota": {"limit": QUOTA, "period": "DAY"}}),
+    );
+    let client = Client::new();
+    let mut outcomes = (0u64, 0u64, 0u64);
+    let mut send = async |n: usize| {
+        for i in 0..n {
+            let r = get(&client, &fleet.proxies[i % 3], "/dev/pets", Some(KEY_A)).await;
+            match (r.status, r.text().as_str()) {
+                (200, _) => outcomes.0 += 1,
+                (429, LIMIT_EXCEEDED) => outcomes.1 += 1,
+                (429, TOO_MANY) => outcomes.2 += 1,
+                (s, body) => panic!("unexpected {s} {body}"),
+            }
+        }
+    };
+    send(50).await;
+
+    let slot = cluster.slot_of("{default/gold|alice}");
+    let source = cluster.primary_of_slot(slot).unwrap();
+    let target = *cluster.primaries().iter().find(|&&p| p != source).unwrap();
+    let id = |port: u16| -> String { on_node(port, redis::cmd("CLUSTER").arg("MYID")) };
+    let (source_id, target_id) = (id(source), id(target));
+    println!("moving slot {slot} from {source} to {target}");
+    let _: () = on_node(
+        target,
+        redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("IMPORTING")
+            .arg(&source_id),
+    );
+    let _: () = on_node(
+        source,
+        redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("MIGRATING")
+            .arg(&target_id),
+    );
+    send(30).await;
+
+    let keys: Vec<String> = on_node(
+        source,
+        redis::cmd("CLUSTER")
+            .arg("GETKEYSINSLOT")
+            .arg(slot)
+            .arg(100),
+    );
+    assert!(!keys.is_empty(), "alice's counters are in her slot");
+    let _: () = on_node(
+        source,
+        redis::cmd("MIGRATE")
+            .arg("127.0.0.1")
+            .arg(target)
+            .arg("")
+            .arg(0)
+            .arg(5000)
+            .arg("KEYS")
+            .arg(&keys),
+    );
+    let asking_before = cluster.command_calls("asking");
+    send(30).await;
+    let asked = cluster.command_calls("asking") - asking_before;
+
+    for port in cluster.primaries() {
+        let _: () = on_node(
+            port,
+            redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg("NODE")
+                .arg(&target_id),
+        );
+    }
+    send(200).await;
+    println!(
+        "slot migration: admitted {}, Limit Exceeded {}, refused (Redis unavailable) {}; \
+         ASKING sent {asked} times",
+        outcomes.0, outcomes.1, outcomes.2
+    );
+    assert!(asked > 0, "no proxy followed an ASK redirection");
+    assert_eq!(cluster.primary_of_slot(slot), Some(target));
+    assert_eq!(
+        outcomes.0,
+        QUOTA,
+        "the quota is exact across the migration\n{}",
+        fleet.logs()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_sentinel_rates_and_quotas_stay_exact() {
     let sentinels = RedisSentinelSet::start();
