@@ -190,6 +190,7 @@ async fn run(args: Args, mode: Mode) -> anyhow::Result<()> {
     };
     server::serve(listeners, shared.clone(), options, shutdown_signal()).await;
     // The counts of the last seconds, before the process goes.
+    let _ = tokio::time::timeout(Duration::from_secs(5), shared.limiter.flush()).await;
     if let Some(reporter) = usage_reporter {
         let _ = tokio::time::timeout(Duration::from_secs(5), reporter.report()).await;
     }

@@ -92,6 +92,18 @@ impl Fleet {
         self.proxies.iter().map(|p| &**p).collect()
     }
 
+    /// Stops the proxies as Kubernetes would (SIGTERM) and waits for them to exit: what they
+    /// write at shutdown (a cluster's usage counts) is then written.
+    pub fn stop(self) {
+        for proxy in &self.proxies {
+            proxy.terminate();
+        }
+        for proxy in self.proxies {
+            let mut proxy = Arc::into_inner(proxy).expect("no request in flight");
+            proxy.wait_exit(Duration::from_secs(15));
+        }
+    }
+
     /// Every line the proxies wrote to stderr (their logs).
     pub fn logs(&self) -> String {
         self.proxies
@@ -226,6 +238,7 @@ pub async fn quota_is_exact_across_three_proxies(redis: &dyn SharedRedis) {
     assert_eq!(last.status, 200, "another key has its own quota");
     assert_eq!(header_u64(&last, "ratelimit-limit"), Some(QUOTA));
     assert_eq!(header_u64(&last, "ratelimit-remaining"), Some(QUOTA - 1));
+    fleet.stop();
 }
 
 /// About `requests` requests with KEY_A at once, 8 concurrent streams per proxy; how many

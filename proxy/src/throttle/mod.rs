@@ -19,6 +19,7 @@
 //! the gateway's `onFailure` decides: admit, refuse, or fall back to local shares.
 
 pub mod bucket;
+pub mod cluster_usage;
 pub mod local;
 pub mod names;
 pub mod quota;
@@ -328,7 +329,7 @@ impl Limiter {
             _ => return self.counted(subject, now, self.local.admit(&limits, fleet_size)),
         };
         let counters = subject.redis.get_or_init(|| self.redis_for(redis));
-        let error = match counters.admit(&limits, &subject.gateway.gateway).await {
+        let error = match counters.admit(&limits, subject.gateway_bucket).await {
             // The script counted the request (when admitted).
             Ok(decision) => {
                 if settings.on_redis_failure == RedisFailureMode::Local
@@ -381,6 +382,17 @@ impl Limiter {
             .add(now.as_second());
         }
         verdict
+    }
+
+    /// Writes to Redis what waits to be (at shutdown).
+    pub async fn flush(&self) {
+        let clients: Vec<_> = {
+            let clients = self.redis.lock().unwrap_or_else(|e| e.into_inner());
+            clients.values().cloned().collect()
+        };
+        for counters in clients {
+            counters.flush().await;
+        }
     }
 
     fn redis_for(&self, table: &RedisTable) -> Arc<redis::RedisCounters> {

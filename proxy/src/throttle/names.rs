@@ -26,6 +26,11 @@ pub fn route_bucket(gateway: &ObjectKey, stage: &str, route_key: &str) -> Arc<st
     Arc::from(format!("r|{gateway}|{stage}|{route_key}"))
 }
 
+/// The cluster group (hash tag) of a gateway's counters, from its bucket's name: `ns/gateway`.
+pub fn gateway_group(gateway_bucket: &str) -> &str {
+    gateway_bucket.strip_prefix("g|").unwrap_or(gateway_bucket)
+}
+
 /// Who a key's counters belong to: the plan (namespaced with its gateway) and the tenant.
 pub fn key_owner(namespace: &str, plan: &str, tenant: &str) -> String {
     format!("{namespace}/{plan}|{tenant}")
@@ -67,6 +72,7 @@ mod tests {
         let gw = ObjectKey::new("default", "pets");
         let route = route_bucket(&gw, "dev", "GET /pets");
         assert_eq!(&*gateway_bucket(&gw), "g|default/pets");
+        assert_eq!(gateway_group(&gateway_bucket(&gw)), "default/pets");
         assert_eq!(&*route, "r|default/pets|dev|GET /pets");
         let owner = key_owner("default", "gold", "alice");
         assert_eq!(&*key_bucket(&owner), "k|default/gold|alice");

@@ -6,8 +6,8 @@
 //! by hash tag ([`names::redis_key`]) and a request with an API key takes two calls: first the
 //! key's group (its bucket and quota), then the gateway's (route and gateway buckets). When the
 //! second refuses, the first is given back ([`refund.lua`](./refund.lua)), so a quota counts
-//! only admitted requests. The usage count of an admitted request is then one `HINCRBY`, sent
-//! without waiting (the usage hash is the plan's, in another slot).
+//! only admitted requests. Usage counts (the plan's hash, in another slot) are written in
+//! batches ([`cluster_usage`](super::cluster_usage)).
 //!
 //! A call that fails or takes longer than [`CALL_TIMEOUT`] marks Redis down for [`DOWN_FOR`];
 //! meanwhile requests do not wait on it and the gateway's failure mode applies. What proxies
@@ -18,9 +18,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tollgate_crds::table::{ObjectKey, RedisTable};
+use tollgate_crds::table::RedisTable;
 use tollgate_redis::{Connection, SharedRedis, Timeouts};
 
+use super::cluster_usage::ClusterUsage;
 use super::{Limit, Limits, QuotaLimit, RateLimitStatus, Refused, names};
 use crate::outage::Outage;
 
@@ -81,6 +82,8 @@ pub struct RedisCounters {
     /// Requests admitted under a quota while Redis could not be asked, by the quota's Redis
     /// key: added to Redis's count once it answers again.
     unseen: Mutex<HashMap<String, (u64, i64)>>,
+    /// On a cluster: admitted requests' usage counts, written in batches.
+    cluster_usage: ClusterUsage,
 }
 
 impl RedisCounters {
@@ -100,6 +103,7 @@ impl RedisCounters {
             refund: redis::Script::new(include_str!("refund.lua")),
             outage: Outage::new(DOWN_FOR),
             unseen: Mutex::new(HashMap::new()),
+            cluster_usage: ClusterUsage::default(),
         }
     }
 
@@ -107,7 +111,7 @@ impl RedisCounters {
     pub async fn admit(
         &self,
         limits: &Limits,
-        gateway: &ObjectKey,
+        gateway_bucket: &str,
     ) -> Result<Decision, RedisError> {
         // A rate of 0 refuses everything; Redis need not be asked.
         if let Some(zero) = limits.buckets.iter().find(|b| b.throttle.rate_limit <= 0.0) {
@@ -118,7 +122,7 @@ impl RedisCounters {
         }
         let (redis, mut connection) = self.usable_connection().await?;
         let decision = if redis.is_cluster() {
-            self.admit_on_cluster(&mut connection, limits, gateway)
+            self.admit_on_cluster(&mut connection, limits, gateway_bucket)
                 .await
         } else {
             let call = Call {
@@ -143,7 +147,7 @@ impl RedisCounters {
         &self,
         connection: &mut Connection,
         limits: &Limits,
-        gateway: &ObjectKey,
+        gateway_bucket: &str,
     ) -> Result<Decision, RedisError> {
         let (per_key, shared): (Vec<&Limit>, Vec<&Limit>) =
             limits.buckets.iter().partition(|b| b.per_key());
@@ -168,11 +172,10 @@ impl RedisCounters {
                 return Ok(admitted);
             }
         }
-        let group = gateway.to_string();
         let gateway_call = Call {
             buckets: shared,
             quota: None,
-            group: Some(&group),
+            group: Some(names::gateway_group(gateway_bucket)),
         };
         // On an error here the key's counters keep the request: an error on the safe side.
         let answer = self.call(connection, &gateway_call, None).await?;
@@ -186,19 +189,8 @@ impl RedisCounters {
             });
         }
         if let Some(usage) = &limits.usage {
-            let mut connection = connection.clone();
-            let (key, tenant) = (usage.key.clone(), usage.tenant.clone());
-            tokio::spawn(async move {
-                let mut pipe = redis::pipe();
-                pipe.hincr(&key, &tenant, 1)
-                    .ignore()
-                    .expire(&key, USAGE_TTL_SECONDS)
-                    .ignore();
-                let counted = pipe.query_async::<()>(&mut connection).await;
-                if let Err(error) = counted {
-                    tracing::debug!(%error, "usage count not written to the cluster");
-                }
-            });
+            self.cluster_usage
+                .count(&usage.key, &usage.tenant, connection);
         }
         Ok(admitted)
     }
@@ -259,6 +251,11 @@ impl RedisCounters {
                 tracing::debug!(%error, "counters of a refused request not given back");
             }
         });
+    }
+
+    /// Writes what waits to be written (at shutdown): a cluster's usage counts.
+    pub async fn flush(&self) {
+        self.cluster_usage.flush().await;
     }
 
     /// Counts a request under `quota` admitted while Redis could not be asked.
@@ -333,9 +330,6 @@ impl RedisCounters {
         error
     }
 }
-
-/// How long a plan's usage hash of a day is kept: 91 days, as the admission script keeps it.
-const USAGE_TTL_SECONDS: i64 = 91 * 86_400;
 
 /// What one script call decides: some buckets and perhaps the quota, in one slot.
 struct Call<'a> {
