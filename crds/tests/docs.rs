@@ -88,6 +88,9 @@ fn architecture_names_every_module_of_each_crate() {
         ("controller", "`tollgate-controller`"),
         ("proxy", "`tollgate-proxy`"),
         ("cli", "`tollgate-cli`"),
+        ("telemetry", "`tollgate-telemetry`"),
+        ("redis", "`tollgate-redis`"),
+        ("vtl", "`tollgate-vtl`"),
     ] {
         let text = section(&page, title);
         let src = root().join(folder).join("src");

@@ -9,8 +9,9 @@
 //! only admitted requests. Usage counts (the plan's hash, in another slot) are written in
 //! batches ([`cluster_usage`](super::cluster_usage)).
 //!
-//! A call that fails or takes longer than [`CALL_TIMEOUT`] marks Redis down for [`DOWN_FOR`];
-//! meanwhile requests do not wait on it and the gateway's failure mode applies. What proxies
+//! A call that fails or takes longer than [`CALL_TIMEOUT`] marks Redis down for [`DOWN_FOR`]
+//! (on a cluster, only the call's group of keys: the other shards go on deciding); meanwhile
+//! requests do not wait on it and the gateway's failure mode applies. What proxies
 //! admit on their own meanwhile (`onFailure: Local` or `FailOpen`) under a quota is added to
 //! Redis's count when it answers again ([`RedisCounters::unseen`]).
 
@@ -23,7 +24,7 @@ use tollgate_redis::{Connection, SharedRedis, Timeouts};
 
 use super::cluster_usage::ClusterUsage;
 use super::{Limit, Limits, QuotaLimit, RateLimitStatus, Refused, names};
-use crate::outage::Outage;
+use crate::outage::{Outage, Outages};
 
 /// The longest a request waits for Redis.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(500);
@@ -79,6 +80,11 @@ pub struct RedisCounters {
     admit: redis::Script,
     refund: redis::Script,
     outage: Outage,
+    /// On a cluster: the groups of keys whose calls failed, left alone meanwhile (the other
+    /// shards' keys are still asked).
+    groups: Outages,
+    /// Keeps the warning about a failing cluster group to one per [`DOWN_FOR`].
+    warned: Outage,
     /// Requests admitted under a quota while Redis could not be asked, by the quota's Redis
     /// key: added to Redis's count once it answers again.
     unseen: Mutex<HashMap<String, (u64, i64)>>,
@@ -102,6 +108,8 @@ impl RedisCounters {
             admit: redis::Script::new(include_str!("admit.lua")),
             refund: redis::Script::new(include_str!("refund.lua")),
             outage: Outage::new(DOWN_FOR),
+            groups: Outages::new(DOWN_FOR),
+            warned: Outage::new(DOWN_FOR),
             unseen: Mutex::new(HashMap::new()),
             cluster_usage: ClusterUsage::default(),
         }
@@ -224,10 +232,31 @@ impl RedisCounters {
         if let Some((key, tenant)) = usage {
             invocation.key(key).arg(tenant);
         }
-        match tokio::time::timeout(CALL_TIMEOUT, invocation.invoke_async(connection)).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(e)) => Err(self.failed(RedisError::Call(e.to_string()))),
-            Err(_) => Err(self.failed(RedisError::Timeout)),
+        if call.group.is_some_and(|g| self.groups.is_down(g)) {
+            return Err(RedisError::Down);
+        }
+        let error =
+            match tokio::time::timeout(CALL_TIMEOUT, invocation.invoke_async(connection)).await {
+                Ok(Ok(answer)) => return Ok(answer),
+                Ok(Err(e)) => RedisError::Call(e.to_string()),
+                Err(_) => RedisError::Timeout,
+            };
+        // On a cluster only the failing call's group is left alone: the other shards' keys
+        // are still decided by Redis while one shard fails over.
+        match call.group {
+            Some(group) => {
+                self.groups.failed(group);
+                if self.warned.failed() {
+                    let redis = self
+                        .redis
+                        .as_ref()
+                        .map(|r| r.to_string())
+                        .unwrap_or_default();
+                    tracing::warn!(%error, %redis, group, retry_in = ?DOWN_FOR, "redis for rate limiting is unavailable for these keys; the gateway's onFailure applies to them");
+                }
+                Err(error)
+            }
+            None => Err(self.failed(error)),
         }
     }
 
