@@ -70,9 +70,20 @@ pub(super) fn compile(
             "name at least one node".into(),
         );
     }
+    let one_server = matches!(topology, RedisTopology::Standalone { .. });
     for address in &addresses {
         if let Err(e) = validate::redis_url(address) {
             reject(Reason::InvalidRedis, at.clone(), e);
+        } else if !one_server && has_database(address) {
+            reject(
+                Reason::InvalidRedis,
+                at.clone(),
+                format!(
+                    "{} names a database: a cluster has only database 0, and Sentinel's is \
+                     sentinel.db; write the node as scheme://host:port",
+                    crate::table::redact_redis_url(address)
+                ),
+            );
         }
     }
     let tls_schemes = addresses
@@ -150,6 +161,13 @@ pub(super) fn compile(
         tls,
         auth,
     })
+}
+
+/// Whether a Redis URL has a path (`/3`), beyond an empty one.
+fn has_database(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split_once('/')
+        .is_some_and(|(_, path)| !path.is_empty())
 }
 
 /// The ACL credentials of a `tollgate.dev/redis-auth` Secret.
@@ -279,6 +297,14 @@ mod tests {
                 "{url: 'redis://a:6379', sentinel: {masterName: m, nodes: ['redis://s:26379']}}",
                 "",
                 (Reason::InvalidRedis, "spec.rateLimiting.redis"),
+            ),
+            (
+                "{cluster: {nodes: ['redis://a:6379/3']}}",
+                "",
+                (
+                    Reason::InvalidRedis,
+                    "spec.rateLimiting.redis.cluster.nodes",
+                ),
             ),
             (
                 "{url: 'redis://a:6379', authSecretRef: {name: auth}}",
