@@ -37,7 +37,8 @@ pub struct RedisConnection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sentinel: Option<RedisSentinel>,
     /// The CA that signed the servers' certificates, and a client certificate when the servers
-    /// ask for one. Only for `rediss://` addresses; without it, the system's roots are trusted.
+    /// ask for one. Only for `rediss://` addresses; without a CA, Mozilla's roots (compiled into
+    /// the proxy, as for backends) are trusted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<RedisTls>,
     /// A Secret of type `tollgate.dev/redis-auth` with the ACL user's `username` and
