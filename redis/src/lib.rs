@@ -124,17 +124,39 @@ impl SharedRedis {
     /// A connection for commands, scripts and pipelines: cheap (a clone of a multiplexed
     /// connection) once connected.
     pub async fn connection(&self) -> Result<Connection, Error> {
+        match self.ready() {
+            Some(connection) => Ok(connection),
+            // Boxed: connecting (a cluster's slot map, asking the sentinels) is a large future,
+            // which every caller's future would otherwise carry (a request's included).
+            None => Box::pin(self.connect()).await,
+        }
+    }
+
+    /// The connection, when there is one already.
+    fn ready(&self) -> Option<Connection> {
+        match &self.deployment {
+            Deployment::Standalone { manager, .. } => Some(Connection::Standalone(manager.clone())),
+            Deployment::Cluster { connection, .. } => connection
+                .load_full()
+                .map(|c| Connection::Cluster((*c).clone())),
+            Deployment::Sentinel { primary, .. } => {
+                primary.load_full().map(|c| Connection::Sentinel {
+                    connection: (*c).clone(),
+                    primary: primary.clone(),
+                })
+            }
+        }
+    }
+
+    /// Connects: one caller at a time, the others then finding its connection.
+    async fn connect(&self) -> Result<Connection, Error> {
         match &self.deployment {
             Deployment::Standalone { manager, .. } => Ok(Connection::Standalone(manager.clone())),
             Deployment::Cluster {
                 client,
                 connection,
                 connecting,
-                ..
             } => {
-                if let Some(c) = connection.load_full() {
-                    return Ok(Connection::Cluster((*c).clone()));
-                }
                 let _one_at_a_time = connecting.lock().await;
                 if let Some(c) = connection.load_full() {
                     return Ok(Connection::Cluster((*c).clone()));
@@ -144,12 +166,6 @@ impl SharedRedis {
                 Ok(Connection::Cluster(made))
             }
             Deployment::Sentinel { sentinels, primary } => {
-                if let Some(c) = primary.load_full() {
-                    return Ok(Connection::Sentinel {
-                        connection: (*c).clone(),
-                        primary: primary.clone(),
-                    });
-                }
                 let mut sentinels = sentinels.lock().await;
                 if let Some(c) = primary.load_full() {
                     return Ok(Connection::Sentinel {

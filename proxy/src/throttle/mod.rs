@@ -329,7 +329,11 @@ impl Limiter {
             _ => return self.counted(subject, now, self.local.admit(&limits, fleet_size)),
         };
         let counters = subject.redis.get_or_init(|| self.redis_for(redis));
-        let error = match counters.admit(&limits, subject.gateway_bucket).await {
+        // Boxed: the Redis call's future (a cluster's two calls, Sentinel's lookup) is far
+        // larger than the rest of the request's, and would otherwise be carried, and copied,
+        // inside every request's future, Local mode's too.
+        let admitted = Box::pin(counters.admit(&limits, subject.gateway_bucket)).await;
+        let error = match admitted {
             // The script counted the request (when admitted).
             Ok(decision) => {
                 if settings.on_redis_failure == RedisFailureMode::Local
