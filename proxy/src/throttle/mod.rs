@@ -15,8 +15,9 @@
 //!
 //! Counters live in this proxy (`Local` mode, [`local`]: each of the gateway's proxies
 //! enforces `1 / fleet size` of every rate and quota) or in Redis (`Redis` mode,
-//! [`redis`]: exact across the fleet, one round trip per request). While Redis is unreachable
-//! the gateway's `onFailure` decides: admit, refuse, or fall back to local shares.
+//! [`redis`]: exact across the fleet, one round trip per request, two for a keyed request on a
+//! Redis Cluster). While Redis is unreachable the gateway's `onFailure` decides: admit, refuse,
+//! or fall back to local shares (which follow what Redis had counted of each quota).
 
 pub mod bucket;
 pub mod cluster_usage;
