@@ -265,14 +265,12 @@ async fn max_age_0_refreshes_only_as_the_stage_allows() {
     assert_eq!(after.text(), refreshed.text());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proxies_of_a_gateway_with_redis_share_their_cache_and_outlive_its_outage() {
-    let backend = Backend::echo();
-    let mut redis = tollgate_tests::redis::RedisServer::start();
+/// A caching gateway whose rate limiting is `rate_limiting` (its Redis shares the cache), and
+/// `GET /pets/{id}` to `backend`.
+fn shared_cache_api(backend: &Backend, rate_limiting: Value) -> Vec<Value> {
     let mut gw = cached_gateway(json!({}));
-    gw["spec"]["rateLimiting"] =
-        json!({"mode": "Redis", "redis": {"url": redis.url(), "onFailure": "Local"}});
-    let resources = [
+    gw["spec"]["rateLimiting"] = rate_limiting;
+    vec![
         gw,
         route(
             "pets",
@@ -281,7 +279,17 @@ async fn proxies_of_a_gateway_with_redis_share_their_cache_and_outlive_its_outag
             "/pets/{id}",
             http(&backend.url("/pets")),
         ),
-    ];
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_of_a_gateway_with_redis_share_their_cache_and_outlive_its_outage() {
+    let backend = Backend::echo();
+    let mut redis = tollgate_tests::redis::RedisServer::start();
+    let resources = shared_cache_api(
+        &backend,
+        json!({"mode": "Redis", "redis": {"url": redis.url(), "onFailure": "Local"}}),
+    );
     let one = serve(&resources, &[]);
     let two = serve(&resources, &[]);
     let client = Client::new();
@@ -331,18 +339,7 @@ async fn the_shared_cache_works_over_tls_as_an_acl_user_and_on_a_cluster() {
     let cluster = RedisCluster::start();
     for redis in [&tls as &dyn SharedRedis, &cluster] {
         let backend = Backend::echo();
-        let mut gw = cached_gateway(json!({}));
-        gw["spec"]["rateLimiting"] = redis.gateway_rate_limiting("Local");
-        let mut resources = vec![
-            gw,
-            route(
-                "pets",
-                "pets",
-                "GET",
-                "/pets/{id}",
-                http(&backend.url("/pets")),
-            ),
-        ];
+        let mut resources = shared_cache_api(&backend, redis.gateway_rate_limiting("Local"));
         resources.extend(redis.secrets());
         let one = serve(&resources, &[]);
         let two = serve(&resources, &[]);
